@@ -1,0 +1,83 @@
+#pragma once
+
+#include "ringback/engine/call_fsm.hpp"
+#include "ringback/engine/ingress.hpp"
+#include "ringback/engine/ports.hpp"
+#include "ringback/engine/records.hpp"
+
+#include <caf/all.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+// All message types of ringback's actors. Atom text is at most 10 characters
+// in CAF 0.17.6.
+CAF_BEGIN_TYPE_ID_BLOCK(ringback, caf::first_custom_type_id)
+  // tenant <- ingress
+  CAF_ADD_ATOM(ringback, ringback::actors, event_atom, "event")
+  // tenant <- store: a call was created or loaded
+  CAF_ADD_ATOM(ringback, ringback::actors, loaded_atom, "loaded")
+  // tenant <- call: (re)arm or cancel the call's timer
+  CAF_ADD_ATOM(ringback, ringback::actors, arm_atom, "arm")
+  // tenant -> tenant: the earliest timer may be due
+  CAF_ADD_ATOM(ringback, ringback::actors, wake_atom, "wake")
+  // tenant <- call: nothing left in memory
+  CAF_ADD_ATOM(ringback, ringback::actors, finished_atom, "finished")
+  // tenant -> call: stop now
+  CAF_ADD_ATOM(ringback, ringback::actors, release_atom, "release")
+  // tenant -> call: the fallback timer fired
+  CAF_ADD_ATOM(ringback, ringback::actors, fallback_atom, "fallback")
+  // call <- carrier pool
+  CAF_ADD_ATOM(ringback, ringback::actors, report_atom, "report")
+  // call <- kv/store: the outcome claim's result
+  CAF_ADD_ATOM(ringback, ringback::actors, decided_atom, "decided")
+  // tenant/outbox: resume stored work after a start
+  CAF_ADD_ATOM(ringback, ringback::actors, recover_atom, "recover")
+  // outbox <- anyone: send these stored messages
+  CAF_ADD_ATOM(ringback, ringback::actors, send_atom, "send")
+  // outbox <- carrier pool
+  CAF_ADD_ATOM(ringback, ringback::actors, sent_atom, "sent")
+  // outbox -> outbox: a retry is due
+  CAF_ADD_ATOM(ringback, ringback::actors, retry_atom, "retry")
+  // introspection for tests and metrics
+  CAF_ADD_ATOM(ringback, ringback::actors, stats_atom, "stats")
+CAF_END_TYPE_ID_BLOCK(ringback)
+
+// Messages never leave the process (cross-process coordination goes through
+// the store and the kv), so these types need no serialization.
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ringback::engine::inbound_event)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<ringback::engine::voice_reply>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ringback::engine::call_record)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ringback::engine::call_report)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ringback::engine::call_fsm::claim_result)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ringback::engine::sms_receipt)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ringback::engine::message_record)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<ringback::engine::message_record>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<ringback::engine::call_record>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<std::int64_t>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<std::string>)
+
+namespace ringback::actors {
+
+/// Statistics a tenant reports on `stats_atom` (tests, metrics).
+struct tenant_stats {
+  std::size_t live_calls = 0;
+  std::size_t loading = 0;
+  std::size_t timers = 0;
+  std::size_t restored = 0;
+};
+
+/// Statistics the outbox reports on `stats_atom`.
+struct outbox_stats {
+  std::size_t in_flight = 0;
+  std::size_t waiting_retry = 0;
+  std::size_t sent = 0;
+  std::size_t failed = 0;
+};
+
+} // namespace ringback::actors
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ringback::actors::tenant_stats)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ringback::actors::outbox_stats)

@@ -1,0 +1,205 @@
+#include "ringback/actors/tenant_actor.hpp"
+
+#include "ringback/actors/call_actor.hpp"
+#include "ringback/engine/log.hpp"
+
+#include <algorithm>
+#include <optional>
+
+namespace ringback::actors {
+
+namespace {
+
+using engine::call_record;
+using engine::inbound_event;
+using state_t = caf::stateful_actor<tenant_state>;
+
+/// A crashing call is restored this many times, then left to the store.
+constexpr int max_restarts = 3;
+
+/// Creates the call (incoming) or loads it (any other event) in the store and
+/// reports `(loaded_atom, sid, records, error)` back.
+void create_or_load(state_t* self, const services_ptr& svc,
+                    std::optional<call_record> fresh, const std::string& sid) {
+  auto found = std::make_shared<std::vector<call_record>>();
+  auto me = caf::actor{self};
+  svc->store->post(
+    [fresh, sid, found](engine::store& db) {
+      found->clear();
+      if (fresh && db.insert_call(*fresh)) {
+        found->push_back(*fresh);
+        return;
+      }
+      if (auto rec = db.find_call(sid))
+        found->push_back(std::move(*rec));
+    },
+    [me, sid, found](const std::string& error) {
+      caf::anon_send(me, loaded_atom_v, sid, *found, error);
+    });
+}
+
+/// Schedules a wake-up for the earliest timer unless one is already due
+/// sooner. Stale wake-ups are harmless: they pop nothing.
+void schedule_wake(state_t* self, const services_ptr& svc) {
+  auto next = self->state.timers.next();
+  if (!next)
+    return;
+  auto now = svc->clock->now();
+  if (self->state.wake_at != 0 && self->state.wake_at <= *next
+      && self->state.wake_at >= now)
+    return;
+  self->state.wake_at = *next;
+  auto delay = std::chrono::milliseconds{std::max<engine::epoch_ms>(0, *next - now)};
+  self->delayed_send(self, delay, wake_atom_v);
+}
+
+} // namespace
+
+caf::behavior tenant_actor(state_t* self,
+                           std::shared_ptr<const engine::tenant> tenant,
+                           services_ptr svc, caf::actor outbox) {
+  const std::string component = "tenant " + tenant->id;
+  auto spawn_call = [=](call_record rec) {
+    auto sid = rec.call_sid;
+    auto call = self->spawn(call_actor, std::move(rec), svc, tenant,
+                            caf::actor{self}, outbox);
+    self->monitor(call);
+    self->state.calls[sid] = call;
+    return call;
+  };
+  self->set_down_handler([=](caf::down_msg& dm) {
+    auto& calls = self->state.calls;
+    auto i = std::find_if(calls.begin(), calls.end(), [&](const auto& kv) {
+      return kv.second.address() == dm.source;
+    });
+    if (i == calls.end())
+      return; // released after it finished
+    auto sid = i->first;
+    calls.erase(i);
+    if (++self->state.restarts[sid] > max_restarts) {
+      engine::log_error(component, sid + ": call actor keeps failing ("
+                                     + to_string(dm.reason)
+                                     + "), leaving it to the store");
+      self->state.timers.cancel(sid);
+      return;
+    }
+    engine::log_warn(component, sid + ": call actor died ("
+                                  + to_string(dm.reason)
+                                  + "), restoring it from the store");
+    ++self->state.restored;
+    self->state.loading[sid]; // queue events until it is back
+    create_or_load(self, svc, std::nullopt, sid);
+  });
+  return {
+    [=](event_atom, inbound_event& ev,
+        std::shared_ptr<engine::voice_reply>& reply) {
+      auto& st = self->state;
+      if (auto i = st.calls.find(ev.sid); i != st.calls.end()) {
+        self->send(i->second, event_atom_v, std::move(ev), std::move(reply));
+        return;
+      }
+      if (auto i = st.loading.find(ev.sid); i != st.loading.end()) {
+        i->second.emplace_back(std::move(ev), std::move(reply));
+        return;
+      }
+      std::optional<call_record> fresh;
+      if (ev.what == inbound_event::kind::call_incoming)
+        fresh = engine::call_fsm::begin(ev.sid, tenant->id, ev.from, ev.to,
+                                        tenant->owner_phone, svc->node_id,
+                                        svc->clock->now(), svc->timing);
+      auto sid = ev.sid;
+      st.loading[sid].emplace_back(std::move(ev), std::move(reply));
+      create_or_load(self, svc, std::move(fresh), sid);
+    },
+    [=](loaded_atom, const std::string& sid, std::vector<call_record>& found,
+        const std::string& error) {
+      auto& st = self->state;
+      auto pending = std::move(st.loading[sid]);
+      st.loading.erase(sid);
+      if (!error.empty())
+        engine::log_error(component, sid + ": store failed: " + error);
+      if (found.empty()) {
+        // Not stored (store down) or unknown. An incoming call still gets its
+        // actor so the caller is served; anything else has nothing to act on.
+        auto incoming = std::find_if(pending.begin(), pending.end(), [](auto& p) {
+          return p.first.what == inbound_event::kind::call_incoming;
+        });
+        if (incoming == pending.end()) {
+          engine::log_warn(component, sid + ": event for an unknown call dropped");
+          return;
+        }
+        const auto& ev = incoming->first;
+        found.push_back(engine::call_fsm::begin(
+          ev.sid, tenant->id, ev.from, ev.to, tenant->owner_phone,
+          svc->node_id, svc->clock->now(), svc->timing));
+      }
+      auto call = spawn_call(std::move(found.front()));
+      for (auto& [ev, reply] : pending)
+        self->send(call, event_atom_v, std::move(ev), std::move(reply));
+    },
+    [=](arm_atom, const std::string& sid, engine::epoch_ms at) {
+      if (at == 0) {
+        self->state.timers.cancel(sid);
+        return;
+      }
+      self->state.timers.arm(sid, at);
+      schedule_wake(self, svc);
+    },
+    [=](wake_atom) {
+      auto& st = self->state;
+      st.wake_at = 0;
+      for (auto& sid : st.timers.pop_due(svc->clock->now()))
+        if (auto i = st.calls.find(sid); i != st.calls.end())
+          self->send(i->second, fallback_atom_v);
+      schedule_wake(self, svc);
+    },
+    [=](finished_atom, const std::string& sid) {
+      auto& st = self->state;
+      auto i = st.calls.find(sid);
+      if (i == st.calls.end()
+          || i->second.address() != self->current_sender())
+        return;
+      // Events forwarded before this point are ahead of the release in the
+      // call's mailbox, so nothing is lost; later ones reload the call.
+      self->send(i->second, release_atom_v);
+      st.calls.erase(i);
+      st.timers.cancel(sid);
+      st.restarts.erase(sid);
+    },
+    [=](recover_atom) {
+      auto found = std::make_shared<std::vector<call_record>>();
+      auto me = caf::actor{self};
+      auto orphaned_before = svc->clock->now() - svc->adopt_after.count();
+      auto tenant_id = tenant->id;
+      svc->store->post(
+        [found, svc, orphaned_before, tenant_id](engine::store& db) {
+          found->clear();
+          for (auto& rec : db.unfinished_calls(svc->node_id, orphaned_before))
+            if (rec.tenant_id == tenant_id)
+              found->push_back(std::move(rec));
+        },
+        [me, found](const std::string& error) {
+          if (!error.empty())
+            engine::log_error("tenant", "recovering calls failed: " + error);
+          caf::anon_send(me, recover_atom_v, *found);
+        });
+    },
+    [=](recover_atom, std::vector<call_record>& found) {
+      for (auto& rec : found) {
+        if (self->state.calls.count(rec.call_sid) > 0
+            || self->state.loading.count(rec.call_sid) > 0)
+          continue;
+        engine::log_info(component, rec.call_sid + ": resumed after restart");
+        ++self->state.restored;
+        spawn_call(std::move(rec));
+      }
+    },
+    [=](stats_atom) {
+      const auto& st = self->state;
+      return tenant_stats{st.calls.size(), st.loading.size(), st.timers.size(),
+                          st.restored};
+    },
+  };
+}
+
+} // namespace ringback::actors

@@ -1,0 +1,188 @@
+#pragma once
+
+#include "ringback/engine/ports.hpp"
+
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace ringback::engine {
+
+/// Where hosts (actors) post store work. Run inside a transaction; a job's
+/// `work` may throw `port_error`; `done` gets an empty string or the error.
+class store_queue {
+public:
+  using work = std::function<void(store&)>;
+  using done = std::function<void(const std::string& error)>;
+
+  virtual ~store_queue() = default;
+
+  /// Thread-safe; never blocks on I/O.
+  virtual void post(work w, done d = nullptr) = 0;
+};
+
+/// Where hosts post work for a blocking port (kv, carrier). Jobs must not
+/// throw.
+template <class Port>
+class job_queue {
+public:
+  using job = std::function<void(Port&)>;
+
+  virtual ~job_queue() = default;
+
+  /// Thread-safe; never blocks on I/O.
+  virtual void post(job j) = 0;
+};
+
+/// Runs store jobs on one thread of its own, with group commit: the jobs that
+/// queued up while the previous transaction committed run together in one
+/// transaction, so durability costs one commit per batch, not per write.
+///
+/// A job that throws `port_error` fails alone: the batch is rolled back and
+/// its jobs re-run one transaction each. Completions run on the store thread
+/// after the commit, in submission order; they must be quick (send a
+/// message, set a flag).
+class store_executor final : public store_queue {
+public:
+  explicit store_executor(std::unique_ptr<store> db, std::size_t max_batch = 512);
+  ~store_executor();
+
+  store_executor(const store_executor&) = delete;
+  store_executor& operator=(const store_executor&) = delete;
+
+  /// Thread-safe. Jobs posted after `stop()` fail with "store stopped".
+  void post(work w, done d = nullptr) override;
+
+  /// Runs every queued job, then joins the thread.
+  void stop();
+
+  /// Number of transactions committed so far (for metrics and tests).
+  std::size_t commits() const;
+
+private:
+  struct job {
+    work w;
+    done d;
+  };
+
+  void loop();
+  void run_batch(std::vector<job>& batch);
+  std::string run_alone(job& j);
+
+  std::unique_ptr<store> db_;
+  std::size_t max_batch_;
+  mutable std::mutex mtx_;
+  std::condition_variable cv_;
+  std::deque<job> queue_;
+  bool stopping_ = false;
+  std::size_t commits_ = 0;
+  std::thread thread_;
+};
+
+/// A fixed set of threads, each owning one instance of a blocking port
+/// (a Redis connection, an HTTP client), running jobs in FIFO order.
+template <class Port>
+class worker_pool final : public job_queue<Port> {
+public:
+  using job = typename job_queue<Port>::job;
+  using factory = std::function<std::unique_ptr<Port>()>;
+
+  worker_pool(std::size_t threads, const factory& make) {
+    for (std::size_t i = 0; i < threads; ++i)
+      ports_.push_back(make());
+    for (std::size_t i = 0; i < threads; ++i)
+      threads_.emplace_back([this, i] { loop(*ports_[i]); });
+  }
+
+  ~worker_pool() {
+    stop();
+  }
+
+  worker_pool(const worker_pool&) = delete;
+  worker_pool& operator=(const worker_pool&) = delete;
+
+  /// Thread-safe. A job must not throw. Jobs posted after `stop()` are dropped.
+  void post(job j) override {
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      if (stopping_)
+        return;
+      queue_.push_back(std::move(j));
+    }
+    cv_.notify_one();
+  }
+
+  /// Runs the queued jobs, then joins the threads.
+  void stop() {
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      if (stopping_)
+        return;
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_)
+      t.join();
+  }
+
+private:
+  void loop(Port& port) {
+    for (;;) {
+      job j;
+      {
+        std::unique_lock<std::mutex> guard{mtx_};
+        cv_.wait(guard, [this] { return stopping_ || !queue_.empty(); });
+        if (queue_.empty())
+          return;
+        j = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      j(port);
+    }
+  }
+
+  std::vector<std::unique_ptr<Port>> ports_;
+  std::mutex mtx_;
+  std::condition_variable cv_;
+  std::deque<job> queue_;
+  bool stopping_ = false;
+  std::vector<std::thread> threads_;
+};
+
+/// Runs each store job at once on the caller's thread, in its own
+/// transaction. For deterministic tests and single-threaded tools.
+class inline_store_queue final : public store_queue {
+public:
+  explicit inline_store_queue(store& db) : db_(db) {
+    // nop
+  }
+
+  void post(work w, done d = nullptr) override;
+
+private:
+  store& db_;
+};
+
+/// Runs each job at once on the caller's thread. For deterministic tests.
+template <class Port>
+class inline_queue final : public job_queue<Port> {
+public:
+  explicit inline_queue(Port& port) : port_(port) {
+    // nop
+  }
+
+  void post(typename job_queue<Port>::job j) override {
+    j(port_);
+  }
+
+private:
+  Port& port_;
+};
+
+} // namespace ringback::engine

@@ -1,0 +1,186 @@
+#pragma once
+
+#include "ringback/engine/records.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ringback::engine {
+
+/// Thrown by store and kv adapters at their boundary (they translate pqxx,
+/// sqlite and hiredis failures into this one type). Only the executors that
+/// run adapters catch it; everything above sees errors as values.
+class port_error : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
+
+/// The durable store (SQLite embedded, PostgreSQL shared).
+///
+/// Blocking. Only ever called from the store executor's own thread (never
+/// from a CAF scheduler thread or an HTTP thread); one instance per thread.
+/// Every method may throw `port_error`. Writes between `begin()` and
+/// `commit()` are one transaction.
+class store {
+public:
+  virtual ~store() = default;
+
+  /// Applies the versioned schema migrations that are missing. Safe to call
+  /// from several processes at once (runs under a lock). Idempotent.
+  virtual void migrate() = 0;
+
+  /// Returns the highest migration version applied.
+  virtual int schema_version() = 0;
+
+  virtual void begin() = 0;
+  virtual void commit() = 0;
+  virtual void rollback() = 0;
+
+  /// Cheap liveness probe for /readyz.
+  virtual bool ping() = 0;
+
+  /// Inserts or updates a tenant and its numbers (numbers not listed are removed).
+  virtual void upsert_tenant(const tenant& t) = 0;
+
+  /// Inserts a new call. Returns false (and changes nothing) if the CallSid
+  /// already exists.
+  virtual bool insert_call(const call_record& c) = 0;
+
+  /// Updates everything but `phase` and `decided` of an existing call.
+  virtual void update_call(const call_record& c) = 0;
+
+  /// Sets the outcome (`phase`, `decided`) together with the other fields,
+  /// but only if the stored call is still ringing. Returns true if this call
+  /// decided it. This is the last line of defence for "exactly one outcome".
+  virtual bool decide_outcome(const call_record& c) = 0;
+
+  virtual std::optional<call_record> find_call(std::string_view call_sid) = 0;
+
+  /// Calls whose parent has not ended or whose outcome is undecided, that
+  /// belong to `node_id` or whose fallback is overdue since before
+  /// `orphaned_before` (adopted from a process that never came back).
+  virtual std::vector<call_record> unfinished_calls(std::string_view node_id,
+                                                    epoch_ms orphaned_before)
+    = 0;
+
+  virtual void insert_webhook(const webhook_record& w) = 0;
+
+  /// Inserts a message; returns its id.
+  virtual std::int64_t insert_message(const message_record& m) = 0;
+
+  /// Updates state, attempts, sid and error of a message by id.
+  virtual void update_message(const message_record& m) = 0;
+
+  virtual std::optional<message_record> find_message(std::int64_t id) = 0;
+
+  /// Messages still `queued` or `sending` that belong to `node_id`.
+  virtual std::vector<message_record> pending_messages(std::string_view node_id)
+    = 0;
+
+  /// Records an inbound SMS once per MessageSid; returns false if known.
+  virtual bool insert_inbound(const inbound_message& m) = 0;
+
+  /// Remembers a customer of a tenant (first and last contact).
+  virtual void touch_contact(std::string_view tenant_id, std::string_view phone,
+                             epoch_ms at)
+    = 0;
+
+  /// Number of messages stored for a call (tests and audit).
+  virtual std::vector<message_record> messages_for_call(std::string_view call_sid)
+    = 0;
+};
+
+/// Fast shared key-value state for dedup and claims (memory or Redis).
+///
+/// Blocking; called from the kv executor's threads only. May throw
+/// `port_error`.
+class kv {
+public:
+  virtual ~kv() = default;
+
+  /// Sets `key` if absent. True if this call set it (first seen).
+  virtual bool set_if_absent(std::string_view key, std::string_view value,
+                             std::chrono::milliseconds ttl)
+    = 0;
+
+  /// Claims `key` for `owner`: true if the key was free (now set to owner)
+  /// or already held by `owner` (a restarted process re-claiming its own).
+  virtual bool claim(std::string_view key, std::string_view owner,
+                     std::chrono::milliseconds ttl)
+    = 0;
+
+  virtual bool ping() = 0;
+};
+
+/// Outcome of a carrier REST request, as a value.
+struct carrier_status {
+  bool ok = false;
+  int http_status = 0;          // 0 = no response (connect error, timeout)
+  int error_code = 0;           // carrier error code, e.g. 21211
+  std::string error_message;
+  std::optional<std::chrono::milliseconds> retry_after;
+
+  /// Worth retrying: no response, 429 or 5xx.
+  bool retryable() const {
+    return !ok && (http_status == 0 || http_status == 429 || http_status >= 500);
+  }
+};
+
+struct sms_request {
+  std::string from;
+  std::string to;
+  std::string body;
+  std::string status_callback; // empty: none
+};
+
+struct sms_receipt {
+  carrier_status status;
+  std::string message_sid;
+  std::string carrier_state; // "queued", "accepted", ...
+};
+
+/// A call as the carrier reports it.
+struct call_leg {
+  std::string sid;
+  std::string status; // queued ringing in-progress completed busy failed no-answer canceled
+  std::int32_t duration = 0;
+};
+
+struct call_report {
+  carrier_status status;
+  call_leg parent;
+  std::vector<call_leg> children; // the dialled legs
+};
+
+/// The carrier's REST API (Twilio first).
+///
+/// Blocking; called from the carrier executor's threads only. Never throws.
+class carrier {
+public:
+  virtual ~carrier() = default;
+
+  virtual sms_receipt send_sms(const sms_request& req) = 0;
+
+  /// Fetches the parent call and its child legs (`ParentCallSid=`).
+  virtual call_report fetch_call(std::string_view call_sid) = 0;
+};
+
+/// Wall clock (virtual in tests).
+class clock {
+public:
+  virtual ~clock() = default;
+  virtual epoch_ms now() const = 0;
+};
+
+/// The real wall clock.
+class system_clock final : public clock {
+public:
+  epoch_ms now() const override;
+};
+
+} // namespace ringback::engine
