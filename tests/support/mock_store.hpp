@@ -1,0 +1,42 @@
+#pragma once
+
+#include "ringback/engine/ports.hpp"
+
+#include <gmock/gmock.h>
+
+namespace ringback::testkit {
+
+/// A strict-able gmock of the store port, for tests where the interaction
+/// itself is the point (transactions, batching).
+class mock_store : public engine::store {
+public:
+  MOCK_METHOD(void, migrate, (), (override));
+  MOCK_METHOD(int, schema_version, (), (override));
+  MOCK_METHOD(void, begin, (), (override));
+  MOCK_METHOD(void, commit, (), (override));
+  MOCK_METHOD(void, rollback, (), (override));
+  MOCK_METHOD(bool, ping, (), (override));
+  MOCK_METHOD(void, upsert_tenant, (const engine::tenant&), (override));
+  MOCK_METHOD(bool, insert_call, (const engine::call_record&), (override));
+  MOCK_METHOD(void, update_call, (const engine::call_record&), (override));
+  MOCK_METHOD(bool, decide_outcome, (const engine::call_record&), (override));
+  MOCK_METHOD(std::optional<engine::call_record>, find_call, (std::string_view),
+              (override));
+  MOCK_METHOD(std::vector<engine::call_record>, unfinished_calls,
+              (std::string_view, engine::epoch_ms), (override));
+  MOCK_METHOD(void, insert_webhook, (const engine::webhook_record&), (override));
+  MOCK_METHOD(std::int64_t, insert_message, (const engine::message_record&),
+              (override));
+  MOCK_METHOD(void, update_message, (const engine::message_record&), (override));
+  MOCK_METHOD(std::optional<engine::message_record>, find_message, (std::int64_t),
+              (override));
+  MOCK_METHOD(std::vector<engine::message_record>, pending_messages,
+              (std::string_view), (override));
+  MOCK_METHOD(bool, insert_inbound, (const engine::inbound_message&), (override));
+  MOCK_METHOD(void, touch_contact,
+              (std::string_view, std::string_view, engine::epoch_ms), (override));
+  MOCK_METHOD(std::vector<engine::message_record>, messages_for_call,
+              (std::string_view), (override));
+};
+
+} // namespace ringback::testkit
