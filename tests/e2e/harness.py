@@ -1,0 +1,1086 @@
+"""End-to-end test harness for ringback (Python 3 standard library only).
+
+Pieces:
+  * TwilioMock    a recording mock of Twilio's REST API (Messages, Calls) with
+                  HTTP Basic auth, fault injection and a per-call state table.
+  * Ringback      the real binary as a child process: config file, log file,
+                  health/readiness wait, kill9(), restart(), stop().
+  * Webhooks      signs requests like Twilio (X-Twilio-Signature) and posts the
+                  voice / dial-result / status / sms webhooks to a Ringback.
+  * E2ETestCase   unittest base class: a fresh mock per test, processes and temp
+                  dirs cleaned up, the ringback log and the mock's request list
+                  printed when a test fails, the binary / services checks.
+
+Environment:
+  RINGBACK_BIN               the binary under test (tests skip when unset/missing,
+                             unless RINGBACK_REQUIRE_SERVICES=1: then they fail)
+  RINGBACK_SOURCE_DIR        the repository root (default: two levels up)
+  RINGBACK_TEST_PG           postgresql://... server for the PG store variants
+  RINGBACK_TEST_REDIS        redis://... server for the Redis kv variants
+  RINGBACK_REQUIRE_SERVICES  1: a missing binary / PG / Redis fails instead of skipping
+  RINGBACK_E2E_TIME_SCALE    multiplies every wait (slow sanitizer builds), default 1
+  RINGBACK_E2E_KEEP          1: keep each test's temp dir (config, log, SQLite db)
+"""
+
+import base64
+import concurrent.futures
+import dataclasses
+import hashlib
+import hmac
+import html
+import http.client
+import http.server
+import itertools
+import json
+import os
+import random
+import re
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+import urllib.parse
+import uuid
+from email.utils import formatdate
+
+# -- constants of the standard test tenant -------------------------------------
+
+PUBLIC_URL = "https://ringback.example.com"
+BUSINESS_NUMBER = "+15005550001"
+OWNER_PHONE = "+15005550002"
+TENANT = {
+    "id": "acme",
+    "name": "Acme Plumbing",
+    "numbers": [BUSINESS_NUMBER],
+    "owner_phone": OWNER_PHONE,
+    "timezone": "America/Denver",
+}
+VOICE_PATH = "/webhooks/twilio/voice"
+DIAL_RESULT_PATH = "/webhooks/twilio/voice/dial-result"
+STATUS_PATH = "/webhooks/twilio/voice/status"
+SMS_PATH = "/webhooks/twilio/sms"
+MISSED_STATUSES = ("no-answer", "busy", "failed", "canceled")
+
+SOURCE_DIR = os.path.abspath(
+    os.environ.get("RINGBACK_SOURCE_DIR")
+    or os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+TIME_SCALE = float(os.environ.get("RINGBACK_E2E_TIME_SCALE", "1") or 1)
+
+
+def scaled(seconds):
+    """A wait in seconds, stretched by RINGBACK_E2E_TIME_SCALE."""
+    return seconds * TIME_SCALE
+
+
+def require_services_flag():
+    return os.environ.get("RINGBACK_REQUIRE_SERVICES", "") == "1"
+
+
+# -- identifiers -----------------------------------------------------------------
+
+def new_call_sid():
+    return "CA" + uuid.uuid4().hex
+
+
+def new_message_sid():
+    return "SM" + uuid.uuid4().hex
+
+
+def new_account_sid():
+    return "AC" + uuid.uuid4().hex
+
+
+_caller_counter = itertools.count(random.randrange(0, 7_000_000))
+_caller_lock = threading.Lock()
+
+
+def new_caller():
+    """A fresh, valid-looking NANP caller number (+1 720 NXX XXXX), unique per process."""
+    with _caller_lock:
+        n = next(_caller_counter) % 8_000_000
+    return "+1720%07d" % (2_000_000 + n)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate, timeout, interval=0.05, message="condition"):
+    """Polls predicate() until it returns a truthy value, which is returned.
+
+    Raises AssertionError after `timeout` (already-scaled) seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError("timed out after %.1fs waiting for %s" % (timeout, message))
+        time.sleep(interval)
+
+
+# -- X-Twilio-Signature ------------------------------------------------------------
+
+def _utf16_key(s):
+    # JavaScript's default sort (used by Twilio's helper libraries) compares
+    # UTF-16 code units; for ASCII keys this is plain byte order.
+    return s.encode("utf-16-be")
+
+
+def twilio_signature(auth_token, url, params=None):
+    """base64(HMAC-SHA1(auth_token, url + concat(sorted key+value))).
+
+    `params` maps keys to a string or a list of strings (a list contributes its
+    de-duplicated, sorted values). See shared/oracles/twilio/VECTORS.md."""
+    data = url
+    params = params or {}
+    for key in sorted(params, key=_utf16_key):
+        value = params[key]
+        if isinstance(value, (list, tuple)):
+            for v in sorted(set(value), key=_utf16_key):
+                data += key + v
+        else:
+            data += key + value
+    digest = hmac.new(auth_token.encode("utf-8"), data.encode("utf-8"), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+# -- a tiny HTTP client ----------------------------------------------------------------
+
+@dataclasses.dataclass
+class Response:
+    status: int
+    headers: dict  # lower-case names
+    body: bytes
+
+    @property
+    def text(self):
+        return self.body.decode("utf-8", "replace")
+
+    def json(self):
+        return json.loads(self.body)
+
+
+def http_request(url, method="GET", body=None, headers=None, timeout=None):
+    """One request on a fresh connection; never raises on an HTTP status."""
+    parts = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port,
+                                      timeout=timeout or scaled(20))
+    try:
+        target = parts.path or "/"
+        if parts.query:
+            target += "?" + parts.query
+        conn.request(method, target, body=body, headers=headers or {})
+        r = conn.getresponse()
+        data = r.read()
+        return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, data)
+    finally:
+        conn.close()
+
+
+def raw_exchange(port, data, timeout=None):
+    """Sends raw bytes to 127.0.0.1:port and returns (status or None, reply bytes).
+
+    status is None when the server closed (or reset) the connection without an
+    HTTP answer. Raises socket.timeout when the server neither answers nor closes."""
+    timeout = scaled(10) if timeout is None else timeout
+    reply = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        try:
+            s.sendall(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        try:
+            while b"\r\n" not in reply:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                reply += chunk
+        except ConnectionResetError:
+            pass
+    m = re.match(rb"HTTP/1\.[01] (\d{3})", reply)
+    return (int(m.group(1)) if m else None), reply
+
+
+def post_streaming(port, path, body, headers, timeout=None):
+    """POSTs a (large) body in chunks and stops sending as soon as the server
+    answers early (e.g. 413 before reading the whole body). Returns (status or
+    None, reply bytes)."""
+    timeout = scaled(20) if timeout is None else timeout
+    head = "POST %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Length: %d\r\nConnection: close\r\n" % (
+        path, port, len(body))
+    head += "".join("%s: %s\r\n" % kv for kv in headers.items()) + "\r\n"
+    reply = b""
+    deadline = time.monotonic() + timeout
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(head.encode())
+        sent = 0
+        try:
+            while sent < len(body) and time.monotonic() < deadline:
+                readable, writable, _ = select.select([s], [s], [], 0.5)
+                if readable:
+                    break
+                if writable:
+                    sent += s.send(body[sent:sent + 65536])
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        try:
+            while time.monotonic() < deadline:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                reply += chunk
+                if b"\r\n\r\n" in reply:
+                    break
+        except (ConnectionResetError, socket.timeout):
+            pass
+    m = re.match(rb"HTTP/1\.[01] (\d{3})", reply)
+    return (int(m.group(1)) if m else None), reply
+
+
+# -- the Twilio REST mock ------------------------------------------------------------
+
+@dataclasses.dataclass
+class RecordedRequest:
+    method: str
+    path: str
+    query: dict  # name -> list of values
+    headers: dict  # lower-case name -> value
+    form: dict  # name -> value (a list when repeated)
+    body: bytes
+    authorized: bool
+    status: int = 0  # what the mock answered
+    time: float = 0.0  # time.monotonic() at arrival
+
+
+def _decode_form(body):
+    form = {}
+    for k, v in urllib.parse.parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True):
+        if k in form:
+            if not isinstance(form[k], list):
+                form[k] = [form[k]]
+            form[k].append(v)
+        else:
+            form[k] = v
+    return form
+
+
+def _rfc2822_now():
+    return formatdate(time.time(), usegmt=False).replace("-0000", "+0000")
+
+
+def twilio_error(code, message, status):
+    return {"code": code, "message": message,
+            "more_info": "https://www.twilio.com/docs/errors/%d" % code, "status": status}
+
+
+class _MockServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 512
+    allow_reuse_address = True
+
+
+class _MockHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "TwilioMock/1.0"
+    sys_version = ""
+
+    def log_message(self, *args):
+        pass
+
+    def _body(self):
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            chunks = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def _handle(self):
+        self.server.mock._dispatch(self)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
+
+    def send_json(self, status, obj, extra_headers=None):
+        data = json.dumps(obj).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        for k, v in (extra_headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+
+class TwilioMock:
+    """A recording mock of the Twilio REST API (2010-04-01) on 127.0.0.1:<free port>.
+
+    Serves:
+      POST /2010-04-01/Accounts/{sid}/Messages.json    -> 201 Message JSON ("queued")
+      GET  /2010-04-01/Accounts/{sid}/Messages/{SM}.json
+      GET  /2010-04-01/Accounts/{sid}/Calls/{CA}.json  -> from the table set_call() fills
+      GET  /2010-04-01/Accounts/{sid}/Calls.json[?ParentCallSid=..&Status=..]
+    Everything else is a 404 Twilio error. Requests without the right HTTP Basic
+    credentials (account_sid:auth_token) get 401 (and are recorded)."""
+
+    API_PREFIX = "/2010-04-01/Accounts/"
+
+    def __init__(self, account_sid=None, auth_token=None):
+        self.account_sid = account_sid or new_account_sid()
+        self.auth_token = auth_token or uuid.uuid4().hex
+        self.delay = 0.0  # seconds to wait before answering any request
+        self._lock = threading.Condition()
+        self._requests = []
+        self._messages = []  # (RecordedRequest, message JSON) of accepted sends
+        self._message_by_sid = {}
+        self._failures = []  # pending fault specs for Messages POSTs
+        self._calls = {}  # sid -> call JSON
+        self._children = {}  # parent sid -> [child sid]
+        self._server = None
+        self._thread = None
+
+    # lifecycle
+    def start(self):
+        self._server = _MockServer(("127.0.0.1", 0), _MockHandler)
+        self._server.mock = self
+        self._thread = threading.Thread(target=self._server.serve_forever,
+                                        kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self):
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    @property
+    def port(self):
+        return self._server.server_address[1]
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    # knobs
+    def set_delay(self, seconds):
+        self.delay = seconds
+
+    def fail_next_messages(self, n, status=500, retry_after=None, code=None, message=None):
+        """The next n Message POSTs (with valid credentials) fail with `status`.
+
+        status 429 adds a Retry-After header when retry_after is given; status 400
+        defaults to code 21211 (invalid 'To' number)."""
+        with self._lock:
+            for _ in range(n):
+                self._failures.append((status, retry_after, code, message))
+
+    def set_call(self, sid, status, duration=0, children=(), from_=None, to=None):
+        """Sets what GET Calls/{sid}.json and Calls.json?ParentCallSid={sid} answer.
+
+        children: [(child_sid, status, duration), ...] (the Dial legs)."""
+        from_ = from_ or "+17205550100"
+        to = to or BUSINESS_NUMBER
+        with self._lock:
+            for old in self._children.pop(sid, []):
+                self._calls.pop(old, None)
+            self._calls[sid] = self._call_json(sid, status, duration, None, from_, to, "inbound")
+            self._children[sid] = []
+            for child_sid, child_status, child_duration in children:
+                self._calls[child_sid] = self._call_json(
+                    child_sid, child_status, child_duration, sid, to, OWNER_PHONE, "outbound-dial")
+                self._children[sid].append(child_sid)
+
+    # what was seen
+    def requests(self, method=None, path_contains=None):
+        with self._lock:
+            return [r for r in self._requests
+                    if (method is None or r.method == method)
+                    and (path_contains is None or path_contains in r.path)]
+
+    def messages(self):
+        """Decoded forms of the accepted (201) Message POSTs, in arrival order."""
+        with self._lock:
+            return [dict(req.form) for req, _ in self._messages]
+
+    def message_count(self):
+        with self._lock:
+            return len(self._messages)
+
+    def message_posts(self):
+        """Every Message POST, accepted or not."""
+        return [r for r in self.requests("POST") if r.path.endswith("/Messages.json")]
+
+    def unauthorized(self):
+        return [r for r in self.requests() if not r.authorized]
+
+    def call_fetches(self, sid):
+        """GET Calls/{sid}.json requests seen."""
+        return [r for r in self.requests("GET") if r.path.endswith("/Calls/%s.json" % sid)]
+
+    def child_listings(self, sid):
+        """GET Calls.json?ParentCallSid={sid} requests seen."""
+        return [r for r in self.requests("GET")
+                if r.path.endswith("/Calls.json") and sid in r.query.get("ParentCallSid", [])]
+
+    def wait_for_messages(self, n, timeout=None):
+        """Waits until at least n messages were accepted; returns them all."""
+        timeout = scaled(15) if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while len(self._messages) < n:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(
+                        "timed out after %.1fs waiting for %d message(s); got %d: %s"
+                        % (timeout, n, len(self._messages), self._summary_locked()))
+                self._lock.wait(min(left, 0.2))
+            return [dict(req.form) for req, _ in self._messages]
+
+    def wait_for_request(self, predicate, timeout=None, message="a request"):
+        timeout = scaled(15) if timeout is None else timeout
+        return wait_until(lambda: [r for r in self.requests() if predicate(r)], timeout,
+                          message=message)
+
+    def assert_message_count_stays(self, n, seconds):
+        """Fails as soon as more than n messages are accepted within `seconds`."""
+        deadline = time.monotonic() + seconds
+        with self._lock:
+            while True:
+                if len(self._messages) != n:
+                    raise AssertionError("expected exactly %d message(s), got %d: %s"
+                                         % (n, len(self._messages), self._summary_locked()))
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                self._lock.wait(min(left, 0.2))
+
+    def expect_messages(self, n, timeout=None, quiet=2.0):
+        """Exactly n accepted messages: waits for n, then checks that no more
+        arrive for `quiet` seconds. Returns the decoded forms."""
+        self.wait_for_messages(n, timeout)
+        self.assert_message_count_stays(n, scaled(quiet))
+        return self.messages()
+
+    def summary(self, limit=60):
+        with self._lock:
+            return self._summary_locked(limit)
+
+    def _summary_locked(self, limit=60):
+        lines = []
+        for r in self._requests[-limit:]:
+            q = ("?" + urllib.parse.urlencode(r.query, doseq=True)) if r.query else ""
+            form = (" " + json.dumps(r.form)) if r.form else ""
+            lines.append("  %s %s%s -> %d%s" % (r.method, r.path, q, r.status, form))
+        return "%d request(s)%s\n%s" % (
+            len(self._requests),
+            " (last %d)" % limit if len(self._requests) > limit else "", "\n".join(lines))
+
+    # serving
+    def _call_json(self, sid, status, duration, parent, from_, to, direction):
+        base = "/2010-04-01/Accounts/%s/Calls/%s" % (self.account_sid, sid)
+        now = _rfc2822_now()
+        done = status in ("completed", "busy", "failed", "no-answer", "canceled")
+        return {
+            "sid": sid, "account_sid": self.account_sid, "parent_call_sid": parent,
+            "date_created": now, "date_updated": now,
+            "to": to, "to_formatted": to, "from": from_, "from_formatted": from_,
+            "phone_number_sid": None if parent else "PN" + "0" * 32,
+            "status": status, "start_time": now, "end_time": now if done else None,
+            "duration": str(duration) if done else None,
+            "price": None, "price_unit": "USD", "direction": direction,
+            "answered_by": None, "api_version": "2010-04-01", "forwarded_from": None,
+            "group_sid": None, "caller_name": None, "queue_time": "0", "trunk_sid": None,
+            "uri": base + ".json",
+            "subresource_uris": {"notifications": base + "/Notifications.json",
+                                 "recordings": base + "/Recordings.json"},
+        }
+
+    def _dispatch(self, h):
+        arrived = time.monotonic()
+        url = urllib.parse.urlsplit(h.path)
+        path = url.path
+        try:
+            body = h._body()
+        except (ValueError, OSError):
+            body = b""
+        form = _decode_form(body) if h.command == "POST" else {}
+        expected = "Basic " + base64.b64encode(
+            ("%s:%s" % (self.account_sid, self.auth_token)).encode()).decode()
+        authorized = hmac.compare_digest(h.headers.get("Authorization", ""), expected)
+        rec = RecordedRequest(h.command, path, urllib.parse.parse_qs(url.query, keep_blank_values=True),
+                              {k.lower(): v for k, v in h.headers.items()}, form, body,
+                              authorized, 0, arrived)
+        with self._lock:
+            self._requests.append(rec)
+            self._lock.notify_all()
+        if self.delay:
+            time.sleep(self.delay)
+
+        status, obj, headers = self._route(h.command, path, rec, authorized)
+        with self._lock:
+            rec.status = status
+            if status == 201:
+                self._messages.append((rec, obj))
+                self._message_by_sid[obj["sid"]] = obj
+            self._lock.notify_all()
+        try:
+            h.send_json(status, obj, headers)
+        except OSError:
+            pass
+
+    def _route(self, method, path, rec, authorized):
+        not_found = (404, twilio_error(20404, "The requested resource %s was not found" % path, 404), None)
+        if not path.startswith(self.API_PREFIX):
+            return not_found
+        if not authorized:
+            return (401, {"code": 20003, "detail": "Your AccountSid or AuthToken was incorrect.",
+                          "message": "Authenticate",
+                          "more_info": "https://www.twilio.com/docs/errors/20003", "status": 401},
+                    {"WWW-Authenticate": 'Basic realm="Twilio API"'})
+        rest = path[len(self.API_PREFIX):].split("/")
+        if rest[0] != self.account_sid:
+            return not_found
+        rest = rest[1:]
+        if method == "POST" and rest == ["Messages.json"]:
+            return self._create_message(rec)
+        if method == "GET" and len(rest) == 2 and rest[0] == "Messages" and rest[1].endswith(".json"):
+            with self._lock:
+                msg = self._message_by_sid.get(rest[1][:-5])
+            return (200, msg, None) if msg else not_found
+        if method == "GET" and len(rest) == 2 and rest[0] == "Calls" and rest[1].endswith(".json"):
+            with self._lock:
+                call = self._calls.get(rest[1][:-5])
+            return (200, dict(call), None) if call else not_found
+        if method == "GET" and rest == ["Calls.json"]:
+            return self._list_calls(path, rec.query)
+        if method != "GET" and method != "POST":
+            return (405, twilio_error(20004, "Method not allowed", 405), None)
+        return not_found
+
+    def _create_message(self, rec):
+        with self._lock:
+            failure = self._failures.pop(0) if self._failures else None
+        form = rec.form
+        to = form.get("To", "")
+        if failure:
+            status, retry_after, code, message = failure
+            headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+            if status == 400:
+                code = code or 21211
+                message = message or "The 'To' number %s is not a valid phone number." % to
+            elif status == 429:
+                code = code or 20429
+                message = message or "Too Many Requests"
+            else:
+                code = code or 20500
+                message = message or "Internal Server Error"
+            return (status, twilio_error(code, message, status), headers)
+        if not isinstance(to, str) or not to:
+            return (400, twilio_error(21604, "A 'To' phone number is required.", 400), None)
+        if not re.fullmatch(r"\+[1-9][0-9]{6,14}", to):
+            # e.g. a '+' that was not percent-encoded arrives as a space
+            return (400, twilio_error(21211, "The 'To' number %s is not a valid phone number." % to, 400), None)
+        if not form.get("From") and not form.get("MessagingServiceSid"):
+            return (400, twilio_error(21603, "The 'From' phone number is required.", 400), None)
+        if not form.get("Body") and not form.get("MediaUrl"):
+            return (400, twilio_error(21602, "Message body is required.", 400), None)
+        sid = new_message_sid()
+        now = _rfc2822_now()
+        base = "/2010-04-01/Accounts/%s/Messages/%s" % (self.account_sid, sid)
+        body = form.get("Body", "")
+        return (201, {
+            "account_sid": self.account_sid, "api_version": "2010-04-01", "body": body,
+            "date_created": now, "date_sent": None, "date_updated": now,
+            "direction": "outbound-api", "error_code": None, "error_message": None,
+            "from": form.get("From"), "messaging_service_sid": form.get("MessagingServiceSid"),
+            "num_media": "0", "num_segments": str(max(1, (len(body) + 152) // 153)),
+            "price": None, "price_unit": "USD", "sid": sid, "status": "queued",
+            "subresource_uris": {"media": base + "/Media.json"}, "to": to, "uri": base + ".json",
+        }, None)
+
+    def _list_calls(self, path, query):
+        def first(name):
+            values = query.get(name)
+            return values[0] if values else None
+        parent = first("ParentCallSid")
+        status = first("Status")
+        page_size = int(first("PageSize") or 50)
+        with self._lock:
+            if parent is not None:
+                calls = [dict(self._calls[c]) for c in self._children.get(parent, [])]
+            else:
+                calls = [dict(c) for c in self._calls.values()]
+        if status:
+            calls = [c for c in calls if c["status"] == status]
+        calls = calls[:page_size]
+        uri = path + "?" + urllib.parse.urlencode(
+            [(k, v) for k, vs in sorted(query.items()) for v in vs] + [("PageSize", page_size), ("Page", 0)])
+        return (200, {"calls": calls, "end": max(0, len(calls) - 1), "first_page_uri": uri,
+                      "next_page_uri": None, "page": 0, "page_size": page_size,
+                      "previous_page_uri": None, "start": 0, "uri": uri}, None)
+
+
+# -- webhooks, signed like Twilio ---------------------------------------------------------
+
+_calls_seen = {}  # call sid -> {"from":..., "to":..., "action": path+query}
+_calls_seen_lock = threading.Lock()
+
+
+def _dial_action(twiml):
+    """path+query of the <Dial action="..."> in a TwiML answer, or None."""
+    m = re.search(r'<Dial\b[^>]*\baction="([^"]*)"', twiml)
+    if not m:
+        return None
+    action = html.unescape(m.group(1))
+    if action.startswith(PUBLIC_URL):
+        action = action[len(PUBLIC_URL):]
+    return action if action.startswith("/") else None
+
+
+class Webhooks:
+    """Posts Twilio-signed webhook requests to a ringback at `base_url`.
+
+    The signature covers public_url + path (+ query), i.e. the URL that Twilio
+    was told; the request itself goes to base_url (http://127.0.0.1:PORT).
+    Calls started with incoming() are remembered (caller, number, the Dial action
+    URL that ringback answered with), so that dial_result()/status() for the same
+    CallSid need only the sid, also when sent to another process."""
+
+    def __init__(self, base_url, auth_token, account_sid, public_url=PUBLIC_URL):
+        self.base_url = base_url
+        self.auth_token = auth_token
+        self.account_sid = account_sid
+        self.public_url = public_url
+
+    def post(self, path, params, signature="sign", headers=None, timeout=None):
+        """POSTs a form. signature: "sign" (correct), None (no header) or a literal value."""
+        body = urllib.parse.urlencode(params)
+        hdrs = {"Content-Type": "application/x-www-form-urlencoded",
+                "User-Agent": "TwilioProxy/1.1", "I-Twilio-Idempotency-Token": uuid.uuid4().hex}
+        if signature == "sign":
+            hdrs["X-Twilio-Signature"] = twilio_signature(self.auth_token, self.public_url + path, params)
+        elif signature is not None:
+            hdrs["X-Twilio-Signature"] = signature
+        hdrs.update(headers or {})
+        return http_request(self.base_url + path, "POST", body.encode(), hdrs, timeout)
+
+    def _call(self, call_sid):
+        with _calls_seen_lock:
+            return dict(_calls_seen.get(call_sid, {}))
+
+    def incoming(self, call_sid, from_=None, to=BUSINESS_NUMBER, **kw):
+        """The voice webhook of a new inbound call (CallStatus=ringing)."""
+        from_ = from_ or new_caller()
+        params = {
+            "AccountSid": self.account_sid, "ApiVersion": "2010-04-01", "CallSid": call_sid,
+            "CallStatus": "ringing", "Called": to, "Caller": from_, "Direction": "inbound",
+            "From": from_, "To": to,
+        }
+        params.update(kw.pop("extra", {}))
+        r = self.post(VOICE_PATH, params, **kw)
+        with _calls_seen_lock:
+            entry = _calls_seen.setdefault(call_sid, {})
+            entry.update({"from": from_, "to": to})
+            action = _dial_action(r.text) if r.status == 200 else None
+            if action:
+                entry["action"] = action
+        return r
+
+    def dial_result(self, call_sid, status, duration=0, dial_call_sid=None, from_=None,
+                    to=None, **kw):
+        """The <Dial action> callback: DialCallStatus of the forwarded leg."""
+        call = self._call(call_sid)
+        from_ = from_ or call.get("from") or "+17205550100"
+        to = to or call.get("to") or BUSINESS_NUMBER
+        path = call.get("action") or DIAL_RESULT_PATH
+        params = {
+            "AccountSid": self.account_sid, "ApiVersion": "2010-04-01", "CallSid": call_sid,
+            "CallStatus": "in-progress", "Called": to, "Caller": from_, "Direction": "inbound",
+            "DialCallDuration": str(duration), "DialCallSid": dial_call_sid or new_call_sid(),
+            "DialCallStatus": status, "From": from_, "To": to,
+        }
+        params.update(kw.pop("extra", {}))
+        return self.post(path, params, **kw)
+
+    def status(self, call_sid, status, duration=0, from_=None, to=None, **kw):
+        """The call's status callback (e.g. completed with CallDuration)."""
+        call = self._call(call_sid)
+        from_ = from_ or call.get("from") or "+17205550100"
+        to = to or call.get("to") or BUSINESS_NUMBER
+        params = {
+            "AccountSid": self.account_sid, "ApiVersion": "2010-04-01", "CallSid": call_sid,
+            "CallStatus": status, "CallDuration": str(duration), "Called": to, "Caller": from_,
+            "Direction": "inbound", "From": from_, "To": to, "CallbackSource": "call-progress-events",
+            "SequenceNumber": "0", "Timestamp": formatdate(time.time(), usegmt=True),
+        }
+        params.update(kw.pop("extra", {}))
+        return self.post(STATUS_PATH, params, **kw)
+
+    def sms(self, message_sid, from_, to, body, **kw):
+        """An inbound SMS webhook."""
+        params = {
+            "AccountSid": self.account_sid, "ApiVersion": "2010-04-01", "Body": body,
+            "From": from_, "MessageSid": message_sid, "NumMedia": "0", "NumSegments": "1",
+            "SmsMessageSid": message_sid, "SmsSid": message_sid, "SmsStatus": "received",
+            "To": to,
+        }
+        params.update(kw.pop("extra", {}))
+        return self.post(SMS_PATH, params, **kw)
+
+
+# -- config ----------------------------------------------------------------------------------
+
+def _q(value):
+    """A YAML double-quoted scalar (JSON strings are valid YAML)."""
+    return json.dumps(value)
+
+
+def render_config(listen, node_id, store, kv, workflows, api_url, account_sid, auth_token,
+                  ring_timeout="20s", fallback_grace="10s", tenants=None,
+                  public_url=PUBLIC_URL, extra=None):
+    tenants = tenants if tenants is not None else [TENANT]
+    lines = [
+        "# written by tests/e2e/harness.py",
+        "listen: %s" % _q(listen),
+        "public_url: %s" % _q(public_url),
+        "node_id: %s" % _q(node_id),
+        "store: %s" % _q(store),
+        "kv: %s" % _q(kv),
+        "workflows: %s" % _q(workflows),
+        "twilio:",
+        "  api_url: %s" % _q(api_url),
+        "  account_sid: %s" % _q(account_sid),
+        "  auth_token: %s" % _q(auth_token),
+        "calls:",
+        "  ring_timeout: %s" % _q(ring_timeout),
+        "  fallback_grace: %s" % _q(fallback_grace),
+        "tenants:",
+    ]
+    for t in tenants:
+        lines.append("  - id: %s" % _q(t["id"]))
+        for key in ("name", "numbers", "owner_phone", "timezone"):
+            if key in t:
+                value = t[key]
+                lines.append("    %s: %s" % (key, "[%s]" % ", ".join(_q(v) for v in value)
+                                              if isinstance(value, list) else _q(value)))
+    if extra:
+        lines.append(extra.rstrip("\n"))
+    return "\n".join(lines) + "\n"
+
+
+# -- the process under test ------------------------------------------------------------
+
+class Ringback:
+    """The ringback binary as a child process with its own config, log and temp dir."""
+
+    def __init__(self, binary, workdir, mock, node_id="node-a", store="sqlite:ringback.db",
+                 kv="memory", ring_timeout="20s", fallback_grace="10s", tenants=None,
+                 port=None, extra_config=None, public_url=PUBLIC_URL):
+        self.binary = binary
+        self.workdir = workdir
+        self.mock = mock
+        self.node_id = node_id
+        self.port = port or free_port()
+        self.public_url = public_url
+        os.makedirs(workdir, exist_ok=True)
+        self.config_path = os.path.join(workdir, "ringback.yaml")
+        self.log_path = os.path.join(workdir, "ringback.log")
+        with open(self.config_path, "w") as f:
+            f.write(render_config(
+                "127.0.0.1:%d" % self.port, node_id, store, kv,
+                os.path.join(SOURCE_DIR, "workflows"), mock.url, mock.account_sid,
+                mock.auth_token, ring_timeout, fallback_grace, tenants, public_url, extra_config))
+        self.proc = None
+        self.webhooks = Webhooks(self.url, mock.auth_token, mock.account_sid, public_url)
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    def start(self, timeout=None):
+        with open(self.log_path, "ab") as log:
+            log.write(("\n===== harness: starting %s serve --config %s =====\n"
+                       % (self.binary, self.config_path)).encode())
+            log.flush()
+            self.proc = subprocess.Popen(
+                [self.binary, "serve", "--config", self.config_path], cwd=self.workdir,
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True)
+        self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout=None):
+        """Waits until GET /healthz and GET /readyz both answer 200."""
+        timeout = scaled(30) if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        while True:
+            code = self.proc.poll()
+            if code is not None:
+                raise AssertionError("ringback %s exited with %s before it was ready; log:\n%s"
+                                     % (self.node_id, code, self.log_tail()))
+            try:
+                if (http_request(self.url + "/healthz", timeout=2).status == 200
+                        and http_request(self.url + "/readyz", timeout=2).status == 200):
+                    return
+            except OSError:
+                pass
+            if time.monotonic() >= deadline:
+                raise AssertionError("ringback %s not ready after %.0fs; log:\n%s"
+                                     % (self.node_id, timeout, self.log_tail()))
+            time.sleep(0.05)
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill9(self):
+        if self.running():
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+        self._note("killed with SIGKILL")
+
+    def restart(self, timeout=None):
+        self.stop()
+        return self.start(timeout)
+
+    def stop(self, timeout=None):
+        """SIGTERM, wait (then SIGKILL); returns the exit code (None if never started)."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(scaled(10) if timeout is None else timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                self._note("did not exit within the SIGTERM grace period: killed")
+        return self.proc.returncode
+
+    def _note(self, text):
+        with open(self.log_path, "ab") as log:
+            log.write(("===== harness: %s =====\n" % text).encode())
+
+    def log_text(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def log_tail(self, lines=300):
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+    # shorthands
+    def get(self, path, **kw):
+        return http_request(self.url + path, "GET", **kw)
+
+    def request(self, method, path, body=None, headers=None, **kw):
+        return http_request(self.url + path, method, body, headers, **kw)
+
+
+# -- PostgreSQL / Redis for the service-backed variants ---------------------------------
+
+def services_available():
+    return bool(os.environ.get("RINGBACK_TEST_PG")) and bool(os.environ.get("RINGBACK_TEST_REDIS"))
+
+
+def _pg_with_db(url, dbname):
+    parts = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, "/" + dbname, parts.query, ""))
+
+
+def _psql(url, sql):
+    subprocess.run(["psql", url, "-q", "-X", "-v", "ON_ERROR_STOP=1", "-c", sql],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60)
+
+
+def create_pg_database(prefix="rb_e2e"):
+    """A fresh database on RINGBACK_TEST_PG's server; returns (url, drop())."""
+    base = os.environ["RINGBACK_TEST_PG"]
+    name = "%s_%s" % (prefix, uuid.uuid4().hex[:12])
+    _psql(base, 'CREATE DATABASE "%s"' % name)
+
+    def drop():
+        try:
+            _psql(base, 'DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name)
+        except (subprocess.SubprocessError, OSError):
+            pass
+    return _pg_with_db(base, name), drop
+
+
+# Tests in different modules run in parallel against the one Redis server, so each
+# module that uses Redis owns a database index and flushes only that one.
+# (Index 0, the URL's own, is left to the C++ integration tests.)
+REDIS_DB_INDEX = {
+    "test_stores": 11,
+    "test_two_processes": 12,
+}
+
+
+def _redis_pipeline(url, *commands):
+    """Sends commands on one connection; returns their (simple) replies as bytes."""
+    parts = urllib.parse.urlsplit(url)
+    payload = b""
+    for args in commands:
+        payload += b"*%d\r\n" % len(args)
+        for a in args:
+            a = a if isinstance(a, bytes) else str(a).encode()
+            payload += b"$%d\r\n%s\r\n" % (len(a), a)
+    with socket.create_connection((parts.hostname, parts.port or 6379), timeout=10) as s:
+        s.sendall(payload)
+        got = b""
+        while got.count(b"\r\n") < len(commands):
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            got += chunk
+    replies = got.split(b"\r\n")[:len(commands)]
+    for r in replies:
+        if not r.startswith((b"+", b":")):
+            raise RuntimeError("redis %s: %r" % (url, got))
+    return replies
+
+
+def redis_url_for(module):
+    """RINGBACK_TEST_REDIS with the database index that `module` owns, flushed."""
+    index = REDIS_DB_INDEX[module]
+    parts = urllib.parse.urlsplit(os.environ["RINGBACK_TEST_REDIS"])
+    url = urllib.parse.urlunsplit((parts.scheme, parts.netloc, "/%d" % index, parts.query, ""))
+    _redis_pipeline(url, ("SELECT", index), ("FLUSHDB",))
+    return url
+
+
+# -- the unittest base class ---------------------------------------------------------------
+
+def binary_path():
+    return os.environ.get("RINGBACK_BIN", "")
+
+
+def check_binary():
+    """Skips (or, with RINGBACK_REQUIRE_SERVICES=1, fails) without a runnable binary."""
+    binary = binary_path()
+    if binary and os.path.isfile(binary) and os.access(binary, os.X_OK):
+        return binary
+    why = ("RINGBACK_BIN is not set" if not binary
+           else "RINGBACK_BIN=%s is missing or not executable" % binary)
+    if require_services_flag():
+        raise AssertionError(why + " (RINGBACK_REQUIRE_SERVICES=1)")
+    raise unittest.SkipTest(why + ": end-to-end tests need the built ringback binary")
+
+
+class E2ETestCase(unittest.TestCase):
+    """A fresh TwilioMock per test (self.mock), ringback processes started with
+    start_ringback() and stopped afterwards; on failure the logs of every process
+    and the mock's requests are printed to stderr."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.binary = check_binary()
+
+    def setUp(self):
+        self.tmpdir = tempfile.mkdtemp(prefix="ringback-e2e-%s-" % self._testMethodName[:40])
+        self.processes = []
+        self.mock = TwilioMock().start()
+        self.addCleanup(self.mock.stop)
+
+    def require_services(self):
+        if services_available():
+            return
+        if require_services_flag():
+            self.fail("RINGBACK_TEST_PG and RINGBACK_TEST_REDIS must be set (RINGBACK_REQUIRE_SERVICES=1)")
+        self.skipTest("RINGBACK_TEST_PG / RINGBACK_TEST_REDIS not set (scripts/test-services start)")
+
+    def pg_store(self):
+        url, drop = create_pg_database()
+        self.addCleanup(drop)
+        return url
+
+    def start_ringback(self, name="node-a", start=True, **kw):
+        rb = Ringback(self.binary, os.path.join(self.tmpdir, name), self.mock, node_id=name, **kw)
+        self.processes.append(rb)
+        self.addCleanup(rb.stop)
+        if start:
+            rb.start()
+        return rb
+
+    def run(self, result=None):
+        if result is None:
+            return super().run(result)
+        before = len(result.failures) + len(result.errors)
+        try:
+            return super().run(result)
+        finally:
+            failed = len(result.failures) + len(result.errors) > before
+            if failed:
+                self._dump_diagnostics()
+            tmp = getattr(self, "tmpdir", None)
+            if tmp and os.environ.get("RINGBACK_E2E_KEEP") != "1":
+                shutil.rmtree(tmp, ignore_errors=True)
+
+    def _dump_diagnostics(self):
+        out = ["", "=" * 30 + " diagnostics for %s " % self.id() + "=" * 30]
+        for rb in getattr(self, "processes", []):
+            out.append("--- ringback %s (%s), log %s:" % (rb.node_id, rb.url, rb.log_path))
+            out.append(rb.log_tail(400))
+        mock = getattr(self, "mock", None)
+        if mock is not None:
+            out.append("--- Twilio mock saw " + mock.summary())
+        out.append("=" * 80)
+        sys.stderr.write("\n".join(out) + "\n")
+        sys.stderr.flush()
+
+    # contract helpers
+    def assert_missed_call_texts(self, messages, caller, business=BUSINESS_NUMBER,
+                                 owner=OWNER_PHONE):
+        """Exactly one text to the caller and one to the owner, both from the business number."""
+        to_caller = [m for m in messages if m.get("To") == caller]
+        to_owner = [m for m in messages if m.get("To") == owner]
+        self.assertEqual(len(to_caller), 1, "texts to the caller %s: %r" % (caller, messages))
+        self.assertEqual(len(to_owner), 1, "texts to the owner %s: %r" % (owner, messages))
+        for m in (to_caller[0], to_owner[0]):
+            self.assertEqual(m.get("From"), business, m)
+            self.assertTrue(m.get("Body", "").strip(), "empty body: %r" % m)
+
+    def assert_all_authorized(self):
+        self.assertEqual([], [(r.method, r.path) for r in self.mock.unauthorized()],
+                         "requests to the Twilio API without valid Basic auth")
+
+    def missed_call(self, rb, status="no-answer", call_sid=None, caller=None):
+        """incoming + dial result `status` (with the mock's call table agreeing)."""
+        call_sid = call_sid or new_call_sid()
+        caller = caller or new_caller()
+        child = new_call_sid()
+        self.mock.set_call(call_sid, "completed", 25, [(child, status, 0)], from_=caller)
+        r = rb.webhooks.incoming(call_sid, caller)
+        self.assertEqual(r.status, 200, r.text)
+        r = rb.webhooks.dial_result(call_sid, status, 0, dial_call_sid=child)
+        self.assertEqual(r.status, 200, r.text)
+        return call_sid, caller
+
+
+def run_concurrently(fns, workers=32):
+    """Runs the callables on a thread pool; returns their results (re-raises the first error)."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(f) for f in fns]
+        return [f.result() for f in futures]
