@@ -103,10 +103,13 @@ caf::behavior tenant_actor(state_t* self,
         return;
       }
       std::optional<call_record> fresh;
-      if (ev.what == inbound_event::kind::call_incoming)
+      if (ev.what == inbound_event::kind::call_incoming) {
+        engine::log_info(component, ev.sid + ": incoming call from " + ev.from
+                                      + " to " + ev.to);
         fresh = engine::call_fsm::begin(ev.sid, tenant->id, ev.from, ev.to,
                                         tenant->owner_phone, svc->node_id,
                                         svc->clock->now(), svc->timing);
+      }
       auto sid = ev.sid;
       st.loading[sid].emplace_back(std::move(ev), std::move(reply));
       create_or_load(self, svc, std::move(fresh), sid);

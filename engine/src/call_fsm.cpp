@@ -75,7 +75,9 @@ call_effects call_fsm::resume(epoch_ms now) {
     return fx;
   }
   fx.arm_timer = true;
-  fx.note = "resumed, fallback re-armed";
+  fx.note = "ringing " + record_.owner_phone + ", carrier check in "
+            + std::to_string(std::max<epoch_ms>(0, record_.fallback_at - now) / 1000)
+            + " s unless the dial result comes first";
   return fx;
 }
 

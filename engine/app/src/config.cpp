@@ -1,0 +1,978 @@
+#include "ringback/app/config.hpp"
+
+#include "ringback/workflows/diagnostic.hpp"
+#include "ringback/workflows/phone.hpp"
+#include "ringback/workflows/yaml_source.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+namespace ringback::app {
+
+namespace fs = std::filesystem;
+using workflows::diagnostic;
+using workflows::reporter;
+
+namespace {
+
+constexpr auto style = workflows::path_style::dotted;
+
+std::string quote_value(std::string_view x) {
+  std::string s(x);
+  if (workflows::truncate_code_points(s, 64))
+    s += "...";
+  return "'" + s + "'";
+}
+
+bool all_digits(std::string_view x) {
+  return !x.empty() && std::all_of(x.begin(), x.end(), [](char c) {
+    return c >= '0' && c <= '9';
+  });
+}
+
+/// Splits "20s" into "20" and "s".
+std::pair<std::string_view, std::string_view>
+number_and_unit(std::string_view x) {
+  std::size_t i = 0;
+  while (i < x.size() && x[i] >= '0' && x[i] <= '9')
+    ++i;
+  return {x.substr(0, i), x.substr(i)};
+}
+
+std::string lower(std::string_view x) {
+  std::string out(x);
+  for (auto& c : out)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+/// Milliseconds per unit, or 0.
+std::int64_t duration_unit(std::string_view unit) {
+  if (unit == "ms")
+    return 1;
+  if (unit == "s")
+    return 1000;
+  if (unit == "m")
+    return 60 * 1000;
+  if (unit == "h")
+    return 60 * 60 * 1000;
+  return 0;
+}
+
+/// The unit people meant by "sec", "minutes", ... or "".
+std::string duration_hint(std::string_view unit) {
+  static const std::map<std::string, std::string> hints{
+    {"msec", "ms"},   {"millis", "ms"}, {"milliseconds", "ms"},
+    {"sec", "s"},     {"secs", "s"},    {"second", "s"},
+    {"seconds", "s"}, {"min", "m"},     {"mins", "m"},
+    {"minute", "m"},  {"minutes", "m"}, {"hr", "h"},
+    {"hrs", "h"},     {"hour", "h"},    {"hours", "h"},
+    {"S", "s"},       {"MS", "ms"},     {"M", "m"},
+    {"H", "h"}};
+  auto i = hints.find(std::string(unit));
+  if (i == hints.end())
+    i = hints.find(lower(unit));
+  return i == hints.end() ? std::string{} : i->second;
+}
+
+std::size_t size_unit(std::string_view unit) {
+  if (unit.empty() || unit == "B")
+    return 1;
+  if (unit == "KiB")
+    return 1024;
+  if (unit == "MiB")
+    return 1024 * 1024;
+  if (unit == "GiB")
+    return 1024 * 1024 * 1024;
+  return 0;
+}
+
+std::string size_hint(std::string_view unit) {
+  auto u = lower(unit);
+  if (u == "k" || u == "kb" || u == "kib")
+    return "KiB";
+  if (u == "m" || u == "mb" || u == "mib")
+    return "MiB";
+  if (u == "g" || u == "gb" || u == "gib")
+    return "GiB";
+  if (u == "b" || u == "bytes")
+    return "B";
+  return {};
+}
+
+bool is_env_name(std::string_view x) {
+  if (x.empty() || std::isdigit(static_cast<unsigned char>(x[0])) != 0)
+    return false;
+  return std::all_of(x.begin(), x.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_';
+  });
+}
+
+bool is_identifier(std::string_view x) {
+  return !x.empty() && x.size() <= 64
+         && std::all_of(x.begin(), x.end(), [](char c) {
+              return std::isalnum(static_cast<unsigned char>(c)) != 0
+                     || c == '_' || c == '-';
+            });
+}
+
+/// "https://host[:port][/path]" without query or fragment; returns it
+/// without trailing slashes, or nullopt.
+std::optional<std::string> http_url(std::string_view x) {
+  std::string_view rest;
+  auto l = lower(x.substr(0, 8));
+  if (l.rfind("http://", 0) == 0)
+    rest = x.substr(7);
+  else if (l.rfind("https://", 0) == 0)
+    rest = x.substr(8);
+  else
+    return std::nullopt;
+  auto host = rest.substr(0, rest.find('/'));
+  if (host.empty() || host.front() == ':')
+    return std::nullopt;
+  for (char c : x)
+    if (std::isspace(static_cast<unsigned char>(c)) != 0 || c == '?'
+        || c == '#')
+      return std::nullopt;
+  std::string out(x);
+  while (out.size() > x.size() - rest.size() + host.size() && out.back() == '/')
+    out.pop_back();
+  return out;
+}
+
+/// The scheme of a URL-looking value ("mysql" of "mysql://..."), or "".
+std::string scheme_of(std::string_view x) {
+  auto colon = x.find(':');
+  if (colon == std::string_view::npos || colon == 0)
+    return {};
+  auto s = x.substr(0, colon);
+  for (char c : s)
+    if (std::isalnum(static_cast<unsigned char>(c)) == 0 && c != '+' && c != '-'
+        && c != '.')
+      return {};
+  return std::string(s);
+}
+
+/// Masks the password of "scheme://user:password@host...".
+std::string redact_url(std::string_view x) {
+  auto start = x.find("://");
+  if (start == std::string_view::npos)
+    return std::string(x);
+  start += 3;
+  auto at = x.find('@', start);
+  if (at == std::string_view::npos)
+    return std::string(x);
+  auto colon = x.find(':', start);
+  if (colon == std::string_view::npos || colon > at)
+    return std::string(x);
+  return std::string(x.substr(0, colon + 1)) + "***"
+         + std::string(x.substr(at));
+}
+
+std::string host_name() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof(buf) - 1) != 0 || buf[0] == '\0')
+    return "localhost";
+  return buf;
+}
+
+/// One key of a map as found in the file.
+struct entry {
+  YAML::Node key;
+  YAML::Node value;
+  std::string path;
+
+  /// Where to point at the value (the key for an empty value).
+  YAML::Mark mark() const {
+    return workflows::mark_of(value, key.Mark());
+  }
+};
+
+using entries = std::map<std::string, entry>;
+
+class config_reader {
+public:
+  config_reader(std::string_view text, const std::string& base_dir,
+                const env_lookup& env, reporter& out)
+    : text_(text), base_dir_(base_dir), env_(env), out_(out) {
+    std::size_t pos = 0;
+    while (pos <= text_.size()) {
+      auto end = text_.find('\n', pos);
+      if (end == std::string_view::npos)
+        end = text_.size();
+      lines_.push_back(text_.substr(pos, end - pos));
+      pos = end + 1;
+    }
+  }
+
+  std::optional<config> read() {
+    auto doc = workflows::parse_yaml(text_, out_, style);
+    if (!doc.usable)
+      return std::nullopt;
+    const auto& root = doc.root;
+    if (!root.IsDefined() || root.IsNull()) {
+      out_.error_at(1, 1, "", "the file is empty (expected a map of settings)");
+      return std::nullopt;
+    }
+    if (!root.IsMap()) {
+      out_.error(root.Mark(), "",
+                 "expected a map of settings, got "
+                   + workflows::kind_name(root));
+      return std::nullopt;
+    }
+    config c;
+    auto top = section(root, root.Mark(), "",
+                       {{"listen", "public_url", "node_id", "store", "kv",
+                         "workflows", "http", "twilio", "calls", "tenants"},
+                        {"listen", "public_url", "store", "kv", "workflows",
+                         "twilio", "calls", "tenants"}});
+    bool listen_ok = false;
+    if (auto* e = find(top, "listen"))
+      listen_ok = read_listen(*e, c.listen);
+    if (auto* e = find(top, "public_url"))
+      read_url(*e, c.public_url);
+    if (auto* e = find(top, "node_id")) {
+      if (auto x = scalar(*e)) {
+        if (x->empty())
+          error(*e, "must not be empty");
+        else if (std::any_of(x->begin(), x->end(), [](char ch) {
+                   return std::isspace(static_cast<unsigned char>(ch)) != 0;
+                 }))
+          error(*e, quote_value(*x) + " must not contain whitespace");
+        c.node_id = *x;
+      }
+    } else if (listen_ok) {
+      c.node_id = host_name() + ":" + std::to_string(c.listen.port);
+    }
+    if (auto* e = find(top, "store"))
+      read_store(*e, c.store);
+    if (auto* e = find(top, "kv"))
+      read_kv(*e, c.kv);
+    if (auto* e = find(top, "workflows"))
+      read_workflows(*e, c.workflows);
+    if (auto* e = find(top, "http"))
+      read_http(*e, c.http);
+    if (auto* e = find(top, "twilio"))
+      read_twilio(*e, c.twilio);
+    if (auto* e = find(top, "calls"))
+      read_calls(*e, c.calls);
+    if (auto* e = find(top, "tenants"))
+      read_tenants(*e, c.tenants);
+    if (out_.count() > 0)
+      return std::nullopt;
+    return c;
+  }
+
+private:
+  // -- plumbing ---------------------------------------------------------------
+
+  void error(const entry& e, std::string message) {
+    out_.error(e.mark(), e.path, std::move(message));
+  }
+
+  static const entry* find(const entries& xs, const std::string& key) {
+    auto i = xs.find(key);
+    return i == xs.end() ? nullptr : &i->second;
+  }
+
+  /// Checks the keys of a map and returns its entries. A null map is empty.
+  entries section(const YAML::Node& map, const YAML::Mark& where,
+                  const std::string& path, const workflows::key_rules& rules) {
+    entries out;
+    workflows::check_keys(map, where, path, rules, out_);
+    if (map.IsMap())
+      workflows::for_each_entry(map, [&](const YAML::Node& k,
+                                         const YAML::Node& v) {
+        out.emplace(k.Scalar(),
+                    entry{k, v,
+                          workflows::child_path(style, path, k.Scalar())});
+      });
+    return out;
+  }
+
+  /// A nested section: a map (or nothing, for optional ones).
+  std::optional<entries> subsection(const entry& e,
+                                    const workflows::key_rules& rules) {
+    if (!e.value.IsNull() && !e.value.IsMap()) {
+      error(e, "expected a map, got " + workflows::kind_name(e.value));
+      return std::nullopt;
+    }
+    return section(e.value, e.mark(), e.path, rules);
+  }
+
+  /// The text of a scalar with `${NAME}` replaced from the environment.
+  std::optional<std::string> scalar(const entry& e) {
+    if (!e.value.IsScalar()) {
+      error(e, "expected a string, got " + workflows::kind_name(e.value));
+      return std::nullopt;
+    }
+    return substitute(e.value.Scalar(), e);
+  }
+
+  /// `${NAME}` -> the variable's value, `$${` -> a literal `${`. Reports
+  /// every unset variable, at its own column where it can be found.
+  std::optional<std::string> substitute(const std::string& raw,
+                                        const entry& e) {
+    std::string out;
+    bool ok = true;
+    std::size_t i = 0;
+    while (i < raw.size()) {
+      if (raw.compare(i, 3, "$${") == 0) {
+        out += "${";
+        i += 3;
+        continue;
+      }
+      if (raw.compare(i, 2, "${") != 0) {
+        out += raw[i++];
+        continue;
+      }
+      auto close = raw.find('}', i + 2);
+      if (close == std::string::npos) {
+        error_near(e, "${", "unterminated '${' (expected ${NAME})");
+        return std::nullopt;
+      }
+      auto name = raw.substr(i + 2, close - i - 2);
+      if (!is_env_name(name)) {
+        error_near(e, "${" + name + "}",
+                   "invalid environment variable name " + quote_value(name));
+        ok = false;
+      } else if (auto value = env_ ? env_(name) : std::nullopt) {
+        out += *value;
+      } else {
+        error_near(e, "${" + name + "}",
+                   "environment variable " + name + " is not set");
+        ok = false;
+      }
+      i = close + 1;
+    }
+    if (!ok)
+      return std::nullopt;
+    return out;
+  }
+
+  /// Reports at the column of `needle` on the value's line when it is there
+  /// (a one-line value); else at the value.
+  void error_near(const entry& e, const std::string& needle,
+                  std::string message) {
+    auto m = e.mark();
+    if (!m.is_null() && m.line >= 0
+        && static_cast<std::size_t>(m.line) < lines_.size()) {
+      auto line = lines_[static_cast<std::size_t>(m.line)];
+      auto from = std::min<std::size_t>(
+        static_cast<std::size_t>(std::max(m.column, 0)), line.size());
+      auto at = line.find(needle, from);
+      if (at != std::string_view::npos) {
+        out_.error_at(
+          m.line + 1,
+          static_cast<int>(workflows::code_points(line.substr(0, at))) + 1,
+          e.path, std::move(message));
+        return;
+      }
+    }
+    error(e, std::move(message));
+  }
+
+  std::optional<std::string> non_empty(const entry& e) {
+    auto x = scalar(e);
+    if (x && x->empty()) {
+      error(e, "must not be empty");
+      return std::nullopt;
+    }
+    return x;
+  }
+
+  std::string resolve(const std::string& path) const {
+    fs::path p(path);
+    if (p.is_relative())
+      p = fs::path(base_dir_) / p;
+    return p.lexically_normal().string();
+  }
+
+  std::optional<std::chrono::milliseconds> duration(const entry& e) {
+    auto x = scalar(e);
+    if (!x)
+      return std::nullopt;
+    if (auto d = parse_duration(*x))
+      return d;
+    auto [number, unit] = number_and_unit(*x);
+    if (!number.empty() && unit.empty())
+      error(e, quote_value(*x) + " has no unit (did you mean '" + *x + "s'?)");
+    else if (!number.empty() && duration_unit(unit) != 0 && number.size() > 9)
+      error(e, quote_value(*x) + " is too large");
+    else if (!number.empty() && duration_unit(unit) != 0)
+      error(e, quote_value(*x) + " must be greater than zero");
+    else if (auto hint = duration_hint(unit); !number.empty() && !hint.empty())
+      error(e, quote_value(*x) + " is not a duration (did you mean '"
+                 + std::string(number) + hint + "'?)");
+    else
+      error(
+        e, quote_value(*x)
+             + " is not a duration (expected a whole number and a unit: 500ms, "
+               "20s, 2m or 1h)");
+    return std::nullopt;
+  }
+
+  std::optional<std::size_t> size(const entry& e) {
+    auto x = scalar(e);
+    if (!x)
+      return std::nullopt;
+    if (auto s = parse_size(*x))
+      return s;
+    auto [number, unit] = number_and_unit(*x);
+    if (!number.empty() && size_unit(unit) != 0
+        && number.find_first_not_of('0') == std::string_view::npos)
+      error(e, quote_value(*x) + " must be greater than zero");
+    else if (!number.empty() && size_unit(unit) != 0)
+      error(e, quote_value(*x) + " is too large");
+    else if (auto hint = size_hint(unit); !number.empty() && !hint.empty())
+      error(e, quote_value(*x) + " is not a size (did you mean '"
+                 + std::string(number) + hint + "'?)");
+    else
+      error(
+        e, quote_value(*x)
+             + " is not a size (expected bytes or a whole number with KiB, MiB "
+               "or GiB, e.g. 64KiB)");
+    return std::nullopt;
+  }
+
+  std::optional<std::string> phone(const entry& e) {
+    auto x = scalar(e);
+    if (!x)
+      return std::nullopt;
+    if (auto n = workflows::normalize_e164(*x))
+      return n;
+    error(e, quote_value(*x)
+               + " is not an E.164 phone number (expected +<country><number>)");
+    return std::nullopt;
+  }
+
+  // -- settings ---------------------------------------------------------------
+
+  bool read_listen(const entry& e, listen_address& out) {
+    auto x = scalar(e);
+    if (!x)
+      return false;
+    std::string_view s(*x);
+    std::string_view host;
+    std::string_view port;
+    if (!s.empty() && s.front() == '[') {
+      auto close = s.find("]:");
+      if (close != std::string_view::npos) {
+        host = s.substr(1, close - 1);
+        port = s.substr(close + 2);
+      }
+    } else if (auto colon = s.rfind(':'); colon != std::string_view::npos) {
+      host = s.substr(0, colon);
+      port = s.substr(colon + 1);
+      if (host.find(':') != std::string_view::npos) // IPv6 needs brackets
+        host = {};
+    }
+    auto bad_host = std::any_of(host.begin(), host.end(), [](char c) {
+      return std::isspace(static_cast<unsigned char>(c)) != 0 || c == '/';
+    });
+    if (host.empty() || bad_host || !all_digits(port)) {
+      error(e, quote_value(*x) + " is not host:port (e.g. 127.0.0.1:8080)");
+      return false;
+    }
+    unsigned long p = port.size() > 5
+                        ? 0
+                        : std::strtoul(std::string(port).c_str(), nullptr, 10);
+    if (p < 1 || p > 65535) {
+      error(e, "port " + std::string(port) + " is not between 1 and 65535");
+      return false;
+    }
+    out.host = std::string(host);
+    out.port = static_cast<std::uint16_t>(p);
+    return true;
+  }
+
+  void read_url(const entry& e, std::string& out) {
+    auto x = scalar(e);
+    if (!x)
+      return;
+    if (auto u = http_url(*x))
+      out = *u;
+    else
+      error(
+        e,
+        quote_value(*x)
+          + " is not an http:// or https:// URL (without ?query or #fragment)");
+  }
+
+  void read_store(const entry& e, std::string& out) {
+    auto x = non_empty(e);
+    if (!x)
+      return;
+    const std::string& s = *x;
+    if (s.rfind("sqlite:", 0) == 0) {
+      auto path = s.substr(7);
+      if (path.rfind("//", 0) == 0) // sqlite:///abs/path
+        path = path.substr(2);
+      if (path.empty())
+        error(e, "'sqlite:' needs a path (e.g. sqlite:ringback.db)");
+      else
+        out = path == ":memory:" ? s : "sqlite:" + resolve(path);
+      return;
+    }
+    if (s.rfind("postgresql://", 0) == 0 || s.rfind("postgres://", 0) == 0) {
+      if (s.size() == s.find("://") + 3)
+        error(e, "the postgresql URL has no host (e.g. "
+                 "postgresql://user:pass@host:5432/db)");
+      else
+        out = s;
+      return;
+    }
+    // Never echo the value: it may hold a password.
+    auto scheme = scheme_of(s);
+    error(
+      e,
+      (scheme.empty() ? std::string("unsupported store")
+                      : "unsupported store scheme '" + scheme + "'")
+        + " (expected sqlite:<path> or postgresql://user:pass@host:5432/db)");
+  }
+
+  void read_kv(const entry& e, std::string& out) {
+    auto x = non_empty(e);
+    if (!x)
+      return;
+    if (*x == "memory") {
+      out = *x;
+      return;
+    }
+    if (x->rfind("redis://", 0) == 0 && x->size() > 8) {
+      out = *x;
+      return;
+    }
+    auto scheme = scheme_of(*x);
+    error(e, (scheme.empty() ? "unsupported kv " + quote_value(*x)
+                             : "unsupported kv scheme '" + scheme + "'")
+               + " (expected memory or redis://host:port/db)");
+  }
+
+  void read_workflows(const entry& e, std::string& out) {
+    auto x = non_empty(e);
+    if (!x)
+      return;
+    auto dir = resolve(*x);
+    std::error_code ec;
+    if (!fs::is_directory(dir, ec))
+      error(e, "'" + dir + "' is not a directory");
+    else
+      out = dir;
+  }
+
+  void read_http(const entry& e, http_settings& out) {
+    auto s = subsection(e, {{"threads", "max_body", "answer_deadline"}, {}});
+    if (!s)
+      return;
+    if (auto* t = find(*s, "threads"))
+      if (auto x = scalar(*t)) {
+        int n = 0;
+        auto [end, ec] = std::from_chars(x->data(), x->data() + x->size(), n);
+        if (ec != std::errc{} || end != x->data() + x->size() || n < 1
+            || n > 256)
+          error(*t, "expected a whole number from 1 to 256, got "
+                      + quote_value(*x));
+        else
+          out.threads = n;
+      }
+    if (auto* m = find(*s, "max_body"))
+      if (auto x = size(*m))
+        out.max_body = *x;
+    if (auto* d = find(*s, "answer_deadline"))
+      if (auto x = duration(*d))
+        out.answer_deadline = *x;
+  }
+
+  void read_twilio(const entry& e, twilio_settings& out) {
+    auto s = subsection(e, {{"api_url", "account_sid", "auth_token"},
+                            {"api_url", "account_sid", "auth_token"}});
+    if (!s)
+      return;
+    if (auto* u = find(*s, "api_url"))
+      read_url(*u, out.api_url);
+    if (auto* a = find(*s, "account_sid"))
+      if (auto x = scalar(*a)) {
+        bool ok = x->size() == 34 && x->compare(0, 2, "AC") == 0
+                  && std::all_of(x->begin() + 2, x->end(), [](char c) {
+                       return std::isxdigit(static_cast<unsigned char>(c)) != 0;
+                     });
+        if (ok)
+          out.account_sid = *x;
+        else
+          error(
+            *a,
+            quote_value(*x)
+              + " is not a Twilio account SID (expected AC and 32 hex digits)");
+      }
+    if (auto* t = find(*s, "auth_token"))
+      if (auto x = non_empty(*t)) // a secret: never echoed
+        out.auth_token = *x;
+  }
+
+  void read_calls(const entry& e, call_settings& out) {
+    auto s = subsection(e,
+                        {{"ring_timeout", "fallback_grace", "recheck_interval"},
+                         {"ring_timeout", "fallback_grace"}});
+    if (!s)
+      return;
+    if (auto* x = find(*s, "ring_timeout"))
+      if (auto d = duration(*x))
+        out.ring_timeout = *d;
+    if (auto* x = find(*s, "fallback_grace"))
+      if (auto d = duration(*x))
+        out.fallback_grace = *d;
+    if (auto* x = find(*s, "recheck_interval"))
+      if (auto d = duration(*x))
+        out.recheck_interval = *d;
+  }
+
+  void read_tenants(const entry& e, std::vector<engine::tenant>& out) {
+    if (e.value.IsNull() || (e.value.IsSequence() && e.value.size() == 0)) {
+      error(e, "at least one tenant is required");
+      return;
+    }
+    if (!e.value.IsSequence()) {
+      error(e,
+            "expected a list of tenants, got " + workflows::kind_name(e.value));
+      return;
+    }
+    std::map<std::string, int> ids; // id -> line
+    std::map<std::string, std::pair<std::string, int>>
+      used; // number -> tenant, line
+    std::size_t i = 0;
+    for (auto it = e.value.begin(); it != e.value.end(); ++it, ++i) {
+      // A list item has no key: it stands for its own key.
+      entry item{*it, *it, workflows::child_path(style, e.path, i)};
+      if (!it->IsMap()) {
+        out_.error(
+          it->Mark(), item.path,
+          "expected a tenant (a map with id, name, numbers, owner_phone and "
+          "timezone), got "
+            + workflows::kind_name(*it));
+        continue;
+      }
+      if (auto t = read_tenant(item, ids, used))
+        out.push_back(std::move(*t));
+    }
+  }
+
+  std::optional<engine::tenant>
+  read_tenant(const entry& e, std::map<std::string, int>& ids,
+              std::map<std::string, std::pair<std::string, int>>& used) {
+    const auto before = out_.count();
+    const std::vector<std::string> keys{"id", "name", "numbers", "owner_phone",
+                                        "timezone"};
+    auto s = section(e.value, e.value.Mark(), e.path, {keys, keys});
+    engine::tenant t;
+    if (auto* x = find(s, "id"))
+      if (auto id = scalar(*x)) {
+        t.id = *id;
+        if (!is_identifier(*id)) {
+          error(*x, "invalid tenant id " + quote_value(*id)
+                      + " (use letters, digits, '_' and '-', at most 64)");
+        } else {
+          auto [first, added] = ids.emplace(*id, x->mark().line + 1);
+          if (!added)
+            error(*x, "duplicate tenant id '" + *id
+                        + "' (first defined at line "
+                        + std::to_string(first->second) + ")");
+        }
+      }
+    if (auto* x = find(s, "name"))
+      if (auto name = non_empty(*x))
+        t.name = *name;
+    if (auto* x = find(s, "numbers"))
+      read_numbers(*x, t, used);
+    if (auto* x = find(s, "owner_phone"))
+      if (auto p = phone(*x)) {
+        t.owner_phone = *p;
+        for (const auto& n : t.numbers)
+          if (n.number == *p)
+            error(
+              *x,
+              *p
+                + " is one of this tenant's own numbers (the call would ring "
+                  "back into ringback)");
+      }
+    if (auto* x = find(s, "timezone"))
+      if (auto tz = non_empty(*x)) {
+        if (check_timezone(*x, *tz))
+          t.timezone = *tz;
+      }
+    if (out_.count() > before)
+      return std::nullopt;
+    return t;
+  }
+
+  void read_numbers(const entry& e, engine::tenant& t,
+                    std::map<std::string, std::pair<std::string, int>>& used) {
+    if (e.value.IsNull() || (e.value.IsSequence() && e.value.size() == 0)) {
+      error(e, "a tenant needs at least one number");
+      return;
+    }
+    if (!e.value.IsSequence()) {
+      error(e, "expected a list of phone numbers, got "
+                 + workflows::kind_name(e.value));
+      return;
+    }
+    std::size_t i = 0;
+    for (auto it = e.value.begin(); it != e.value.end(); ++it, ++i) {
+      entry item{*it, *it, workflows::child_path(style, e.path, i)};
+      engine::business_number n;
+      const entry* number_entry = &item;
+      entries fields;
+      if (it->IsScalar()) {
+        auto p = phone(item);
+        if (!p)
+          continue;
+        n.number = *p;
+      } else if (it->IsMap()) {
+        fields = section(*it, it->Mark(), item.path,
+                         {{"number", "type", "mps"}, {"number"}});
+        number_entry = find(fields, "number");
+        if (number_entry == nullptr)
+          continue;
+        auto p = phone(*number_entry);
+        if (!p)
+          continue;
+        n.number = *p;
+        if (auto* x = find(fields, "type"))
+          if (auto type = scalar(*x)) {
+            if (auto kind = engine::parse_number_kind(*type)) {
+              n.kind = *kind;
+            } else {
+              std::vector<std::string> kinds{"long_code", "toll_free",
+                                             "short_code"};
+              error(*x, "unknown number type " + quote_value(*type)
+                          + workflows::did_you_mean(*type, kinds)
+                          + "; known types: " + workflows::join(kinds));
+            }
+          }
+        n.mps = default_mps(n.kind);
+        if (auto* x = find(fields, "mps"))
+          if (auto mps = scalar(*x)) {
+            double v = 0;
+            auto [end, ec] = std::from_chars(mps->data(),
+                                             mps->data() + mps->size(), v);
+            if (ec != std::errc{} || end != mps->data() + mps->size()
+                || !std::isfinite(v) || v <= 0 || v > 10000)
+              error(*x,
+                    "expected a positive number of messages per second, got "
+                      + quote_value(*mps));
+            else
+              n.mps = v;
+          }
+      } else {
+        error(item,
+              "expected a phone number or a map with number, type and mps, got "
+                + workflows::kind_name(*it));
+        continue;
+      }
+      auto line = number_entry->mark().line + 1;
+      auto [first, added] = used.emplace(n.number, std::make_pair(t.id, line));
+      if (!added)
+        error(*number_entry, n.number + " is already used by tenant '"
+                               + first->second.first + "' (line "
+                               + std::to_string(first->second.second) + ")");
+      t.numbers.push_back(std::move(n));
+    }
+  }
+
+  /// An IANA name that exists in the time zone database ($TZDIR, default
+  /// /usr/share/zoneinfo); without a database, anything shaped like
+  /// Area/City (or UTC).
+  bool check_timezone(const entry& e, const std::string& name) {
+    const auto expected = " (expected an IANA name like America/Denver)";
+    bool shaped = name.size() <= 64 && name.front() != '/' && name.back() != '/'
+                  && name.find("//") == std::string::npos
+                  && name.find("..") == std::string::npos
+                  && std::all_of(name.begin(), name.end(), [](char c) {
+                       return std::isalnum(static_cast<unsigned char>(c)) != 0
+                              || c == '_' || c == '-' || c == '+' || c == '/';
+                     });
+    if (!shaped) {
+      error(e, quote_value(name) + " is not a time zone name" + expected);
+      return false;
+    }
+    auto tzdir = env_ ? env_("TZDIR") : std::nullopt;
+    fs::path db = tzdir && !tzdir->empty() ? *tzdir : "/usr/share/zoneinfo";
+    std::error_code ec;
+    if (!fs::is_directory(db, ec)) {
+      bool area_city
+        = name == "UTC"
+          || (std::isupper(static_cast<unsigned char>(name.front())) != 0
+              && name.find('/') != std::string::npos);
+      if (!area_city)
+        error(e, quote_value(name) + " is not a time zone name" + expected);
+      return area_city;
+    }
+    auto file = db / name;
+    if (fs::is_regular_file(file, ec)) {
+      char magic[4] = {};
+      std::ifstream in(file, std::ios::binary);
+      if (in.read(magic, 4) && std::memcmp(magic, "TZif", 4) == 0)
+        return true;
+    }
+    // Suggest a sibling: "America/Denvr" -> "America/Denver".
+    std::vector<std::string> siblings;
+    auto parent = file.parent_path();
+    auto prefix = fs::path(name).parent_path().string();
+    for (fs::directory_iterator it(parent, ec), end; !ec && it != end;
+         it.increment(ec)) {
+      auto leaf = it->path().filename().string();
+      siblings.push_back(prefix.empty() ? leaf : prefix + "/" + leaf);
+      if (siblings.size() > 1000)
+        break;
+    }
+    std::sort(siblings.begin(), siblings.end());
+    auto hint = workflows::did_you_mean(name, siblings);
+    error(e, "unknown time zone " + quote_value(name)
+               + (hint.empty() ? expected : hint));
+    return false;
+  }
+
+  std::string_view text_;
+  std::string base_dir_;
+  const env_lookup& env_;
+  reporter& out_;
+  std::vector<std::string_view> lines_;
+};
+
+std::vector<std::string> to_strings(const std::vector<diagnostic>& xs) {
+  std::vector<std::string> out;
+  for (const auto& x : xs)
+    out.push_back(workflows::to_string(x));
+  return out;
+}
+
+} // namespace
+
+std::string listen_address::to_string() const {
+  if (host.find(':') != std::string::npos)
+    return "[" + host + "]:" + std::to_string(port);
+  return host + ":" + std::to_string(port);
+}
+
+std::optional<std::string> process_env(const std::string& name) {
+  if (const char* x = std::getenv(name.c_str()))
+    return std::string(x);
+  return std::nullopt;
+}
+
+std::optional<std::chrono::milliseconds> parse_duration(std::string_view x) {
+  auto [number, unit] = number_and_unit(x);
+  auto per = duration_unit(unit);
+  if (number.empty() || number.size() > 9 || per == 0)
+    return std::nullopt;
+  std::int64_t n = std::strtoll(std::string(number).c_str(), nullptr, 10);
+  if (n <= 0)
+    return std::nullopt;
+  return std::chrono::milliseconds(n * per);
+}
+
+std::optional<std::size_t> parse_size(std::string_view x) {
+  auto [number, unit] = number_and_unit(x);
+  auto per = size_unit(unit);
+  if (number.empty() || number.size() > 12 || per == 0)
+    return std::nullopt;
+  auto n = std::strtoull(std::string(number).c_str(), nullptr, 10);
+  // At most 1 TiB: beyond any body limit and far from overflow.
+  if (n == 0 || n > (std::uint64_t{1} << 40) / per)
+    return std::nullopt;
+  return static_cast<std::size_t>(n * per);
+}
+
+double default_mps(engine::number_kind kind) {
+  switch (kind) {
+    case engine::number_kind::long_code:
+      return 1;
+    case engine::number_kind::toll_free:
+      return 3;
+    case engine::number_kind::short_code:
+      return 100;
+  }
+  return 1;
+}
+
+config_result
+load_config_string(const std::string& text, const std::string& display_name,
+                   const std::string& base_dir, const env_lookup& env) {
+  config_result result;
+  std::vector<diagnostic> diags;
+  reporter out(display_name, diags);
+  try {
+    std::error_code ec;
+    auto base = fs::absolute(base_dir.empty() ? "." : base_dir, ec)
+                  .lexically_normal()
+                  .string();
+    config_reader reader(text, base, env, out);
+    auto c = reader.read();
+    if (c && diags.empty()) {
+      c->source = display_name;
+      result.value = std::move(c);
+    }
+  } catch (const std::exception& e) {
+    out.error_at(0, 0, "",
+                 std::string("internal error while loading: ") + e.what());
+  }
+  result.errors = to_strings(diags);
+  if (!result.errors.empty())
+    result.value.reset();
+  return result;
+}
+
+config_result load_config(const std::string& path) {
+  std::error_code ec;
+  auto size = fs::file_size(path, ec);
+  if (!ec && size > workflows::yaml_limits{}.max_bytes)
+    return {std::nullopt,
+            {path + ": error: the file is too large (" + std::to_string(size)
+             + " bytes)"}};
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    auto why = std::strerror(errno);
+    return {std::nullopt, {path + ": error: cannot read file: " + why}};
+  }
+  std::string text((std::istreambuf_iterator<char>(in)),
+                   std::istreambuf_iterator<char>());
+  auto base = fs::absolute(path, ec).parent_path().string();
+  return load_config_string(text, path, base);
+}
+
+std::string describe(const config& c) {
+  std::string out
+    = "config " + c.source + ": listen=" + c.listen.to_string() + " public_url="
+      + c.public_url + " node_id=" + c.node_id + " store=" + redact_url(c.store)
+      + " kv=" + redact_url(c.kv) + " workflows=" + c.workflows
+      + " http.threads=" + std::to_string(c.http.threads) + " http.max_body="
+      + std::to_string(c.http.max_body) + " http.answer_deadline="
+      + std::to_string(c.http.answer_deadline.count())
+      + "ms twilio.api_url=" + c.twilio.api_url
+      + " twilio.account_sid=" + c.twilio.account_sid + " twilio.auth_token=***"
+      + " calls.ring_timeout=" + std::to_string(c.calls.ring_timeout.count())
+      + "ms calls.fallback_grace="
+      + std::to_string(c.calls.fallback_grace.count())
+      + "ms calls.recheck_interval="
+      + std::to_string(c.calls.recheck_interval.count()) + "ms tenants=";
+  for (std::size_t i = 0; i < c.tenants.size(); ++i) {
+    if (i > 0)
+      out += ',';
+    out += c.tenants[i].id + "(" + std::to_string(c.tenants[i].numbers.size())
+           + " numbers)";
+  }
+  return out;
+}
+
+} // namespace ringback::app

@@ -1,0 +1,306 @@
+#include "ringback/app/service.hpp"
+
+#include "ringback/actors/event_sink.hpp"
+#include "ringback/actors/messages.hpp"
+#include "ringback/actors/outbox_actor.hpp"
+#include "ringback/actors/tenant_actor.hpp"
+#include "ringback/adapters/http/http_server.hpp"
+#include "ringback/adapters/kv/kv_factory.hpp"
+#include "ringback/adapters/store/make_store.hpp"
+#include "ringback/adapters/twilio/rest_client.hpp"
+#include "ringback/adapters/webhooks/twilio_webhooks.hpp"
+#include "ringback/engine/executors.hpp"
+#include "ringback/engine/log.hpp"
+#include "ringback/workflows/interpreter.hpp"
+#include "ringback/workflows/loader.hpp"
+
+#include <caf/all.hpp>
+
+#include <atomic>
+#include <csignal>
+#include <iostream>
+#include <mutex>
+
+namespace ringback::app {
+
+namespace {
+
+constexpr std::size_t kv_threads = 2;
+constexpr std::size_t carrier_threads = 8;
+
+/// Turns the `call.missed` (etc.) workflows into outbox messages.
+actors::workflow_runner make_runner(
+  std::shared_ptr<const workflows::catalog> catalog) {
+  return [catalog](std::string_view trigger, const engine::call_record& call,
+                   const engine::tenant& tenant) {
+    std::vector<engine::message_record> out;
+    auto ctx = workflows::call_context(call, tenant);
+    for (const auto* wf : catalog->for_trigger(trigger)) {
+      auto result = workflows::run(*wf, ctx);
+      for (const auto& t : result.trace)
+        engine::log_info("workflow",
+                         call.call_sid + ": " + wf->name + "/" + t.step_id + " "
+                           + workflows::to_string(t.outcome)
+                           + (t.detail.empty() ? "" : " (" + t.detail + ")"));
+      for (auto& sms : result.sms) {
+        engine::message_record m;
+        m.purpose = wf->name + "/" + sms.step_id;
+        m.from = std::move(sms.from);
+        m.to = std::move(sms.to);
+        m.body = std::move(sms.body);
+        out.push_back(std::move(m));
+      }
+    }
+    return out;
+  };
+}
+
+/// Answers /readyz once both the store and the kv answered a ping.
+struct readiness {
+  std::shared_ptr<adapters::reply_slot> slot;
+  std::mutex mtx;
+  int pending = 2;
+  std::string problems;
+
+  void report(const std::string& what, bool ok) {
+    std::lock_guard<std::mutex> guard{mtx};
+    if (!ok)
+      problems += what + " unreachable\n";
+    if (--pending > 0)
+      return;
+    if (problems.empty())
+      slot->reply(adapters::http_response::text(200, "ready\n"));
+    else
+      slot->reply(adapters::http_response::text(503, problems));
+  }
+};
+
+} // namespace
+
+struct service::impl {
+  explicit impl(config c) : cfg(std::move(c)) {
+    // nop
+  }
+
+  config cfg;
+  engine::system_clock clock;
+  std::shared_ptr<const workflows::catalog> catalog;
+  std::unique_ptr<engine::store_executor> store;
+  std::unique_ptr<adapters::kv_factory> kv_factory;
+  std::unique_ptr<engine::worker_pool<engine::kv>> kv;
+  std::unique_ptr<engine::worker_pool<engine::carrier>> carrier;
+  std::unique_ptr<caf::actor_system_config> actor_cfg;
+  std::unique_ptr<caf::actor_system> system;
+  caf::actor outbox;
+  std::vector<caf::actor> tenants;
+  std::unique_ptr<actors::actor_event_sink> sink;
+  std::unique_ptr<adapters::twilio_webhooks> webhooks;
+  std::unique_ptr<adapters::http_server> http;
+
+  void route(const adapters::http_request& req,
+             std::shared_ptr<adapters::reply_slot> slot) {
+    if (adapters::twilio_webhooks::owns(req.path)) {
+      webhooks->handle(req, std::move(slot));
+      return;
+    }
+    if (req.path == "/healthz" || req.path == "/readyz") {
+      if (req.method != "GET" && req.method != "HEAD") {
+        auto r = adapters::http_response::text(405, "method not allowed: use GET\n");
+        r.headers.push_back({"Allow", "GET"});
+        slot->reply(std::move(r));
+        return;
+      }
+      if (req.path == "/healthz") {
+        slot->reply(adapters::http_response::text(200, "ok\n"));
+        return;
+      }
+      auto r = std::make_shared<readiness>();
+      r->slot = slot;
+      slot->set_deadline(std::chrono::seconds{3},
+                         adapters::http_response::text(503, "store or kv too slow\n"));
+      store->post([r](engine::store& db) { r->report("store", db.ping()); },
+                  [r](const std::string& error) {
+                    if (!error.empty())
+                      r->report("store", false);
+                  });
+      kv->post([r](engine::kv& k) {
+        bool ok = false;
+        try {
+          ok = k.ping();
+        } catch (const std::exception&) {
+          ok = false;
+        }
+        r->report("kv", ok);
+      });
+      return;
+    }
+    slot->reply(adapters::http_response::text(404, "not found\n"));
+  }
+};
+
+service::service(config cfg) : impl_(std::make_unique<impl>(std::move(cfg))) {
+  // nop
+}
+
+service::~service() {
+  stop();
+}
+
+std::optional<std::string> service::start() {
+  auto& d = *impl_;
+  const auto& cfg = d.cfg;
+  // Workflows first: an invalid one stops the start with its diagnostics.
+  auto catalog = std::make_shared<workflows::catalog>(
+    workflows::load_directory(cfg.workflows));
+  if (!catalog->ok()) {
+    std::string msg = "invalid workflows in " + cfg.workflows + ":\n";
+    for (const auto& diag : catalog->diagnostics())
+      msg += workflows::to_string(diag) + "\n";
+    return msg;
+  }
+  if (catalog->for_trigger("call.missed").empty())
+    engine::log_warn("service", "no workflow handles call.missed: missed calls "
+                                "will not be texted back");
+  d.catalog = catalog;
+  try {
+    auto db = adapters::make_store(cfg.store, std::string{});
+    db->migrate();
+    db->begin();
+    for (const auto& t : cfg.tenants)
+      db->upsert_tenant(t);
+    db->commit();
+    d.store = std::make_unique<engine::store_executor>(std::move(db));
+    d.kv_factory = std::make_unique<adapters::kv_factory>(cfg.kv);
+    auto* factory = d.kv_factory.get();
+    d.kv = std::make_unique<engine::worker_pool<engine::kv>>(
+      kv_threads, [factory] { return factory->make_kv(); });
+  } catch (const std::exception& e) {
+    return std::string{"cannot open the store or kv: "} + e.what();
+  }
+  adapters::twilio::rest_client_options rest;
+  rest.api_url = cfg.twilio.api_url;
+  rest.account_sid = cfg.twilio.account_sid;
+  rest.auth_token = cfg.twilio.auth_token;
+  if (auto probe = adapters::twilio::twilio_rest_client::make(rest); !probe)
+    return "twilio: " + probe.error;
+  d.carrier = std::make_unique<engine::worker_pool<engine::carrier>>(
+    carrier_threads, [rest]() -> std::unique_ptr<engine::carrier> {
+      return adapters::twilio::twilio_rest_client::make(rest).value;
+    });
+  auto svc = std::make_shared<actors::services>();
+  svc->store = d.store.get();
+  svc->kv = d.kv.get();
+  svc->carrier = d.carrier.get();
+  svc->clock = &d.clock;
+  svc->run_workflows = make_runner(catalog);
+  svc->node_id = cfg.node_id;
+  svc->public_url = cfg.public_url;
+  svc->timing.ring_timeout = cfg.calls.ring_timeout;
+  svc->timing.fallback_grace = cfg.calls.fallback_grace;
+  svc->timing.recheck_interval = cfg.calls.recheck_interval;
+  d.actor_cfg = std::make_unique<caf::actor_system_config>();
+  d.actor_cfg->set("logger.file-verbosity", caf::atom("quiet"));
+  d.actor_cfg->set("logger.console-verbosity", caf::atom("quiet"));
+  d.system = std::make_unique<caf::actor_system>(*d.actor_cfg);
+  d.outbox = d.system->spawn(actors::outbox_actor, svc);
+  std::unordered_map<std::string, caf::actor> by_id;
+  for (const auto& t : cfg.tenants) {
+    auto tenant = d.system->spawn(actors::tenant_actor,
+                                  std::make_shared<const engine::tenant>(t), svc,
+                                  d.outbox);
+    d.tenants.push_back(tenant);
+    by_id.emplace(t.id, tenant);
+  }
+  d.sink = std::make_unique<actors::actor_event_sink>(svc, std::move(by_id));
+  adapters::twilio_webhooks::options wo;
+  wo.public_url = cfg.public_url;
+  wo.auth_token = cfg.twilio.auth_token;
+  wo.answer_deadline = cfg.http.answer_deadline;
+  wo.ring_timeout = std::chrono::duration_cast<std::chrono::seconds>(
+    cfg.calls.ring_timeout);
+  d.webhooks = std::make_unique<adapters::twilio_webhooks>(wo, cfg.tenants,
+                                                           *d.sink, d.clock);
+  // Resume what a previous run left unfinished before taking new requests.
+  caf::anon_send(d.outbox, actors::recover_atom_v);
+  for (const auto& t : d.tenants)
+    caf::anon_send(t, actors::recover_atom_v);
+  adapters::http_server_options ho;
+  ho.host = cfg.listen.host;
+  ho.port = cfg.listen.port;
+  ho.threads = static_cast<std::size_t>(cfg.http.threads);
+  ho.limits.max_body_bytes = cfg.http.max_body;
+  ho.log = [](std::string_view line) { engine::log_warn("http", line); };
+  auto* self = impl_.get();
+  d.http = std::make_unique<adapters::http_server>(
+    ho, [self](const adapters::http_request& req,
+               std::shared_ptr<adapters::reply_slot> slot) {
+      self->route(req, std::move(slot));
+    });
+  if (auto err = d.http->start())
+    return "cannot listen on " + cfg.listen.host + ":"
+           + std::to_string(cfg.listen.port) + ": " + *err;
+  engine::log_info("service",
+                   "listening on " + cfg.listen.host + ":"
+                     + std::to_string(d.http->port()) + " as node "
+                     + cfg.node_id + " (store " + adapters::redact_url(cfg.store)
+                     + ", kv " + d.kv_factory->display_url() + ", "
+                     + std::to_string(cfg.tenants.size()) + " tenant(s), "
+                     + std::to_string(catalog->workflows().size())
+                     + " workflow(s))");
+  return std::nullopt;
+}
+
+std::uint16_t service::port() const {
+  return impl_->http ? impl_->http->port() : 0;
+}
+
+void service::stop() {
+  auto& d = *impl_;
+  if (d.http) {
+    d.http->stop();
+    d.http.reset();
+  }
+  if (d.system) {
+    for (const auto& t : d.tenants)
+      caf::anon_send_exit(t, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(d.outbox, caf::exit_reason::user_shutdown);
+    d.tenants.clear();
+    d.outbox = nullptr;
+    d.system.reset(); // waits for every actor
+  }
+  // Pending jobs still run (their completions talk to dead actors: fine).
+  if (d.carrier)
+    d.carrier->stop();
+  if (d.kv)
+    d.kv->stop();
+  if (d.store)
+    d.store->stop();
+}
+
+int serve_main(const std::string& config_path) {
+  auto loaded = load_config(config_path);
+  if (!loaded.ok()) {
+    for (const auto& e : loaded.errors)
+      std::cerr << e << "\n";
+    return 1;
+  }
+  // Wait for signals in this thread only: block them before any thread starts.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+  service svc{std::move(*loaded.value)};
+  if (auto err = svc.start()) {
+    std::cerr << "ringback: " << *err << "\n";
+    return 1;
+  }
+  int sig = 0;
+  sigwait(&signals, &sig);
+  engine::log_info("service", std::string{"stopping on "} + strsignal(sig));
+  svc.stop();
+  return 0;
+}
+
+} // namespace ringback::app

@@ -1,0 +1,307 @@
+#include "ringback/actors/tenant_actor.hpp"
+
+#include "ringback/actors/call_actor.hpp"
+#include "ringback/actors/messages.hpp"
+#include "ringback/actors/outbox_actor.hpp"
+#include "ringback/adapters/kv/memory_kv.hpp"
+#include "ringback/adapters/store/memory_store.hpp"
+
+#include "fakes.hpp"
+
+#include <caf/all.hpp>
+#include <caf/scheduler/test_coordinator.hpp>
+
+#include <gtest/gtest.h>
+
+#include <memory>
+
+namespace {
+
+using namespace ringback;
+using namespace std::chrono_literals;
+using engine::inbound_event;
+using kind = inbound_event::kind;
+
+/// One ringback "process": its own queues, kv view, services and actors,
+/// over a store and kv state that several nodes may share.
+struct node {
+  node(caf::actor_system& sys, std::string id,
+       std::shared_ptr<adapters::memory_database> database,
+       std::shared_ptr<adapters::memory_kv_state> kv_state,
+       testkit::manual_clock& clock)
+    : db(std::move(database)), kv(std::move(kv_state)), store_q(db), kv_q(kv),
+      carrier_q(carrier) {
+    db.migrate();
+    auto s = std::make_shared<actors::services>();
+    s->store = &store_q;
+    s->kv = &kv_q;
+    s->carrier = &carrier_q;
+    s->clock = &clock;
+    s->node_id = std::move(id);
+    s->public_url = "https://ringback.example.com";
+    s->timing.ring_timeout = 20s;
+    s->timing.fallback_grace = 10s;
+    s->timing.recheck_interval = 15s;
+    s->run_workflows = [](std::string_view trigger, const engine::call_record& c,
+                          const engine::tenant& t) {
+      std::vector<engine::message_record> out;
+      if (trigger != "call.missed")
+        return out;
+      engine::message_record to_caller;
+      to_caller.purpose = "missed_call.text_back";
+      to_caller.from = c.to;
+      to_caller.to = c.from;
+      to_caller.body = "Sorry we missed you - " + t.name;
+      out.push_back(to_caller);
+      auto to_owner = to_caller;
+      to_owner.purpose = "missed_call.tell_owner";
+      to_owner.to = t.owner_phone;
+      to_owner.body = "Missed call from " + c.from;
+      out.push_back(to_owner);
+      return out;
+    };
+    svc = s;
+    auto t = std::make_shared<engine::tenant>();
+    t->id = "acme";
+    t->name = "Acme Plumbing";
+    t->owner_phone = "+15005550002";
+    t->numbers.push_back({"+15005550001", engine::number_kind::long_code, 1.0});
+    outbox = sys.spawn(actors::outbox_actor, svc);
+    tenant = sys.spawn(actors::tenant_actor, t, svc, outbox);
+  }
+
+  adapters::memory_store db;
+  adapters::memory_kv kv;
+  engine::inline_store_queue store_q;
+  engine::inline_queue<engine::kv> kv_q;
+  testkit::fake_carrier carrier;
+  engine::inline_queue<engine::carrier> carrier_q;
+  actors::services_ptr svc;
+  caf::actor outbox;
+  caf::actor tenant;
+};
+
+class CallFlow : public ::testing::Test {
+protected:
+  static caf::actor_system_config& configure(caf::actor_system_config& cfg) {
+    cfg.set("scheduler.policy", caf::atom("testing"));
+    cfg.set("logger.file-verbosity", caf::atom("quiet"));
+    return cfg;
+  }
+
+  CallFlow()
+    : sys_(configure(cfg_)),
+      sched_(dynamic_cast<caf::scheduler::test_coordinator&>(sys_.scheduler())),
+      database_(adapters::memory_store{}.database()),
+      kv_state_(std::make_shared<adapters::memory_kv_state>()),
+      a_(sys_, "node-a", database_, kv_state_, clock_) {
+    sched_.run();
+  }
+
+  ~CallFlow() override {
+    for (auto* n : {&a_}) {
+      caf::anon_send_exit(n->tenant, caf::exit_reason::user_shutdown);
+      caf::anon_send_exit(n->outbox, caf::exit_reason::user_shutdown);
+    }
+    sched_.run();
+  }
+
+  std::shared_ptr<testkit::recorded_reply> deliver(node& n, inbound_event ev) {
+    auto reply = std::make_shared<testkit::recorded_reply>();
+    caf::anon_send(n.tenant, actors::event_atom_v, std::move(ev),
+                   std::shared_ptr<engine::voice_reply>{reply});
+    sched_.run();
+    return reply;
+  }
+
+  std::shared_ptr<testkit::recorded_reply> incoming(node& n, const std::string& sid) {
+    return deliver(n, testkit::call_event(kind::call_incoming, sid));
+  }
+
+  void dial_result(node& n, const std::string& sid, const std::string& status,
+                   std::int32_t duration = 0) {
+    deliver(n, testkit::call_event(kind::dial_result, sid, status, duration));
+  }
+
+  /// Moves the wall clock and CAF's virtual clock together.
+  void advance(std::chrono::milliseconds d) {
+    clock_.advance(d);
+    sched_.advance_time(d);
+    sched_.run();
+  }
+
+  actors::tenant_state& tenant_of(node& n) {
+    auto* ptr = caf::actor_cast<caf::abstract_actor*>(n.tenant);
+    return dynamic_cast<caf::stateful_actor<actors::tenant_state>&>(*ptr).state;
+  }
+
+  std::vector<engine::message_record> messages(const std::string& sid) {
+    return a_.db.messages_for_call(sid);
+  }
+
+  caf::actor_system_config cfg_;
+  caf::actor_system sys_;
+  caf::scheduler::test_coordinator& sched_;
+  testkit::manual_clock clock_;
+  std::shared_ptr<adapters::memory_database> database_;
+  std::shared_ptr<adapters::memory_kv_state> kv_state_;
+  node a_;
+};
+
+TEST_F(CallFlow, IncomingCallIsStoredAndAnsweredWithADialToTheOwner) {
+  auto reply = incoming(a_, "CA1");
+  ASSERT_EQ(reply->answers.size(), 1u);
+  const auto& a = reply->answers.front();
+  EXPECT_EQ(a.what, engine::voice_answer::kind::dial);
+  EXPECT_EQ(a.numbers, std::vector<std::string>{"+15005550002"});
+  EXPECT_EQ(a.timeout, 20s);
+  EXPECT_EQ(a.action_url,
+            "https://ringback.example.com/webhooks/twilio/voice/dial-result");
+  auto stored = a_.db.find_call("CA1");
+  ASSERT_TRUE(stored);
+  EXPECT_EQ(stored->phase, engine::call_phase::ringing);
+  EXPECT_EQ(stored->fallback_at, clock_.now() + 30'000);
+  EXPECT_EQ(tenant_of(a_).calls.size(), 1u);
+  EXPECT_EQ(tenant_of(a_).timers.size(), 1u);
+}
+
+TEST_F(CallFlow, NoAnswerTextsTheCallerAndTheOwnerOnceAndReleasesTheActor) {
+  incoming(a_, "CA1");
+  auto running_with_call = sys_.registry().running();
+  dial_result(a_, "CA1", "no-answer");
+  ASSERT_EQ(a_.carrier.sent.size(), 2u);
+  EXPECT_EQ(a_.carrier.sent[0].to, "+15550100");
+  EXPECT_EQ(a_.carrier.sent[0].from, "+15005550001");
+  EXPECT_EQ(a_.carrier.sent[1].to, "+15005550002");
+  auto stored = messages("CA1");
+  ASSERT_EQ(stored.size(), 2u);
+  for (const auto& m : stored) {
+    EXPECT_EQ(m.state, engine::message_state::sent);
+    EXPECT_EQ(m.attempts, 1);
+  }
+  EXPECT_EQ(a_.db.find_call("CA1")->phase, engine::call_phase::missed);
+  EXPECT_EQ(a_.db.find_call("CA1")->decided, engine::decided_by::dial_result);
+  // Released: no actor, no timer left behind for this call.
+  EXPECT_TRUE(tenant_of(a_).calls.empty());
+  EXPECT_EQ(tenant_of(a_).timers.size(), 0u);
+  EXPECT_EQ(sys_.registry().running(), running_with_call - 1);
+  // Late and repeated callbacks reload the call and change nothing.
+  dial_result(a_, "CA1", "no-answer");
+  deliver(a_, testkit::call_event(kind::call_status, "CA1", "completed"));
+  advance(60s);
+  EXPECT_EQ(a_.carrier.attempts.size(), 2u);
+  EXPECT_TRUE(a_.db.find_call("CA1")->ended);
+  EXPECT_TRUE(tenant_of(a_).calls.empty());
+}
+
+TEST_F(CallFlow, AnsweredCallSendsNothing) {
+  incoming(a_, "CA1");
+  dial_result(a_, "CA1", "completed", 30);
+  advance(60s);
+  EXPECT_TRUE(a_.carrier.attempts.empty());
+  EXPECT_EQ(a_.db.find_call("CA1")->phase, engine::call_phase::answered);
+  EXPECT_TRUE(a_.carrier.queries.empty());
+}
+
+TEST_F(CallFlow, LostCallbackIsCaughtByTheFallbackTimer) {
+  a_.carrier.set_call("CA1", "completed", "no-answer");
+  incoming(a_, "CA1");
+  advance(29s);
+  EXPECT_TRUE(a_.carrier.queries.empty()) << "not before ring timeout + grace";
+  advance(1s);
+  EXPECT_EQ(a_.carrier.queries, std::vector<std::string>{"CA1"});
+  EXPECT_EQ(a_.carrier.sent.size(), 2u);
+  EXPECT_EQ(a_.db.find_call("CA1")->decided, engine::decided_by::fallback);
+}
+
+TEST_F(CallFlow, FallbackRechecksACallStillInProgress) {
+  a_.carrier.set_call("CA1", "in-progress", "ringing");
+  incoming(a_, "CA1");
+  advance(30s);
+  EXPECT_EQ(a_.carrier.queries.size(), 1u);
+  EXPECT_TRUE(a_.carrier.sent.empty());
+  a_.carrier.set_call("CA1", "in-progress", "completed", 12);
+  advance(15s);
+  EXPECT_EQ(a_.carrier.queries.size(), 2u);
+  EXPECT_TRUE(a_.carrier.sent.empty());
+  EXPECT_EQ(a_.db.find_call("CA1")->phase, engine::call_phase::answered);
+}
+
+TEST_F(CallFlow, ACrashedCallActorIsRestoredFromTheStore) {
+  incoming(a_, "CA1");
+  auto call = tenant_of(a_).calls.at("CA1");
+  caf::anon_send_exit(call, caf::exit_reason::kill);
+  sched_.run();
+  EXPECT_EQ(tenant_of(a_).restored, 1u);
+  ASSERT_EQ(tenant_of(a_).calls.count("CA1"), 1u);
+  EXPECT_NE(tenant_of(a_).calls.at("CA1"), call);
+  dial_result(a_, "CA1", "busy");
+  EXPECT_EQ(a_.carrier.sent.size(), 2u);
+  // Other calls of the tenant were not disturbed.
+  incoming(a_, "CA2");
+  dial_result(a_, "CA2", "no-answer");
+  EXPECT_EQ(a_.carrier.sent.size(), 4u);
+}
+
+TEST_F(CallFlow, UnfinishedCallsAreResumedAfterARestart) {
+  auto rec = engine::call_fsm::begin("CA9", "acme", "+15550100", "+15005550001",
+                                     "+15005550002", "node-a", clock_.now(),
+                                     a_.svc->timing);
+  ASSERT_TRUE(a_.db.insert_call(rec));
+  a_.carrier.set_call("CA9", "completed", "no-answer");
+  caf::anon_send(a_.tenant, actors::recover_atom_v);
+  sched_.run();
+  EXPECT_EQ(tenant_of(a_).calls.size(), 1u);
+  advance(30s);
+  EXPECT_EQ(a_.carrier.sent.size(), 2u);
+}
+
+TEST_F(CallFlow, TransientSendFailuresAreRetriedPermanentOnesAreNot) {
+  a_.carrier.scripted_sends.push_back(testkit::fake_carrier::failure(500));
+  a_.carrier.scripted_sends.push_back(testkit::fake_carrier::failure(400, 21211));
+  incoming(a_, "CA1");
+  dial_result(a_, "CA1", "no-answer");
+  // First message: 500 then retried; second: 21211, never retried.
+  EXPECT_EQ(a_.carrier.attempts.size(), 2u);
+  EXPECT_TRUE(a_.carrier.sent.empty());
+  advance(2s);
+  EXPECT_EQ(a_.carrier.attempts.size(), 3u);
+  ASSERT_EQ(a_.carrier.sent.size(), 1u);
+  advance(120s);
+  EXPECT_EQ(a_.carrier.attempts.size(), 3u);
+  auto stored = messages("CA1");
+  ASSERT_EQ(stored.size(), 2u);
+  EXPECT_EQ(stored[0].state, engine::message_state::sent);
+  EXPECT_EQ(stored[0].attempts, 2);
+  EXPECT_EQ(stored[1].state, engine::message_state::failed);
+  EXPECT_EQ(stored[1].error_code, 21211);
+}
+
+TEST_F(CallFlow, TwoNodesSharingStoreAndKvSendOneText) {
+  node b{sys_, "node-b", database_, kv_state_, clock_};
+  sched_.run();
+  incoming(a_, "CA1");
+  // The callback reaches the other node, and a carrier retry reaches this one.
+  dial_result(b, "CA1", "no-answer");
+  dial_result(a_, "CA1", "no-answer");
+  advance(60s);
+  EXPECT_EQ(a_.carrier.sent.size() + b.carrier.sent.size(), 2u);
+  EXPECT_EQ(messages("CA1").size(), 2u);
+  caf::anon_send_exit(b.tenant, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(b.outbox, caf::exit_reason::user_shutdown);
+  sched_.run();
+}
+
+TEST_F(CallFlow, ManyCallsLeaveNoActorsOrTimersBehind) {
+  auto baseline = sys_.registry().running();
+  for (int i = 0; i < 200; ++i)
+    incoming(a_, "CA" + std::to_string(i));
+  EXPECT_EQ(sys_.registry().running(), baseline + 200);
+  for (int i = 0; i < 200; ++i)
+    dial_result(a_, "CA" + std::to_string(i), i % 2 ? "no-answer" : "completed");
+  EXPECT_EQ(sys_.registry().running(), baseline);
+  EXPECT_EQ(tenant_of(a_).timers.size(), 0u);
+  EXPECT_EQ(a_.carrier.sent.size(), 200u);
+}
+
+} // namespace

@@ -1,0 +1,119 @@
+#pragma once
+
+#include "ringback/engine/ingress.hpp"
+#include "ringback/engine/ports.hpp"
+
+#include <atomic>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace ringback::testkit {
+
+/// A wall clock the test moves by hand.
+class manual_clock final : public engine::clock {
+public:
+  explicit manual_clock(engine::epoch_ms start = 1'700'000'000'000) : now_(start) {
+    // nop
+  }
+
+  engine::epoch_ms now() const override {
+    return now_.load();
+  }
+
+  void advance(std::chrono::milliseconds d) {
+    now_ += d.count();
+  }
+
+private:
+  std::atomic<engine::epoch_ms> now_;
+};
+
+/// A carrier that records what it was asked and answers from a script.
+class fake_carrier final : public engine::carrier {
+public:
+  engine::sms_receipt send_sms(const engine::sms_request& req) override {
+    std::lock_guard<std::mutex> guard{mtx_};
+    attempts.push_back(req);
+    engine::sms_receipt r;
+    if (!scripted_sends.empty()) {
+      r = scripted_sends.front();
+      scripted_sends.pop_front();
+    } else {
+      r.status.ok = true;
+      r.status.http_status = 201;
+      r.message_sid = "SM" + std::to_string(attempts.size());
+    }
+    if (r.status.ok)
+      sent.push_back(req);
+    return r;
+  }
+
+  engine::call_report fetch_call(std::string_view call_sid) override {
+    std::lock_guard<std::mutex> guard{mtx_};
+    queries.emplace_back(call_sid);
+    if (auto i = reports.find(std::string{call_sid}); i != reports.end())
+      return i->second;
+    engine::call_report r;
+    r.status.http_status = 404;
+    r.status.error_code = 20404;
+    return r;
+  }
+
+  /// The parent call ended as `parent` with one dialled leg.
+  void set_call(const std::string& sid, std::string parent, std::string leg,
+                std::int32_t leg_duration = 0) {
+    engine::call_report r;
+    r.status.ok = true;
+    r.status.http_status = 200;
+    r.parent = {sid, std::move(parent), 0};
+    r.children.push_back({sid + "-leg", std::move(leg), leg_duration});
+    reports[sid] = r;
+  }
+
+  static engine::sms_receipt failure(int http, int code = 0) {
+    engine::sms_receipt r;
+    r.status.http_status = http;
+    r.status.error_code = code;
+    r.status.error_message = "scripted failure";
+    return r;
+  }
+
+  std::vector<engine::sms_request> attempts;
+  std::vector<engine::sms_request> sent;
+  std::deque<engine::sms_receipt> scripted_sends;
+  std::vector<std::string> queries;
+  std::unordered_map<std::string, engine::call_report> reports;
+
+private:
+  std::mutex mtx_;
+};
+
+/// Captures the answers to a voice webhook.
+class recorded_reply final : public engine::voice_reply {
+public:
+  void answer(const engine::voice_answer& a) override {
+    answers.push_back(a);
+  }
+
+  std::vector<engine::voice_answer> answers;
+};
+
+inline engine::inbound_event call_event(engine::inbound_event::kind what,
+                                        std::string sid, std::string status = {},
+                                        std::int32_t duration = 0) {
+  engine::inbound_event ev;
+  ev.what = what;
+  ev.sid = std::move(sid);
+  ev.from = "+15550100";
+  ev.to = "+15005550001";
+  ev.status = std::move(status);
+  ev.duration = duration;
+  ev.raw.kind = engine::to_string(what);
+  ev.raw.call_sid = ev.sid;
+  return ev;
+}
+
+} // namespace ringback::testkit
