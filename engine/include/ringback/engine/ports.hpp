@@ -61,9 +61,9 @@ public:
 
   virtual std::optional<call_record> find_call(std::string_view call_sid) = 0;
 
-  /// Calls whose parent has not ended or whose outcome is undecided, that
-  /// belong to `node_id` or whose fallback is overdue since before
-  /// `orphaned_before` (adopted from a process that never came back).
+  /// Undecided calls (still ringing) that belong to `node_id`, or whose
+  /// fallback check is overdue since before `orphaned_before` (adopted from a
+  /// process that never came back).
   virtual std::vector<call_record> unfinished_calls(std::string_view node_id,
                                                     epoch_ms orphaned_before)
     = 0;
@@ -73,7 +73,7 @@ public:
   /// Inserts a message; returns its id.
   virtual std::int64_t insert_message(const message_record& m) = 0;
 
-  /// Updates state, attempts, sid and error of a message by id.
+  /// Updates state, attempts, sid, error and `updated_at` of a message by id.
   virtual void update_message(const message_record& m) = 0;
 
   virtual std::optional<message_record> find_message(std::int64_t id) = 0;

@@ -1,0 +1,92 @@
+#pragma once
+
+#include "ringback/adapters/store/audited_store.hpp"
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <string_view>
+
+namespace ringback::adapters {
+
+/// The state of one in-memory "database", shared by the `memory_store`
+/// instances opened on it. Opaque.
+struct memory_database;
+
+/// A faithful in-memory fake of the SQL stores for tests: same semantics,
+/// same errors (message prefix `memory`). Instances created from one
+/// `database()` emulate several connections (or processes) sharing one
+/// database: like SQLite in WAL mode, a transaction holds the one write lock
+/// from `begin()` to `commit()`/`rollback()`, other instances keep reading
+/// the last committed state, and their writes wait up to the busy timeout,
+/// then fail with `database is locked`. Thread-safe (one mutex per database).
+class memory_store final : public audited_store {
+public:
+  /// An instance on a fresh database.
+  memory_store();
+
+  /// Another instance ("connection") on `db`.
+  explicit memory_store(std::shared_ptr<memory_database> db);
+
+  ~memory_store() override;
+
+  memory_store(const memory_store&) = delete;
+  memory_store& operator=(const memory_store&) = delete;
+
+  /// The database this instance works on, to open more instances on it.
+  std::shared_ptr<memory_database> database() const;
+
+  /// How long a write waits for another instance's transaction.
+  void busy_timeout(std::chrono::milliseconds timeout);
+
+  /// Failure injection on the shared database: the `nth` store call from
+  /// now on (1 = the next one; `ping()` and `rollback()` do not count), from
+  /// any instance, throws `port_error` `memory <op>: injected failure`.
+  /// 0 cancels.
+  void fail_at(std::size_t nth);
+
+  /// While unreachable, `ping()` is false and every other call but
+  /// `rollback()` throws `memory <op>: database unreachable`.
+  void set_reachable(bool reachable);
+
+  void migrate() override;
+  int schema_version() override;
+  void begin() override;
+  void commit() override;
+  void rollback() override;
+  bool ping() override;
+  void upsert_tenant(const engine::tenant& t) override;
+  bool insert_call(const engine::call_record& c) override;
+  void update_call(const engine::call_record& c) override;
+  bool decide_outcome(const engine::call_record& c) override;
+  std::optional<engine::call_record>
+  find_call(std::string_view call_sid) override;
+  std::vector<engine::call_record>
+  unfinished_calls(std::string_view node_id,
+                   engine::epoch_ms orphaned_before) override;
+  void insert_webhook(const engine::webhook_record& w) override;
+  std::int64_t insert_message(const engine::message_record& m) override;
+  void update_message(const engine::message_record& m) override;
+  std::optional<engine::message_record> find_message(std::int64_t id) override;
+  std::vector<engine::message_record>
+  pending_messages(std::string_view node_id) override;
+  bool insert_inbound(const engine::inbound_message& m) override;
+  void touch_contact(std::string_view tenant_id, std::string_view phone,
+                     engine::epoch_ms at) override;
+  std::vector<engine::message_record>
+  messages_for_call(std::string_view call_sid) override;
+
+  std::optional<engine::tenant> find_tenant(std::string_view id) override;
+  std::vector<engine::webhook_record>
+  webhooks_for(std::string_view call_sid) override;
+  std::optional<engine::inbound_message>
+  find_inbound(std::string_view message_sid) override;
+  std::optional<contact_record> find_contact(std::string_view tenant_id,
+                                             std::string_view phone) override;
+
+private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+} // namespace ringback::adapters

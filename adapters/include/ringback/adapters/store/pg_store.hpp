@@ -1,0 +1,91 @@
+#pragma once
+
+#include "ringback/adapters/store/audited_store.hpp"
+#include "ringback/adapters/store/migrations.hpp"
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ringback::adapters {
+
+struct pg_store_options {
+  /// `postgresql://user:pass@host:port/db` (or `postgres://`, or a libpq
+  /// `key=value` string).
+  std::string url;
+  /// Tables live in this schema (created by `migrate()`) instead of the
+  /// default search path; tests give each fixture its own. Letters, digits
+  /// and `_` only.
+  std::string schema;
+  /// Shown in `pg_stat_activity`.
+  std::string application_name = "ringback";
+  /// Gives up connecting after this long (libpq `connect_timeout`).
+  std::chrono::seconds connect_timeout{5};
+  /// A statement waiting this long for a row lock fails (`lock_timeout`).
+  std::chrono::milliseconds lock_timeout{5000};
+  /// What `migrate()` applies (tests replace it).
+  std::vector<migration> migrations = pg_migrations();
+};
+
+/// `engine::store` on PostgreSQL through libpqxx: one connection per
+/// instance, prepared statements, use one instance per thread. Connects
+/// lazily (construction never touches the network); after the connection
+/// breaks, the failing call throws `port_error` and the next call (typically
+/// `begin()`) reconnects. Outside a transaction, calls run in autocommit
+/// mode. `migrate()` runs under `pg_advisory_xact_lock(pg_migration_lock_key)`.
+class pg_store final : public audited_store {
+public:
+  /// Throws `port_error` only for invalid options (e.g. a bad schema name).
+  explicit pg_store(pg_store_options options);
+  explicit pg_store(std::string url);
+  ~pg_store() override;
+
+  pg_store(const pg_store&) = delete;
+  pg_store& operator=(const pg_store&) = delete;
+
+  void migrate() override;
+  int schema_version() override;
+  void begin() override;
+  void commit() override;
+  void rollback() override;
+  bool ping() override;
+  void upsert_tenant(const engine::tenant& t) override;
+  bool insert_call(const engine::call_record& c) override;
+  void update_call(const engine::call_record& c) override;
+  bool decide_outcome(const engine::call_record& c) override;
+  std::optional<engine::call_record>
+  find_call(std::string_view call_sid) override;
+  std::vector<engine::call_record>
+  unfinished_calls(std::string_view node_id,
+                   engine::epoch_ms orphaned_before) override;
+  void insert_webhook(const engine::webhook_record& w) override;
+  std::int64_t insert_message(const engine::message_record& m) override;
+  void update_message(const engine::message_record& m) override;
+  std::optional<engine::message_record> find_message(std::int64_t id) override;
+  std::vector<engine::message_record>
+  pending_messages(std::string_view node_id) override;
+  bool insert_inbound(const engine::inbound_message& m) override;
+  void touch_contact(std::string_view tenant_id, std::string_view phone,
+                     engine::epoch_ms at) override;
+  std::vector<engine::message_record>
+  messages_for_call(std::string_view call_sid) override;
+
+  std::optional<engine::tenant> find_tenant(std::string_view id) override;
+  std::vector<engine::webhook_record>
+  webhooks_for(std::string_view call_sid) override;
+  std::optional<engine::inbound_message>
+  find_inbound(std::string_view message_sid) override;
+  std::optional<contact_record> find_contact(std::string_view tenant_id,
+                                             std::string_view phone) override;
+
+  /// The libpq connection string this store uses (the URL plus its options).
+  const std::string& connection_string() const;
+
+private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+} // namespace ringback::adapters

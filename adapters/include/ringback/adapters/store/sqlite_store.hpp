@@ -1,0 +1,89 @@
+#pragma once
+
+#include "ringback/adapters/store/audited_store.hpp"
+#include "ringback/adapters/store/migrations.hpp"
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ringback::adapters {
+
+struct sqlite_store_options {
+  /// A file path, or ":memory:" for a private in-memory database.
+  std::string path;
+  /// How long a write waits for another connection's transaction before it
+  /// fails with `database is locked` (SQLITE_BUSY).
+  std::chrono::milliseconds busy_timeout{5000};
+  /// What `migrate()` applies (tests replace it).
+  std::vector<migration> migrations = sqlite_migrations();
+};
+
+/// `engine::store` on SQLite: WAL journal, `synchronous=NORMAL`, a busy
+/// timeout, foreign keys on. One connection per instance with its prepared
+/// statements cached. An instance must not be used by two threads at once
+/// (the connection is opened without SQLite's own mutex): use one per
+/// thread; several instances, also in several processes, may open the same
+/// file. `begin()` takes the write lock at once (`BEGIN IMMEDIATE`) so that
+/// a transaction never fails half way for lock contention; `migrate()` does
+/// the same. A write that finds another connection's transaction waits up to
+/// the busy timeout, then fails with `sqlite <op>: database is locked`.
+class sqlite_store final : public audited_store {
+public:
+  /// Opens (creating if needed) the database. Throws `port_error` if it
+  /// cannot, e.g. `sqlite open: cannot open '/x/y.db': directory '/x' does
+  /// not exist`.
+  explicit sqlite_store(sqlite_store_options options);
+  explicit sqlite_store(std::string path);
+  ~sqlite_store() override;
+
+  sqlite_store(const sqlite_store&) = delete;
+  sqlite_store& operator=(const sqlite_store&) = delete;
+
+  void migrate() override;
+  int schema_version() override;
+  void begin() override;
+  void commit() override;
+  void rollback() override;
+  bool ping() override;
+  void upsert_tenant(const engine::tenant& t) override;
+  bool insert_call(const engine::call_record& c) override;
+  void update_call(const engine::call_record& c) override;
+  bool decide_outcome(const engine::call_record& c) override;
+  std::optional<engine::call_record>
+  find_call(std::string_view call_sid) override;
+  std::vector<engine::call_record>
+  unfinished_calls(std::string_view node_id,
+                   engine::epoch_ms orphaned_before) override;
+  void insert_webhook(const engine::webhook_record& w) override;
+  std::int64_t insert_message(const engine::message_record& m) override;
+  void update_message(const engine::message_record& m) override;
+  std::optional<engine::message_record> find_message(std::int64_t id) override;
+  std::vector<engine::message_record>
+  pending_messages(std::string_view node_id) override;
+  bool insert_inbound(const engine::inbound_message& m) override;
+  void touch_contact(std::string_view tenant_id, std::string_view phone,
+                     engine::epoch_ms at) override;
+  std::vector<engine::message_record>
+  messages_for_call(std::string_view call_sid) override;
+
+  std::optional<engine::tenant> find_tenant(std::string_view id) override;
+  std::vector<engine::webhook_record>
+  webhooks_for(std::string_view call_sid) override;
+  std::optional<engine::inbound_message>
+  find_inbound(std::string_view message_sid) override;
+  std::optional<contact_record> find_contact(std::string_view tenant_id,
+                                             std::string_view phone) override;
+
+  /// The value of `PRAGMA <name>` on this connection (diagnostics, tests).
+  /// `name` must be a plain identifier.
+  std::string pragma(std::string_view name);
+
+private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+} // namespace ringback::adapters

@@ -1,0 +1,443 @@
+#include "ringback/adapters/store/detail.hpp"
+#include "ringback/adapters/store/memory_store.hpp"
+#include "ringback/adapters/store/migrations.hpp"
+
+#include <algorithm>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <tuple>
+#include <utility>
+
+namespace ringback::adapters {
+
+namespace {
+
+using store_detail::fail;
+
+constexpr std::string_view memory_backend = "memory";
+
+struct tenant_row {
+  std::string name;
+  std::string owner_phone;
+  std::string timezone;
+  engine::epoch_ms updated_at = 0;
+};
+
+struct number_row {
+  std::string tenant_id;
+  engine::number_kind kind = engine::number_kind::long_code;
+  double mps = 0;
+};
+
+/// The tables of one database (what a transaction copies and installs).
+struct tables {
+  int version = 0; // schema_migrations; 0 = no tables
+  std::map<std::string, tenant_row, std::less<>> tenants;
+  std::map<std::string, number_row, std::less<>> numbers;
+  std::map<std::string, engine::call_record, std::less<>> calls;
+  std::vector<engine::webhook_record> webhooks; // in id order
+  std::map<std::int64_t, engine::message_record> messages;
+  std::int64_t next_message_id = 1;
+  std::map<std::string, engine::inbound_message, std::less<>> inbound;
+  std::map<std::pair<std::string, std::string>, contact_record> contacts;
+};
+
+} // namespace
+
+struct memory_database {
+  std::mutex mutex;
+  std::condition_variable released;
+  const void* writer = nullptr; // the instance holding the write lock
+  tables committed;
+  std::size_t fail_countdown = 0;
+  bool reachable = true;
+};
+
+struct memory_store::impl {
+  std::shared_ptr<memory_database> db;
+  std::chrono::milliseconds busy_timeout{5000};
+  std::optional<tables> tx; // the working copy of an open transaction
+  bool tx_failed = false;
+
+  explicit impl(std::shared_ptr<memory_database> database)
+    : db(std::move(database)) {
+    // nop
+  }
+
+  ~impl() {
+    std::lock_guard<std::mutex> guard{db->mutex};
+    release();
+  }
+
+  /// Checks shared by every call but ping() and rollback(); runs locked.
+  void enter(std::string_view op) {
+    if (tx && tx_failed)
+      fail(memory_backend, op, store_detail::aborted_detail);
+    if (!db->reachable) {
+      tx_failed = tx.has_value();
+      fail(memory_backend, op, "database unreachable");
+    }
+    if (db->fail_countdown > 0 && --db->fail_countdown == 0) {
+      tx_failed = tx.has_value();
+      fail(memory_backend, op, "injected failure");
+    }
+  }
+
+  /// Waits (locked) until no other instance holds the write lock.
+  void acquire(std::unique_lock<std::mutex>& lock, std::string_view op) {
+    if (!db->released.wait_for(lock, busy_timeout, [this] {
+          return db->writer == nullptr || db->writer == this;
+        }))
+      fail(memory_backend, op, "database is locked");
+  }
+
+  void release() {
+    if (db->writer == this) {
+      db->writer = nullptr;
+      db->released.notify_all();
+    }
+    tx.reset();
+    tx_failed = false;
+  }
+
+  void check_schema(const tables& t, std::string_view op) {
+    if (t.version == 0)
+      fail(memory_backend, op, "no such table (migrate() has not run)");
+  }
+
+  /// Runs `f(const tables&)` on what this instance sees.
+  template <class F>
+  auto read(std::string_view op, F&& f) {
+    std::unique_lock<std::mutex> lock{db->mutex};
+    enter(op);
+    const tables& t = tx ? *tx : db->committed;
+    try {
+      check_schema(t, op);
+      return f(t);
+    } catch (const engine::port_error&) {
+      tx_failed = tx.has_value();
+      throw;
+    }
+  }
+
+  /// Runs `f(tables&)` in the open transaction, or else atomically on the
+  /// committed tables once no other instance holds the write lock. `f`
+  /// validates before it changes anything.
+  template <class F>
+  auto write(std::string_view op, F&& f) {
+    std::unique_lock<std::mutex> lock{db->mutex};
+    enter(op);
+    try {
+      if (!tx)
+        acquire(lock, op);
+      tables& t = tx ? *tx : db->committed;
+      check_schema(t, op);
+      return f(t);
+    } catch (const engine::port_error&) {
+      tx_failed = tx.has_value();
+      throw;
+    }
+  }
+};
+
+memory_store::memory_store()
+  : memory_store(std::make_shared<memory_database>()) {
+  // nop
+}
+
+memory_store::memory_store(std::shared_ptr<memory_database> db)
+  : impl_(std::make_unique<impl>(std::move(db))) {
+  // nop
+}
+
+memory_store::~memory_store() = default;
+
+std::shared_ptr<memory_database> memory_store::database() const {
+  return impl_->db;
+}
+
+void memory_store::busy_timeout(std::chrono::milliseconds timeout) {
+  std::lock_guard<std::mutex> guard{impl_->db->mutex};
+  impl_->busy_timeout = timeout;
+}
+
+void memory_store::fail_at(std::size_t nth) {
+  std::lock_guard<std::mutex> guard{impl_->db->mutex};
+  impl_->db->fail_countdown = nth;
+}
+
+void memory_store::set_reachable(bool reachable) {
+  std::lock_guard<std::mutex> guard{impl_->db->mutex};
+  impl_->db->reachable = reachable;
+}
+
+void memory_store::migrate() {
+  auto& d = *impl_;
+  std::unique_lock<std::mutex> lock{d.db->mutex};
+  if (d.tx)
+    fail(memory_backend, "migrate", "cannot run inside a transaction");
+  d.enter("migrate");
+  d.acquire(lock, "migrate");
+  d.db->committed.version = std::max(d.db->committed.version,
+                                     latest_schema_version());
+}
+
+int memory_store::schema_version() {
+  auto& d = *impl_;
+  std::unique_lock<std::mutex> lock{d.db->mutex};
+  d.enter("schema_version");
+  return d.tx ? d.tx->version : d.db->committed.version;
+}
+
+void memory_store::begin() {
+  auto& d = *impl_;
+  std::unique_lock<std::mutex> lock{d.db->mutex};
+  if (d.tx)
+    fail(memory_backend, "begin", "a transaction is already open");
+  d.enter("begin");
+  d.acquire(lock, "begin");
+  d.db->writer = &d;
+  d.tx = d.db->committed;
+  d.tx_failed = false;
+}
+
+void memory_store::commit() {
+  auto& d = *impl_;
+  std::unique_lock<std::mutex> lock{d.db->mutex};
+  if (!d.tx)
+    fail(memory_backend, "commit", "no transaction is open");
+  if (d.tx_failed) {
+    d.release();
+    fail(memory_backend, "commit", store_detail::commit_aborted_detail);
+  }
+  try {
+    d.enter("commit");
+  } catch (const engine::port_error&) {
+    d.release();
+    throw;
+  }
+  d.db->committed = std::move(*d.tx);
+  d.release();
+}
+
+void memory_store::rollback() {
+  std::lock_guard<std::mutex> guard{impl_->db->mutex};
+  impl_->release();
+}
+
+bool memory_store::ping() {
+  std::lock_guard<std::mutex> guard{impl_->db->mutex};
+  return impl_->db->reachable;
+}
+
+void memory_store::upsert_tenant(const engine::tenant& t) {
+  impl_->write("upsert_tenant", [&](tables& db) {
+    db.tenants[t.id] = tenant_row{t.name, t.owner_phone, t.timezone,
+                                  store_detail::now_ms()};
+    for (auto i = db.numbers.begin(); i != db.numbers.end();)
+      i = i->second.tenant_id == t.id ? db.numbers.erase(i) : std::next(i);
+    for (const auto& n : t.numbers)
+      db.numbers[n.number] = number_row{t.id, n.kind, n.mps};
+  });
+}
+
+bool memory_store::insert_call(const engine::call_record& c) {
+  return impl_->write("insert_call", [&](tables& db) {
+    return db.calls.emplace(c.call_sid, c).second;
+  });
+}
+
+void memory_store::update_call(const engine::call_record& c) {
+  impl_->write("update_call", [&](tables& db) {
+    auto i = db.calls.find(c.call_sid);
+    if (i == db.calls.end())
+      fail(memory_backend, "update_call",
+           "unknown CallSid '" + c.call_sid + "'");
+    auto phase = i->second.phase;
+    auto decided = i->second.decided;
+    i->second = c;
+    i->second.phase = phase;
+    i->second.decided = decided;
+  });
+}
+
+bool memory_store::decide_outcome(const engine::call_record& c) {
+  return impl_->write("decide_outcome", [&](tables& db) {
+    if (c.phase == engine::call_phase::ringing)
+      fail(memory_backend, "decide_outcome",
+           "phase must be answered or missed (CallSid '" + c.call_sid + "')");
+    auto i = db.calls.find(c.call_sid);
+    if (i == db.calls.end())
+      fail(memory_backend, "decide_outcome",
+           "unknown CallSid '" + c.call_sid + "'");
+    if (i->second.phase != engine::call_phase::ringing)
+      return false;
+    i->second = c;
+    return true;
+  });
+}
+
+std::optional<engine::call_record>
+memory_store::find_call(std::string_view call_sid) {
+  return impl_->read("find_call", [&](const tables& db) {
+    std::optional<engine::call_record> result;
+    if (auto i = db.calls.find(call_sid); i != db.calls.end())
+      result = i->second;
+    return result;
+  });
+}
+
+std::vector<engine::call_record>
+memory_store::unfinished_calls(std::string_view node_id,
+                               engine::epoch_ms orphaned_before) {
+  return impl_->read("unfinished_calls", [&](const tables& db) {
+    std::vector<engine::call_record> result;
+    for (const auto& [sid, c] : db.calls)
+      if (c.phase == engine::call_phase::ringing
+          && (c.node_id == node_id
+              || (c.fallback_at > 0 && c.fallback_at < orphaned_before)))
+        result.push_back(c);
+    std::sort(result.begin(), result.end(), [](const auto& x, const auto& y) {
+      return std::tie(x.started_at, x.call_sid)
+             < std::tie(y.started_at, y.call_sid);
+    });
+    return result;
+  });
+}
+
+void memory_store::insert_webhook(const engine::webhook_record& w) {
+  impl_->write("insert_webhook", [&](tables& db) { db.webhooks.push_back(w); });
+}
+
+std::int64_t memory_store::insert_message(const engine::message_record& m) {
+  return impl_->write("insert_message", [&](tables& db) {
+    auto id = db.next_message_id++;
+    auto& stored = db.messages[id] = m;
+    stored.id = id;
+    return id;
+  });
+}
+
+void memory_store::update_message(const engine::message_record& m) {
+  impl_->write("update_message", [&](tables& db) {
+    auto i = db.messages.find(m.id);
+    if (i == db.messages.end())
+      fail(memory_backend, "update_message",
+           "unknown message id " + std::to_string(m.id));
+    auto& x = i->second;
+    x.state = m.state;
+    x.attempts = m.attempts;
+    x.message_sid = m.message_sid;
+    x.error_code = m.error_code;
+    x.error_message = m.error_message;
+    x.updated_at = m.updated_at;
+  });
+}
+
+std::optional<engine::message_record>
+memory_store::find_message(std::int64_t id) {
+  return impl_->read("find_message", [&](const tables& db) {
+    std::optional<engine::message_record> result;
+    if (auto i = db.messages.find(id); i != db.messages.end())
+      result = i->second;
+    return result;
+  });
+}
+
+std::vector<engine::message_record>
+memory_store::pending_messages(std::string_view node_id) {
+  return impl_->read("pending_messages", [&](const tables& db) {
+    std::vector<engine::message_record> result;
+    for (const auto& [id, m] : db.messages)
+      if (m.node_id == node_id
+          && (m.state == engine::message_state::queued
+              || m.state == engine::message_state::sending))
+        result.push_back(m);
+    return result;
+  });
+}
+
+bool memory_store::insert_inbound(const engine::inbound_message& m) {
+  return impl_->write("insert_inbound", [&](tables& db) {
+    return db.inbound.emplace(m.message_sid, m).second;
+  });
+}
+
+void memory_store::touch_contact(std::string_view tenant_id,
+                                 std::string_view phone, engine::epoch_ms at) {
+  impl_->write("touch_contact", [&](tables& db) {
+    auto key = std::make_pair(std::string(tenant_id), std::string(phone));
+    auto [i, added]
+      = db.contacts.emplace(key, contact_record{key.first, key.second, at, at});
+    if (!added) {
+      i->second.first_seen = std::min(i->second.first_seen, at);
+      i->second.last_seen = std::max(i->second.last_seen, at);
+    }
+  });
+}
+
+std::vector<engine::message_record>
+memory_store::messages_for_call(std::string_view call_sid) {
+  return impl_->read("messages_for_call", [&](const tables& db) {
+    std::vector<engine::message_record> result;
+    for (const auto& [id, m] : db.messages)
+      if (m.call_sid == call_sid)
+        result.push_back(m);
+    return result;
+  });
+}
+
+std::optional<engine::tenant> memory_store::find_tenant(std::string_view id) {
+  return impl_->read("find_tenant", [&](const tables& db) {
+    std::optional<engine::tenant> result;
+    auto i = db.tenants.find(id);
+    if (i == db.tenants.end())
+      return result;
+    result = engine::tenant{std::string(id),
+                            i->second.name,
+                            {},
+                            i->second.owner_phone,
+                            i->second.timezone};
+    for (const auto& [number, n] : db.numbers)
+      if (n.tenant_id == id)
+        result->numbers.push_back(
+          engine::business_number{number, n.kind, n.mps});
+    return result;
+  });
+}
+
+std::vector<engine::webhook_record>
+memory_store::webhooks_for(std::string_view call_sid) {
+  return impl_->read("webhooks_for", [&](const tables& db) {
+    std::vector<engine::webhook_record> result;
+    for (const auto& w : db.webhooks)
+      if (w.call_sid == call_sid)
+        result.push_back(w);
+    return result;
+  });
+}
+
+std::optional<engine::inbound_message>
+memory_store::find_inbound(std::string_view message_sid) {
+  return impl_->read("find_inbound", [&](const tables& db) {
+    std::optional<engine::inbound_message> result;
+    if (auto i = db.inbound.find(message_sid); i != db.inbound.end())
+      result = i->second;
+    return result;
+  });
+}
+
+std::optional<contact_record>
+memory_store::find_contact(std::string_view tenant_id, std::string_view phone) {
+  return impl_->read("find_contact", [&](const tables& db) {
+    std::optional<contact_record> result;
+    auto i = db.contacts.find(
+      std::make_pair(std::string(tenant_id), std::string(phone)));
+    if (i != db.contacts.end())
+      result = i->second;
+    return result;
+  });
+}
+
+} // namespace ringback::adapters

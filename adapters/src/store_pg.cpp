@@ -1,0 +1,636 @@
+#include "ringback/adapters/store/detail.hpp"
+#include "ringback/adapters/store/pg_store.hpp"
+#include "ringback/adapters/store/sql_common.hpp"
+
+#include <pqxx/pqxx>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <cstdio>
+#include <type_traits>
+#include <utility>
+
+namespace ringback::adapters {
+
+namespace {
+
+using store_detail::fail;
+using store_detail::sql_id;
+namespace sql_ops = store_detail::sql_ops;
+
+constexpr std::string_view pg_backend = "postgresql";
+
+/// Connecting failed; the operation boundary turns it into `port_error`.
+struct connect_failure {
+  std::string message;
+};
+
+/// One line of a libpq / server message: "ERROR:  x\nLINE 1: y\n   ^" becomes
+/// "x LINE 1: y ^" (whitespace runs collapse, the severity goes).
+std::string one_line(std::string_view text) {
+  for (std::string_view prefix : {"ERROR:", "FATAL:"})
+    if (text.substr(0, prefix.size()) == prefix)
+      text.remove_prefix(prefix.size());
+  std::string result;
+  bool space = false;
+  for (char ch : text) {
+    if (std::isspace(static_cast<unsigned char>(ch))) {
+      space = true;
+      continue;
+    }
+    if (space && !result.empty())
+      result += ' ';
+    space = false;
+    result += ch;
+  }
+  return result;
+}
+
+/// Collects parameters as text (bytes as bytea hex input).
+class binder {
+public:
+  explicit binder(std::vector<std::string>& params) : params_(params) {
+    // nop
+  }
+
+  binder& text(std::string_view x) {
+    params_.emplace_back(x);
+    return *this;
+  }
+
+  binder& bytes(std::string_view x) {
+    static constexpr std::string_view digits = "0123456789abcdef";
+    std::string hex;
+    hex.reserve(2 + 2 * x.size());
+    hex += "\\x";
+    for (unsigned char ch : x) {
+      hex += digits[ch >> 4];
+      hex += digits[ch & 0x0f];
+    }
+    params_.push_back(std::move(hex));
+    return *this;
+  }
+
+  binder& int64(std::int64_t x) {
+    params_.push_back(std::to_string(x));
+    return *this;
+  }
+
+  binder& int32(std::int32_t x) {
+    params_.push_back(std::to_string(x));
+    return *this;
+  }
+
+  binder& boolean(bool x) {
+    params_.emplace_back(x ? "true" : "false");
+    return *this;
+  }
+
+  binder& real(double x) {
+    std::array<char, 32> buf{};
+    std::snprintf(buf.data(), buf.size(), "%.17g", x); // round-trips exactly
+    params_.emplace_back(buf.data());
+    return *this;
+  }
+
+private:
+  std::vector<std::string>& params_;
+};
+
+class row {
+public:
+  explicit row(const pqxx::row& r) : r_(r) {
+    // nop
+  }
+
+  std::string text(int i) const {
+    const auto& f = r_[i];
+    return {f.c_str(), f.size()};
+  }
+
+  std::string bytes(int i) const {
+    return pqxx::binarystring(r_[i]).str();
+  }
+
+  std::int64_t int64(int i) const {
+    return r_[i].as<std::int64_t>();
+  }
+
+  std::int32_t int32(int i) const {
+    return r_[i].as<std::int32_t>();
+  }
+
+  bool boolean(int i) const {
+    return r_[i].as<bool>();
+  }
+
+  double real(int i) const {
+    return r_[i].as<double>();
+  }
+
+private:
+  const pqxx::row& r_;
+};
+
+/// Runs the prepared statements in one pqxx transaction (or nontransaction).
+class driver {
+public:
+  explicit driver(pqxx::transaction_base& tx) : tx_(tx) {
+    // nop
+  }
+
+  std::string_view backend() const {
+    return pg_backend;
+  }
+
+  pqxx::transaction_base& tx() {
+    return tx_;
+  }
+
+  template <class Bind>
+  std::int64_t execute(sql_id id, Bind&& bind) {
+    return static_cast<std::int64_t>(run(id, bind).affected_rows());
+  }
+
+  template <class Bind, class OnRow>
+  void query(sql_id id, Bind&& bind, OnRow&& on_row) {
+    auto result = run(id, bind);
+    for (const auto& r : result)
+      on_row(row{r});
+  }
+
+private:
+  template <class Bind>
+  pqxx::result run(sql_id id, Bind& bind) {
+    std::vector<std::string> params;
+    binder b{params};
+    bind(b);
+    return tx_.exec_prepared(store_detail::sql_name(id),
+                             pqxx::prepare::make_dynamic_params(params));
+  }
+
+  pqxx::transaction_base& tx_;
+};
+
+bool is_schema_name(std::string_view x) {
+  return !x.empty() && x.size() < 64
+         && std::all_of(x.begin(), x.end(), [](char ch) {
+              return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_';
+            });
+}
+
+std::string percent_encode(std::string_view x) {
+  static constexpr std::string_view digits = "0123456789ABCDEF";
+  std::string result;
+  for (unsigned char ch : x) {
+    if (std::isalnum(ch) || ch == '-' || ch == '.' || ch == '_' || ch == '~') {
+      result += static_cast<char>(ch);
+    } else {
+      result += '%';
+      result += digits[ch >> 4];
+      result += digits[ch & 0x0f];
+    }
+  }
+  return result;
+}
+
+std::string quote_conninfo_value(std::string_view x) {
+  std::string result = "'";
+  for (char ch : x) {
+    if (ch == '\'' || ch == '\\')
+      result += '\\';
+    result += ch;
+  }
+  result += '\'';
+  return result;
+}
+
+/// The URL plus connect_timeout, application_name and server options
+/// (lock_timeout, quiet notices, the schema as search_path) as libpq
+/// parameters; the session settings thereby survive any reconnection.
+std::string make_conninfo(const pg_store_options& o) {
+  if (!o.schema.empty() && !is_schema_name(o.schema))
+    fail(pg_backend, "open",
+         "invalid schema name '" + o.schema
+           + "' (letters, digits and _ only, at most 63)");
+  std::string server_options = "-c lock_timeout="
+                               + std::to_string(o.lock_timeout.count())
+                               + " -c client_min_messages=warning";
+  if (!o.schema.empty())
+    server_options += " -c search_path=" + o.schema;
+  std::vector<std::pair<std::string, std::string>> params{
+    {"connect_timeout", std::to_string(o.connect_timeout.count())},
+    {"application_name", o.application_name},
+    {"options", server_options},
+  };
+  auto starts_with = [&](std::string_view prefix) {
+    return o.url.compare(0, prefix.size(), prefix) == 0;
+  };
+  bool uri = starts_with("postgresql://") || starts_with("postgres://");
+  std::string result = o.url;
+  for (const auto& [key, value] : params) {
+    if (o.url.find(key + "=") != std::string::npos) {
+      if (key == "options")
+        fail(pg_backend, "open",
+             "the URL must not set 'options' (pg_store sets lock_timeout, "
+             "client_min_messages and search_path there)");
+      continue; // the URL's own setting wins
+    }
+    if (uri) {
+      result += result.find('?') == std::string::npos ? '?' : '&';
+      result += key + "=" + percent_encode(value);
+    } else {
+      result += " " + key + "=" + quote_conninfo_value(value);
+    }
+  }
+  return result;
+}
+
+} // namespace
+
+struct pg_store::impl {
+  pg_store_options options;
+  std::string conninfo;
+  std::unique_ptr<pqxx::connection> conn;
+  std::unique_ptr<pqxx::work> tx;
+  bool tx_failed = false;
+
+  explicit impl(pg_store_options opts)
+    : options(std::move(opts)), conninfo(make_conninfo(options)) {
+    // nop
+  }
+
+  ~impl() {
+    drop();
+  }
+
+  /// The open connection, connecting first if there is none.
+  pqxx::connection& connection() {
+    if (conn && !conn->is_open())
+      drop();
+    if (!conn) {
+      try {
+        conn = std::make_unique<pqxx::connection>(conninfo);
+      } catch (const std::exception& e) {
+        throw connect_failure{one_line(e.what())};
+      }
+      // Registered here, prepared by the server on first use.
+      for (std::size_t i = 0; i < store_detail::sql_count; ++i) {
+        auto id = static_cast<sql_id>(i);
+        conn->prepare(
+          store_detail::sql_name(id),
+          store_detail::sql_text(id, store_detail::sql_dialect::postgresql));
+      }
+    }
+    return *conn;
+  }
+
+  /// Forgets the connection (the transaction first: it refers to it). The
+  /// pqxx destructors do not throw; they roll back what is still open.
+  void drop() noexcept {
+    tx.reset();
+    conn.reset();
+  }
+
+  /// Runs `f(driver&)` as operation `op`: in the open transaction, else in
+  /// autocommit mode (`own_tx`: in a transaction of its own). Refuses to
+  /// work in an aborted transaction, turns pqxx errors into `port_error` and
+  /// aborts the open transaction on any error.
+  template <class F>
+  auto guarded(std::string_view op, F&& f, bool own_tx = false)
+    -> decltype(f(std::declval<driver&>())) {
+    using result_type = decltype(f(std::declval<driver&>()));
+    if (tx && tx_failed)
+      fail(pg_backend, op, store_detail::aborted_detail);
+    try {
+      if (tx) {
+        driver d{*tx};
+        return f(d);
+      }
+      auto& c = connection();
+      if (own_tx) {
+        pqxx::work w{c};
+        driver d{w};
+        if constexpr (std::is_void_v<result_type>) {
+          f(d);
+          w.commit();
+        } else {
+          auto result = f(d);
+          w.commit();
+          return result;
+        }
+      } else {
+        pqxx::nontransaction n{c};
+        driver d{n};
+        return f(d);
+      }
+    } catch (const engine::port_error&) {
+      after_error();
+      throw;
+    } catch (const connect_failure& e) {
+      fail(pg_backend, op, "cannot connect: " + e.message);
+    } catch (const pqxx::broken_connection& e) {
+      after_error();
+      fail(pg_backend, op, "connection lost: " + one_line(e.what()));
+    } catch (const std::exception& e) {
+      after_error();
+      fail(pg_backend, op, one_line(e.what()));
+    }
+  }
+
+  void after_error() {
+    if (tx)
+      tx_failed = true;
+    else if (conn && !conn->is_open())
+      drop(); // reconnect on the next call
+  }
+
+  /// Tries `f(connection)`; if it fails on a connection that was already
+  /// open, which may have died since, tries once more on a fresh one. Only
+  /// for steps that are safe to repeat (nothing done yet).
+  template <class F>
+  void with_reconnect(F&& f) {
+    bool fresh = !conn || !conn->is_open();
+    try {
+      f(connection());
+    } catch (const connect_failure&) {
+      throw;
+    } catch (const std::exception&) {
+      if (fresh)
+        throw;
+      drop();
+      f(connection());
+    }
+  }
+
+  void abort_transaction() noexcept {
+    if (!tx)
+      return;
+    try {
+      tx->abort();
+    } catch (...) {
+      // a broken connection cannot abort; the server does it
+    }
+    tx.reset();
+    tx_failed = false;
+    if (conn && !conn->is_open())
+      drop();
+  }
+};
+
+pg_store::pg_store(pg_store_options options)
+  : impl_(std::make_unique<impl>(std::move(options))) {
+  // nop
+}
+
+pg_store::pg_store(std::string url)
+  : pg_store([&] {
+      pg_store_options options;
+      options.url = std::move(url);
+      return options;
+    }()) {
+  // nop
+}
+
+pg_store::~pg_store() = default;
+
+const std::string& pg_store::connection_string() const {
+  return impl_->conninfo;
+}
+
+void pg_store::migrate() {
+  auto& d = *impl_;
+  if (d.tx)
+    fail(pg_backend, "migrate", "cannot run inside a transaction");
+  d.guarded(
+    "migrate",
+    [&](driver& dr) {
+      auto& tx = dr.tx();
+      // Concurrent migrators queue here; the lock ends with the transaction.
+      tx.exec("SELECT pg_advisory_xact_lock("
+              + std::to_string(pg_migration_lock_key) + ")");
+      if (!d.options.schema.empty())
+        tx.exec("CREATE SCHEMA IF NOT EXISTS "
+                + tx.quote_name(d.options.schema));
+      tx.exec("CREATE TABLE IF NOT EXISTS schema_migrations ("
+              "version INTEGER NOT NULL PRIMARY KEY, "
+              "applied_at BIGINT NOT NULL)");
+      auto current
+        = tx.exec(
+              "SELECT COALESCE(MAX(version), 0) FROM schema_migrations")[0][0]
+            .as<int>();
+      int previous = 0;
+      for (const auto& m : d.options.migrations) {
+        if (m.version <= previous)
+          fail(pg_backend, "migrate",
+               "migration versions must increase (version "
+                 + std::to_string(m.version) + ")");
+        previous = m.version;
+        if (m.version <= current)
+          continue;
+        try {
+          tx.exec(m.sql);
+        } catch (const pqxx::sql_error& e) {
+          fail(pg_backend, "migrate",
+               "version " + std::to_string(m.version) + " (" + m.description
+                 + "): " + one_line(e.what()));
+        }
+        tx.exec_params("INSERT INTO schema_migrations (version, applied_at) "
+                       "VALUES ($1, $2)",
+                       m.version, store_detail::now_ms());
+      }
+    },
+    true);
+}
+
+int pg_store::schema_version() {
+  return impl_->guarded("schema_version", [&](driver& dr) {
+    auto& tx = dr.tx();
+    if (tx.exec("SELECT to_regclass('schema_migrations') IS NULL")[0][0]
+          .as<bool>())
+      return 0;
+    return tx
+      .exec("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")[0][0]
+      .as<int>();
+  });
+}
+
+void pg_store::begin() {
+  auto& d = *impl_;
+  if (d.tx)
+    fail(pg_backend, "begin", "a transaction is already open");
+  try {
+    // A connection that broke while idle is only noticed now; nothing has
+    // happened in the transaction yet, so reconnecting is safe.
+    d.with_reconnect(
+      [&](pqxx::connection& c) { d.tx = std::make_unique<pqxx::work>(c); });
+    d.tx_failed = false;
+  } catch (const connect_failure& e) {
+    fail(pg_backend, "begin", "cannot connect: " + e.message);
+  } catch (const std::exception& e) {
+    d.drop();
+    fail(pg_backend, "begin", one_line(e.what()));
+  }
+}
+
+void pg_store::commit() {
+  auto& d = *impl_;
+  if (!d.tx)
+    fail(pg_backend, "commit", "no transaction is open");
+  if (d.tx_failed) {
+    d.abort_transaction();
+    fail(pg_backend, "commit", store_detail::commit_aborted_detail);
+  }
+  try {
+    d.tx->commit();
+    d.tx.reset();
+  } catch (const pqxx::in_doubt_error& e) {
+    d.abort_transaction();
+    fail(pg_backend, "commit",
+         "outcome unknown, the connection broke while committing: "
+           + one_line(e.what()));
+  } catch (const std::exception& e) {
+    d.abort_transaction();
+    fail(pg_backend, "commit", one_line(e.what()));
+  }
+}
+
+void pg_store::rollback() {
+  impl_->abort_transaction();
+}
+
+bool pg_store::ping() {
+  auto& d = *impl_;
+  if (d.tx)
+    return d.conn && d.conn->is_open() && !d.tx_failed;
+  try {
+    d.with_reconnect([](pqxx::connection& c) {
+      pqxx::nontransaction n{c};
+      n.exec("SELECT 1");
+    });
+    return true;
+  } catch (...) {
+    d.drop();
+    return false;
+  }
+}
+
+void pg_store::upsert_tenant(const engine::tenant& t) {
+  impl_->guarded(
+    "upsert_tenant",
+    [&](driver& dr) { sql_ops::upsert_tenant(dr, t, store_detail::now_ms()); },
+    true);
+}
+
+bool pg_store::insert_call(const engine::call_record& c) {
+  return impl_->guarded("insert_call", [&](driver& dr) {
+    return sql_ops::insert_call(dr, c);
+  });
+}
+
+void pg_store::update_call(const engine::call_record& c) {
+  impl_->guarded("update_call",
+                 [&](driver& dr) { sql_ops::update_call(dr, c); });
+}
+
+bool pg_store::decide_outcome(const engine::call_record& c) {
+  return impl_->guarded("decide_outcome", [&](driver& dr) {
+    return sql_ops::decide_outcome(dr, c);
+  });
+}
+
+std::optional<engine::call_record>
+pg_store::find_call(std::string_view call_sid) {
+  return impl_->guarded("find_call", [&](driver& dr) {
+    return sql_ops::find_call(dr, call_sid);
+  });
+}
+
+std::vector<engine::call_record>
+pg_store::unfinished_calls(std::string_view node_id,
+                           engine::epoch_ms orphaned_before) {
+  return impl_->guarded("unfinished_calls", [&](driver& dr) {
+    return sql_ops::unfinished_calls(dr, node_id, orphaned_before);
+  });
+}
+
+void pg_store::insert_webhook(const engine::webhook_record& w) {
+  impl_->guarded("insert_webhook",
+                 [&](driver& dr) { sql_ops::insert_webhook(dr, w); });
+}
+
+std::int64_t pg_store::insert_message(const engine::message_record& m) {
+  return impl_->guarded("insert_message", [&](driver& dr) {
+    return sql_ops::insert_message(dr, m);
+  });
+}
+
+void pg_store::update_message(const engine::message_record& m) {
+  impl_->guarded("update_message",
+                 [&](driver& dr) { sql_ops::update_message(dr, m); });
+}
+
+std::optional<engine::message_record> pg_store::find_message(std::int64_t id) {
+  return impl_->guarded("find_message", [&](driver& dr) {
+    return sql_ops::find_message(dr, id);
+  });
+}
+
+std::vector<engine::message_record>
+pg_store::pending_messages(std::string_view node_id) {
+  return impl_->guarded("pending_messages", [&](driver& dr) {
+    return sql_ops::messages_where(dr, sql_id::pending_messages, node_id,
+                                   "pending_messages");
+  });
+}
+
+bool pg_store::insert_inbound(const engine::inbound_message& m) {
+  return impl_->guarded("insert_inbound", [&](driver& dr) {
+    return sql_ops::insert_inbound(dr, m);
+  });
+}
+
+void pg_store::touch_contact(std::string_view tenant_id, std::string_view phone,
+                             engine::epoch_ms at) {
+  impl_->guarded("touch_contact", [&](driver& dr) {
+    sql_ops::touch_contact(dr, tenant_id, phone, at);
+  });
+}
+
+std::vector<engine::message_record>
+pg_store::messages_for_call(std::string_view call_sid) {
+  return impl_->guarded("messages_for_call", [&](driver& dr) {
+    return sql_ops::messages_where(dr, sql_id::messages_for_call, call_sid,
+                                   "messages_for_call");
+  });
+}
+
+std::optional<engine::tenant> pg_store::find_tenant(std::string_view id) {
+  return impl_->guarded("find_tenant", [&](driver& dr) {
+    return sql_ops::find_tenant(dr, id);
+  });
+}
+
+std::vector<engine::webhook_record>
+pg_store::webhooks_for(std::string_view call_sid) {
+  return impl_->guarded("webhooks_for", [&](driver& dr) {
+    return sql_ops::webhooks_for(dr, call_sid);
+  });
+}
+
+std::optional<engine::inbound_message>
+pg_store::find_inbound(std::string_view message_sid) {
+  return impl_->guarded("find_inbound", [&](driver& dr) {
+    return sql_ops::find_inbound(dr, message_sid);
+  });
+}
+
+std::optional<contact_record> pg_store::find_contact(std::string_view tenant_id,
+                                                     std::string_view phone) {
+  return impl_->guarded("find_contact", [&](driver& dr) {
+    return sql_ops::find_contact(dr, tenant_id, phone);
+  });
+}
+
+} // namespace ringback::adapters

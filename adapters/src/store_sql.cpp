@@ -1,0 +1,176 @@
+#include "ringback/adapters/store/sql_common.hpp"
+
+#include <array>
+
+// The statements of the SQL store adapters, written once with `?N`
+// placeholders (SQLite); PostgreSQL gets `$N`. Parameter and column orders
+// are the ones of the bind_* / read_* functions in sql_common.hpp.
+
+namespace ringback::adapters::store_detail {
+
+namespace {
+
+#define RINGBACK_CALL_COLUMNS                                                  \
+  "call_sid, tenant_id, from_number, to_number, owner_phone, phase, decided, " \
+  "ended, started_at, fallback_at, fallback_checks, dial_status, "             \
+  "dial_duration, node_id, updated_at"
+
+#define RINGBACK_MESSAGE_COLUMNS                                               \
+  "tenant_id, call_sid, purpose, from_number, to_number, body, state, "        \
+  "attempts, message_sid, error_code, error_message, node_id, created_at, "    \
+  "updated_at"
+
+#define RINGBACK_WEBHOOK_COLUMNS                                               \
+  "tenant_id, kind, call_sid, path, body, signature, duplicate, received_at"
+
+#define RINGBACK_INBOUND_COLUMNS                                               \
+  "message_sid, tenant_id, from_number, to_number, body, received_at"
+
+struct statement {
+  sql_id id;
+  const char* name;
+  const char* text;
+};
+
+// In sql_id order (checked below).
+constexpr std::array<statement, sql_count> statements{{
+  // id, name, owner_phone, timezone, updated_at
+  {sql_id::upsert_tenant, "rb_upsert_tenant",
+   "INSERT INTO tenants (id, name, owner_phone, timezone, updated_at) "
+   "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (id) DO UPDATE SET "
+   "name = excluded.name, owner_phone = excluded.owner_phone, "
+   "timezone = excluded.timezone, updated_at = excluded.updated_at"},
+  // tenant_id
+  {sql_id::delete_tenant_numbers, "rb_delete_tenant_numbers",
+   "DELETE FROM tenant_numbers WHERE tenant_id = ?1"},
+  // number, tenant_id, kind, mps (a number moves to the last tenant naming it)
+  {sql_id::upsert_tenant_number, "rb_upsert_tenant_number",
+   "INSERT INTO tenant_numbers (number, tenant_id, kind, mps) "
+   "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (number) DO UPDATE SET "
+   "tenant_id = excluded.tenant_id, kind = excluded.kind, mps = excluded.mps"},
+  // id -> id, name, owner_phone, timezone
+  {sql_id::find_tenant, "rb_find_tenant",
+   "SELECT id, name, owner_phone, timezone FROM tenants WHERE id = ?1"},
+  // tenant_id -> number, kind, mps
+  {sql_id::find_tenant_numbers, "rb_find_tenant_numbers",
+   "SELECT number, kind, mps FROM tenant_numbers WHERE tenant_id = ?1 "
+   "ORDER BY number"},
+  // bind_call
+  {sql_id::insert_call, "rb_insert_call",
+   "INSERT INTO calls (" RINGBACK_CALL_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, "
+   "?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) "
+   "ON CONFLICT (call_sid) DO NOTHING"},
+  // bind_call_update
+  {sql_id::update_call, "rb_update_call",
+   "UPDATE calls SET tenant_id = ?2, from_number = ?3, to_number = ?4, "
+   "owner_phone = ?5, ended = ?6, started_at = ?7, fallback_at = ?8, "
+   "fallback_checks = ?9, dial_status = ?10, dial_duration = ?11, "
+   "node_id = ?12, updated_at = ?13 WHERE call_sid = ?1"},
+  // bind_call; the condition on phase makes the first decider the only one
+  {sql_id::decide_outcome, "rb_decide_outcome",
+   "UPDATE calls SET tenant_id = ?2, from_number = ?3, to_number = ?4, "
+   "owner_phone = ?5, phase = ?6, decided = ?7, ended = ?8, started_at = ?9, "
+   "fallback_at = ?10, fallback_checks = ?11, dial_status = ?12, "
+   "dial_duration = ?13, node_id = ?14, updated_at = ?15 "
+   "WHERE call_sid = ?1 AND phase = 'ringing'"},
+  // call_sid -> 1
+  {sql_id::call_exists, "rb_call_exists",
+   "SELECT 1 FROM calls WHERE call_sid = ?1"},
+  // call_sid -> read_call
+  {sql_id::find_call, "rb_find_call",
+   "SELECT " RINGBACK_CALL_COLUMNS " FROM calls WHERE call_sid = ?1"},
+  // node_id, orphaned_before -> read_call
+  {sql_id::unfinished_calls, "rb_unfinished_calls",
+   "SELECT " RINGBACK_CALL_COLUMNS " FROM calls WHERE phase = 'ringing' AND "
+   "(node_id = ?1 OR (fallback_at > 0 AND fallback_at < ?2)) "
+   "ORDER BY started_at, call_sid"},
+  // bind_webhook
+  {sql_id::insert_webhook, "rb_insert_webhook",
+   "INSERT INTO webhooks (" RINGBACK_WEBHOOK_COLUMNS
+   ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"},
+  // call_sid (bytes) -> read_webhook
+  {sql_id::webhooks_for, "rb_webhooks_for",
+   "SELECT " RINGBACK_WEBHOOK_COLUMNS " FROM webhooks WHERE call_sid = ?1 "
+   "ORDER BY id"},
+  // bind_message -> id
+  {sql_id::insert_message, "rb_insert_message",
+   "INSERT INTO messages (" RINGBACK_MESSAGE_COLUMNS ") VALUES (?1, ?2, ?3, "
+   "?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) RETURNING id"},
+  // bind_message_update
+  {sql_id::update_message, "rb_update_message",
+   "UPDATE messages SET state = ?2, attempts = ?3, message_sid = ?4, "
+   "error_code = ?5, error_message = ?6, updated_at = ?7 WHERE id = ?1"},
+  // id -> read_message
+  {sql_id::find_message, "rb_find_message",
+   "SELECT id, " RINGBACK_MESSAGE_COLUMNS " FROM messages WHERE id = ?1"},
+  // node_id -> read_message
+  {sql_id::pending_messages, "rb_pending_messages",
+   "SELECT id, " RINGBACK_MESSAGE_COLUMNS " FROM messages WHERE node_id = ?1 "
+   "AND state IN ('queued', 'sending') ORDER BY id"},
+  // call_sid -> read_message
+  {sql_id::messages_for_call, "rb_messages_for_call",
+   "SELECT id, " RINGBACK_MESSAGE_COLUMNS " FROM messages WHERE call_sid = ?1 "
+   "ORDER BY id"},
+  // bind_inbound
+  {sql_id::insert_inbound, "rb_insert_inbound",
+   "INSERT INTO inbound_messages (" RINGBACK_INBOUND_COLUMNS
+   ") VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (message_sid) DO NOTHING"},
+  // message_sid -> read_inbound
+  {sql_id::find_inbound, "rb_find_inbound",
+   "SELECT " RINGBACK_INBOUND_COLUMNS
+   " FROM inbound_messages WHERE message_sid = ?1"},
+  // tenant_id, phone, at (out-of-order touches keep the extremes)
+  {sql_id::touch_contact, "rb_touch_contact",
+   "INSERT INTO contacts (tenant_id, phone, first_seen, last_seen) "
+   "VALUES (?1, ?2, ?3, ?3) ON CONFLICT (tenant_id, phone) DO UPDATE SET "
+   "first_seen = CASE WHEN excluded.first_seen < contacts.first_seen "
+   "THEN excluded.first_seen ELSE contacts.first_seen END, "
+   "last_seen = CASE WHEN excluded.last_seen > contacts.last_seen "
+   "THEN excluded.last_seen ELSE contacts.last_seen END"},
+  // tenant_id, phone -> tenant_id, phone, first_seen, last_seen
+  {sql_id::find_contact, "rb_find_contact",
+   "SELECT tenant_id, phone, first_seen, last_seen FROM contacts "
+   "WHERE tenant_id = ?1 AND phone = ?2"},
+}};
+
+#undef RINGBACK_CALL_COLUMNS
+#undef RINGBACK_MESSAGE_COLUMNS
+#undef RINGBACK_WEBHOOK_COLUMNS
+#undef RINGBACK_INBOUND_COLUMNS
+
+constexpr bool in_order() {
+  for (std::size_t i = 0; i < statements.size(); ++i)
+    if (static_cast<std::size_t>(statements[i].id) != i)
+      return false;
+  return true;
+}
+
+static_assert(in_order(), "statements must be listed in sql_id order");
+
+std::string to_postgresql(const char* text) {
+  std::string result = text;
+  for (auto& ch : result)
+    if (ch == '?')
+      ch = '$';
+  return result;
+}
+
+} // namespace
+
+const std::string& sql_text(sql_id id, sql_dialect dialect) {
+  static const auto texts = [] {
+    std::array<std::array<std::string, sql_count>, 2> xs;
+    for (std::size_t i = 0; i < sql_count; ++i) {
+      xs[0][i] = statements[i].text;
+      xs[1][i] = to_postgresql(statements[i].text);
+    }
+    return xs;
+  }();
+  return texts[static_cast<std::size_t>(dialect)][static_cast<std::size_t>(id)];
+}
+
+const char* sql_name(sql_id id) {
+  return statements[static_cast<std::size_t>(id)].name;
+}
+
+} // namespace ringback::adapters::store_detail

@@ -1,0 +1,293 @@
+#include "ringback/adapters/store/sqlite_store.hpp"
+
+#include <gtest/gtest.h>
+
+#include "store_conformance.hpp"
+#include <sqlite3.h>
+
+#include <chrono>
+#include <thread>
+
+namespace ringback::store_conformance {
+namespace {
+
+using namespace std::chrono_literals;
+using adapters::sqlite_store;
+using adapters::sqlite_store_options;
+
+/// Instances on one database file in a scratch directory.
+struct sqlite_file_env {
+  static constexpr std::string_view backend = "sqlite";
+  static constexpr bool shared = true;
+
+  void set_up() {
+    dir_ = std::make_unique<ScratchDir>();
+  }
+
+  void tear_down() {
+    dir_.reset();
+  }
+
+  std::unique_ptr<adapters::audited_store> open() {
+    return std::make_unique<sqlite_store>((dir_->path() / "store.db").string());
+  }
+
+  std::unique_ptr<ScratchDir> dir_;
+};
+
+/// ":memory:": every instance is a database of its own.
+struct sqlite_memory_env {
+  static constexpr std::string_view backend = "sqlite";
+  static constexpr bool shared = false;
+
+  void set_up() {
+    // nop
+  }
+
+  void tear_down() {
+    // nop
+  }
+
+  std::unique_ptr<adapters::audited_store> open() {
+    return std::make_unique<sqlite_store>(":memory:");
+  }
+};
+
+INSTANTIATE_TYPED_TEST_SUITE_P(SqliteFile, StoreConformance, sqlite_file_env);
+INSTANTIATE_TYPED_TEST_SUITE_P(SqliteMemory, StoreConformance,
+                               sqlite_memory_env);
+
+class SqliteStore : public ::testing::Test {
+protected:
+  std::string path() const {
+    return (dir_.path() / "store.db").string();
+  }
+
+  std::unique_ptr<sqlite_store>
+  open(std::chrono::milliseconds busy_timeout = 5000ms) {
+    sqlite_store_options options;
+    options.path = path();
+    options.busy_timeout = busy_timeout;
+    auto s = std::make_unique<sqlite_store>(std::move(options));
+    s->migrate();
+    return s;
+  }
+
+  /// Runs SQL on a raw connection to the file, as an operator or another
+  /// program would.
+  void exec_raw(const std::string& sql) {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path().c_str(), &db), SQLITE_OK);
+    char* err = nullptr;
+    auto rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
+    std::string why = err ? err : "";
+    sqlite3_free(err);
+    sqlite3_close(db);
+    ASSERT_EQ(rc, SQLITE_OK) << why;
+  }
+
+  /// The first column of the first row of `sql` on a raw connection.
+  std::string query_raw(const std::string& sql) {
+    sqlite3* db = nullptr;
+    sqlite3_open(path().c_str(), &db);
+    sqlite3_stmt* stmt = nullptr;
+    std::string result = "<error>";
+    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr) == SQLITE_OK
+        && sqlite3_step(stmt) == SQLITE_ROW)
+      result = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+    return result;
+  }
+
+  ScratchDir dir_;
+};
+
+TEST_F(SqliteStore, a_missing_directory_is_a_clear_error) {
+  auto bad = (dir_.path() / "no" / "such" / "dir" / "x.db").string();
+  EXPECT_EQ(error_of([&] { sqlite_store s{bad}; }),
+            "sqlite open: cannot open '" + bad + "': directory '"
+              + (dir_.path() / "no" / "such" / "dir").string()
+              + "' does not exist");
+}
+
+TEST_F(SqliteStore, an_unwritable_file_is_a_clear_error) {
+  // A directory where the database file should be.
+  auto bad = (dir_.path() / "db").string();
+  std::filesystem::create_directory(bad);
+  auto what = error_of([&] { sqlite_store s{bad}; });
+  EXPECT_EQ(what.rfind("sqlite open: cannot open '" + bad + "': ", 0), 0u)
+    << what;
+}
+
+TEST_F(SqliteStore, connections_use_wal_normal_sync_and_a_busy_timeout) {
+  auto s = open(1234ms);
+  EXPECT_EQ(s->pragma("journal_mode"), "wal");
+  EXPECT_EQ(s->pragma("synchronous"), "1"); // NORMAL
+  EXPECT_EQ(s->pragma("busy_timeout"), "1234");
+  EXPECT_EQ(s->pragma("foreign_keys"), "1");
+  EXPECT_EQ(error_of([&] { s->pragma("journal_mode; DROP TABLE calls"); }),
+            "sqlite pragma: not a pragma name: 'journal_mode; DROP TABLE "
+            "calls'");
+}
+
+TEST_F(SqliteStore, the_schema_has_its_tables_and_indexes) {
+  auto s = open();
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path().c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* stmt = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db,
+                               "SELECT name FROM sqlite_master WHERE type IN "
+                               "('table', 'index') AND name NOT LIKE "
+                               "'sqlite_%' ORDER BY name",
+                               -1, &stmt, nullptr),
+            SQLITE_OK);
+  std::vector<std::string> names;
+  while (sqlite3_step(stmt) == SQLITE_ROW)
+    names.emplace_back(
+      reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0)));
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+  EXPECT_EQ(names, (std::vector<std::string>{
+                     "calls", "calls_ended_phase_idx", "calls_node_idx",
+                     "calls_ringing_fallback_idx", "contacts",
+                     "inbound_messages", "messages", "messages_call_idx",
+                     "messages_node_state_idx", "schema_migrations",
+                     "tenant_numbers", "tenant_numbers_tenant_idx", "tenants",
+                     "webhooks", "webhooks_call_idx"}));
+}
+
+TEST_F(SqliteStore, data_survives_reopening) {
+  {
+    auto s = open();
+    ASSERT_TRUE(s->insert_call(make_call("CA1")));
+    s->begin();
+    s->insert_message(make_message("CA1"));
+    s->commit();
+  }
+  auto s = open();
+  EXPECT_TRUE(s->find_call("CA1"));
+  EXPECT_EQ(s->messages_for_call("CA1").size(), 1u);
+}
+
+TEST_F(SqliteStore, a_write_fails_after_the_busy_timeout) {
+  auto a = open();
+  auto b = open(50ms);
+  a->begin();
+  ASSERT_TRUE(a->insert_call(make_call("CA1")));
+  EXPECT_EQ(error_of([&] { b->insert_call(make_call("CA2")); }),
+            "sqlite insert_call: database is locked");
+  EXPECT_EQ(error_of([&] { b->begin(); }), "sqlite begin: database is locked");
+  EXPECT_EQ(error_of([&] { b->migrate(); }),
+            "sqlite migrate: database is locked");
+  EXPECT_FALSE(b->find_call("CA1")); // readers do not wait (WAL)
+  a->commit();
+  EXPECT_TRUE(b->insert_call(make_call("CA2")));
+  EXPECT_TRUE(b->find_call("CA1"));
+}
+
+TEST_F(SqliteStore, a_waiting_write_goes_ahead_after_the_commit) {
+  auto a = open();
+  auto b = open();
+  a->begin();
+  std::thread committer{[&] {
+    std::this_thread::sleep_for(50ms);
+    a->commit();
+  }};
+  EXPECT_TRUE(b->insert_call(make_call("CA1")));
+  committer.join();
+}
+
+TEST_F(SqliteStore, closing_with_an_open_transaction_rolls_back) {
+  auto a = open();
+  a->begin();
+  ASSERT_TRUE(a->insert_call(make_call("CA1")));
+  a.reset();
+  auto b = open(50ms);
+  EXPECT_FALSE(b->find_call("CA1"));
+  EXPECT_TRUE(b->insert_call(make_call("CA1")));
+}
+
+TEST_F(SqliteStore, a_constraint_violation_names_the_operation) {
+  auto s = open();
+  exec_raw("CREATE TRIGGER no_boom BEFORE INSERT ON calls "
+           "WHEN NEW.tenant_id = 'boom' "
+           "BEGIN SELECT RAISE(ABORT, 'boom rejected'); END");
+  auto c = make_call("CA1");
+  c.tenant_id = "boom";
+  EXPECT_EQ(error_of([&] { s->insert_call(c); }),
+            "sqlite insert_call: boom rejected");
+  EXPECT_TRUE(s->insert_call(make_call("CA1")));
+}
+
+TEST_F(SqliteStore, an_unknown_enum_name_in_a_row_is_an_error) {
+  auto s = open();
+  ASSERT_TRUE(s->insert_call(make_call("CA1")));
+  s->insert_message(make_message("CA1"));
+  exec_raw("UPDATE calls SET phase = 'bogus'; UPDATE messages SET state = "
+           "'lost'; INSERT INTO tenants VALUES ('t', 'T', '+1', 'UTC', 0); "
+           "INSERT INTO tenant_numbers VALUES ('+2', 't', 'pager', 1.0)");
+  EXPECT_EQ(error_of([&] { s->find_call("CA1"); }),
+            "sqlite find_call: unknown phase 'bogus' in the database");
+  EXPECT_EQ(error_of([&] { s->messages_for_call("CA1"); }),
+            "sqlite messages_for_call: unknown state 'lost' in the database");
+  EXPECT_EQ(error_of([&] { s->find_tenant("t"); }),
+            "sqlite find_tenant: unknown kind 'pager' in the database");
+}
+
+TEST_F(SqliteStore, migrate_applies_only_missing_versions_in_order) {
+  auto with = [&](std::vector<adapters::migration> ms) {
+    sqlite_store_options options;
+    options.path = path();
+    options.migrations = std::move(ms);
+    return std::make_unique<sqlite_store>(std::move(options));
+  };
+  adapters::migration v1{1, "one", "CREATE TABLE one (x INTEGER)"};
+  adapters::migration v2{2, "two",
+                         "CREATE TABLE two (x INTEGER);"
+                         "INSERT INTO one VALUES (2)"};
+  adapters::migration v3{3, "broken", "CREATE TABLE three (x); BOGUS"};
+  with({v1})->migrate();
+  auto s = with({v1, v2});
+  EXPECT_EQ(s->schema_version(), 1);
+  s->migrate();
+  EXPECT_EQ(s->schema_version(), 2);
+  s->migrate();
+  EXPECT_EQ(s->schema_version(), 2);
+  auto t = with({v1, v2, v3});
+  EXPECT_EQ(error_of([&] { t->migrate(); }),
+            "sqlite migrate: version 3 (broken): near \"BOGUS\": syntax "
+            "error");
+  EXPECT_EQ(t->schema_version(), 2);
+  // Nothing of version 3 stayed; version 2 ran once.
+  EXPECT_EQ(query_raw("SELECT count(*) FROM sqlite_master WHERE name = "
+                      "'three'"),
+            "0");
+  EXPECT_EQ(query_raw("SELECT count(*) FROM one"), "1");
+  EXPECT_EQ(query_raw("SELECT group_concat(version) FROM schema_migrations"),
+            "1,2");
+  EXPECT_EQ(error_of([&] {
+              with({v2, v1})->migrate();
+            }),
+            "sqlite migrate: migration versions must increase (version 1)");
+}
+
+TEST_F(SqliteStore, statements_are_reused_across_many_calls) {
+  // Group commit: thousands of writes in one transaction on cached
+  // statements; a smoke test that nothing is re-opened per call.
+  auto s = open();
+  auto started = std::chrono::steady_clock::now();
+  s->begin();
+  for (int i = 0; i < 5000; ++i) {
+    auto sid = "CA" + std::to_string(i);
+    ASSERT_TRUE(s->insert_call(make_call(sid)));
+    s->insert_message(make_message(sid));
+  }
+  s->commit();
+  auto elapsed = std::chrono::steady_clock::now() - started;
+  EXPECT_EQ(s->pending_messages("n1").size(), 5000u);
+  EXPECT_LT(elapsed, 20s); // generous: a Debug build on a loaded machine
+}
+
+} // namespace
+} // namespace ringback::store_conformance

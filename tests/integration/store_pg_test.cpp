@@ -1,0 +1,344 @@
+#include "ringback/adapters/store/pg_store.hpp"
+
+#include <gtest/gtest.h>
+
+#include "store_conformance.hpp"
+#include <pqxx/pqxx>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <random>
+#include <thread>
+
+// pg_store against a real PostgreSQL, given by the test script as
+// RINGBACK_TEST_PG (e.g. postgresql://ringback@127.0.0.1:55432/store_dev).
+// Without it the tests are skipped, or fail if RINGBACK_REQUIRE_SERVICES=1.
+// Each test works in a schema of its own (created by migrate(), dropped at
+// the end), because test processes run in parallel against one server.
+
+namespace ringback::store_conformance {
+namespace {
+
+using namespace std::chrono_literals;
+using adapters::pg_store;
+using adapters::pg_store_options;
+
+/// The server URL; with none, skips the current test, or fails it if
+/// services are required (`url` stays empty).
+void require_server(std::string& url) {
+  // Read on the main thread before a test starts any other.
+  const char* env
+    = std::getenv("RINGBACK_TEST_PG"); // NOLINT(concurrency-mt-unsafe)
+  if (env != nullptr && *env != '\0') {
+    url = env;
+    return;
+  }
+  const char* require
+    = std::getenv("RINGBACK_REQUIRE_SERVICES"); // NOLINT(concurrency-mt-unsafe)
+  if (require != nullptr && std::string_view{require} == "1")
+    FAIL() << "RINGBACK_TEST_PG is not set but RINGBACK_REQUIRE_SERVICES=1 "
+              "requires PostgreSQL";
+  GTEST_SKIP() << "RINGBACK_TEST_PG is not set (e.g. postgresql://"
+                  "ringback@127.0.0.1:55432/store_dev): PostgreSQL tests "
+                  "skipped";
+}
+
+/// A schema name no other test (process) uses.
+std::string unique_schema() {
+  static std::atomic<unsigned> counter{0};
+  std::random_device rd;
+  return "rbt_" + std::to_string(::getpid()) + "_" + std::to_string(counter++)
+         + "_" + std::to_string(rd() % 1000000);
+}
+
+/// Runs SQL on a connection of its own, as an operator would.
+pqxx::result admin_exec(const std::string& url, const std::string& sql) {
+  pqxx::connection c{url};
+  pqxx::nontransaction n{c};
+  return n.exec(sql);
+}
+
+/// The schema of one test.
+class PgSchema {
+public:
+  bool set_up() {
+    require_server(url_);
+    if (url_.empty())
+      return false;
+    name_ = unique_schema();
+    return true;
+  }
+
+  void tear_down() {
+    if (name_.empty())
+      return;
+    try {
+      admin_exec(url_, "DROP SCHEMA IF EXISTS " + name_ + " CASCADE");
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "dropping schema " << name_ << ": " << e.what();
+    }
+    name_.clear();
+  }
+
+  pg_store_options options() const {
+    pg_store_options o;
+    o.url = url_;
+    o.schema = name_;
+    o.application_name = name_; // to find its connections
+    return o;
+  }
+
+  /// Runs SQL in the schema.
+  pqxx::result exec(const std::string& sql) const {
+    return admin_exec(url_, "SET search_path TO " + name_ + "; " + sql);
+  }
+
+  /// Ends the server side of the stores' connections.
+  int terminate_connections() const {
+    auto r = admin_exec(url_, "SELECT count(pg_terminate_backend(pid)) FROM "
+                              "pg_stat_activity WHERE application_name = '"
+                                + name_ + "'");
+    return r[0][0].as<int>();
+  }
+
+  const std::string& name() const {
+    return name_;
+  }
+
+private:
+  std::string url_;
+  std::string name_;
+};
+
+struct pg_env {
+  static constexpr std::string_view backend = "postgresql";
+  static constexpr bool shared = true;
+
+  void set_up() {
+    schema_.set_up();
+  }
+
+  void tear_down() {
+    schema_.tear_down();
+  }
+
+  std::unique_ptr<adapters::audited_store> open() {
+    return std::make_unique<pg_store>(schema_.options());
+  }
+
+  PgSchema schema_;
+};
+
+INSTANTIATE_TYPED_TEST_SUITE_P(Postgresql, StoreConformance, pg_env);
+
+class PgStore : public ::testing::Test {
+protected:
+  void SetUp() override {
+    schema_.set_up();
+  }
+
+  void TearDown() override {
+    schema_.tear_down();
+  }
+
+  std::unique_ptr<pg_store> open(std::chrono::milliseconds lock_timeout = 5s) {
+    auto o = schema_.options();
+    o.lock_timeout = lock_timeout;
+    auto s = std::make_unique<pg_store>(std::move(o));
+    s->migrate();
+    return s;
+  }
+
+  PgSchema schema_;
+};
+
+bool starts_with(const std::string& x, const std::string& prefix) {
+  return x.rfind(prefix, 0) == 0;
+}
+
+TEST_F(PgStore, the_schema_has_its_tables_and_indexes) {
+  auto s = open();
+  auto r = schema_.exec(
+    "SELECT string_agg(name, ',' ORDER BY name) FROM ("
+    "SELECT tablename AS name FROM pg_tables WHERE schemaname = '"
+    + schema_.name()
+    + "' UNION ALL SELECT indexname FROM pg_indexes WHERE schemaname = '"
+    + schema_.name() + "' AND indexname NOT LIKE '%_pkey') AS x");
+  EXPECT_EQ(r[0][0].as<std::string>(),
+            "calls,calls_ended_phase_idx,calls_node_idx,"
+            "calls_ringing_fallback_idx,contacts,inbound_messages,messages,"
+            "messages_call_idx,messages_node_state_idx,schema_migrations,"
+            "tenant_numbers,tenant_numbers_tenant_idx,tenants,webhooks,"
+            "webhooks_call_idx");
+  // Nothing leaked into the default schema of the shared database.
+  auto leaked = schema_.exec("SELECT to_regclass('public.calls') IS NULL");
+  EXPECT_TRUE(leaked[0][0].as<bool>());
+}
+
+TEST_F(PgStore, schemas_keep_tests_apart) {
+  auto s = open();
+  PgSchema other;
+  ASSERT_TRUE(other.set_up());
+  pg_store t{other.options()};
+  t.migrate();
+  EXPECT_TRUE(s->insert_call(make_call("CA1")));
+  EXPECT_TRUE(t.insert_call(make_call("CA1")));
+  EXPECT_FALSE(t.insert_call(make_call("CA1")));
+  other.tear_down();
+}
+
+TEST_F(PgStore, a_dropped_connection_is_replaced_on_the_next_call) {
+  auto s = open();
+  ASSERT_TRUE(s->insert_call(make_call("CA1")));
+  ASSERT_EQ(schema_.terminate_connections(), 1);
+  auto what = error_of([&] { s->find_call("CA1"); });
+  EXPECT_TRUE(starts_with(what, "postgresql find_call: ")) << what;
+  EXPECT_TRUE(s->find_call("CA1")); // reconnected
+  EXPECT_TRUE(s->ping());
+}
+
+TEST_F(PgStore, begin_reconnects_after_the_connection_died_idle) {
+  auto s = open();
+  ASSERT_TRUE(s->insert_call(make_call("CA1")));
+  ASSERT_EQ(schema_.terminate_connections(), 1);
+  s->begin(); // nothing was done yet: safe to reconnect at once
+  EXPECT_TRUE(s->insert_call(make_call("CA2")));
+  s->commit();
+  EXPECT_TRUE(s->find_call("CA2"));
+}
+
+TEST_F(PgStore, ping_reconnects_too) {
+  auto s = open();
+  ASSERT_TRUE(s->ping());
+  ASSERT_EQ(schema_.terminate_connections(), 1);
+  EXPECT_TRUE(s->ping());
+  EXPECT_TRUE(s->insert_call(make_call("CA1")));
+}
+
+TEST_F(PgStore, losing_the_connection_in_a_transaction_loses_it) {
+  auto s = open();
+  s->begin();
+  ASSERT_TRUE(s->insert_call(make_call("CA1")));
+  ASSERT_EQ(schema_.terminate_connections(), 1);
+  auto what = error_of([&] { s->insert_call(make_call("CA2")); });
+  EXPECT_TRUE(starts_with(what, "postgresql insert_call: ")) << what;
+  EXPECT_FALSE(s->ping()); // in the broken transaction
+  EXPECT_EQ(error_of([&] { s->commit(); }),
+            "postgresql commit: the transaction was aborted by an earlier "
+            "error; rolled back");
+  s->begin();
+  EXPECT_FALSE(s->find_call("CA1"));
+  EXPECT_TRUE(s->insert_call(make_call("CA1")));
+  s->commit();
+  EXPECT_TRUE(s->find_call("CA1"));
+}
+
+TEST_F(PgStore, a_blocked_statement_fails_after_the_lock_timeout) {
+  auto a = open();
+  auto b = open(200ms);
+  ASSERT_TRUE(a->insert_call(make_call("CA1")));
+  a->begin();
+  a->update_call(make_call("CA1")); // holds the row lock
+  auto decided = make_call("CA1");
+  decided.phase = engine::call_phase::missed;
+  auto what = error_of([&] { b->decide_outcome(decided); });
+  EXPECT_TRUE(starts_with(what, "postgresql decide_outcome: canceling "
+                                "statement due to lock timeout"))
+    << what;
+  a->rollback();
+  EXPECT_TRUE(b->decide_outcome(decided));
+}
+
+TEST_F(PgStore, a_waiting_decider_sees_the_first_outcome) {
+  auto a = open();
+  auto b = open();
+  ASSERT_TRUE(a->insert_call(make_call("CA1")));
+  auto answered = make_call("CA1");
+  answered.phase = engine::call_phase::answered;
+  auto missed = make_call("CA1");
+  missed.phase = engine::call_phase::missed;
+  a->begin();
+  ASSERT_TRUE(a->decide_outcome(answered));
+  std::thread committer{[&] {
+    std::this_thread::sleep_for(100ms);
+    a->commit();
+  }};
+  EXPECT_FALSE(b->decide_outcome(missed)); // waits for a, then re-checks
+  committer.join();
+  EXPECT_EQ(b->find_call("CA1")->phase, engine::call_phase::answered);
+}
+
+TEST_F(PgStore, a_constraint_violation_names_the_operation) {
+  auto s = open();
+  schema_.exec("ALTER TABLE calls ADD CONSTRAINT no_boom "
+               "CHECK (tenant_id <> 'boom')");
+  auto c = make_call("CA1");
+  c.tenant_id = "boom";
+  auto what = error_of([&] { s->insert_call(c); });
+  EXPECT_TRUE(starts_with(what, "postgresql insert_call: ")) << what;
+  EXPECT_NE(what.find("violates check constraint \"no_boom\""),
+            std::string::npos)
+    << what;
+  EXPECT_TRUE(s->insert_call(make_call("CA1")));
+}
+
+TEST_F(PgStore, text_that_is_not_utf8_is_refused_cleanly) {
+  auto s = open();
+  auto c = make_call("CA1");
+  c.from = "\xff\xfe";
+  auto what = error_of([&] { s->insert_call(c); });
+  EXPECT_TRUE(starts_with(what, "postgresql insert_call: ")) << what;
+  EXPECT_TRUE(s->insert_call(make_call("CA1")));
+}
+
+TEST_F(PgStore, an_unknown_enum_name_in_a_row_is_an_error) {
+  auto s = open();
+  ASSERT_TRUE(s->insert_call(make_call("CA1")));
+  schema_.exec("UPDATE calls SET phase = 'bogus'");
+  EXPECT_EQ(error_of([&] { s->find_call("CA1"); }),
+            "postgresql find_call: unknown phase 'bogus' in the database");
+}
+
+TEST_F(PgStore, migrate_applies_only_missing_versions_in_order) {
+  auto with = [&](std::vector<adapters::migration> ms) {
+    auto o = schema_.options();
+    o.migrations = std::move(ms);
+    return std::make_unique<pg_store>(std::move(o));
+  };
+  adapters::migration v1{1, "one", "CREATE TABLE one (x INTEGER)"};
+  adapters::migration v2{2, "two",
+                         "CREATE TABLE two (x INTEGER);"
+                         "INSERT INTO one VALUES (2)"};
+  adapters::migration v3{3, "broken", "CREATE TABLE three (x INTEGER); BOGUS"};
+  with({v1})->migrate();
+  auto s = with({v1, v2});
+  EXPECT_EQ(s->schema_version(), 1);
+  s->migrate();
+  s->migrate();
+  EXPECT_EQ(s->schema_version(), 2);
+  auto t = with({v1, v2, v3});
+  EXPECT_EQ(error_of([&] { t->migrate(); }),
+            "postgresql migrate: version 3 (broken): syntax error at or near "
+            "\"BOGUS\" LINE 1: CREATE TABLE three (x INTEGER); BOGUS ^");
+  EXPECT_EQ(t->schema_version(), 2);
+  EXPECT_TRUE(
+    schema_.exec("SELECT to_regclass('three') IS NULL")[0][0].as<bool>());
+  EXPECT_EQ(schema_.exec("SELECT count(*) FROM one")[0][0].as<int>(), 1);
+}
+
+TEST_F(PgStore, many_processes_migrating_one_schema_take_turns) {
+  // Separate connections, as separate processes would have.
+  std::vector<std::unique_ptr<pg_store>> stores;
+  stores.reserve(6);
+  for (int i = 0; i < 6; ++i)
+    stores.push_back(std::make_unique<pg_store>(schema_.options()));
+  auto errors = race(6, [&](int i) { stores[i]->migrate(); });
+  EXPECT_TRUE(errors.empty()) << errors.front();
+  EXPECT_EQ(
+    schema_.exec("SELECT count(*) FROM schema_migrations")[0][0].as<int>(),
+    adapters::latest_schema_version());
+}
+
+} // namespace
+} // namespace ringback::store_conformance

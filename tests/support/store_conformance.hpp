@@ -1,0 +1,838 @@
+#pragma once
+
+// The behaviour every store adapter must show, as a type-parameterised
+// GoogleTest suite. Instantiated for memory_store and sqlite_store in
+// tests/adapters/store_*_test.cpp and for pg_store in
+// tests/integration/store_pg_test.cpp.
+//
+// An environment `Env` is a default-constructible type with
+//   static constexpr std::string_view backend; // error message prefix
+//   static constexpr bool shared;  // open() twice reaches one database
+//   void set_up();                 // may GTEST_SKIP() or FAIL()
+//   void tear_down();              // also after a skipped set_up()
+//   std::unique_ptr<adapters::audited_store> open(); // not migrated
+// Each test gets a database of its own (tests run in parallel processes).
+
+#include "ringback/adapters/store/audited_store.hpp"
+#include "ringback/adapters/store/migrations.hpp"
+#include "ringback/engine/ports.hpp"
+#include "ringback/engine/records.hpp"
+
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace ringback::store_conformance {
+
+/// A fresh directory, removed with everything in it at the end.
+class ScratchDir {
+public:
+  ScratchDir() {
+    auto base = std::filesystem::temp_directory_path()
+                / "ringback-store-XXXXXX";
+    std::string name = base.string();
+    if (::mkdtemp(name.data()) == nullptr)
+      throw std::runtime_error("mkdtemp failed for " + name);
+    path_ = name;
+  }
+
+  ~ScratchDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+
+  const std::filesystem::path& path() const {
+    return path_;
+  }
+
+private:
+  std::filesystem::path path_;
+};
+
+/// The message of the `port_error` that `f` throws ("" if none: the caller's
+/// EXPECT_EQ then shows what was expected).
+inline std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const engine::port_error& e) {
+    return e.what();
+  }
+  return {};
+}
+
+inline engine::call_record make_call(std::string sid, std::string node = "n1") {
+  engine::call_record c;
+  c.call_sid = std::move(sid);
+  c.tenant_id = "acme";
+  c.from = "+15551230001";
+  c.to = "+15557650002";
+  c.owner_phone = "+15550009999";
+  c.started_at = 1'700'000'000'000;
+  c.node_id = std::move(node);
+  c.updated_at = c.started_at;
+  return c;
+}
+
+inline engine::message_record make_message(std::string call_sid,
+                                           std::string node = "n1") {
+  engine::message_record m;
+  m.tenant_id = "acme";
+  m.call_sid = std::move(call_sid);
+  m.purpose = "missed_call.text_back";
+  m.from = "+15557650002";
+  m.to = "+15551230001";
+  m.body = "Sorry we missed you!";
+  m.node_id = std::move(node);
+  m.created_at = 1'700'000'000'500;
+  m.updated_at = m.created_at;
+  return m;
+}
+
+inline void expect_same(const engine::call_record& x,
+                        const engine::call_record& y) {
+  EXPECT_EQ(x.call_sid, y.call_sid);
+  EXPECT_EQ(x.tenant_id, y.tenant_id);
+  EXPECT_EQ(x.from, y.from);
+  EXPECT_EQ(x.to, y.to);
+  EXPECT_EQ(x.owner_phone, y.owner_phone);
+  EXPECT_EQ(x.phase, y.phase);
+  EXPECT_EQ(x.decided, y.decided);
+  EXPECT_EQ(x.ended, y.ended);
+  EXPECT_EQ(x.started_at, y.started_at);
+  EXPECT_EQ(x.fallback_at, y.fallback_at);
+  EXPECT_EQ(x.fallback_checks, y.fallback_checks);
+  EXPECT_EQ(x.dial_status, y.dial_status);
+  EXPECT_EQ(x.dial_duration, y.dial_duration);
+  EXPECT_EQ(x.node_id, y.node_id);
+  EXPECT_EQ(x.updated_at, y.updated_at);
+}
+
+inline void expect_same(const engine::message_record& x,
+                        const engine::message_record& y) {
+  EXPECT_EQ(x.id, y.id);
+  EXPECT_EQ(x.tenant_id, y.tenant_id);
+  EXPECT_EQ(x.call_sid, y.call_sid);
+  EXPECT_EQ(x.purpose, y.purpose);
+  EXPECT_EQ(x.from, y.from);
+  EXPECT_EQ(x.to, y.to);
+  EXPECT_EQ(x.body, y.body);
+  EXPECT_EQ(x.state, y.state);
+  EXPECT_EQ(x.attempts, y.attempts);
+  EXPECT_EQ(x.message_sid, y.message_sid);
+  EXPECT_EQ(x.error_code, y.error_code);
+  EXPECT_EQ(x.error_message, y.error_message);
+  EXPECT_EQ(x.node_id, y.node_id);
+  EXPECT_EQ(x.created_at, y.created_at);
+  EXPECT_EQ(x.updated_at, y.updated_at);
+}
+
+inline std::vector<std::string>
+sids(const std::vector<engine::call_record>& xs) {
+  std::vector<std::string> result;
+  for (const auto& x : xs)
+    result.push_back(x.call_sid);
+  return result;
+}
+
+inline std::vector<std::int64_t>
+ids(const std::vector<engine::message_record>& xs) {
+  std::vector<std::int64_t> result;
+  for (const auto& x : xs)
+    result.push_back(x.id);
+  return result;
+}
+
+/// Runs `f(i)` on `n` threads released at the same moment; returns the
+/// messages of what they threw.
+inline std::vector<std::string> race(int n, const std::function<void(int)>& f) {
+  std::atomic<int> ready{0};
+  std::vector<std::string> errors(n);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < n; ++i)
+    threads.emplace_back([&, i] {
+      ++ready;
+      while (ready.load() < n)
+        std::this_thread::yield();
+      try {
+        f(i);
+      } catch (const std::exception& e) {
+        errors[i] = e.what();
+      }
+    });
+  for (auto& t : threads)
+    t.join();
+  std::vector<std::string> result;
+  for (auto& e : errors)
+    if (!e.empty())
+      result.push_back(std::move(e));
+  return result;
+}
+
+template <class Env>
+class StoreConformance : public ::testing::Test {
+public:
+  void SetUp() override {
+    env_.set_up();
+  }
+
+  void TearDown() override {
+    store_.reset();
+    env_.tear_down();
+  }
+
+  /// The main instance, migrated.
+  adapters::audited_store& store() {
+    if (!store_) {
+      store_ = env_.open();
+      store_->migrate();
+    }
+    return *store_;
+  }
+
+  /// Another instance (a second connection; the same database if shared).
+  std::unique_ptr<adapters::audited_store> open() {
+    return env_.open();
+  }
+
+  /// `<backend> <op>: <detail>`.
+  static std::string message(std::string_view op, std::string_view detail) {
+    std::string result(Env::backend);
+    result.append(" ").append(op).append(": ").append(detail);
+    return result;
+  }
+
+private:
+  Env env_;
+  std::unique_ptr<adapters::audited_store> store_;
+};
+
+TYPED_TEST_SUITE_P(StoreConformance);
+
+// -- schema -------------------------------------------------------------------
+
+TYPED_TEST_P(StoreConformance, migrate_applies_the_latest_schema_once) {
+  auto s = this->open();
+  EXPECT_EQ(s->schema_version(), 0);
+  s->migrate();
+  EXPECT_EQ(s->schema_version(), adapters::latest_schema_version());
+  s->migrate(); // idempotent
+  EXPECT_EQ(s->schema_version(), adapters::latest_schema_version());
+  EXPECT_TRUE(s->insert_call(make_call("CA1")));
+}
+
+TYPED_TEST_P(StoreConformance, concurrent_migrations_all_succeed) {
+  if (!TypeParam::shared)
+    GTEST_SKIP() << "instances do not share a database";
+  std::vector<std::unique_ptr<adapters::audited_store>> stores;
+  for (int i = 0; i < 4; ++i)
+    stores.push_back(this->open());
+  auto errors = race(4, [&](int i) { stores[i]->migrate(); });
+  EXPECT_TRUE(errors.empty()) << errors.front();
+  for (auto& s : stores)
+    EXPECT_EQ(s->schema_version(), adapters::latest_schema_version());
+  EXPECT_TRUE(stores[0]->insert_call(make_call("CA1")));
+  EXPECT_FALSE(stores[3]->insert_call(make_call("CA1")));
+}
+
+TYPED_TEST_P(StoreConformance, calls_before_migrate_throw) {
+  auto s = this->open();
+  EXPECT_TRUE(s->ping());
+  EXPECT_THROW(s->insert_call(make_call("CA1")), engine::port_error);
+  EXPECT_THROW(s->find_call("CA1"), engine::port_error);
+  auto what = error_of([&] { s->pending_messages("n1"); });
+  EXPECT_EQ(what.rfind(this->message("pending_messages", ""), 0), 0u) << what;
+}
+
+TYPED_TEST_P(StoreConformance, ping_is_true_when_reachable) {
+  EXPECT_TRUE(this->store().ping());
+  this->store().begin();
+  EXPECT_TRUE(this->store().ping());
+  this->store().rollback();
+}
+
+// -- calls --------------------------------------------------------------------
+
+TYPED_TEST_P(StoreConformance, insert_call_round_trips_every_field) {
+  auto& s = this->store();
+  auto c = make_call("CA0123456789abcdef");
+  c.phase = engine::call_phase::missed;
+  c.decided = engine::decided_by::fallback;
+  c.ended = true;
+  c.started_at = 4'102'444'800'123; // 2100
+  c.fallback_at = -1;
+  c.fallback_checks = 3;
+  c.dial_status = "no-answer";
+  c.dial_duration = 2'147'483'647;
+  c.updated_at = 4'102'444'800'999;
+  ASSERT_TRUE(s.insert_call(c));
+  auto found = s.find_call(c.call_sid);
+  ASSERT_TRUE(found);
+  expect_same(*found, c);
+  EXPECT_FALSE(s.find_call("CA-unknown"));
+}
+
+TYPED_TEST_P(StoreConformance, insert_call_refuses_a_known_call_sid) {
+  auto& s = this->store();
+  auto c = make_call("CA1");
+  ASSERT_TRUE(s.insert_call(c));
+  auto other = make_call("CA1", "n2");
+  other.from = "+15550000000";
+  other.phase = engine::call_phase::answered;
+  EXPECT_FALSE(s.insert_call(other));
+  expect_same(*s.find_call("CA1"), c);
+}
+
+TYPED_TEST_P(StoreConformance, update_call_changes_everything_but_the_outcome) {
+  auto& s = this->store();
+  ASSERT_TRUE(s.insert_call(make_call("CA1")));
+  auto c = make_call("CA1", "n2");
+  c.tenant_id = "other";
+  c.from = "+15550000001";
+  c.to = "+15550000002";
+  c.owner_phone = "+15550000003";
+  c.phase = engine::call_phase::answered;      // ignored
+  c.decided = engine::decided_by::dial_result; // ignored
+  c.ended = true;
+  c.started_at = 11;
+  c.fallback_at = 22;
+  c.fallback_checks = 2;
+  c.dial_status = "busy";
+  c.dial_duration = 7;
+  c.updated_at = 33;
+  s.update_call(c);
+  auto expected = c;
+  expected.phase = engine::call_phase::ringing;
+  expected.decided = engine::decided_by::none;
+  expect_same(*s.find_call("CA1"), expected);
+}
+
+TYPED_TEST_P(StoreConformance, update_call_of_an_unknown_call_throws) {
+  EXPECT_EQ(error_of([&] { this->store().update_call(make_call("CA404")); }),
+            this->message("update_call", "unknown CallSid 'CA404'"));
+}
+
+TYPED_TEST_P(StoreConformance, decide_outcome_lets_only_the_first_win) {
+  auto& s = this->store();
+  ASSERT_TRUE(s.insert_call(make_call("CA1")));
+  auto first = make_call("CA1");
+  first.phase = engine::call_phase::answered;
+  first.decided = engine::decided_by::dial_result;
+  first.dial_status = "completed";
+  first.dial_duration = 42;
+  first.ended = true;
+  first.updated_at = 99;
+  EXPECT_TRUE(s.decide_outcome(first));
+  expect_same(*s.find_call("CA1"), first);
+  auto second = make_call("CA1");
+  second.phase = engine::call_phase::missed;
+  second.decided = engine::decided_by::fallback;
+  second.dial_status = "no-answer";
+  EXPECT_FALSE(s.decide_outcome(second));
+  expect_same(*s.find_call("CA1"), first);
+  // update_call never reopens or changes the outcome either.
+  auto reopen = first;
+  reopen.phase = engine::call_phase::ringing;
+  reopen.decided = engine::decided_by::none;
+  reopen.fallback_checks = 5;
+  s.update_call(reopen);
+  auto stored = *s.find_call("CA1");
+  EXPECT_EQ(stored.phase, engine::call_phase::answered);
+  EXPECT_EQ(stored.decided, engine::decided_by::dial_result);
+  EXPECT_EQ(stored.fallback_checks, 5);
+}
+
+TYPED_TEST_P(StoreConformance, decide_outcome_rejects_bad_requests) {
+  auto& s = this->store();
+  auto c = make_call("CA404");
+  c.phase = engine::call_phase::missed;
+  EXPECT_EQ(error_of([&] { s.decide_outcome(c); }),
+            this->message("decide_outcome", "unknown CallSid 'CA404'"));
+  ASSERT_TRUE(s.insert_call(make_call("CA1")));
+  EXPECT_EQ(error_of([&] { s.decide_outcome(make_call("CA1")); }),
+            this->message("decide_outcome",
+                          "phase must be answered or missed (CallSid 'CA1')"));
+  EXPECT_EQ(s.find_call("CA1")->phase, engine::call_phase::ringing);
+}
+
+/// Two instances (connections) decide the same calls from two threads.
+template <class Fixture>
+void decide_race(Fixture& self, bool in_transactions) {
+  auto a = self.open();
+  auto b = self.open();
+  adapters::audited_store* racers[] = {a.get(), b.get()};
+  constexpr int rounds = 150;
+  int lost_both = 0;
+  int won_both = 0;
+  for (int round = 0; round < rounds; ++round) {
+    auto sid = "CArace" + std::to_string(round);
+    ASSERT_TRUE(self.store().insert_call(make_call(sid)));
+    bool won[2] = {false, false};
+    auto errors = race(2, [&](int i) {
+      auto c = make_call(sid, i == 0 ? "n1" : "n2");
+      c.phase = i == 0 ? engine::call_phase::answered
+                       : engine::call_phase::missed;
+      c.decided = i == 0 ? engine::decided_by::dial_result
+                         : engine::decided_by::fallback;
+      auto& s = *racers[i];
+      if (in_transactions)
+        s.begin();
+      won[i] = s.decide_outcome(c);
+      if (in_transactions)
+        s.commit();
+    });
+    ASSERT_TRUE(errors.empty()) << errors.front();
+    won_both += won[0] && won[1];
+    lost_both += !won[0] && !won[1];
+    auto stored = self.store().find_call(sid);
+    ASSERT_TRUE(stored);
+    if (won[0] != won[1]) {
+      EXPECT_EQ(stored->phase, won[0] ? engine::call_phase::answered
+                                      : engine::call_phase::missed);
+      EXPECT_EQ(stored->node_id, won[0] ? "n1" : "n2");
+    }
+  }
+  EXPECT_EQ(won_both, 0);
+  EXPECT_EQ(lost_both, 0);
+}
+
+TYPED_TEST_P(StoreConformance, decide_outcome_race_has_one_winner) {
+  if (!TypeParam::shared)
+    GTEST_SKIP() << "instances do not share a database";
+  decide_race(*this, false);
+}
+
+TYPED_TEST_P(StoreConformance,
+             decide_outcome_race_in_transactions_has_one_winner) {
+  if (!TypeParam::shared)
+    GTEST_SKIP() << "instances do not share a database";
+  decide_race(*this, true);
+}
+
+TYPED_TEST_P(StoreConformance,
+             unfinished_calls_are_undecided_and_owned_or_overdue) {
+  auto& s = this->store();
+  auto add = [&](std::string sid, std::string node, engine::call_phase phase,
+                 engine::epoch_ms fallback_at, engine::epoch_ms started_at,
+                 bool ended = false) {
+    auto c = make_call(std::move(sid), std::move(node));
+    c.phase = phase;
+    c.fallback_at = fallback_at;
+    c.started_at = started_at;
+    c.ended = ended;
+    ASSERT_TRUE(s.insert_call(c));
+  };
+  using engine::call_phase;
+  const engine::epoch_ms cutoff = 10'000;
+  add("CAown", "n1", call_phase::ringing, 0, 300);             // owned
+  add("CAown_ended", "n1", call_phase::ringing, 0, 100, true); // owned
+  add("CAother", "n2", call_phase::ringing, 0, 50);            // no fallback
+  add("CAoverdue", "n2", call_phase::ringing, cutoff - 1, 200);
+  add("CAoverdue_b", "n3", call_phase::ringing, 1, 200); // tie: by sid
+  add("CAat_cutoff", "n2", call_phase::ringing, cutoff, 10);
+  add("CAlater", "n2", call_phase::ringing, cutoff + 5000, 10);
+  add("CAanswered", "n1", call_phase::answered, 0, 10);
+  add("CAmissed", "n2", call_phase::missed, 5, 10);
+  EXPECT_EQ(sids(s.unfinished_calls("n1", cutoff)),
+            (std::vector<std::string>{"CAown_ended", "CAoverdue", "CAoverdue_b",
+                                      "CAown"}));
+  EXPECT_EQ(sids(s.unfinished_calls("n9", cutoff)),
+            (std::vector<std::string>{"CAoverdue", "CAoverdue_b"}));
+  EXPECT_EQ(sids(s.unfinished_calls("n2", 0)),
+            (std::vector<std::string>{"CAat_cutoff", "CAlater", "CAother",
+                                      "CAoverdue"}));
+}
+
+// -- webhooks -----------------------------------------------------------------
+
+TYPED_TEST_P(StoreConformance, webhooks_are_stored_raw) {
+  auto& s = this->store();
+  engine::webhook_record w;
+  w.kind = "voice";
+  w.call_sid = "CA1";
+  w.path = "/twilio/voice?x=%20y";
+  static constexpr char raw_body[] = "CallSid=CA1&Bad=\xff\xfe\0end";
+  w.body = std::string(raw_body, sizeof(raw_body) - 1); // with the NUL
+  w.signature = "c2lnbmF0dXJl+/=";
+  w.received_at = 1'700'000'000'000;
+  s.insert_webhook(w); // no tenant matched: tenant_id is empty
+  auto dup = w;
+  dup.tenant_id = "acme";
+  dup.kind = "status";
+  dup.duplicate = true;
+  dup.body.clear();
+  dup.received_at += 1;
+  s.insert_webhook(dup);
+  auto other = w;
+  static constexpr char raw_sid[] = "CA\x80\0z";
+  other.call_sid = std::string(raw_sid, sizeof(raw_sid) - 1);
+  s.insert_webhook(other);
+  auto xs = s.webhooks_for("CA1");
+  ASSERT_EQ(xs.size(), 2u);
+  EXPECT_EQ(xs[0].tenant_id, "");
+  EXPECT_EQ(xs[0].kind, "voice");
+  EXPECT_EQ(xs[0].call_sid, "CA1");
+  EXPECT_EQ(xs[0].path, w.path);
+  EXPECT_EQ(xs[0].body, w.body);
+  EXPECT_EQ(xs[0].body.size(), 22u);
+  EXPECT_EQ(xs[0].signature, w.signature);
+  EXPECT_FALSE(xs[0].duplicate);
+  EXPECT_EQ(xs[0].received_at, w.received_at);
+  EXPECT_EQ(xs[1].tenant_id, "acme");
+  EXPECT_EQ(xs[1].kind, "status");
+  EXPECT_TRUE(xs[1].duplicate);
+  EXPECT_EQ(xs[1].body, "");
+  EXPECT_EQ(xs[1].received_at, w.received_at + 1);
+  auto ys = s.webhooks_for(other.call_sid);
+  ASSERT_EQ(ys.size(), 1u);
+  EXPECT_EQ(ys[0].call_sid, other.call_sid);
+  EXPECT_TRUE(s.webhooks_for("CA404").empty());
+}
+
+// -- messages -----------------------------------------------------------------
+
+TYPED_TEST_P(StoreConformance, insert_message_returns_fresh_ids) {
+  auto& s = this->store();
+  auto m = make_message("CA1");
+  m.id = 777; // ignored: the store assigns ids
+  m.body = "Grüße 👋 — \"quoted\" 'single' \\ backslash";
+  m.state = engine::message_state::sending;
+  m.attempts = 2;
+  m.message_sid = "SM1";
+  m.error_code = 21211;
+  m.error_message = "Invalid 'To' Phone Number";
+  auto a = s.insert_message(m);
+  auto b = s.insert_message(m);
+  auto c = s.insert_message(make_message("CA2"));
+  EXPECT_GT(a, 0);
+  EXPECT_GT(b, a);
+  EXPECT_GT(c, b);
+  auto found = s.find_message(a);
+  ASSERT_TRUE(found);
+  auto expected = m;
+  expected.id = a;
+  expect_same(*found, expected);
+  EXPECT_FALSE(s.find_message(c + 1000));
+}
+
+TYPED_TEST_P(StoreConformance, update_message_changes_delivery_fields_only) {
+  auto& s = this->store();
+  auto m = make_message("CA1");
+  m.id = s.insert_message(m);
+  auto u = make_message("CA-other", "n-other");
+  u.id = m.id;
+  u.body = "changed"; // ignored
+  u.created_at = 1;   // ignored
+  u.state = engine::message_state::undelivered;
+  u.attempts = 4;
+  u.message_sid = "SM42";
+  u.error_code = 30003;
+  u.error_message = "Unreachable destination handset";
+  u.updated_at = 1'700'000'009'000;
+  s.update_message(u);
+  auto expected = m;
+  expected.state = u.state;
+  expected.attempts = u.attempts;
+  expected.message_sid = u.message_sid;
+  expected.error_code = u.error_code;
+  expected.error_message = u.error_message;
+  expected.updated_at = u.updated_at;
+  expect_same(*s.find_message(m.id), expected);
+  u.id = m.id + 1000;
+  EXPECT_EQ(error_of([&] { s.update_message(u); }),
+            this->message("update_message",
+                          "unknown message id " + std::to_string(u.id)));
+}
+
+TYPED_TEST_P(StoreConformance,
+             pending_messages_are_queued_or_sending_of_a_node) {
+  auto& s = this->store();
+  std::vector<std::int64_t> expected;
+  for (auto state :
+       {engine::message_state::queued, engine::message_state::sending,
+        engine::message_state::sent, engine::message_state::delivered,
+        engine::message_state::undelivered, engine::message_state::failed,
+        engine::message_state::queued}) {
+    auto m = make_message("CA1");
+    m.state = state;
+    auto id = s.insert_message(m);
+    if (state == engine::message_state::queued
+        || state == engine::message_state::sending)
+      expected.push_back(id);
+    s.insert_message(make_message("CA1", "n2"));
+  }
+  EXPECT_EQ(ids(s.pending_messages("n1")), expected);
+  EXPECT_EQ(s.pending_messages("n2").size(), 7u);
+  EXPECT_TRUE(s.pending_messages("n9").empty());
+  // A message that leaves the outbox is no longer pending.
+  auto m = *s.find_message(expected[1]);
+  m.state = engine::message_state::sent;
+  s.update_message(m);
+  expected.erase(expected.begin() + 1);
+  EXPECT_EQ(ids(s.pending_messages("n1")), expected);
+}
+
+TYPED_TEST_P(StoreConformance, messages_for_call_in_id_order) {
+  auto& s = this->store();
+  auto a = s.insert_message(make_message("CA1"));
+  s.insert_message(make_message("CA2"));
+  auto b = s.insert_message(make_message("CA1", "n2"));
+  EXPECT_EQ(ids(s.messages_for_call("CA1")), (std::vector<std::int64_t>{a, b}));
+  EXPECT_TRUE(s.messages_for_call("CA404").empty());
+}
+
+TYPED_TEST_P(StoreConformance, message_ids_are_unique_across_instances) {
+  if (!TypeParam::shared)
+    GTEST_SKIP() << "instances do not share a database";
+  this->store();
+  auto a = this->open();
+  auto b = this->open();
+  adapters::audited_store* writers[] = {a.get(), b.get()};
+  std::vector<std::int64_t> got[2];
+  auto errors = race(2, [&](int i) {
+    for (int n = 0; n < 40; ++n)
+      got[i].push_back(writers[i]->insert_message(make_message("CArace")));
+  });
+  ASSERT_TRUE(errors.empty()) << errors.front();
+  std::set<std::int64_t> all(got[0].begin(), got[0].end());
+  all.insert(got[1].begin(), got[1].end());
+  EXPECT_EQ(all.size(), 80u);
+  EXPECT_EQ(this->store().messages_for_call("CArace").size(), 80u);
+}
+
+// -- inbound messages, contacts, tenants
+// ---------------------------------------
+
+TYPED_TEST_P(StoreConformance, insert_inbound_once_per_message_sid) {
+  auto& s = this->store();
+  engine::inbound_message m{"SM1",          "acme", "+15551230001",
+                            "+15557650002", "STOP", 1'700'000'000'000};
+  EXPECT_TRUE(s.insert_inbound(m));
+  auto again = m;
+  again.body = "changed";
+  EXPECT_FALSE(s.insert_inbound(again));
+  auto found = s.find_inbound("SM1");
+  ASSERT_TRUE(found);
+  EXPECT_EQ(found->message_sid, "SM1");
+  EXPECT_EQ(found->tenant_id, "acme");
+  EXPECT_EQ(found->from, m.from);
+  EXPECT_EQ(found->to, m.to);
+  EXPECT_EQ(found->body, "STOP");
+  EXPECT_EQ(found->received_at, m.received_at);
+  EXPECT_FALSE(s.find_inbound("SM404"));
+}
+
+TYPED_TEST_P(StoreConformance, touch_contact_keeps_first_and_last_contact) {
+  auto& s = this->store();
+  EXPECT_FALSE(s.find_contact("acme", "+15551230001"));
+  s.touch_contact("acme", "+15551230001", 1000);
+  auto c = s.find_contact("acme", "+15551230001");
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->tenant_id, "acme");
+  EXPECT_EQ(c->phone, "+15551230001");
+  EXPECT_EQ(c->first_seen, 1000);
+  EXPECT_EQ(c->last_seen, 1000);
+  s.touch_contact("acme", "+15551230001", 5000);
+  s.touch_contact("acme", "+15551230001", 3000); // late, out of order
+  c = s.find_contact("acme", "+15551230001");
+  EXPECT_EQ(c->first_seen, 1000);
+  EXPECT_EQ(c->last_seen, 5000);
+  s.touch_contact("acme", "+15551230001", 500);
+  EXPECT_EQ(s.find_contact("acme", "+15551230001")->first_seen, 500);
+  s.touch_contact("other", "+15551230001", 7000); // per tenant
+  EXPECT_EQ(s.find_contact("other", "+15551230001")->first_seen, 7000);
+  EXPECT_EQ(s.find_contact("acme", "+15551230001")->last_seen, 5000);
+}
+
+TYPED_TEST_P(StoreConformance, upsert_tenant_replaces_its_numbers) {
+  auto& s = this->store();
+  using engine::number_kind;
+  engine::tenant t{"acme",
+                   "Acme Plumbing",
+                   {{"+15557650002", number_kind::long_code, 1.0},
+                    {"+18005550100", number_kind::toll_free, 3.0}},
+                   "+15550009999",
+                   "America/New_York"};
+  s.upsert_tenant(t);
+  auto found = s.find_tenant("acme");
+  ASSERT_TRUE(found);
+  EXPECT_EQ(found->name, "Acme Plumbing");
+  EXPECT_EQ(found->owner_phone, "+15550009999");
+  EXPECT_EQ(found->timezone, "America/New_York");
+  ASSERT_EQ(found->numbers.size(), 2u);
+  EXPECT_EQ(found->numbers[0].number, "+15557650002");
+  EXPECT_EQ(found->numbers[1].kind, number_kind::toll_free);
+  EXPECT_EQ(found->numbers[1].mps, 3.0);
+  // Changed fields, one number dropped, one added, one kept with a new pace.
+  t.name = "Acme Plumbing & Heating";
+  t.timezone = "America/Chicago";
+  t.numbers = {{"+15557650002", number_kind::long_code, 0.25},
+               {"12345", number_kind::short_code, 100.0}};
+  s.upsert_tenant(t);
+  found = s.find_tenant("acme");
+  EXPECT_EQ(found->name, "Acme Plumbing & Heating");
+  EXPECT_EQ(found->timezone, "America/Chicago");
+  ASSERT_EQ(found->numbers.size(), 2u);
+  EXPECT_EQ(found->numbers[0].number, "+15557650002");
+  EXPECT_EQ(found->numbers[0].mps, 0.25);
+  EXPECT_EQ(found->numbers[1].number, "12345");
+  EXPECT_EQ(found->numbers[1].kind, number_kind::short_code);
+  // A number given to another tenant moves there.
+  s.upsert_tenant({"beta",
+                   "Beta",
+                   {{"12345", number_kind::short_code, 50.0}},
+                   "+15550008888",
+                   "UTC"});
+  EXPECT_EQ(s.find_tenant("acme")->numbers.size(), 1u);
+  EXPECT_EQ(s.find_tenant("beta")->numbers.at(0).mps, 50.0);
+  // No numbers at all.
+  t.numbers.clear();
+  s.upsert_tenant(t);
+  EXPECT_TRUE(s.find_tenant("acme")->numbers.empty());
+  EXPECT_FALSE(s.find_tenant("nobody"));
+}
+
+// -- transactions -------------------------------------------------------------
+
+TYPED_TEST_P(StoreConformance, commit_publishes_the_writes) {
+  auto& s = this->store();
+  s.begin();
+  ASSERT_TRUE(s.insert_call(make_call("CA1")));
+  auto id = s.insert_message(make_message("CA1"));
+  s.touch_contact("acme", "+15551230001", 1);
+  EXPECT_TRUE(s.find_call("CA1")); // a transaction reads its own writes
+  if (TypeParam::shared) {
+    auto other = this->open();
+    EXPECT_FALSE(other->find_call("CA1")); // not committed yet
+  }
+  s.commit();
+  EXPECT_TRUE(s.find_call("CA1"));
+  EXPECT_TRUE(s.find_message(id));
+  if (TypeParam::shared) {
+    auto other = this->open();
+    EXPECT_TRUE(other->find_call("CA1"));
+    EXPECT_TRUE(other->find_contact("acme", "+15551230001"));
+  }
+}
+
+TYPED_TEST_P(StoreConformance, rollback_discards_the_writes) {
+  auto& s = this->store();
+  ASSERT_TRUE(s.insert_call(make_call("CAkept")));
+  s.begin();
+  ASSERT_TRUE(s.insert_call(make_call("CA1")));
+  auto decided = make_call("CAkept");
+  decided.phase = engine::call_phase::missed;
+  ASSERT_TRUE(s.decide_outcome(decided));
+  auto id = s.insert_message(make_message("CA1"));
+  s.insert_webhook({"acme", "voice", "CA1", "/v", "b", "s", false, 1});
+  EXPECT_TRUE(s.insert_inbound({"SM1", "acme", "a", "b", "c", 1}));
+  s.touch_contact("acme", "+15551230001", 1);
+  s.upsert_tenant({"acme", "Acme", {}, "+1555", "UTC"});
+  s.rollback();
+  EXPECT_FALSE(s.find_call("CA1"));
+  EXPECT_EQ(s.find_call("CAkept")->phase, engine::call_phase::ringing);
+  EXPECT_FALSE(s.find_message(id));
+  EXPECT_TRUE(s.webhooks_for("CA1").empty());
+  EXPECT_FALSE(s.find_inbound("SM1"));
+  EXPECT_FALSE(s.find_contact("acme", "+15551230001"));
+  EXPECT_FALSE(s.find_tenant("acme"));
+  // The store works on after a rollback.
+  s.begin();
+  EXPECT_TRUE(s.insert_call(make_call("CA1")));
+  s.commit();
+  EXPECT_TRUE(s.find_call("CA1"));
+}
+
+TYPED_TEST_P(StoreConformance, transaction_misuse_is_reported) {
+  auto& s = this->store();
+  EXPECT_EQ(error_of([&] { s.commit(); }),
+            this->message("commit", "no transaction is open"));
+  s.rollback(); // no-op
+  s.begin();
+  EXPECT_EQ(error_of([&] { s.begin(); }),
+            this->message("begin", "a transaction is already open"));
+  EXPECT_EQ(error_of([&] { s.migrate(); }),
+            this->message("migrate", "cannot run inside a transaction"));
+  s.rollback();
+  s.begin();
+  EXPECT_TRUE(s.insert_call(make_call("CA1")));
+  s.commit();
+  EXPECT_TRUE(s.find_call("CA1"));
+}
+
+TYPED_TEST_P(StoreConformance, an_error_aborts_the_transaction) {
+  auto& s = this->store();
+  s.begin();
+  ASSERT_TRUE(s.insert_call(make_call("CA1")));
+  EXPECT_THROW(s.update_call(make_call("CA404")), engine::port_error);
+  EXPECT_EQ(error_of([&] { s.insert_message(make_message("CA1")); }),
+            this->message("insert_message",
+                          "the transaction was aborted by an earlier error; "
+                          "call rollback()"));
+  EXPECT_EQ(error_of([&] { s.commit(); }),
+            this->message("commit", "the transaction was aborted by an "
+                                    "earlier error; rolled back"));
+  s.rollback(); // no-op: commit already rolled back
+  EXPECT_FALSE(s.find_call("CA1"));
+  // Same with an explicit rollback.
+  s.begin();
+  ASSERT_TRUE(s.insert_call(make_call("CA1")));
+  EXPECT_THROW(s.update_message(make_message("CA1")), engine::port_error);
+  EXPECT_THROW(s.find_call("CA1"), engine::port_error);
+  s.rollback();
+  EXPECT_FALSE(s.find_call("CA1"));
+  // Outside a transaction an error affects only its own call.
+  EXPECT_THROW(s.update_call(make_call("CA404")), engine::port_error);
+  EXPECT_TRUE(s.insert_call(make_call("CA1")));
+}
+
+TYPED_TEST_P(StoreConformance, group_commit_of_many_writes) {
+  auto& s = this->store();
+  constexpr int n = 250;
+  s.begin();
+  for (int i = 0; i < n; ++i) {
+    auto sid = "CA" + std::to_string(i);
+    ASSERT_TRUE(s.insert_call(make_call(sid)));
+    s.insert_webhook({"acme", "voice", sid, "/v", "body", "sig", false, i});
+    s.insert_message(make_message(sid));
+    s.touch_contact("acme", "+1555" + std::to_string(i % 10), i);
+  }
+  s.commit();
+  EXPECT_EQ(s.unfinished_calls("n1", 0).size(), static_cast<std::size_t>(n));
+  EXPECT_EQ(s.pending_messages("n1").size(), static_cast<std::size_t>(n));
+  EXPECT_EQ(s.webhooks_for("CA17").size(), 1u);
+  EXPECT_EQ(s.find_contact("acme", "+15557")->last_seen, 247);
+}
+
+REGISTER_TYPED_TEST_SUITE_P(
+  StoreConformance, migrate_applies_the_latest_schema_once,
+  concurrent_migrations_all_succeed, calls_before_migrate_throw,
+  ping_is_true_when_reachable, insert_call_round_trips_every_field,
+  insert_call_refuses_a_known_call_sid,
+  update_call_changes_everything_but_the_outcome,
+  update_call_of_an_unknown_call_throws, decide_outcome_lets_only_the_first_win,
+  decide_outcome_rejects_bad_requests, decide_outcome_race_has_one_winner,
+  decide_outcome_race_in_transactions_has_one_winner,
+  unfinished_calls_are_undecided_and_owned_or_overdue, webhooks_are_stored_raw,
+  insert_message_returns_fresh_ids, update_message_changes_delivery_fields_only,
+  pending_messages_are_queued_or_sending_of_a_node,
+  messages_for_call_in_id_order, message_ids_are_unique_across_instances,
+  insert_inbound_once_per_message_sid,
+  touch_contact_keeps_first_and_last_contact,
+  upsert_tenant_replaces_its_numbers, commit_publishes_the_writes,
+  rollback_discards_the_writes, transaction_misuse_is_reported,
+  an_error_aborts_the_transaction, group_commit_of_many_writes);
+
+} // namespace ringback::store_conformance
