@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <cerrno>
 #include <charconv>
@@ -17,6 +18,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <system_error>
 
 namespace ringback::app {
 
@@ -30,8 +32,9 @@ constexpr auto style = workflows::path_style::dotted;
 
 std::string quote_value(std::string_view x) {
   std::string s(x);
-  if (workflows::truncate_code_points(s, 64))
+  if (workflows::truncate_code_points(s, 64)) {
     s += "...";
+  }
   return "'" + s + "'";
 }
 
@@ -45,28 +48,34 @@ bool all_digits(std::string_view x) {
 std::pair<std::string_view, std::string_view>
 number_and_unit(std::string_view x) {
   std::size_t i = 0;
-  while (i < x.size() && x[i] >= '0' && x[i] <= '9')
+  while (i < x.size() && x[i] >= '0' && x[i] <= '9') {
     ++i;
+  }
   return {x.substr(0, i), x.substr(i)};
 }
 
 std::string lower(std::string_view x) {
   std::string out(x);
-  for (auto& c : out)
+  for (auto& c : out) {
     c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
   return out;
 }
 
 /// Milliseconds per unit, or 0.
 std::int64_t duration_unit(std::string_view unit) {
-  if (unit == "ms")
+  if (unit == "ms") {
     return 1;
-  if (unit == "s")
+  }
+  if (unit == "s") {
     return 1000;
-  if (unit == "m")
-    return 60 * 1000;
-  if (unit == "h")
-    return 60 * 60 * 1000;
+  }
+  if (unit == "m") {
+    return std::int64_t{60} * 1000;
+  }
+  if (unit == "h") {
+    return std::int64_t{60} * 60 * 1000;
+  }
   return 0;
 }
 
@@ -81,39 +90,49 @@ std::string duration_hint(std::string_view unit) {
     {"S", "s"},       {"MS", "ms"},     {"M", "m"},
     {"H", "h"}};
   auto i = hints.find(std::string(unit));
-  if (i == hints.end())
+  if (i == hints.end()) {
     i = hints.find(lower(unit));
+  }
   return i == hints.end() ? std::string{} : i->second;
 }
 
 std::size_t size_unit(std::string_view unit) {
-  if (unit.empty() || unit == "B")
+  if (unit.empty() || unit == "B") {
     return 1;
-  if (unit == "KiB")
+  }
+  if (unit == "KiB") {
     return 1024;
-  if (unit == "MiB")
-    return 1024 * 1024;
-  if (unit == "GiB")
-    return 1024 * 1024 * 1024;
+  }
+  if (unit == "MiB") {
+    return std::size_t{1024} * 1024;
+  }
+  if (unit == "GiB") {
+    return std::size_t{1024} * 1024 * 1024;
+  }
   return 0;
 }
 
 std::string size_hint(std::string_view unit) {
   auto u = lower(unit);
-  if (u == "k" || u == "kb" || u == "kib")
+  if (u == "k" || u == "kb" || u == "kib") {
     return "KiB";
-  if (u == "m" || u == "mb" || u == "mib")
+  }
+  if (u == "m" || u == "mb" || u == "mib") {
     return "MiB";
-  if (u == "g" || u == "gb" || u == "gib")
+  }
+  if (u == "g" || u == "gb" || u == "gib") {
     return "GiB";
-  if (u == "b" || u == "bytes")
+  }
+  if (u == "b" || u == "bytes") {
     return "B";
+  }
   return {};
 }
 
 bool is_env_name(std::string_view x) {
-  if (x.empty() || std::isdigit(static_cast<unsigned char>(x[0])) != 0)
+  if (x.empty() || std::isdigit(static_cast<unsigned char>(x[0])) != 0) {
     return false;
+  }
   return std::all_of(x.begin(), x.end(), [](char c) {
     return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_';
   });
@@ -132,59 +151,72 @@ bool is_identifier(std::string_view x) {
 std::optional<std::string> http_url(std::string_view x) {
   std::string_view rest;
   auto l = lower(x.substr(0, 8));
-  if (l.rfind("http://", 0) == 0)
+  if (l.rfind("http://", 0) == 0) {
     rest = x.substr(7);
-  else if (l.rfind("https://", 0) == 0)
+  } else if (l.rfind("https://", 0) == 0) {
     rest = x.substr(8);
-  else
+  } else {
     return std::nullopt;
+  }
   auto host = rest.substr(0, rest.find('/'));
-  if (host.empty() || host.front() == ':')
+  if (host.empty() || host.front() == ':') {
     return std::nullopt;
-  for (char c : x)
+  }
+  for (char c : x) {
     if (std::isspace(static_cast<unsigned char>(c)) != 0 || c == '?'
-        || c == '#')
+        || c == '#') {
       return std::nullopt;
+    }
+  }
   std::string out(x);
-  while (out.size() > x.size() - rest.size() + host.size() && out.back() == '/')
+  while (out.size() > x.size() - rest.size() + host.size()
+         && out.back() == '/') {
     out.pop_back();
+  }
   return out;
 }
 
 /// The scheme of a URL-looking value ("mysql" of "mysql://..."), or "".
 std::string scheme_of(std::string_view x) {
   auto colon = x.find(':');
-  if (colon == std::string_view::npos || colon == 0)
+  if (colon == std::string_view::npos || colon == 0) {
     return {};
+  }
   auto s = x.substr(0, colon);
-  for (char c : s)
+  for (char c : s) {
     if (std::isalnum(static_cast<unsigned char>(c)) == 0 && c != '+' && c != '-'
-        && c != '.')
+        && c != '.') {
       return {};
+    }
+  }
   return std::string(s);
 }
 
 /// Masks the password of "scheme://user:password@host...".
 std::string redact_url(std::string_view x) {
   auto start = x.find("://");
-  if (start == std::string_view::npos)
+  if (start == std::string_view::npos) {
     return std::string(x);
+  }
   start += 3;
   auto at = x.find('@', start);
-  if (at == std::string_view::npos)
+  if (at == std::string_view::npos) {
     return std::string(x);
+  }
   auto colon = x.find(':', start);
-  if (colon == std::string_view::npos || colon > at)
+  if (colon == std::string_view::npos || colon > at) {
     return std::string(x);
+  }
   return std::string(x.substr(0, colon + 1)) + "***"
          + std::string(x.substr(at));
 }
 
 std::string host_name() {
-  char buf[256] = {};
-  if (::gethostname(buf, sizeof(buf) - 1) != 0 || buf[0] == '\0')
+  std::array<char, 256> buf{};
+  if (::gethostname(buf.data(), buf.size() - 1) != 0 || buf[0] == '\0') {
     return "localhost";
-  return buf;
+  }
+  return buf.data();
 }
 
 /// One key of a map as found in the file.
@@ -209,8 +241,9 @@ public:
     std::size_t pos = 0;
     while (pos <= text_.size()) {
       auto end = text_.find('\n', pos);
-      if (end == std::string_view::npos)
+      if (end == std::string_view::npos) {
         end = text_.size();
+      }
       lines_.push_back(text_.substr(pos, end - pos));
       pos = end + 1;
     }
@@ -218,8 +251,9 @@ public:
 
   std::optional<config> read() {
     auto doc = workflows::parse_yaml(text_, out_, style);
-    if (!doc.usable)
+    if (!doc.usable) {
       return std::nullopt;
+    }
     const auto& root = doc.root;
     if (!root.IsDefined() || root.IsNull()) {
       out_.error_at(1, 1, "", "the file is empty (expected a map of settings)");
@@ -238,39 +272,50 @@ public:
                         {"listen", "public_url", "store", "kv", "workflows",
                          "twilio", "calls", "tenants"}});
     bool listen_ok = false;
-    if (auto* e = find(top, "listen"))
+    if (auto* e = find(top, "listen")) {
       listen_ok = read_listen(*e, c.listen);
-    if (auto* e = find(top, "public_url"))
+    }
+    if (auto* e = find(top, "public_url")) {
       read_url(*e, c.public_url);
+    }
     if (auto* e = find(top, "node_id")) {
       if (auto x = scalar(*e)) {
-        if (x->empty())
+        if (x->empty()) {
           error(*e, "must not be empty");
-        else if (std::any_of(x->begin(), x->end(), [](char ch) {
-                   return std::isspace(static_cast<unsigned char>(ch)) != 0;
-                 }))
+        } else if (std::any_of(x->begin(), x->end(), [](char ch) {
+                     return std::isspace(static_cast<unsigned char>(ch)) != 0;
+                   })) {
           error(*e, quote_value(*x) + " must not contain whitespace");
+        }
         c.node_id = *x;
       }
     } else if (listen_ok) {
       c.node_id = host_name() + ":" + std::to_string(c.listen.port);
     }
-    if (auto* e = find(top, "store"))
+    if (auto* e = find(top, "store")) {
       read_store(*e, c.store);
-    if (auto* e = find(top, "kv"))
+    }
+    if (auto* e = find(top, "kv")) {
       read_kv(*e, c.kv);
-    if (auto* e = find(top, "workflows"))
+    }
+    if (auto* e = find(top, "workflows")) {
       read_workflows(*e, c.workflows);
-    if (auto* e = find(top, "http"))
+    }
+    if (auto* e = find(top, "http")) {
       read_http(*e, c.http);
-    if (auto* e = find(top, "twilio"))
+    }
+    if (auto* e = find(top, "twilio")) {
       read_twilio(*e, c.twilio);
-    if (auto* e = find(top, "calls"))
+    }
+    if (auto* e = find(top, "calls")) {
       read_calls(*e, c.calls);
-    if (auto* e = find(top, "tenants"))
+    }
+    if (auto* e = find(top, "tenants")) {
       read_tenants(*e, c.tenants);
-    if (out_.count() > 0)
+    }
+    if (out_.count() > 0) {
       return std::nullopt;
+    }
     return c;
   }
 
@@ -291,13 +336,14 @@ private:
                   const std::string& path, const workflows::key_rules& rules) {
     entries out;
     workflows::check_keys(map, where, path, rules, out_);
-    if (map.IsMap())
+    if (map.IsMap()) {
       workflows::for_each_entry(map, [&](const YAML::Node& k,
                                          const YAML::Node& v) {
         out.emplace(k.Scalar(),
                     entry{k, v,
                           workflows::child_path(style, path, k.Scalar())});
       });
+    }
     return out;
   }
 
@@ -356,8 +402,9 @@ private:
       }
       i = close + 1;
     }
-    if (!ok)
+    if (!ok) {
       return std::nullopt;
+    }
     return out;
   }
 
@@ -394,64 +441,75 @@ private:
 
   std::string resolve(const std::string& path) const {
     fs::path p(path);
-    if (p.is_relative())
+    if (p.is_relative()) {
       p = fs::path(base_dir_) / p;
+    }
     return p.lexically_normal().string();
   }
 
   std::optional<std::chrono::milliseconds> duration(const entry& e) {
     auto x = scalar(e);
-    if (!x)
+    if (!x) {
       return std::nullopt;
-    if (auto d = parse_duration(*x))
+    }
+    if (auto d = parse_duration(*x)) {
       return d;
+    }
     auto [number, unit] = number_and_unit(*x);
-    if (!number.empty() && unit.empty())
+    if (!number.empty() && unit.empty()) {
       error(e, quote_value(*x) + " has no unit (did you mean '" + *x + "s'?)");
-    else if (!number.empty() && duration_unit(unit) != 0 && number.size() > 9)
+    } else if (!number.empty() && duration_unit(unit) != 0
+               && number.size() > 9) {
       error(e, quote_value(*x) + " is too large");
-    else if (!number.empty() && duration_unit(unit) != 0)
+    } else if (!number.empty() && duration_unit(unit) != 0) {
       error(e, quote_value(*x) + " must be greater than zero");
-    else if (auto hint = duration_hint(unit); !number.empty() && !hint.empty())
+    } else if (auto hint = duration_hint(unit);
+               !number.empty() && !hint.empty()) {
       error(e, quote_value(*x) + " is not a duration (did you mean '"
                  + std::string(number) + hint + "'?)");
-    else
+    } else {
       error(
         e, quote_value(*x)
              + " is not a duration (expected a whole number and a unit: 500ms, "
                "20s, 2m or 1h)");
+    }
     return std::nullopt;
   }
 
   std::optional<std::size_t> size(const entry& e) {
     auto x = scalar(e);
-    if (!x)
+    if (!x) {
       return std::nullopt;
-    if (auto s = parse_size(*x))
+    }
+    if (auto s = parse_size(*x)) {
       return s;
+    }
     auto [number, unit] = number_and_unit(*x);
     if (!number.empty() && size_unit(unit) != 0
-        && number.find_first_not_of('0') == std::string_view::npos)
+        && number.find_first_not_of('0') == std::string_view::npos) {
       error(e, quote_value(*x) + " must be greater than zero");
-    else if (!number.empty() && size_unit(unit) != 0)
+    } else if (!number.empty() && size_unit(unit) != 0) {
       error(e, quote_value(*x) + " is too large");
-    else if (auto hint = size_hint(unit); !number.empty() && !hint.empty())
+    } else if (auto hint = size_hint(unit); !number.empty() && !hint.empty()) {
       error(e, quote_value(*x) + " is not a size (did you mean '"
                  + std::string(number) + hint + "'?)");
-    else
+    } else {
       error(
         e, quote_value(*x)
              + " is not a size (expected bytes or a whole number with KiB, MiB "
                "or GiB, e.g. 64KiB)");
+    }
     return std::nullopt;
   }
 
   std::optional<std::string> phone(const entry& e) {
     auto x = scalar(e);
-    if (!x)
+    if (!x) {
       return std::nullopt;
-    if (auto n = workflows::normalize_e164(*x))
+    }
+    if (auto n = workflows::normalize_e164(*x)) {
       return n;
+    }
     error(e, quote_value(*x)
                + " is not an E.164 phone number (expected +<country><number>)");
     return std::nullopt;
@@ -461,8 +519,9 @@ private:
 
   bool read_listen(const entry& e, listen_address& out) {
     auto x = scalar(e);
-    if (!x)
+    if (!x) {
       return false;
+    }
     std::string_view s(*x);
     std::string_view host;
     std::string_view port;
@@ -475,8 +534,9 @@ private:
     } else if (auto colon = s.rfind(':'); colon != std::string_view::npos) {
       host = s.substr(0, colon);
       port = s.substr(colon + 1);
-      if (host.find(':') != std::string_view::npos) // IPv6 needs brackets
+      if (host.find(':') != std::string_view::npos) { // IPv6 needs brackets
         host = {};
+      }
     }
     auto bad_host = std::any_of(host.begin(), host.end(), [](char c) {
       return std::isspace(static_cast<unsigned char>(c)) != 0 || c == '/';
@@ -499,38 +559,44 @@ private:
 
   void read_url(const entry& e, std::string& out) {
     auto x = scalar(e);
-    if (!x)
+    if (!x) {
       return;
-    if (auto u = http_url(*x))
+    }
+    if (auto u = http_url(*x)) {
       out = *u;
-    else
+    } else {
       error(
         e,
         quote_value(*x)
           + " is not an http:// or https:// URL (without ?query or #fragment)");
+    }
   }
 
   void read_store(const entry& e, std::string& out) {
     auto x = non_empty(e);
-    if (!x)
+    if (!x) {
       return;
+    }
     const std::string& s = *x;
     if (s.rfind("sqlite:", 0) == 0) {
       auto path = s.substr(7);
-      if (path.rfind("//", 0) == 0) // sqlite:///abs/path
+      if (path.rfind("//", 0) == 0) { // sqlite:///abs/path
         path = path.substr(2);
-      if (path.empty())
+      }
+      if (path.empty()) {
         error(e, "'sqlite:' needs a path (e.g. sqlite:ringback.db)");
-      else
+      } else {
         out = path == ":memory:" ? s : "sqlite:" + resolve(path);
+      }
       return;
     }
     if (s.rfind("postgresql://", 0) == 0 || s.rfind("postgres://", 0) == 0) {
-      if (s.size() == s.find("://") + 3)
+      if (s.size() == s.find("://") + 3) {
         error(e, "the postgresql URL has no host (e.g. "
                  "postgresql://user:pass@host:5432/db)");
-      else
+      } else {
         out = s;
+      }
       return;
     }
     // Never echo the value: it may hold a password.
@@ -544,8 +610,9 @@ private:
 
   void read_kv(const entry& e, std::string& out) {
     auto x = non_empty(e);
-    if (!x)
+    if (!x) {
       return;
+    }
     if (*x == "memory") {
       out = *x;
       return;
@@ -562,80 +629,102 @@ private:
 
   void read_workflows(const entry& e, std::string& out) {
     auto x = non_empty(e);
-    if (!x)
+    if (!x) {
       return;
+    }
     auto dir = resolve(*x);
     std::error_code ec;
-    if (!fs::is_directory(dir, ec))
+    if (!fs::is_directory(dir, ec)) {
       error(e, "'" + dir + "' is not a directory");
-    else
+    } else {
       out = dir;
+    }
   }
 
   void read_http(const entry& e, http_settings& out) {
     auto s = subsection(e, {{"threads", "max_body", "answer_deadline"}, {}});
-    if (!s)
+    if (!s) {
       return;
-    if (auto* t = find(*s, "threads"))
+    }
+    if (auto* t = find(*s, "threads")) {
       if (auto x = scalar(*t)) {
         int n = 0;
         auto [end, ec] = std::from_chars(x->data(), x->data() + x->size(), n);
         if (ec != std::errc{} || end != x->data() + x->size() || n < 1
-            || n > 256)
+            || n > 256) {
           error(*t, "expected a whole number from 1 to 256, got "
                       + quote_value(*x));
-        else
+        } else {
           out.threads = n;
+        }
       }
-    if (auto* m = find(*s, "max_body"))
-      if (auto x = size(*m))
+    }
+    if (auto* m = find(*s, "max_body")) {
+      if (auto x = size(*m)) {
         out.max_body = *x;
-    if (auto* d = find(*s, "answer_deadline"))
-      if (auto x = duration(*d))
+      }
+    }
+    if (auto* d = find(*s, "answer_deadline")) {
+      if (auto x = duration(*d)) {
         out.answer_deadline = *x;
+      }
+    }
   }
 
   void read_twilio(const entry& e, twilio_settings& out) {
     auto s = subsection(e, {{"api_url", "account_sid", "auth_token"},
                             {"api_url", "account_sid", "auth_token"}});
-    if (!s)
+    if (!s) {
       return;
-    if (auto* u = find(*s, "api_url"))
+    }
+    if (auto* u = find(*s, "api_url")) {
       read_url(*u, out.api_url);
-    if (auto* a = find(*s, "account_sid"))
+    }
+    if (auto* a = find(*s, "account_sid")) {
       if (auto x = scalar(*a)) {
         bool ok = x->size() == 34 && x->compare(0, 2, "AC") == 0
                   && std::all_of(x->begin() + 2, x->end(), [](char c) {
                        return std::isxdigit(static_cast<unsigned char>(c)) != 0;
                      });
-        if (ok)
+        if (ok) {
           out.account_sid = *x;
-        else
+        } else {
           error(
             *a,
             quote_value(*x)
               + " is not a Twilio account SID (expected AC and 32 hex digits)");
+        }
       }
-    if (auto* t = find(*s, "auth_token"))
-      if (auto x = non_empty(*t)) // a secret: never echoed
+    }
+    if (auto* t = find(*s, "auth_token")) {
+      if (auto x = non_empty(*t)) { // a secret: never echoed
         out.auth_token = *x;
+      }
+    }
   }
 
   void read_calls(const entry& e, call_settings& out) {
     auto s = subsection(e,
                         {{"ring_timeout", "fallback_grace", "recheck_interval"},
                          {"ring_timeout", "fallback_grace"}});
-    if (!s)
+    if (!s) {
       return;
-    if (auto* x = find(*s, "ring_timeout"))
-      if (auto d = duration(*x))
+    }
+    if (auto* x = find(*s, "ring_timeout")) {
+      if (auto d = duration(*x)) {
         out.ring_timeout = *d;
-    if (auto* x = find(*s, "fallback_grace"))
-      if (auto d = duration(*x))
+      }
+    }
+    if (auto* x = find(*s, "fallback_grace")) {
+      if (auto d = duration(*x)) {
         out.fallback_grace = *d;
-    if (auto* x = find(*s, "recheck_interval"))
-      if (auto d = duration(*x))
+      }
+    }
+    if (auto* x = find(*s, "recheck_interval")) {
+      if (auto d = duration(*x)) {
         out.recheck_interval = *d;
+      }
+    }
   }
 
   void read_tenants(const entry& e, std::vector<engine::tenant>& out) {
@@ -663,8 +752,9 @@ private:
             + workflows::kind_name(*it));
         continue;
       }
-      if (auto t = read_tenant(item, ids, used))
+      if (auto t = read_tenant(item, ids, used)) {
         out.push_back(std::move(*t));
+      }
     }
   }
 
@@ -676,7 +766,7 @@ private:
                                         "timezone"};
     auto s = section(e.value, e.value.Mark(), e.path, {keys, keys});
     engine::tenant t;
-    if (auto* x = find(s, "id"))
+    if (auto* x = find(s, "id")) {
       if (auto id = scalar(*x)) {
         t.id = *id;
         if (!is_identifier(*id)) {
@@ -684,35 +774,46 @@ private:
                       + " (use letters, digits, '_' and '-', at most 64)");
         } else {
           auto [first, added] = ids.emplace(*id, x->mark().line + 1);
-          if (!added)
+          if (!added) {
             error(*x, "duplicate tenant id '" + *id
                         + "' (first defined at line "
                         + std::to_string(first->second) + ")");
+          }
         }
       }
-    if (auto* x = find(s, "name"))
-      if (auto name = non_empty(*x))
+    }
+    if (auto* x = find(s, "name")) {
+      if (auto name = non_empty(*x)) {
         t.name = *name;
-    if (auto* x = find(s, "numbers"))
+      }
+    }
+    if (auto* x = find(s, "numbers")) {
       read_numbers(*x, t, used);
-    if (auto* x = find(s, "owner_phone"))
+    }
+    if (auto* x = find(s, "owner_phone")) {
       if (auto p = phone(*x)) {
         t.owner_phone = *p;
-        for (const auto& n : t.numbers)
-          if (n.number == *p)
+        for (const auto& n : t.numbers) {
+          if (n.number == *p) {
             error(
               *x,
               *p
                 + " is one of this tenant's own numbers (the call would ring "
                   "back into ringback)");
+          }
+        }
       }
-    if (auto* x = find(s, "timezone"))
+    }
+    if (auto* x = find(s, "timezone")) {
       if (auto tz = non_empty(*x)) {
-        if (check_timezone(*x, *tz))
+        if (check_timezone(*x, *tz)) {
           t.timezone = *tz;
+        }
       }
-    if (out_.count() > before)
+    }
+    if (out_.count() > before) {
       return std::nullopt;
+    }
     return t;
   }
 
@@ -735,20 +836,23 @@ private:
       entries fields;
       if (it->IsScalar()) {
         auto p = phone(item);
-        if (!p)
+        if (!p) {
           continue;
+        }
         n.number = *p;
       } else if (it->IsMap()) {
         fields = section(*it, it->Mark(), item.path,
                          {{"number", "type", "mps"}, {"number"}});
         number_entry = find(fields, "number");
-        if (number_entry == nullptr)
+        if (number_entry == nullptr) {
           continue;
+        }
         auto p = phone(*number_entry);
-        if (!p)
+        if (!p) {
           continue;
+        }
         n.number = *p;
-        if (auto* x = find(fields, "type"))
+        if (auto* x = find(fields, "type")) {
           if (auto type = scalar(*x)) {
             if (auto kind = engine::parse_number_kind(*type)) {
               n.kind = *kind;
@@ -760,20 +864,23 @@ private:
                           + "; known types: " + workflows::join(kinds));
             }
           }
+        }
         n.mps = default_mps(n.kind);
-        if (auto* x = find(fields, "mps"))
+        if (auto* x = find(fields, "mps")) {
           if (auto mps = scalar(*x)) {
             double v = 0;
             auto [end, ec] = std::from_chars(mps->data(),
                                              mps->data() + mps->size(), v);
             if (ec != std::errc{} || end != mps->data() + mps->size()
-                || !std::isfinite(v) || v <= 0 || v > 10000)
+                || !std::isfinite(v) || v <= 0 || v > 10000) {
               error(*x,
                     "expected a positive number of messages per second, got "
                       + quote_value(*mps));
-            else
+            } else {
               n.mps = v;
+            }
           }
+        }
       } else {
         error(item,
               "expected a phone number or a map with number, type and mps, got "
@@ -782,10 +889,11 @@ private:
       }
       auto line = number_entry->mark().line + 1;
       auto [first, added] = used.emplace(n.number, std::make_pair(t.id, line));
-      if (!added)
+      if (!added) {
         error(*number_entry, n.number + " is already used by tenant '"
                                + first->second.first + "' (line "
                                + std::to_string(first->second.second) + ")");
+      }
       t.numbers.push_back(std::move(n));
     }
   }
@@ -814,16 +922,19 @@ private:
         = name == "UTC"
           || (std::isupper(static_cast<unsigned char>(name.front())) != 0
               && name.find('/') != std::string::npos);
-      if (!area_city)
+      if (!area_city) {
         error(e, quote_value(name) + " is not a time zone name" + expected);
+      }
       return area_city;
     }
     auto file = db / name;
     if (fs::is_regular_file(file, ec)) {
-      char magic[4] = {};
+      std::array<char, 4> magic{};
       std::ifstream in(file, std::ios::binary);
-      if (in.read(magic, 4) && std::memcmp(magic, "TZif", 4) == 0)
+      if (in.read(magic.data(), magic.size())
+          && std::memcmp(magic.data(), "TZif", 4) == 0) {
         return true;
+      }
     }
     // Suggest a sibling: "America/Denvr" -> "America/Denver".
     std::vector<std::string> siblings;
@@ -832,9 +943,13 @@ private:
     for (fs::directory_iterator it(parent, ec), end; !ec && it != end;
          it.increment(ec)) {
       auto leaf = it->path().filename().string();
-      siblings.push_back(prefix.empty() ? leaf : prefix + "/" + leaf);
-      if (siblings.size() > 1000)
+      if (!prefix.empty()) {
+        leaf.insert(0, prefix + '/');
+      }
+      siblings.push_back(std::move(leaf));
+      if (siblings.size() > 1000) {
         break;
+      }
     }
     std::sort(siblings.begin(), siblings.end());
     auto hint = workflows::did_you_mean(name, siblings);
@@ -852,45 +967,55 @@ private:
 
 std::vector<std::string> to_strings(const std::vector<diagnostic>& xs) {
   std::vector<std::string> out;
-  for (const auto& x : xs)
+  out.reserve(xs.size());
+  for (const auto& x : xs) {
     out.push_back(workflows::to_string(x));
+  }
   return out;
 }
 
 } // namespace
 
 std::string listen_address::to_string() const {
-  if (host.find(':') != std::string::npos)
+  if (host.find(':') != std::string::npos) {
     return "[" + host + "]:" + std::to_string(port);
+  }
   return host + ":" + std::to_string(port);
 }
 
 std::optional<std::string> process_env(const std::string& name) {
-  if (const char* x = std::getenv(name.c_str()))
+  // Read at start-up, before any thread may call setenv.
+  if (const char* x
+      = std::getenv(name.c_str())) { // NOLINT(concurrency-mt-unsafe)
     return std::string(x);
+  }
   return std::nullopt;
 }
 
 std::optional<std::chrono::milliseconds> parse_duration(std::string_view x) {
   auto [number, unit] = number_and_unit(x);
   auto per = duration_unit(unit);
-  if (number.empty() || number.size() > 9 || per == 0)
+  if (number.empty() || number.size() > 9 || per == 0) {
     return std::nullopt;
+  }
   std::int64_t n = std::strtoll(std::string(number).c_str(), nullptr, 10);
-  if (n <= 0)
+  if (n <= 0) {
     return std::nullopt;
+  }
   return std::chrono::milliseconds(n * per);
 }
 
 std::optional<std::size_t> parse_size(std::string_view x) {
   auto [number, unit] = number_and_unit(x);
   auto per = size_unit(unit);
-  if (number.empty() || number.size() > 12 || per == 0)
+  if (number.empty() || number.size() > 12 || per == 0) {
     return std::nullopt;
+  }
   auto n = std::strtoull(std::string(number).c_str(), nullptr, 10);
   // At most 1 TiB: beyond any body limit and far from overflow.
-  if (n == 0 || n > (std::uint64_t{1} << 40) / per)
+  if (n == 0 || n > (std::uint64_t{1} << 40) / per) {
     return std::nullopt;
+  }
   return static_cast<std::size_t>(n * per);
 }
 
@@ -927,22 +1052,25 @@ load_config_string(const std::string& text, const std::string& display_name,
     out.error_at(0, 0, "",
                  std::string("internal error while loading: ") + e.what());
   }
+  workflows::sort_by_position(diags);
   result.errors = to_strings(diags);
-  if (!result.errors.empty())
+  if (!result.errors.empty()) {
     result.value.reset();
+  }
   return result;
 }
 
 config_result load_config(const std::string& path) {
   std::error_code ec;
   auto size = fs::file_size(path, ec);
-  if (!ec && size > workflows::yaml_limits{}.max_bytes)
+  if (!ec && size > workflows::yaml_limits{}.max_bytes) {
     return {std::nullopt,
             {path + ": error: the file is too large (" + std::to_string(size)
              + " bytes)"}};
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    auto why = std::strerror(errno);
+    auto why = std::generic_category().message(errno);
     return {std::nullopt, {path + ": error: cannot read file: " + why}};
   }
   std::string text((std::istreambuf_iterator<char>(in)),
@@ -952,26 +1080,42 @@ config_result load_config(const std::string& path) {
 }
 
 std::string describe(const config& c) {
-  std::string out
-    = "config " + c.source + ": listen=" + c.listen.to_string() + " public_url="
-      + c.public_url + " node_id=" + c.node_id + " store=" + redact_url(c.store)
-      + " kv=" + redact_url(c.kv) + " workflows=" + c.workflows
-      + " http.threads=" + std::to_string(c.http.threads) + " http.max_body="
-      + std::to_string(c.http.max_body) + " http.answer_deadline="
-      + std::to_string(c.http.answer_deadline.count())
-      + "ms twilio.api_url=" + c.twilio.api_url
-      + " twilio.account_sid=" + c.twilio.account_sid + " twilio.auth_token=***"
-      + " calls.ring_timeout=" + std::to_string(c.calls.ring_timeout.count())
-      + "ms calls.fallback_grace="
-      + std::to_string(c.calls.fallback_grace.count())
-      + "ms calls.recheck_interval="
-      + std::to_string(c.calls.recheck_interval.count()) + "ms tenants=";
-  for (std::size_t i = 0; i < c.tenants.size(); ++i) {
-    if (i > 0)
-      out += ',';
-    out += c.tenants[i].id + "(" + std::to_string(c.tenants[i].numbers.size())
-           + " numbers)";
+  std::string out = "config " + c.source + ":";
+  auto add = [&out](std::string_view key, std::string_view value) {
+    out += ' ';
+    out += key;
+    out += '=';
+    out += value;
+  };
+  auto ms = [](std::chrono::milliseconds x) {
+    return std::to_string(x.count()) + "ms";
+  };
+  add("listen", c.listen.to_string());
+  add("public_url", c.public_url);
+  add("node_id", c.node_id);
+  add("store", redact_url(c.store));
+  add("kv", redact_url(c.kv));
+  add("workflows", c.workflows);
+  add("http.threads", std::to_string(c.http.threads));
+  add("http.max_body", std::to_string(c.http.max_body));
+  add("http.answer_deadline", ms(c.http.answer_deadline));
+  add("twilio.api_url", c.twilio.api_url);
+  add("twilio.account_sid", c.twilio.account_sid);
+  add("twilio.auth_token", "***");
+  add("calls.ring_timeout", ms(c.calls.ring_timeout));
+  add("calls.fallback_grace", ms(c.calls.fallback_grace));
+  add("calls.recheck_interval", ms(c.calls.recheck_interval));
+  std::string tenants;
+  for (const auto& t : c.tenants) {
+    if (!tenants.empty()) {
+      tenants += ',';
+    }
+    tenants += t.id;
+    tenants += '(';
+    tenants += std::to_string(t.numbers.size());
+    tenants += " numbers)";
   }
+  add("tenants", tenants);
   return out;
 }
 

@@ -25,7 +25,7 @@ struct listen_address {
 /// The `http:` section.
 struct http_settings {
   int threads = 2;
-  std::size_t max_body = 64 * 1024; ///< bytes
+  std::size_t max_body = std::size_t{64} * 1024; ///< bytes
   /// How long a voice webhook waits for the call actor before it answers
   /// with the safe default TwiML.
   std::chrono::milliseconds answer_deadline{2000};
@@ -78,7 +78,7 @@ struct config_result {
 using env_lookup
   = std::function<std::optional<std::string>(const std::string&)>;
 
-/// `std::getenv`.
+/// `std::getenv`. Not thread-safe against `setenv`: use it at start-up.
 std::optional<std::string> process_env(const std::string& name);
 
 /// Reads and validates the config file at `path`. Relative paths in it are

@@ -1,0 +1,670 @@
+#include "ringback/app/config.hpp"
+
+#include "ringback/workflows/loader.hpp"
+
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <array>
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+using namespace ringback::app;
+using ringback::engine::number_kind;
+using namespace std::chrono_literals;
+
+namespace {
+
+using strings = std::vector<std::string>;
+
+class TempDir {
+public:
+  TempDir() {
+    auto name
+      = std::string("ringback-config-")
+        + ::testing::UnitTest::GetInstance()->current_test_info()->name() + "-"
+        + std::to_string(::getpid());
+    path_ = std::filesystem::temp_directory_path() / name;
+    std::filesystem::remove_all(path_);
+    std::filesystem::create_directories(path_ / "flows");
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  std::string str() const {
+    return path_.string();
+  }
+  std::string write(const std::string& name, const std::string& text) const {
+    std::ofstream(path_ / name) << text;
+    return (path_ / name).string();
+  }
+
+private:
+  std::filesystem::path path_;
+};
+
+// Line numbers matter: the pinned messages below point into this text.
+const std::string base
+  = "listen: 127.0.0.1:8080\n"                            // 1
+    "public_url: https://ringback.example.com/\n"         // 2
+    "store: sqlite:ringback.db\n"                         // 3
+    "kv: memory\n"                                        // 4
+    "workflows: ./flows\n"                                // 5
+    "twilio:\n"                                           // 6
+    "  api_url: https://api.twilio.com\n"                 // 7
+    "  account_sid: AC0123456789abcdef0123456789abcdef\n" // 8
+    "  auth_token: ${TWILIO_AUTH_TOKEN}\n"                // 9
+    "calls:\n"                                            // 10
+    "  ring_timeout: 20s\n"                               // 11
+    "  fallback_grace: 10s\n"                             // 12
+    "tenants:\n"                                          // 13
+    "  - id: acme\n"                                      // 14
+    "    name: Acme Plumbing\n"                           // 15
+    "    numbers: [\"+15005550001\", {number: \"+15005550003\", "
+    "type: toll_free, mps: 3}]\n"         // 16
+    "    owner_phone: \"+15005550002\"\n" // 17
+    "    timezone: America/Denver\n";     // 18
+
+std::string replace(std::string text, const std::string& from,
+                    const std::string& to) {
+  auto at = text.find(from);
+  EXPECT_NE(at, std::string::npos) << from;
+  if (at != std::string::npos) {
+    text.replace(at, from.size(), to);
+  }
+  return text;
+}
+
+class Config : public ::testing::Test {
+protected:
+  env_lookup env_
+    = [this](const std::string& name) -> std::optional<std::string> {
+    auto i = vars_.find(name);
+    if (i == vars_.end()) {
+      return std::nullopt;
+    }
+    return i->second;
+  };
+
+  config_result load(const std::string& text) {
+    return load_config_string(text, "ringback.yaml", dir_.str(), env_);
+  }
+
+  strings errors(const std::string& text) {
+    auto r = load(text);
+    EXPECT_EQ(r.ok(), r.errors.empty());
+    return r.errors;
+  }
+
+  strings errors(const std::string& from, const std::string& to) {
+    return errors(replace(base, from, to));
+  }
+
+  config ok(const std::string& text) {
+    auto r = load(text);
+    EXPECT_TRUE(r.ok()) << ::testing::PrintToString(r.errors);
+    return r.value.value_or(config{});
+  }
+
+  std::map<std::string, std::string> vars_{{"TWILIO_AUTH_TOKEN", "tok"}};
+  TempDir dir_;
+};
+
+std::string host_name() {
+  std::array<char, 256> buf{};
+  ::gethostname(buf.data(), buf.size() - 1);
+  return buf.data();
+}
+
+} // namespace
+
+TEST_F(Config, TheSampleConfigLoads) {
+  auto r = load_config(RINGBACK_SOURCE_DIR "/deploy/ringback.yaml");
+  ASSERT_TRUE(r.ok()) << ::testing::PrintToString(r.errors);
+  const auto& c = *r.value;
+  const std::string root
+    = std::filesystem::path(RINGBACK_SOURCE_DIR).lexically_normal().string();
+  EXPECT_EQ(c.source, RINGBACK_SOURCE_DIR "/deploy/ringback.yaml");
+  EXPECT_EQ(c.listen.host, "127.0.0.1");
+  EXPECT_EQ(c.listen.port, 8080);
+  EXPECT_EQ(c.public_url, "http://127.0.0.1:8080");
+  EXPECT_EQ(c.node_id, host_name() + ":8080");
+  EXPECT_EQ(c.store, "sqlite:" + root + "/deploy/ringback.db");
+  EXPECT_EQ(c.kv, "memory");
+  EXPECT_EQ(c.workflows, root + "/workflows");
+  EXPECT_EQ(c.http.threads, 2);
+  EXPECT_EQ(c.http.max_body, 64u * 1024);
+  EXPECT_EQ(c.http.answer_deadline, 2s);
+  EXPECT_EQ(c.twilio.api_url, "http://127.0.0.1:8089");
+  EXPECT_EQ(c.twilio.account_sid, "AC" + std::string(32, '0'));
+  EXPECT_EQ(c.twilio.auth_token, "dev-token");
+  EXPECT_EQ(c.calls.ring_timeout, 20s);
+  EXPECT_EQ(c.calls.fallback_grace, 10s);
+  EXPECT_EQ(c.calls.recheck_interval, 15s);
+  ASSERT_EQ(c.tenants.size(), 1u);
+  const auto& t = c.tenants[0];
+  EXPECT_EQ(t.id, "acme");
+  EXPECT_EQ(t.name, "Acme Plumbing");
+  EXPECT_EQ(t.owner_phone, "+15005550002");
+  EXPECT_EQ(t.timezone, "America/Denver");
+  ASSERT_EQ(t.numbers.size(), 2u);
+  EXPECT_EQ(t.numbers[0].number, "+15005550001");
+  EXPECT_EQ(t.numbers[0].kind, number_kind::long_code);
+  EXPECT_EQ(t.numbers[0].mps, 1.0);
+  EXPECT_EQ(t.numbers[1].number, "+15005550003");
+  EXPECT_EQ(t.numbers[1].kind, number_kind::toll_free);
+  EXPECT_EQ(t.numbers[1].mps, 3.0);
+  // ... and the workflows folder it names loads clean.
+  auto flows = ringback::workflows::load_directory(c.workflows);
+  EXPECT_TRUE(flows.ok()) << ringback::workflows::to_string(
+    flows.diagnostics());
+  EXPECT_EQ(flows.for_trigger("call.missed").size(), 1u);
+}
+
+TEST_F(Config, TheBaseConfigLoadsWithDefaults) {
+  auto c = ok(base);
+  EXPECT_EQ(c.public_url, "https://ringback.example.com"); // no trailing slash
+  EXPECT_EQ(c.twilio.auth_token, "tok");
+  EXPECT_EQ(c.node_id, host_name() + ":8080");
+  EXPECT_EQ(c.http.threads, 2);
+  EXPECT_EQ(c.http.max_body, 65536u);
+  EXPECT_EQ(c.http.answer_deadline, 2000ms);
+  EXPECT_EQ(c.calls.recheck_interval, 15s);
+  EXPECT_EQ(c.source, "ringback.yaml");
+}
+
+TEST_F(Config, OptionalSettings) {
+  auto c = ok(base
+              + "node_id: node-a\nhttp: {threads: 4, max_body: 1MiB, "
+                "answer_deadline: 500ms}\n");
+  EXPECT_EQ(c.node_id, "node-a");
+  EXPECT_EQ(c.http.threads, 4);
+  EXPECT_EQ(c.http.max_body, 1024u * 1024);
+  EXPECT_EQ(c.http.answer_deadline, 500ms);
+  c = ok(replace(base, "  fallback_grace: 10s\n",
+                 "  fallback_grace: 10s\n  recheck_interval: 2m\n"));
+  EXPECT_EQ(c.calls.recheck_interval, 2min);
+  c = ok(base + "http:\n");
+  EXPECT_EQ(c.http.threads, 2);
+  c = ok(replace(base, "listen: 127.0.0.1:8080", "listen: '[::1]:9000'"));
+  EXPECT_EQ(c.listen.host, "::1");
+  EXPECT_EQ(c.listen.port, 9000);
+  EXPECT_EQ(c.listen.to_string(), "[::1]:9000");
+  EXPECT_EQ(c.node_id, host_name() + ":9000");
+  c = ok(replace(base, "https://ringback.example.com/",
+                 "https://example.com/ringback//"));
+  EXPECT_EQ(c.public_url, "https://example.com/ringback");
+}
+
+TEST_F(Config, NumbersAndTheirDefaults) {
+  auto c = ok(replace(base, "type: toll_free, mps: 3}",
+                      "type: short_code}, '+1 (500) 555-0004'"));
+  const auto& n = c.tenants[0].numbers;
+  ASSERT_EQ(n.size(), 3u);
+  EXPECT_EQ(n[1].kind, number_kind::short_code);
+  EXPECT_EQ(n[1].mps, 100.0);
+  EXPECT_EQ(n[2].number, "+15005550004"); // formatting dropped
+  c = ok(replace(base, "type: toll_free, mps: 3}", "mps: 0.5}"));
+  EXPECT_EQ(c.tenants[0].numbers[1].kind, number_kind::long_code);
+  EXPECT_EQ(c.tenants[0].numbers[1].mps, 0.5);
+  EXPECT_EQ(default_mps(number_kind::long_code), 1.0);
+  EXPECT_EQ(default_mps(number_kind::toll_free), 3.0);
+  EXPECT_EQ(default_mps(number_kind::short_code), 100.0);
+}
+
+TEST_F(Config, EnvironmentSubstitution) {
+  vars_["HOST"] = "10.0.0.1";
+  vars_["SID"] = "AC" + std::string(32, 'f');
+  vars_["EMPTY"] = "";
+  auto c = ok(replace(
+    replace(replace(base, "listen: 127.0.0.1:8080", "listen: ${HOST}:8080"),
+            "AC0123456789abcdef0123456789abcdef", "\"${SID}\""),
+    "name: Acme Plumbing", "name: Acme$${literal}${EMPTY}"));
+  EXPECT_EQ(c.listen.host, "10.0.0.1");
+  EXPECT_EQ(c.twilio.account_sid, "AC" + std::string(32, 'f'));
+  EXPECT_EQ(c.tenants[0].name, "Acme${literal}");
+  // Literal values need no environment at all.
+  vars_.clear();
+  c = ok(replace(base, "${TWILIO_AUTH_TOKEN}", "literal-token"));
+  EXPECT_EQ(c.twilio.auth_token, "literal-token");
+}
+
+TEST_F(Config, EnvironmentErrors) {
+  vars_.clear();
+  EXPECT_EQ(errors(base),
+            (strings{
+              "ringback.yaml:9:15: error: twilio.auth_token: environment "
+              "variable TWILIO_AUTH_TOKEN is not set"}));
+  EXPECT_EQ(
+    errors("${TWILIO_AUTH_TOKEN}", "\"${TWILIO_AUTH_TOKEN}\""),
+    (strings{
+      "ringback.yaml:9:16: error: twilio.auth_token: environment variable "
+      "TWILIO_AUTH_TOKEN is not set"}));
+  EXPECT_EQ(
+    errors("${TWILIO_AUTH_TOKEN}", "x-${A}-${B}"),
+    (strings{
+      "ringback.yaml:9:17: error: twilio.auth_token: environment variable A is "
+      "not set",
+      "ringback.yaml:9:22: error: twilio.auth_token: environment variable B is "
+      "not set"}));
+  EXPECT_EQ(
+    errors("${TWILIO_AUTH_TOKEN}", "${1A}"),
+    (strings{
+      "ringback.yaml:9:15: error: twilio.auth_token: invalid environment "
+      "variable name '1A'"}));
+  EXPECT_EQ(errors("${TWILIO_AUTH_TOKEN}", "${TOKEN"),
+            (strings{
+              "ringback.yaml:9:15: error: twilio.auth_token: unterminated '${' "
+              "(expected ${NAME})"}));
+  vars_["EMPTY"] = "";
+  EXPECT_EQ(
+    errors("${TWILIO_AUTH_TOKEN}", "${EMPTY}"),
+    (strings{
+      "ringback.yaml:9:15: error: twilio.auth_token: must not be empty"}));
+}
+
+TEST_F(Config, RelativePathsResolveAgainstTheConfigFolder) {
+  std::filesystem::create_directories(dir_.str() + "/data");
+  auto c = ok(replace(base, "sqlite:ringback.db", "sqlite:data/../data/x.db"));
+  EXPECT_EQ(c.store, "sqlite:" + dir_.str() + "/data/x.db");
+  EXPECT_EQ(c.workflows, dir_.str() + "/flows");
+  c = ok(
+    replace(replace(base, "sqlite:ringback.db", "sqlite:/var/lib/ringback.db"),
+            "./flows", dir_.str() + "/flows/"));
+  EXPECT_EQ(c.store, "sqlite:/var/lib/ringback.db");
+  EXPECT_EQ(c.workflows, dir_.str() + "/flows/");
+  EXPECT_EQ(ok(replace(base, "sqlite:ringback.db", "sqlite:///tmp/r.db")).store,
+            "sqlite:/tmp/r.db");
+  EXPECT_EQ(ok(replace(base, "sqlite:ringback.db", "'sqlite::memory:'")).store,
+            "sqlite::memory:");
+  auto pg = "postgresql://ringback:secret@db:5432/ringback";
+  EXPECT_EQ(ok(replace(base, "sqlite:ringback.db", pg)).store, pg);
+  EXPECT_EQ(ok(replace(base, "kv: memory", "kv: redis://127.0.0.1:6379/0")).kv,
+            "redis://127.0.0.1:6379/0");
+
+  // load_config: relative to the file, not to the working directory.
+  auto path = dir_.write("ringback.yaml",
+                         replace(base, "${TWILIO_AUTH_TOKEN}", "t"));
+  auto r = load_config(path);
+  ASSERT_TRUE(r.ok()) << ::testing::PrintToString(r.errors);
+  EXPECT_EQ(r.value->store, "sqlite:" + dir_.str() + "/ringback.db");
+  EXPECT_EQ(r.value->workflows, dir_.str() + "/flows");
+}
+
+TEST_F(Config, DocumentErrors) {
+  EXPECT_EQ(errors(""),
+            (strings{
+              "ringback.yaml:1:1: error: the file is empty (expected a map "
+              "of settings)"}));
+  EXPECT_EQ(
+    errors("- a\n"),
+    (strings{
+      "ringback.yaml:1:1: error: expected a map of settings, got a list"}));
+  EXPECT_EQ(
+    errors("listen: [\n"),
+    (strings{"ringback.yaml:2:1: error: end of sequence flow not found"}));
+  EXPECT_EQ(
+    errors("listen: 127.0.0.1:8080\n\tkv: memory\n"),
+    (strings{"ringback.yaml:2:1: error: tab character used for indentation"}));
+  EXPECT_EQ(
+    errors("listen: 127.0.0.1:8080\n"),
+    (strings{"ringback.yaml:1:1: error: missing required key 'public_url'",
+             "ringback.yaml:1:1: error: missing required key 'store'",
+             "ringback.yaml:1:1: error: missing required key 'kv'",
+             "ringback.yaml:1:1: error: missing required key 'workflows'",
+             "ringback.yaml:1:1: error: missing required key 'twilio'",
+             "ringback.yaml:1:1: error: missing required key 'calls'",
+             "ringback.yaml:1:1: error: missing required key 'tenants'"}));
+  auto r = load_config("/nonexistent/ringback.yaml");
+  EXPECT_EQ(r.errors,
+            (strings{
+              "/nonexistent/ringback.yaml: error: cannot read file: No such "
+              "file or directory"}));
+}
+
+TEST_F(Config, UnknownAndDuplicateKeys) {
+  EXPECT_EQ(
+    errors("store: sqlite:ringback.db", "stor: sqlite:ringback.db"),
+    (strings{
+      "ringback.yaml:3:1: error: unknown key 'stor' (did you mean 'store'?)"}));
+  EXPECT_EQ(errors(base + "colour: blue\n"),
+            (strings{
+              "ringback.yaml:19:1: error: unknown key 'colour' (expected one "
+              "of: listen, "
+              "public_url, node_id, store, kv, workflows, http, twilio, calls, "
+              "tenants)"}));
+  EXPECT_EQ(errors("  account_sid:", "  acount_sid:"),
+            (strings{"ringback.yaml:8:3: error: twilio: unknown key "
+                     "'acount_sid' (did you mean "
+                     "'account_sid'?)"}));
+  EXPECT_EQ(errors("    owner_phone:",
+                   "    owner_phone: \"+15005550009\"\n    onwer_phone:"),
+            (strings{"ringback.yaml:18:5: error: tenants[0]: unknown key "
+                     "'onwer_phone' (did you "
+                     "mean 'owner_phone'?)"}));
+  EXPECT_EQ(errors(base + "kv: redis://x\n"),
+            (strings{"ringback.yaml:19:1: error: duplicate key 'kv' (first "
+                     "defined at line 4)"}));
+  EXPECT_EQ(
+    errors("    name: Acme Plumbing\n",
+           "    name: Acme Plumbing\n    name: Acme\n"),
+    (strings{
+      "ringback.yaml:16:5: error: tenants[0]: duplicate key 'name' (first "
+      "defined at line 15)"}));
+  EXPECT_EQ(
+    errors("http: {threads: 1, threads: 2}\n" + base),
+    (strings{
+      "ringback.yaml:1:20: error: http: duplicate key 'threads' (first defined "
+      "at line 1)"}));
+}
+
+TEST_F(Config, MissingAndMistypedSections) {
+  EXPECT_EQ(
+    errors("  auth_token: ${TWILIO_AUTH_TOKEN}\n", ""),
+    (strings{
+      "ringback.yaml:7:3: error: twilio: missing required key 'auth_token'"}));
+  EXPECT_EQ(errors("  ring_timeout: 20s\n", ""),
+            (strings{"ringback.yaml:11:3: error: calls: missing required key "
+                     "'ring_timeout'"}));
+  EXPECT_EQ(
+    errors(base + "http: [1]\n"),
+    (strings{"ringback.yaml:19:7: error: http: expected a map, got a list"}));
+  EXPECT_EQ(
+    errors("listen: 127.0.0.1:8080", "listen: {host: x}"),
+    (strings{
+      "ringback.yaml:1:9: error: listen: expected a string, got a map"}));
+  EXPECT_EQ(errors("store: sqlite:ringback.db", "store:"),
+            (strings{"ringback.yaml:3:1: error: store: expected a string, got "
+                     "an empty value"}));
+}
+
+TEST_F(Config, ListenAndUrls) {
+  EXPECT_EQ(errors("listen: 127.0.0.1:8080", "listen: 8080"),
+            (strings{
+              "ringback.yaml:1:9: error: listen: '8080' is not host:port (e.g. "
+              "127.0.0.1:8080)"}));
+  EXPECT_EQ(
+    errors("listen: 127.0.0.1:8080", "listen: ::1:8080"),
+    (strings{
+      "ringback.yaml:1:9: error: listen: '::1:8080' is not host:port (e.g. "
+      "127.0.0.1:8080)"}));
+  EXPECT_EQ(
+    errors("listen: 127.0.0.1:8080", "listen: 127.0.0.1:99999"),
+    (strings{
+      "ringback.yaml:1:9: error: listen: port 99999 is not between 1 and "
+      "65535"}));
+  EXPECT_EQ(
+    errors("https://ringback.example.com/", "ftp://ringback.example.com"),
+    (strings{
+      "ringback.yaml:2:13: error: public_url: 'ftp://ringback.example.com' is "
+      "not an http:// or https:// URL (without ?query or #fragment)"}));
+  EXPECT_EQ(
+    errors("https://api.twilio.com", "https://api.twilio.com/?x=1"),
+    (strings{
+      "ringback.yaml:7:12: error: twilio.api_url: "
+      "'https://api.twilio.com/?x=1' "
+      "is not an http:// or https:// URL (without ?query or #fragment)"}));
+  EXPECT_EQ(errors(base + "node_id: node a\n"),
+            (strings{
+              "ringback.yaml:19:10: error: node_id: 'node a' must not contain "
+              "whitespace"}));
+  EXPECT_EQ(
+    errors(base + "node_id: ''\n"),
+    (strings{"ringback.yaml:19:10: error: node_id: must not be empty"}));
+}
+
+TEST_F(Config, StoreKvAndWorkflows) {
+  auto out = errors("sqlite:ringback.db",
+                    "mysql://ringback:secret@db/ringback");
+  EXPECT_EQ(
+    out, (strings{
+           "ringback.yaml:3:8: error: store: unsupported store scheme 'mysql' "
+           "(expected sqlite:<path> or postgresql://user:pass@host:5432/db)"}));
+  EXPECT_EQ(errors("sqlite:ringback.db", "ringback.db"),
+            (strings{
+              "ringback.yaml:3:8: error: store: unsupported store (expected "
+              "sqlite:<path> or postgresql://user:pass@host:5432/db)"}));
+  EXPECT_EQ(errors("sqlite:ringback.db", "'sqlite:'"),
+            (strings{
+              "ringback.yaml:3:8: error: store: 'sqlite:' needs a path (e.g. "
+              "sqlite:ringback.db)"}));
+  EXPECT_EQ(
+    errors("sqlite:ringback.db", "postgresql://"),
+    (strings{
+      "ringback.yaml:3:8: error: store: the postgresql URL has no host (e.g. "
+      "postgresql://user:pass@host:5432/db)"}));
+  EXPECT_EQ(errors("kv: memory", "kv: redis"),
+            (strings{"ringback.yaml:4:5: error: kv: unsupported kv 'redis' "
+                     "(expected memory or "
+                     "redis://host:port/db)"}));
+  EXPECT_EQ(
+    errors("kv: memory", "kv: rediss://:secret@h:6379"),
+    (strings{
+      "ringback.yaml:4:5: error: kv: unsupported kv scheme 'rediss' (expected "
+      "memory or redis://host:port/db)"}));
+  EXPECT_EQ(errors("./flows", "./nowhere"),
+            (strings{"ringback.yaml:5:12: error: workflows: '" + dir_.str()
+                     + "/nowhere' is not a directory"}));
+}
+
+TEST_F(Config, Durations) {
+  auto ring = [&](const std::string& value) {
+    return errors("ring_timeout: 20s", "ring_timeout: " + value);
+  };
+  const std::string at = "ringback.yaml:11:17: error: calls.ring_timeout: ";
+  EXPECT_EQ(ring("20"),
+            (strings{at + "'20' has no unit (did you mean '20s'?)"}));
+  EXPECT_EQ(ring("20sec"),
+            (strings{at + "'20sec' is not a duration (did you mean '20s'?)"}));
+  EXPECT_EQ(
+    ring("2 minutes"),
+    (strings{
+      at
+      + "'2 minutes' is not a duration (expected a whole number and a unit: "
+        "500ms, 20s, 2m or 1h)"}));
+  EXPECT_EQ(ring("1.5s"),
+            (strings{at
+                     + "'1.5s' is not a duration (expected a whole number and "
+                       "a unit: 500ms, 20s, 2m or 1h)"}));
+  EXPECT_EQ(ring("0s"), (strings{at + "'0s' must be greater than zero"}));
+  EXPECT_EQ(ring("9999999999s"), (strings{at + "'9999999999s' is too large"}));
+  EXPECT_EQ(ring("-5s"),
+            (strings{at
+                     + "'-5s' is not a duration (expected a whole number and a "
+                       "unit: 500ms, 20s, 2m or 1h)"}));
+
+  EXPECT_EQ(parse_duration("500ms"), 500ms);
+  EXPECT_EQ(parse_duration("20s"), 20s);
+  EXPECT_EQ(parse_duration("2m"), 2min);
+  EXPECT_EQ(parse_duration("1h"), 1h);
+  EXPECT_EQ(parse_duration("20"), std::nullopt);
+  EXPECT_EQ(parse_duration(""), std::nullopt);
+  EXPECT_EQ(parse_duration("s"), std::nullopt);
+  EXPECT_EQ(parse_duration("0ms"), std::nullopt);
+}
+
+TEST_F(Config, SizesAndThreads) {
+  auto body = [&](const std::string& value) {
+    return errors(base + "http: {max_body: " + value + "}\n");
+  };
+  const std::string at = "ringback.yaml:19:18: error: http.max_body: ";
+  EXPECT_EQ(body("64kb"),
+            (strings{at + "'64kb' is not a size (did you mean '64KiB'?)"}));
+  EXPECT_EQ(body("1mb"),
+            (strings{at + "'1mb' is not a size (did you mean '1MiB'?)"}));
+  EXPECT_EQ(body("lots"),
+            (strings{at
+                     + "'lots' is not a size (expected bytes or a whole number "
+                       "with KiB, MiB or GiB, e.g. 64KiB)"}));
+  EXPECT_EQ(body("0"), (strings{at + "'0' must be greater than zero"}));
+  EXPECT_EQ(body("2048GiB"), (strings{at + "'2048GiB' is too large"}));
+  EXPECT_EQ(errors(base + "http: {threads: 0}\n"),
+            (strings{"ringback.yaml:19:17: error: http.threads: expected a "
+                     "whole number from 1 "
+                     "to 256, got '0'"}));
+
+  EXPECT_EQ(parse_size("65536"), 65536u);
+  EXPECT_EQ(parse_size("100B"), 100u);
+  EXPECT_EQ(parse_size("64KiB"), 65536u);
+  EXPECT_EQ(parse_size("1MiB"), 1048576u);
+  EXPECT_EQ(parse_size("1GiB"), 1073741824u);
+  EXPECT_EQ(parse_size("64kb"), std::nullopt);
+  EXPECT_EQ(parse_size("0"), std::nullopt);
+}
+
+TEST_F(Config, TwilioCredentials) {
+  EXPECT_EQ(
+    errors("AC0123456789abcdef0123456789abcdef", "ACxyz"),
+    (strings{
+      "ringback.yaml:8:16: error: twilio.account_sid: 'ACxyz' is not a Twilio "
+      "account SID (expected AC and 32 hex digits)"}));
+  EXPECT_EQ(
+    errors("${TWILIO_AUTH_TOKEN}", "''"),
+    (strings{
+      "ringback.yaml:9:15: error: twilio.auth_token: must not be empty"}));
+}
+
+TEST_F(Config, TenantErrors) {
+  EXPECT_EQ(
+    errors("\"+15005550002\"", "5550002"),
+    (strings{
+      "ringback.yaml:17:18: error: tenants[0].owner_phone: '5550002' is not an "
+      "E.164 phone number (expected +<country><number>)"}));
+  EXPECT_EQ(
+    errors("\"+15005550002\"", "\"+15005550001\""),
+    (strings{
+      "ringback.yaml:17:18: error: tenants[0].owner_phone: +15005550001 is one "
+      "of this tenant's own numbers (the call would ring back into "
+      "ringback)"}));
+  EXPECT_EQ(errors("[\"+15005550001\",", "[\"5005550001\","),
+            (strings{"ringback.yaml:16:15: error: tenants[0].numbers[0]: "
+                     "'5005550001' is not an "
+                     "E.164 phone number (expected +<country><number>)"}));
+  EXPECT_EQ(
+    errors("type: toll_free", "type: tollfree"),
+    (strings{
+      "ringback.yaml:16:62: error: tenants[0].numbers[1].type: unknown number "
+      "type 'tollfree' (did you mean 'toll_free'?); known types: long_code, "
+      "toll_free, short_code"}));
+  EXPECT_EQ(errors("mps: 3", "mps: fast"),
+            (strings{"ringback.yaml:16:78: error: tenants[0].numbers[1].mps: "
+                     "expected a positive "
+                     "number of messages per second, got 'fast'"}));
+  EXPECT_EQ(
+    errors("{number: \"+15005550003\", ", "{"),
+    (strings{
+      "ringback.yaml:16:31: error: tenants[0].numbers[1]: missing required key "
+      "'number'"}));
+  EXPECT_EQ(errors("[\"+15005550001\",", "[[1],"),
+            (strings{"ringback.yaml:16:15: error: tenants[0].numbers[0]: "
+                     "expected a phone number "
+                     "or a map with number, type and mps, got a list"}));
+  EXPECT_EQ(
+    errors("    numbers: [\"+15005550001\", {number: \"+15005550003\", type: "
+           "toll_free, "
+           "mps: 3}]\n",
+           "    numbers: []\n"),
+    (strings{
+      "ringback.yaml:16:14: error: tenants[0].numbers: a tenant needs at least "
+      "one number"}));
+  EXPECT_EQ(errors("id: acme", "id: 'ac me'"),
+            (strings{"ringback.yaml:14:9: error: tenants[0].id: invalid tenant "
+                     "id 'ac me' (use "
+                     "letters, digits, '_' and '-', at most 64)"}));
+  EXPECT_EQ(
+    errors("    name: Acme Plumbing\n", "    name: ''\n"),
+    (strings{
+      "ringback.yaml:15:11: error: tenants[0].name: must not be empty"}));
+  EXPECT_EQ(
+    errors(base.substr(0, base.find("tenants:")) + "tenants: []\n"),
+    (strings{
+      "ringback.yaml:13:10: error: tenants: at least one tenant is required"}));
+  EXPECT_EQ(
+    errors("tenants:\n  - id: acme\n", "tenants:\n  - 3\n  - id: acme\n"),
+    (strings{"ringback.yaml:14:5: error: tenants[0]: expected a tenant (a map "
+             "with id, "
+             "name, numbers, owner_phone and timezone), got a scalar"}));
+  EXPECT_EQ(
+    errors("    name: Acme Plumbing\n", ""),
+    (strings{
+      "ringback.yaml:14:5: error: tenants[0]: missing required key 'name'"}));
+}
+
+TEST_F(Config, TenantsMustNotShareIdsOrNumbers) {
+  auto two = base
+             + "  - id: acme\n"                                         // 19
+               "    name: Acme Two\n"                                   // 20
+               "    numbers: [\"+15005550005\", \"+1 500 555 0003\"]\n" // 21
+               "    owner_phone: \"+15005550002\"\n"                    // 22
+               "    timezone: UTC\n";                                   // 23
+  EXPECT_EQ(errors(two),
+            (strings{"ringback.yaml:19:9: error: tenants[1].id: duplicate "
+                     "tenant id 'acme' (first "
+                     "defined at line 14)",
+                     "ringback.yaml:21:31: error: tenants[1].numbers[1]: "
+                     "+15005550003 is already "
+                     "used by tenant 'acme' (line 16)"}));
+}
+
+TEST_F(Config, TimeZones) {
+  EXPECT_EQ(
+    errors("America/Denver", "America/Denvr"),
+    (strings{
+      "ringback.yaml:18:15: error: tenants[0].timezone: unknown time zone "
+      "'America/Denvr' (did you mean 'America/Denver'?)"}));
+  EXPECT_EQ(
+    errors("America/Denver", "Mars/Olympus_Mons"),
+    (strings{
+      "ringback.yaml:18:15: error: tenants[0].timezone: unknown time zone "
+      "'Mars/Olympus_Mons' (expected an IANA name like America/Denver)"}));
+  EXPECT_EQ(errors("America/Denver", "../../etc/passwd"),
+            (strings{
+              "ringback.yaml:18:15: error: tenants[0].timezone: "
+              "'../../etc/passwd' is not "
+              "a time zone name (expected an IANA name like America/Denver)"}));
+  EXPECT_EQ(errors("America/Denver", "zone.tab"),
+            (strings{"ringback.yaml:18:15: error: tenants[0].timezone: "
+                     "'zone.tab' is not a time "
+                     "zone name (expected an IANA name like America/Denver)"}));
+  EXPECT_EQ(ok(replace(base, "America/Denver", "UTC")).tenants[0].timezone,
+            "UTC");
+  EXPECT_EQ(
+    ok(replace(base, "America/Denver", "Etc/GMT+5")).tenants[0].timezone,
+    "Etc/GMT+5");
+
+  // Without a time zone database, anything shaped like Area/City passes.
+  vars_["TZDIR"] = dir_.str() + "/no-such-zoneinfo";
+  EXPECT_EQ(ok(replace(base, "America/Denver", "Mars/Olympus_Mons"))
+              .tenants[0]
+              .timezone,
+            "Mars/Olympus_Mons");
+  EXPECT_EQ(
+    errors("America/Denver", "denver"),
+    (strings{
+      "ringback.yaml:18:15: error: tenants[0].timezone: 'denver' is not a time "
+      "zone name (expected an IANA name like America/Denver)"}));
+}
+
+TEST_F(Config, EveryProblemIsReportedAtOnce) {
+  auto text
+    = replace(replace(replace(base, "ring_timeout: 20s", "ring_timeout: 20"),
+                      "kv: memory", "kv: mem"),
+              "America/Denver", "America/Denvr");
+  EXPECT_EQ(errors(text).size(), 3u);
+}
+
+TEST_F(Config, DescribeMasksSecrets) {
+  vars_["TWILIO_AUTH_TOKEN"] = "hunter1";
+  auto c = ok(replace(replace(base, "sqlite:ringback.db",
+                              "postgresql://rb:hunter2@db/rb"),
+                      "kv: memory", "kv: redis://:hunter3@127.0.0.1:6379/0"));
+  auto line = describe(c);
+  EXPECT_EQ(line.find("hunter"), std::string::npos) << line;
+  EXPECT_NE(line.find("store=postgresql://rb:***@db/rb"), std::string::npos)
+    << line;
+  EXPECT_NE(line.find("kv=redis://:***@127.0.0.1:6379/0"), std::string::npos)
+    << line;
+}
