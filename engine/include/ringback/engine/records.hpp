@@ -100,7 +100,7 @@ struct message_record {
   std::int64_t id = 0; // assigned by the store
   std::string tenant_id;
   std::string call_sid;  // the call that caused it, if any
-  std::string purpose;   // e.g. "missed_call.text_back" (workflow/step)
+  std::string purpose;   // workflow/step, e.g. "missed_call_text_back/text_back"
   std::string from;
   std::string to;
   std::string body;
