@@ -11,7 +11,7 @@ namespace ringback::sim {
 /// An HDR-style log-linear histogram of non-negative integer values
 /// (microseconds here). Values below 128 are exact; above, each power of
 /// two is split into 64 equal buckets, so a reported percentile is at most
-/// 1/64 (1.6 %) above the true value. Fixed size (about 18 KiB), no
+/// 1/64 (1.6 %) above the true value. Fixed size (about 30 KiB), no
 /// allocation, O(1) record. Not thread-safe.
 class histogram {
 public:
