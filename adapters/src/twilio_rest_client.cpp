@@ -1,0 +1,186 @@
+#include "ringback/adapters/twilio/form.hpp"
+#include "ringback/adapters/twilio/responses.hpp"
+#include "ringback/adapters/twilio/rest_client.hpp"
+#include "ringback/adapters/twilio/signature.hpp"
+
+#include <exception>
+
+namespace ringback::adapters::twilio {
+
+namespace {
+
+constexpr std::string_view form_content_type
+  = "application/x-www-form-urlencoded";
+
+engine::carrier_status failure(int http_status, std::string message) {
+  engine::carrier_status status;
+  status.http_status = http_status;
+  status.error_message = std::move(message);
+  return status;
+}
+
+rest_answer answer_of(const http_response& response) {
+  return {response.status, response.retry_after, response.body};
+}
+
+} // namespace
+
+make_result<twilio_rest_client>
+twilio_rest_client::make(const rest_client_options& config) {
+  auto fail = [](std::string what) {
+    return make_result<twilio_rest_client>{nullptr,
+                                           "twilio: " + std::move(what)};
+  };
+  auto parsed = parse_endpoint(config.api_url);
+  if (!parsed.endpoint) {
+    return fail(std::move(parsed.error));
+  }
+  if (config.account_sid.empty()) {
+    return fail("account_sid is empty");
+  }
+  if (config.auth_token.empty()) {
+    return fail("auth_token is empty");
+  }
+  if (config.connect_timeout.count() <= 0) {
+    return fail("connect_timeout must be positive");
+  }
+  if (config.request_timeout.count() <= 0) {
+    return fail("request_timeout must be positive");
+  }
+  http_client_options options;
+  options.endpoint = std::move(*parsed.endpoint);
+  options.connect_timeout = config.connect_timeout;
+  options.request_timeout = config.request_timeout;
+  options.authorization
+    = "Basic " + base64_encode(config.account_sid + ":" + config.auth_token);
+  options.user_agent = config.user_agent;
+  options.ca_file = config.ca_file;
+  auto base_path = options.endpoint.base_path;
+  auto http = http_client::make(std::move(options));
+  if (!http) {
+    return fail(std::move(http.error));
+  }
+  auto account_path = base_path + "/2010-04-01/Accounts/"
+                      + encode_component(config.account_sid);
+  return {std::unique_ptr<twilio_rest_client>{new twilio_rest_client{
+            std::move(http.value), std::move(account_path),
+            std::move(base_path)}},
+          {}};
+}
+
+twilio_rest_client::twilio_rest_client(std::unique_ptr<http_client> http,
+                                       std::string account_path,
+                                       std::string base_path)
+  : http_(std::move(http)),
+    account_path_(std::move(account_path)),
+    base_path_(std::move(base_path)) {
+  // Nothing to do.
+}
+
+twilio_rest_client::~twilio_rest_client() = default;
+
+engine::sms_receipt
+twilio_rest_client::send_sms(const engine::sms_request& req) {
+  try {
+    return send_sms_impl(req);
+  } catch (const std::exception& e) {
+    engine::sms_receipt receipt;
+    receipt.status = failure(0, std::string{"unexpected error: "} + e.what());
+    return receipt;
+  }
+}
+
+engine::call_report twilio_rest_client::fetch_call(std::string_view call_sid) {
+  try {
+    return fetch_call_impl(call_sid);
+  } catch (const std::exception& e) {
+    engine::call_report report;
+    report.status = failure(0, std::string{"unexpected error: "} + e.what());
+    return report;
+  }
+}
+
+std::size_t twilio_rest_client::connections_opened() const {
+  return http_->connections_opened();
+}
+
+engine::sms_receipt
+twilio_rest_client::send_sms_impl(const engine::sms_request& req) {
+  form_fields fields{{"To", req.to}, {"From", req.from}, {"Body", req.body}};
+  if (!req.status_callback.empty()) {
+    fields.emplace_back("StatusCallback", req.status_callback);
+  }
+  auto result = send(http_method::post, account_path_ + "/Messages.json",
+                     encode_form(fields));
+  if (!result.response) {
+    engine::sms_receipt receipt;
+    receipt.status = failure(0, std::move(result.error));
+    return receipt;
+  }
+  return parse_message_answer(answer_of(*result.response));
+}
+
+engine::call_report
+twilio_rest_client::fetch_call_impl(std::string_view call_sid) {
+  engine::call_report report;
+  const auto sid = encode_component(call_sid);
+  auto parent = send(http_method::get,
+                     account_path_ + "/Calls/" + sid + ".json");
+  if (!parent.response) {
+    report.status = failure(0, std::move(parent.error));
+    return report;
+  }
+  auto call = parse_call_answer(answer_of(*parent.response));
+  report.status = std::move(call.status);
+  if (!report.status.ok) {
+    return report;
+  }
+  report.parent = std::move(call.call);
+  auto target = account_path_ + "/Calls.json?ParentCallSid=" + sid
+                + "&PageSize=" + std::to_string(child_page_size);
+  for (int page = 0;; ++page) {
+    if (page == max_child_pages) {
+      report.status = failure(report.status.http_status,
+                              "more than " + std::to_string(max_child_pages)
+                                + " pages of child calls");
+      return report;
+    }
+    auto result = send(http_method::get, std::move(target));
+    if (!result.response) {
+      report.status = failure(0, std::move(result.error));
+      return report;
+    }
+    auto children = parse_call_page(answer_of(*result.response));
+    report.status = std::move(children.status);
+    if (!report.status.ok) {
+      return report;
+    }
+    for (auto& leg : children.calls) {
+      report.children.push_back(std::move(leg));
+    }
+    if (children.next_page_uri.empty()) {
+      return report;
+    }
+    if (children.next_page_uri.front() != '/') {
+      report.status
+        = failure(report.status.http_status,
+                  "malformed Twilio response: \"next_page_uri\" is not a path");
+      return report;
+    }
+    target = base_path_ + children.next_page_uri;
+  }
+}
+
+http_result twilio_rest_client::send(http_method method, std::string target,
+                                     std::string form_body) {
+  http_request request;
+  request.method = method;
+  request.target = std::move(target);
+  if (method == http_method::post) {
+    request.content_type = form_content_type;
+  }
+  request.body = std::move(form_body);
+  return http_->send(request);
+}
+
+} // namespace ringback::adapters::twilio
