@@ -224,12 +224,15 @@ bool validate(std::string_view auth_token, std::string_view url,
   if (signature.empty()) {
     return false;
   }
-  bool valid = false;
+  // Each comparison is constant-time; stopping at the first match only tells
+  // which URL form matched, which is public. The URL as given (tried first)
+  // is the one Twilio signs, so a valid request costs one HMAC.
   for (const auto& candidate : url_variants(url)) {
-    valid |= constant_time_equal(sign(auth_token, candidate, params),
-                                 signature);
+    if (constant_time_equal(sign(auth_token, candidate, params), signature)) {
+      return true;
+    }
   }
-  return valid;
+  return false;
 }
 
 bool validate_json(std::string_view auth_token, std::string_view url,
