@@ -211,7 +211,8 @@ public:
     }
     if (!outcome.response) {
       close();
-      return {std::nullopt, describe_failure(request, outcome.ec)};
+      return {std::nullopt, describe_failure(request, outcome.ec),
+              !outcome.nothing_written};
     }
     return {std::move(outcome.response), {}};
   }

@@ -1,5 +1,7 @@
 #include "ringback/adapters/twilio/responses.hpp"
 
+#include <ctime>
+
 #include <boost/json.hpp>
 
 #include <charconv>
@@ -201,6 +203,66 @@ call_page parse_call_page(const rest_answer& answer) {
       page.status = malformed(answer.status,
                               "calls[" + std::to_string(i) + "]: " + error);
       return page;
+    }
+  }
+  if (const auto* next = string_field(*obj, "next_page_uri")) {
+    page.next_page_uri = std::string{*next};
+  }
+  return page;
+}
+
+std::optional<engine::epoch_ms> parse_rfc2822(std::string_view text) {
+  std::tm tm{};
+  std::string copy{text};
+  const char* end = strptime(copy.c_str(), "%a, %d %b %Y %H:%M:%S %z", &tm);
+  if (end == nullptr || *end != '\0') {
+    return std::nullopt;
+  }
+  const long offset = tm.tm_gmtoff; // strptime stores %z here
+  const auto secs = timegm(&tm);
+  if (secs == static_cast<std::time_t>(-1)) {
+    return std::nullopt;
+  }
+  return (static_cast<engine::epoch_ms>(secs) - offset) * 1000;
+}
+
+message_page parse_message_page(const rest_answer& answer) {
+  message_page page;
+  page.status = parse_status(answer);
+  if (!page.status.ok) {
+    return page;
+  }
+  const auto obj = parse_object(answer.body);
+  if (!obj) {
+    page.status = malformed(answer.status, "not a JSON object");
+    return page;
+  }
+  const auto* list_value = obj->if_contains("messages");
+  const auto* list = list_value != nullptr ? list_value->if_array() : nullptr;
+  if (list == nullptr) {
+    page.status = malformed(answer.status, "missing \"messages\"");
+    return page;
+  }
+  for (const auto& item : *list) {
+    const auto* m = item.if_object();
+    if (m == nullptr) {
+      continue;
+    }
+    listed_message out;
+    auto text = [&](const char* name, std::string& into) {
+      if (const auto* v = string_field(*m, name)) {
+        into = std::string{*v};
+      }
+    };
+    text("sid", out.sid);
+    text("from", out.from);
+    text("to", out.to);
+    text("body", out.body);
+    std::string created;
+    text("date_created", created);
+    out.date_created = parse_rfc2822(created).value_or(0);
+    if (!out.sid.empty()) {
+      page.messages.push_back(std::move(out));
     }
   }
   if (const auto* next = string_field(*obj, "next_page_uri")) {

@@ -115,9 +115,59 @@ twilio_rest_client::send_sms_impl(const engine::sms_request& req) {
   if (!result.response) {
     engine::sms_receipt receipt;
     receipt.status = failure(0, std::move(result.error));
+    receipt.status.outcome_unknown = result.maybe_received;
     return receipt;
   }
   return parse_message_answer(answer_of(*result.response));
+}
+
+engine::sms_lookup twilio_rest_client::find_sms(const engine::sms_request& req,
+                                                engine::epoch_ms created_after) {
+  try {
+    return find_sms_impl(req, created_after);
+  } catch (const std::exception& e) {
+    engine::sms_lookup lookup;
+    lookup.status = failure(0, std::string{"unexpected error: "} + e.what());
+    return lookup;
+  }
+}
+
+engine::sms_lookup
+twilio_rest_client::find_sms_impl(const engine::sms_request& req,
+                                  engine::epoch_ms created_after) {
+  // Newest first. A queued message has no date_sent yet, so filter on To and
+  // From only and compare the creation time here; allow for clock skew.
+  constexpr engine::epoch_ms skew = 60'000;
+  engine::sms_lookup lookup;
+  auto target = account_path_ + "/Messages.json?To=" + encode_component(req.to)
+                + "&From=" + encode_component(req.from)
+                + "&PageSize=" + std::to_string(message_page_size);
+  for (int page = 0; page < max_message_pages; ++page) {
+    auto result = send(http_method::get, std::move(target));
+    if (!result.response) {
+      lookup.status = failure(0, std::move(result.error));
+      return lookup;
+    }
+    auto listed = parse_message_page(answer_of(*result.response));
+    lookup.status = std::move(listed.status);
+    if (!lookup.status.ok) {
+      return lookup;
+    }
+    for (const auto& m : listed.messages) {
+      if (m.date_created != 0 && m.date_created < created_after - skew) {
+        return lookup; // older than the message we look for: not there
+      }
+      if (m.to == req.to && m.from == req.from && m.body == req.body) {
+        lookup.message_sid = m.sid;
+        return lookup;
+      }
+    }
+    if (listed.next_page_uri.empty() || listed.next_page_uri.front() != '/') {
+      return lookup;
+    }
+    target = base_path_ + listed.next_page_uri;
+  }
+  return lookup;
 }
 
 engine::call_report

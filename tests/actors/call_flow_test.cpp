@@ -123,11 +123,16 @@ protected:
     deliver(n, testkit::call_event(kind::dial_result, sid, status, duration));
   }
 
-  /// Moves the wall clock and CAF's virtual clock together.
+  /// Moves the wall clock and CAF's virtual clock together, a second at a
+  /// time, so that timers armed by timers fire within the same advance.
   void advance(std::chrono::milliseconds d) {
-    clock_.advance(d);
-    sched_.advance_time(d);
-    sched_.run();
+    while (d.count() > 0) {
+      auto step = std::min<std::chrono::milliseconds>(d, 1s);
+      clock_.advance(step);
+      sched_.advance_time(step);
+      sched_.run();
+      d -= step;
+    }
   }
 
   actors::tenant_state& tenant_of(node& n) {
@@ -275,6 +280,67 @@ TEST_F(CallFlow, TransientSendFailuresAreRetriedPermanentOnesAreNot) {
   EXPECT_EQ(stored[0].attempts, 2);
   EXPECT_EQ(stored[1].state, engine::message_state::failed);
   EXPECT_EQ(stored[1].error_code, 21211);
+}
+
+TEST_F(CallFlow, ALostAnswerIsLookedUpNotSentAgain) {
+  a_.carrier.scripted_sends.push_back(testkit::fake_carrier::lost_answer());
+  incoming(a_, "CA1");
+  dial_result(a_, "CA1", "no-answer");
+  advance(120s);
+  // Two POSTs in all: the lost one reached the carrier and was found there.
+  EXPECT_EQ(a_.carrier.attempts.size(), 2u);
+  EXPECT_EQ(a_.carrier.lookups, 1);
+  EXPECT_EQ(a_.carrier.accepted.size(), 2u);
+  auto stored = messages("CA1");
+  ASSERT_EQ(stored.size(), 2u);
+  EXPECT_EQ(stored[0].state, engine::message_state::sent);
+  EXPECT_EQ(stored[0].message_sid, "SM-found-0");
+  EXPECT_EQ(stored[0].attempts, 1);
+}
+
+TEST_F(CallFlow, ALostRequestIsSentAgainOnceTheCarrierSaysItNeverArrived) {
+  a_.carrier.accept_silently = false;
+  a_.carrier.lookup_fails = 1; // and the first lookup fails too
+  a_.carrier.scripted_sends.push_back(testkit::fake_carrier::lost_answer());
+  incoming(a_, "CA1");
+  dial_result(a_, "CA1", "no-answer");
+  EXPECT_EQ(a_.carrier.lookups, 1);
+  advance(120s);
+  EXPECT_EQ(a_.carrier.lookups, 2);
+  EXPECT_EQ(a_.carrier.attempts.size(), 3u);
+  EXPECT_EQ(a_.carrier.sent.size(), 2u);
+  auto stored = messages("CA1");
+  EXPECT_EQ(stored[0].state, engine::message_state::sent);
+  EXPECT_EQ(stored[0].attempts, 2);
+}
+
+TEST_F(CallFlow, SendsInterruptedByACrashAreCheckedBeforeResending) {
+  engine::message_record delivered;
+  delivered.tenant_id = "acme";
+  delivered.from = "+15005550001";
+  delivered.to = "+15550100";
+  delivered.body = "reached the carrier before the crash";
+  delivered.state = engine::message_state::sending;
+  delivered.attempts = 1;
+  delivered.node_id = "node-a";
+  auto never = delivered;
+  never.body = "never left the process";
+  auto queued = delivered;
+  queued.body = "queued before the crash";
+  queued.state = engine::message_state::queued;
+  queued.attempts = 0;
+  for (auto* m : {&delivered, &never, &queued})
+    m->id = a_.db.insert_message(*m);
+  a_.carrier.accepted.push_back({delivered.from, delivered.to, delivered.body, {}});
+  caf::anon_send(a_.outbox, actors::recover_atom_v);
+  sched_.run();
+  advance(120s);
+  EXPECT_EQ(a_.carrier.lookups, 2);
+  ASSERT_EQ(a_.carrier.sent.size(), 2u);
+  EXPECT_EQ(a_.carrier.sent[0].body, "queued before the crash");
+  EXPECT_EQ(a_.carrier.sent[1].body, "never left the process");
+  for (auto id : {delivered.id, never.id, queued.id})
+    EXPECT_EQ(a_.db.find_message(id)->state, engine::message_state::sent) << id;
 }
 
 TEST_F(CallFlow, TwoNodesSharingStoreAndKvSendOneText) {

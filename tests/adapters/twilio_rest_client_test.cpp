@@ -1,5 +1,7 @@
 #include "ringback/adapters/twilio/rest_client.hpp"
 
+#include "ringback/adapters/twilio/responses.hpp"
+
 #include <boost/asio/ip/tcp.hpp>
 
 #include <gtest/gtest.h>
@@ -183,6 +185,7 @@ TEST_F(TwilioRestClient, ServerThatNeverAnswersTimesOut) {
   EXPECT_EQ(receipt.status.http_status, 0);
   EXPECT_EQ(receipt.status.error_message,
             "POST " + account_path + "/Messages.json: timed out after 200 ms");
+  EXPECT_TRUE(receipt.status.outcome_unknown) << "it was written: Twilio may have it";
   EXPECT_GE(elapsed, 200ms);
   EXPECT_LT(elapsed, 2s);
   // The timed-out connection is dropped; the next request uses a new one.
@@ -313,6 +316,7 @@ TEST_F(TwilioRestClient, NeverResendsAPostTheServerMayHaveReceived) {
             "POST " + account_path + "/Messages.json: connection closed by "
               + peer() + " before the response");
   EXPECT_EQ(mock_.requests().size(), 2u); // not sent again
+  EXPECT_TRUE(lost.status.outcome_unknown);
   EXPECT_TRUE(c->send_sms(missed_call_text()).status.ok);
   EXPECT_EQ(mock_.requests().size(), 3u);
   EXPECT_EQ(mock_.requests().back().connection, 2u);
@@ -332,6 +336,73 @@ TEST_F(TwilioRestClient, GetIsRetriedOnlyOnce) {
       + "/Calls.json?ParentCallSid=CA1&PageSize=50: connection closed by "
       + peer() + " before the response");
   EXPECT_EQ(mock_.requests().size(), 3u);
+}
+
+TEST(TwilioRestClientNoServer, ARefusedConnectionIsAKnownOutcome) {
+  // Nothing was written, so nothing can have been received.
+  auto c = make_client(config_for("http://127.0.0.1:1"));
+  const auto receipt = c->send_sms(missed_call_text());
+  EXPECT_EQ(receipt.status.http_status, 0);
+  EXPECT_FALSE(receipt.status.outcome_unknown);
+}
+
+// -- find_sms -----------------------------------------------------------------
+
+namespace {
+
+std::string listed(const std::string& sid, const std::string& body,
+                   const std::string& created) {
+  return R"({"sid":")" + sid + R"(","from":"+15005550006","to":"+15005550002",)"
+         + R"("body":")" + body + R"(","status":"queued","date_sent":null,)"
+         + R"("date_created":")" + created + R"("})";
+}
+
+} // namespace
+
+TEST_F(TwilioRestClient, FindSmsMatchesBodyAndCreationTime) {
+  // 2026-11-21 06:00:00 UTC
+  const engine::epoch_ms sent_at = 1'795'240'800'000;
+  mock_.push(mock_reply::json(
+    200, R"({"messages":[)"
+           + listed("SMnew", "Something else", "Sat, 21 Nov 2026 06:00:05 +0000")
+           + "," + listed("SMmine", "Sorry we missed you!", "Sat, 21 Nov 2026 06:00:01 +0000")
+           + R"(],"next_page_uri":null})"));
+  const auto found = client()->find_sms(missed_call_text(), sent_at);
+  EXPECT_TRUE(found.status.ok) << found.status.error_message;
+  EXPECT_EQ(found.message_sid, "SMmine");
+  const auto reqs = mock_.requests();
+  ASSERT_EQ(reqs.size(), 1u);
+  EXPECT_EQ(reqs[0].method, "GET");
+  EXPECT_EQ(reqs[0].target, account_path
+                              + "/Messages.json?To=%2B15005550002&From=%2B15005550006"
+                                "&PageSize=50");
+}
+
+TEST_F(TwilioRestClient, FindSmsIgnoresTheSameBodySentLongBefore) {
+  const engine::epoch_ms sent_at = 1'795'240'800'000;
+  // Same text, a day earlier (a caller who called yesterday too).
+  mock_.push(mock_reply::json(
+    200, R"({"messages":[)"
+           + listed("SMold", "Sorry we missed you!", "Fri, 20 Nov 2026 06:00:00 +0000")
+           + R"(]})"));
+  const auto found = client()->find_sms(missed_call_text(), sent_at);
+  EXPECT_TRUE(found.status.ok);
+  EXPECT_EQ(found.message_sid, "");
+}
+
+TEST_F(TwilioRestClient, FindSmsReportsAFailedLookup) {
+  mock_.push(mock_reply::json(503, R"({"code":20503,"message":"down","status":503})"));
+  const auto found = client()->find_sms(missed_call_text(), 0);
+  EXPECT_FALSE(found.status.ok);
+  EXPECT_EQ(found.status.http_status, 503);
+  EXPECT_EQ(found.message_sid, "");
+}
+
+TEST(TwilioRfc2822, ParsesTwilioTimestamps) {
+  EXPECT_EQ(ringback::adapters::twilio::parse_rfc2822("Tue, 31 Aug 2010 20:36:44 +0000"), 1'283'287'004'000);
+  EXPECT_EQ(ringback::adapters::twilio::parse_rfc2822("Tue, 31 Aug 2010 22:36:44 +0200"), 1'283'287'004'000);
+  EXPECT_EQ(ringback::adapters::twilio::parse_rfc2822("yesterday"), std::nullopt);
+  EXPECT_EQ(ringback::adapters::twilio::parse_rfc2822(""), std::nullopt);
 }
 
 // -- fetch_call ---------------------------------------------------------------

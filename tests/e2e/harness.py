@@ -395,6 +395,17 @@ class TwilioMock:
             for _ in range(n):
                 self._failures.append((status, retry_after, code, message))
 
+    def drop_next_message_answers(self, n):
+        """The next n Message POSTs are accepted (the message exists and counts),
+        but the connection is closed before the answer: the sender cannot know."""
+        with self._lock:
+            for _ in range(n):
+                self._failures.append(("drop", None, None, None))
+
+    def message_lookups(self):
+        """GET Messages.json (list) requests seen."""
+        return [r for r in self.requests("GET") if r.path.endswith("/Messages.json")]
+
     def set_call(self, sid, status, duration=0, children=(), from_=None, to=None):
         """Sets what GET Calls/{sid}.json and Calls.json?ParentCallSid={sid} answer.
 
@@ -538,12 +549,16 @@ class TwilioMock:
             time.sleep(self.delay)
 
         status, obj, headers = self._route(h.command, path, rec, authorized)
+        drop = bool(headers and headers.pop("__drop__", False))
         with self._lock:
             rec.status = status
             if status == 201:
                 self._messages.append((rec, obj))
                 self._message_by_sid[obj["sid"]] = obj
             self._lock.notify_all()
+        if drop:
+            h.close_connection = True  # accepted, but the answer is lost
+            return
         try:
             h.send_json(status, obj, headers)
         except OSError:
@@ -564,6 +579,8 @@ class TwilioMock:
         rest = rest[1:]
         if method == "POST" and rest == ["Messages.json"]:
             return self._create_message(rec)
+        if method == "GET" and rest == ["Messages.json"]:
+            return self._list_messages(path, rec.query)
         if method == "GET" and len(rest) == 2 and rest[0] == "Messages" and rest[1].endswith(".json"):
             with self._lock:
                 msg = self._message_by_sid.get(rest[1][:-5])
@@ -583,6 +600,9 @@ class TwilioMock:
             failure = self._failures.pop(0) if self._failures else None
         form = rec.form
         to = form.get("To", "")
+        drop = failure is not None and failure[0] == "drop"
+        if drop:
+            failure = None
         if failure:
             status, retry_after, code, message = failure
             headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
@@ -617,7 +637,24 @@ class TwilioMock:
             "num_media": "0", "num_segments": str(max(1, (len(body) + 152) // 153)),
             "price": None, "price_unit": "USD", "sid": sid, "status": "queued",
             "subresource_uris": {"media": base + "/Media.json"}, "to": to, "uri": base + ".json",
-        }, None)
+        }, {"__drop__": True} if drop else None)
+
+    def _list_messages(self, path, query):
+        """Newest first, filtered by To and From, like Twilio's list."""
+        def first(name):
+            values = query.get(name)
+            return values[0] if values else None
+        to, from_ = first("To"), first("From")
+        page_size = int(first("PageSize") or 50)
+        with self._lock:
+            listed = [dict(m) for _, m in reversed(self._messages)
+                      if (to is None or m["to"] == to) and (from_ is None or m["from"] == from_)]
+        listed = listed[:page_size]
+        uri = path + "?" + urllib.parse.urlencode(
+            [(k, v) for k, vs in sorted(query.items()) for v in vs])
+        return (200, {"messages": listed, "end": max(0, len(listed) - 1), "first_page_uri": uri,
+                      "next_page_uri": None, "page": 0, "page_size": page_size,
+                      "previous_page_uri": None, "start": 0, "uri": uri}, None)
 
     def _list_calls(self, path, query):
         def first(name):

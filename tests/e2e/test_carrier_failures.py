@@ -1,5 +1,6 @@
-"""Twilio's API fails now and then (5xx, 429 with Retry-After): the texts are
-retried and still arrive exactly once each."""
+"""Twilio's API fails now and then (5xx, 429 with Retry-After, an answer lost
+after the message was accepted): the texts are retried, or looked up, and
+still arrive exactly once each."""
 
 import unittest
 
@@ -17,6 +18,18 @@ class CarrierFailures(E2ETestCase):
         self.assertEqual([r.status for r in self.mock.message_posts()][:3], [500, 500, 429])
         self.assertEqual(len(self.mock.message_posts()), 5)
         self.assert_all_authorized()
+
+    def test_lost_answer_is_looked_up_not_resent(self):
+        # Twilio accepts the text but the answer never comes back: ringback
+        # must ask Twilio (GET Messages.json?To&From) instead of sending again.
+        rb = self.start_ringback()
+        self.mock.drop_next_message_answers(1)
+        _, caller = self.missed_call(rb, "no-answer")
+        msgs = self.mock.expect_messages(2, timeout=scaled(30), quiet=3.0)
+        self.assert_missed_call_texts(msgs, caller)
+        self.assertEqual(len(self.mock.message_posts()), 2)
+        self.assertGreaterEqual(len(self.mock.message_lookups()), 1)
+        self.assertIn("not sent again", rb.log_text())
 
     def test_slow_carrier(self):
         rb = self.start_ringback()

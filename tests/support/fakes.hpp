@@ -48,6 +48,27 @@ public:
     }
     if (r.status.ok)
       sent.push_back(req);
+    if (r.status.ok || (r.status.outcome_unknown && accept_silently))
+      accepted.push_back(req);
+    return r;
+  }
+
+  engine::sms_lookup find_sms(const engine::sms_request& req,
+                             engine::epoch_ms) override {
+    std::lock_guard<std::mutex> guard{mtx_};
+    ++lookups;
+    engine::sms_lookup r;
+    if (lookup_fails > 0) {
+      --lookup_fails;
+      r.status.http_status = 503;
+      return r;
+    }
+    r.status.ok = true;
+    r.status.http_status = 200;
+    for (std::size_t i = 0; i < accepted.size(); ++i)
+      if (accepted[i].to == req.to && accepted[i].from == req.from
+          && accepted[i].body == req.body)
+        r.message_sid = "SM-found-" + std::to_string(i);
     return r;
   }
 
@@ -73,6 +94,14 @@ public:
     reports[sid] = r;
   }
 
+  /// The send reached the carrier, but its answer was lost.
+  static engine::sms_receipt lost_answer() {
+    engine::sms_receipt r;
+    r.status.error_message = "POST /Messages.json: timed out";
+    r.status.outcome_unknown = true;
+    return r;
+  }
+
   static engine::sms_receipt failure(int http, int code = 0) {
     engine::sms_receipt r;
     r.status.http_status = http;
@@ -85,6 +114,12 @@ public:
   std::vector<engine::sms_request> sent;
   std::deque<engine::sms_receipt> scripted_sends;
   std::vector<std::string> queries;
+  /// What the carrier holds: sent ones plus (if `accept_silently`) those
+  /// whose answer was scripted as lost.
+  std::vector<engine::sms_request> accepted;
+  bool accept_silently = true;
+  int lookups = 0;
+  int lookup_fails = 0;
   std::unordered_map<std::string, engine::call_report> reports;
 
 private:

@@ -41,6 +41,10 @@ CAF_BEGIN_TYPE_ID_BLOCK(ringback, caf::first_custom_type_id)
   CAF_ADD_ATOM(ringback, ringback::actors, sent_atom, "sent")
   // outbox -> outbox: a retry is due
   CAF_ADD_ATOM(ringback, ringback::actors, retry_atom, "retry")
+  // outbox: ask the carrier whether a send with an unknown outcome arrived
+  CAF_ADD_ATOM(ringback, ringback::actors, reconcile_atom, "reconcile")
+  // outbox <- carrier pool: the answer to that question
+  CAF_ADD_ATOM(ringback, ringback::actors, checked_atom, "checked")
   // introspection for tests and metrics
   CAF_ADD_ATOM(ringback, ringback::actors, stats_atom, "stats")
 CAF_END_TYPE_ID_BLOCK(ringback)
@@ -53,6 +57,7 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ringback::engine::call_record)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ringback::engine::call_report)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ringback::engine::call_fsm::claim_result)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ringback::engine::sms_receipt)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ringback::engine::sms_lookup)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ringback::engine::message_record)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<ringback::engine::message_record>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<ringback::engine::call_record>)

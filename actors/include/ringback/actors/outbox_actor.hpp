@@ -6,6 +6,7 @@
 #include <caf/all.hpp>
 
 #include <random>
+#include <unordered_map>
 #include <unordered_set>
 
 namespace ringback::actors {
@@ -14,6 +15,8 @@ struct outbox_state {
   const char* name = "outbox";
   std::unordered_set<std::int64_t> in_flight;
   std::unordered_set<std::int64_t> waiting;
+  /// Failed lookups per message whose send had an unknown outcome.
+  std::unordered_map<std::int64_t, std::int32_t> lookups;
   std::size_t sent = 0;
   std::size_t failed = 0;
   std::minstd_rand rng{std::random_device{}()};
@@ -21,7 +24,10 @@ struct outbox_state {
 
 /// Sends the stored outbound messages (the outbox) through the carrier, with
 /// retries and backoff, recording every state change in the store
-/// (`queued -> sending -> sent | failed`).
+/// (`queued -> sending -> sent | failed`). A send whose outcome is unknown
+/// (the request went out, no answer came back; or a crash mid-send) is looked
+/// up at the carrier before it is ever sent again, so a lost answer does not
+/// become a second text.
 ///
 /// Protocol:
 /// - `(send_atom, vector<int64_t> ids)`: messages already stored as queued.

@@ -124,6 +124,10 @@ struct carrier_status {
   int error_code = 0;           // carrier error code, e.g. 21211
   std::string error_message;
   std::optional<std::chrono::milliseconds> retry_after;
+  /// The request may have reached the carrier although no answer came back
+  /// (a timeout or a lost connection after it was written). For a send, the
+  /// message may exist: look it up before sending it again.
+  bool outcome_unknown = false;
 
   /// Worth retrying: no response, 429 or 5xx.
   bool retryable() const {
@@ -142,6 +146,12 @@ struct sms_receipt {
   carrier_status status;
   std::string message_sid;
   std::string carrier_state; // "queued", "accepted", ...
+};
+
+/// Whether the carrier has a message, found by `carrier::find_sms`.
+struct sms_lookup {
+  carrier_status status;
+  std::string message_sid; // empty: not found
 };
 
 /// A call as the carrier reports it.
@@ -165,6 +175,12 @@ public:
   virtual ~carrier() = default;
 
   virtual sms_receipt send_sms(const sms_request& req) = 0;
+
+  /// Looks for a message with exactly this sender, recipient and body that
+  /// the carrier created at or after `created_after` (epoch ms). Used before
+  /// sending again a message whose earlier send had an unknown outcome.
+  virtual sms_lookup find_sms(const sms_request& req, epoch_ms created_after)
+    = 0;
 
   /// Fetches the parent call and its child legs (`ParentCallSid=`).
   virtual call_report fetch_call(std::string_view call_sid) = 0;

@@ -67,6 +67,9 @@ struct http_response {
 struct http_result {
   std::optional<http_response> response;
   std::string error;
+  /// No response, but the request was (at least partly) written: the server
+  /// may have received and acted on it.
+  bool maybe_received = false;
 };
 
 struct http_client_options {

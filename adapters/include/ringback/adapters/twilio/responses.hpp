@@ -54,4 +54,26 @@ struct call_page {
 
 call_page parse_call_page(const rest_answer& answer);
 
+/// A message as listed by `GET .../Messages.json`.
+struct listed_message {
+  std::string sid;
+  std::string from;
+  std::string to;
+  std::string body;
+  engine::epoch_ms date_created = 0; // 0 when missing or unparsable
+};
+
+/// One page of `GET .../Messages.json?To=...&From=...`.
+struct message_page {
+  engine::carrier_status status;
+  std::vector<listed_message> messages;
+  std::string next_page_uri;
+};
+
+message_page parse_message_page(const rest_answer& answer);
+
+/// Parses Twilio's RFC 2822 timestamps ("Tue, 31 Aug 2010 20:36:44 +0000")
+/// into epoch milliseconds; nullopt if malformed.
+std::optional<engine::epoch_ms> parse_rfc2822(std::string_view text);
+
 } // namespace ringback::adapters::twilio

@@ -51,6 +51,12 @@ public:
   /// `retry_after` from a Retry-After header given in seconds.
   engine::sms_receipt send_sms(const engine::sms_request& req) override;
 
+  /// GET .../Messages.json?To=...&From=... (newest first, at most
+  /// `max_message_pages` pages), looking for the same body created at or
+  /// after `created_after` (less a minute of clock skew).
+  engine::sms_lookup find_sms(const engine::sms_request& req,
+                              engine::epoch_ms created_after) override;
+
   /// GET .../Calls/{CallSid}.json, then the child legs with
   /// GET .../Calls.json?ParentCallSid={CallSid} (following `next_page_uri`,
   /// at most `max_child_pages` pages). Ok only if every request succeeded;
@@ -64,6 +70,10 @@ public:
   static constexpr int child_page_size = 50;
   static constexpr int max_child_pages = 10;
 
+  /// Page size and page limit of the message lookup.
+  static constexpr int message_page_size = 50;
+  static constexpr int max_message_pages = 3;
+
 private:
   twilio_rest_client(std::unique_ptr<http_client> http,
                      std::string account_path, std::string base_path);
@@ -71,6 +81,9 @@ private:
   engine::sms_receipt send_sms_impl(const engine::sms_request& req);
 
   engine::call_report fetch_call_impl(std::string_view call_sid);
+
+  engine::sms_lookup find_sms_impl(const engine::sms_request& req,
+                                   engine::epoch_ms created_after);
 
   /// Sends a request; a POST carries `form_body` as a form.
   http_result send(http_method method, std::string target,
