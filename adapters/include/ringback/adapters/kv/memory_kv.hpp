@@ -1,0 +1,106 @@
+#pragma once
+
+#include "ringback/engine/ports.hpp"
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+namespace ringback::adapters {
+
+/// The data behind one or more `memory_kv` handles: a map of keys to values
+/// with a deadline each. Thread-safe (one mutex). Share one instance between
+/// several `memory_kv` to emulate one Redis seen by several workers or
+/// processes.
+///
+/// Expiry is lazy: an expired key is treated as absent when it is touched,
+/// and a sweep that costs O(1) amortised per write drops the ones nobody
+/// touches again, so memory stays bounded by the live keys.
+class memory_kv_state {
+public:
+  using time_point = std::chrono::steady_clock::time_point;
+
+  /// Where the state reads the time; `steady_clock::now` unless a test
+  /// injects a fake. Must be thread-safe.
+  using clock_function = std::function<time_point()>;
+
+  explicit memory_kv_state(clock_function now = &std::chrono::steady_clock::now);
+
+  /// See `engine::kv::set_if_absent`. Throws `engine::port_error` if `ttl`
+  /// is not positive.
+  bool set_if_absent(std::string_view key, std::string_view value,
+                     std::chrono::milliseconds ttl);
+
+  /// See `engine::kv::claim`: sets `key` to `owner` if absent, or refreshes
+  /// its TTL if it holds `owner` already. Throws `engine::port_error` if
+  /// `ttl` is not positive.
+  bool claim(std::string_view key, std::string_view owner,
+             std::chrono::milliseconds ttl);
+
+  /// The live value of `key`, if any (tests and diagnostics).
+  std::optional<std::string> get(std::string_view key) const;
+
+  /// Remaining time to live of `key`, if it is live (tests and diagnostics).
+  std::optional<std::chrono::milliseconds> ttl(std::string_view key) const;
+
+  /// Number of stored keys, expired ones not yet swept included.
+  std::size_t size() const;
+
+private:
+  struct entry {
+    std::string value;
+    time_point expires_at;
+  };
+
+  using map_type = std::unordered_map<std::string, entry>;
+
+  /// The live entry of `key` or nullptr; erases it if expired. Needs mutex_.
+  entry* live_entry(const std::string& key, time_point now);
+
+  /// Stores a new entry and sweeps expired ones now and then. Needs mutex_.
+  void insert(std::string key, std::string_view value, time_point expires_at,
+              time_point now);
+
+  clock_function now_;
+  mutable std::mutex mutex_;
+  map_type entries_;
+  std::size_t inserts_since_sweep_ = 0;
+  std::size_t sweep_threshold_ = 1024;
+};
+
+/// `engine::kv` in process memory: dedup and claims for a single process
+/// (and the fake used by tests). Handles are cheap; every handle built on
+/// the same `memory_kv_state` sees the same keys. Thread-safe.
+class memory_kv final : public engine::kv {
+public:
+  /// A handle on a private, fresh state.
+  memory_kv();
+
+  /// A handle on `state` (null: a fresh private state).
+  explicit memory_kv(std::shared_ptr<memory_kv_state> state);
+
+  bool set_if_absent(std::string_view key, std::string_view value,
+                     std::chrono::milliseconds ttl) override;
+
+  bool claim(std::string_view key, std::string_view owner,
+             std::chrono::milliseconds ttl) override;
+
+  /// Always true.
+  bool ping() override;
+
+  const std::shared_ptr<memory_kv_state>& state() const noexcept {
+    return state_;
+  }
+
+private:
+  std::shared_ptr<memory_kv_state> state_;
+};
+
+} // namespace ringback::adapters
