@@ -256,25 +256,31 @@ std::uint16_t service::port() const {
 
 void service::stop() {
   auto& d = *impl_;
+  // 1. No new requests.
   if (d.http) {
     d.http->stop();
     d.http.reset();
   }
+  // 2. The actors stop taking messages.
   if (d.system) {
     for (const auto& t : d.tenants)
       caf::anon_send_exit(t, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(d.outbox, caf::exit_reason::user_shutdown);
     d.tenants.clear();
     d.outbox = nullptr;
-    d.system.reset(); // waits for every actor
   }
-  // Pending jobs still run (their completions talk to dead actors: fine).
+  // 3. Drain the blocking work while the actor system still exists: a job's
+  //    completion may still address an actor (a message to a stopped actor
+  //    is dropped; one to a destroyed system would not be safe). A send cut
+  //    short here stays `sending` and is looked up at the next start.
   if (d.carrier)
     d.carrier->stop();
   if (d.kv)
     d.kv->stop();
   if (d.store)
     d.store->stop();
+  // 4. Then the actor system, which waits for every actor.
+  d.system.reset();
 }
 
 int serve_main(const std::string& config_path) {
