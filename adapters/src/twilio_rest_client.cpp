@@ -118,7 +118,11 @@ twilio_rest_client::send_sms_impl(const engine::sms_request& req) {
     receipt.status.outcome_unknown = result.maybe_received;
     return receipt;
   }
-  return parse_message_answer(answer_of(*result.response));
+  auto receipt = parse_message_answer(answer_of(*result.response));
+  // A 5xx (Twilio's or a gateway's) does not say the message was not
+  // created: only a lookup can tell. 4xx, 429 included, mean it was not.
+  receipt.status.outcome_unknown = receipt.status.http_status >= 500;
+  return receipt;
 }
 
 engine::sms_lookup twilio_rest_client::find_sms(const engine::sms_request& req,

@@ -163,6 +163,7 @@ TEST_F(TwilioRestClient, SendSmsThrottledWithRetryAfter) {
   EXPECT_EQ(receipt.status.error_code, 20429);
   EXPECT_EQ(receipt.status.error_message, "Too Many Requests");
   EXPECT_EQ(receipt.status.retry_after, std::chrono::milliseconds{2s});
+  EXPECT_FALSE(receipt.status.outcome_unknown) << "a 429 was refused, not created";
 }
 
 TEST_F(TwilioRestClient, SendSmsServerError) {
@@ -172,6 +173,7 @@ TEST_F(TwilioRestClient, SendSmsServerError) {
   EXPECT_EQ(receipt.status.http_status, 500);
   EXPECT_EQ(receipt.status.error_message, "HTTP 500 from Twilio");
   EXPECT_EQ(receipt.status.retry_after, std::nullopt);
+  EXPECT_TRUE(receipt.status.outcome_unknown) << "a 5xx may come after the message was created";
 }
 
 TEST_F(TwilioRestClient, ServerThatNeverAnswersTimesOut) {

@@ -326,6 +326,9 @@ class _MockHandler(http.server.BaseHTTPRequestHandler):
             self.wfile.write(data)
 
 
+TWILIO_API_BASE = "https://api.twilio.com"
+
+
 class TwilioMock:
     """A recording mock of the Twilio REST API (2010-04-01) on 127.0.0.1:<free port>.
 
@@ -652,6 +655,7 @@ class TwilioMock:
         listed = listed[:page_size]
         uri = path + "?" + urllib.parse.urlencode(
             [(k, v) for k, vs in sorted(query.items()) for v in vs])
+        uri = TWILIO_API_BASE + uri  # the spec types these as absolute URIs
         return (200, {"messages": listed, "end": max(0, len(listed) - 1), "first_page_uri": uri,
                       "next_page_uri": None, "page": 0, "page_size": page_size,
                       "previous_page_uri": None, "start": 0, "uri": uri}, None)
@@ -673,6 +677,7 @@ class TwilioMock:
         calls = calls[:page_size]
         uri = path + "?" + urllib.parse.urlencode(
             [(k, v) for k, vs in sorted(query.items()) for v in vs] + [("PageSize", page_size), ("Page", 0)])
+        uri = TWILIO_API_BASE + uri  # the spec types these as absolute URIs
         return (200, {"calls": calls, "end": max(0, len(calls) - 1), "first_page_uri": uri,
                       "next_page_uri": None, "page": 0, "page_size": page_size,
                       "previous_page_uri": None, "start": 0, "uri": uri}, None)

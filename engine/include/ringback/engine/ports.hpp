@@ -124,9 +124,9 @@ struct carrier_status {
   int error_code = 0;           // carrier error code, e.g. 21211
   std::string error_message;
   std::optional<std::chrono::milliseconds> retry_after;
-  /// The request may have reached the carrier although no answer came back
-  /// (a timeout or a lost connection after it was written). For a send, the
-  /// message may exist: look it up before sending it again.
+  /// The request may have been acted on although no clear answer came back
+  /// (a timeout or a lost connection after it was written, or a 5xx). For a
+  /// send, the message may exist: look it up before sending it again.
   bool outcome_unknown = false;
 
   /// Worth retrying: no response, 429 or 5xx.

@@ -48,7 +48,8 @@ public:
   /// POST /2010-04-01/Accounts/{AccountSid}/Messages.json with To, From,
   /// Body and (if not empty) StatusCallback. Ok with the Message SID and its
   /// status on 2xx; otherwise Twilio's error code and message, and
-  /// `retry_after` from a Retry-After header given in seconds.
+  /// `retry_after` from a Retry-After header given in seconds. A 5xx, or no
+  /// answer after the request was written, sets `outcome_unknown`.
   engine::sms_receipt send_sms(const engine::sms_request& req) override;
 
   /// GET .../Messages.json?To=...&From=... (newest first, at most
