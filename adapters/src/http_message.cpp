@@ -12,20 +12,25 @@ char ascii_lower(char c) noexcept {
 
 std::optional<std::string_view> find_header(const std::vector<http_header>& xs,
                                             std::string_view name) {
-  for (const auto& x : xs)
-    if (iequals(x.name, name))
+  for (const auto& x : xs) {
+    if (iequals(x.name, name)) {
       return std::string_view{x.value};
+    }
+  }
   return std::nullopt;
 }
 
 } // namespace
 
 bool iequals(std::string_view x, std::string_view y) noexcept {
-  if (x.size() != y.size())
+  if (x.size() != y.size()) {
     return false;
-  for (std::size_t i = 0; i < x.size(); ++i)
-    if (ascii_lower(x[i]) != ascii_lower(y[i]))
+  }
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    if (ascii_lower(x[i]) != ascii_lower(y[i])) {
       return false;
+    }
+  }
   return true;
 }
 

@@ -5,16 +5,18 @@
 namespace ringback::adapters {
 
 bool reply_slot::reply(http_response response) {
-  if (!claim())
+  if (!claim()) {
     return false;
+  }
   deliver(std::move(response));
   return true;
 }
 
 void reply_slot::set_deadline(std::chrono::milliseconds after,
                               http_response fallback) {
-  if (answered())
+  if (answered()) {
     return;
+  }
   arm_deadline(after, std::move(fallback));
 }
 
@@ -26,11 +28,13 @@ std::optional<http_response> recording_reply_slot::response() const {
 std::optional<http_response>
 recording_reply_slot::wait(std::chrono::milliseconds timeout) const {
   std::unique_lock<std::mutex> guard{mutex_};
-  answered_cv_.wait_for(guard, timeout, [this] { return response_.has_value(); });
+  answered_cv_.wait_for(guard, timeout,
+                        [this] { return response_.has_value(); });
   return response_;
 }
 
-std::optional<std::chrono::milliseconds> recording_reply_slot::deadline() const {
+std::optional<std::chrono::milliseconds>
+recording_reply_slot::deadline() const {
   std::lock_guard<std::mutex> guard{mutex_};
   return deadline_;
 }

@@ -19,12 +19,13 @@
 #include <boost/beast/http/write.hpp>
 
 #include <algorithm>
-#include <array>
+#include <atomic>
 #include <condition_variable>
 #include <exception>
 #include <iterator>
 #include <limits>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <unordered_map>
 #include <utility>
@@ -49,29 +50,32 @@ namespace {
 /// (and discarding) before it closes, so that the client reads the response
 /// instead of a reset caused by unread request bytes.
 constexpr std::chrono::milliseconds linger_timeout{1000};
-constexpr std::size_t linger_max_bytes = 1024 * 1024;
+constexpr std::size_t linger_max_bytes = std::size_t{1024} * 1024;
 
 /// Pause before accepting again after accept failed (e.g. out of file
 /// descriptors), so that the failure does not spin.
 constexpr std::chrono::milliseconds accept_retry_delay{100};
 
 bool valid_header_name(std::string_view x) {
-  if (x.empty())
+  if (x.empty()) {
     return false;
+  }
   for (unsigned char c : x) {
     // RFC 9110 token characters.
     bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
               || (c >= '0' && c <= '9')
               || std::string_view{"!#$%&'*+-.^_`|~"}.find(static_cast<char>(c))
                    != std::string_view::npos;
-    if (!ok)
+    if (!ok) {
       return false;
+    }
   }
   return true;
 }
 
 bool valid_header_value(std::string_view x) {
-  return x.find_first_of(std::string_view{"\r\n\0", 3}) == std::string_view::npos;
+  return x.find_first_of(std::string_view{"\r\n\0", 3})
+         == std::string_view::npos;
 }
 
 } // namespace
@@ -93,10 +97,11 @@ struct http_detail::server_core : std::enable_shared_from_this<server_core> {
   }
 
   void log(const std::string& line) const {
-    if (options.log)
+    if (options.log) {
       options.log(line);
-    else
+    } else {
       engine::log_warn("http", line);
+    }
   }
 
   void do_accept();
@@ -109,8 +114,9 @@ struct http_detail::server_core : std::enable_shared_from_this<server_core> {
   template <class Executor, class F>
   void post_unless_stopped(const Executor& ex, F&& fn) {
     std::lock_guard<std::mutex> guard{mutex};
-    if (!stopped)
+    if (!stopped) {
       net::post(ex, std::forward<F>(fn));
+    }
   }
 
   const http_server_options options;
@@ -159,8 +165,9 @@ public:
   }
 
   ~session() {
-    if (!closed_)
+    if (!closed_) {
       core_->on_session_closed(id_);
+    }
   }
 
   void start() {
@@ -185,8 +192,9 @@ public:
   void post_stop() {
     net::post(stream_.get_executor(), [self = shared_from_this()] {
       self->stop_requested_ = true;
-      if (self->state_ == state::idle || self->state_ == state::reading)
+      if (self->state_ == state::idle || self->state_ == state::reading) {
         self->close();
+      }
     });
   }
 
@@ -198,7 +206,7 @@ public:
 private:
   enum class state { idle, reading, handling, writing, lingering, closed };
 
-  // -- reading -----------------------------------------------------------------
+  // -- reading ----------------------------------------------------------------
 
   void read_request() {
     if (stop_requested_) {
@@ -206,9 +214,9 @@ private:
       return;
     }
     parser_.emplace();
-    parser_->header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(
-      core_->options.limits.max_header_bytes,
-      std::numeric_limits<std::uint32_t>::max())));
+    parser_->header_limit(static_cast<std::uint32_t>(
+      std::min<std::size_t>(core_->options.limits.max_header_bytes,
+                            std::numeric_limits<std::uint32_t>::max())));
     parser_->body_limit(
       static_cast<std::uint64_t>(core_->options.limits.max_body_bytes));
     if (first_request_ || buffer_.size() > 0) {
@@ -219,26 +227,26 @@ private:
     // the idle timeout; the read timeout starts with that byte.
     state_ = state::idle;
     stream_.expires_after(core_->options.limits.idle_timeout);
-    stream_.async_read_some(
-      buffer_.prepare(1024),
-      [self = shared_from_this()](const error_code& ec, std::size_t n) {
-        if (ec) {
-          self->close();
-          return;
-        }
-        self->buffer_.commit(n);
-        self->read_header();
-      });
+    stream_.async_read_some(buffer_.prepare(1024),
+                            [self = shared_from_this()](const error_code& ec,
+                                                        std::size_t n) {
+                              if (ec) {
+                                self->close();
+                                return;
+                              }
+                              self->buffer_.commit(n);
+                              self->read_header();
+                            });
   }
 
   void read_header() {
     state_ = state::reading;
     stream_.expires_after(core_->options.limits.read_timeout);
-    bhttp::async_read_header(
-      stream_, buffer_, *parser_,
-      [self = shared_from_this()](const error_code& ec, std::size_t) {
-        self->on_header(ec);
-      });
+    bhttp::async_read_header(stream_, buffer_, *parser_,
+                             [self = shared_from_this()](const error_code& ec,
+                                                         std::size_t) {
+                               self->on_header(ec);
+                             });
   }
 
   void on_header(const error_code& ec) {
@@ -246,12 +254,8 @@ private:
       on_read_error(ec);
       return;
     }
+    // Beast has rejected anything but HTTP/1.0 and HTTP/1.1 (bad_version).
     const auto& req = parser_->get();
-    if (req.version() / 10 != 1) {
-      send_error(505, "HTTP Version Not Supported", "unsupported version",
-                 bhttp::make_error_code(bhttp::error::bad_version));
-      return;
-    }
     auto expect = req[bhttp::field::expect];
     if (!parser_->is_done() && req.version() >= 11
         && iequals(expect, "100-continue")) {
@@ -260,10 +264,11 @@ private:
       net::async_write(
         stream_, net::buffer(continue_line.data(), continue_line.size()),
         [self = shared_from_this()](const error_code& ec, std::size_t) {
-          if (ec)
+          if (ec) {
             self->close();
-          else
+          } else {
             self->read_body();
+          }
         });
       return;
     }
@@ -284,8 +289,8 @@ private:
   }
 
   void on_read_error(const error_code& ec) {
-    if (ec.category() != bhttp::make_error_code(bhttp::error::end_of_stream)
-                           .category()
+    if (ec.category()
+          != bhttp::make_error_code(bhttp::error::end_of_stream).category()
         || ec == bhttp::error::end_of_stream
         || ec == bhttp::error::partial_message) {
       // The peer went away, reset, or timed out: nobody to answer.
@@ -294,8 +299,6 @@ private:
     }
     if (ec == bhttp::error::body_limit) {
       send_error(413, "Payload Too Large", "request body too large", ec);
-    } else if (ec == bhttp::error::bad_version) {
-      send_error(505, "HTTP Version Not Supported", "unsupported version", ec);
     } else if (ec == bhttp::error::header_limit
                || ec == bhttp::error::buffer_overflow) {
       send_error(431, "Request Header Fields Too Large",
@@ -317,11 +320,12 @@ private:
     request_.method = std::string{msg.method_string()};
     request_.set_target(std::string{msg.target()});
     request_.version = msg.version();
-    request_.headers.reserve(static_cast<std::size_t>(
-      std::distance(msg.begin(), msg.end())));
-    for (const auto& field : msg)
+    request_.headers.reserve(
+      static_cast<std::size_t>(std::distance(msg.begin(), msg.end())));
+    for (const auto& field : msg) {
       request_.headers.push_back(
         {std::string{field.name_string()}, std::string{field.value()}});
+    }
     request_.body = std::move(msg.body());
     request_.remote_address = remote_address_;
     request_.remote_port = remote_port_;
@@ -335,20 +339,21 @@ private:
 
   void dispatch_to_handler();
 
-  // -- answering ---------------------------------------------------------------
+  // -- answering --------------------------------------------------------------
 
   void on_reply(std::uint64_t seq, http_response r) {
-    if (seq != seq_ || state_ != state::handling)
+    if (seq != seq_ || state_ != state::handling) {
       return; // a stale answer, or the connection is gone
+    }
     deadline_.cancel();
     write_response(std::move(r), stop_requested_ ? false : keep_alive_);
   }
 
   void send_error(int status, std::string_view reason, std::string_view what,
                   const error_code& ec) {
-    core_->log(std::to_string(status) + " " + std::string{reason}
-               + " to " + remote_address_ + ":" + std::to_string(remote_port_)
-               + ": " + std::string{what} + " (" + ec.message() + ")");
+    core_->log(std::to_string(status) + " " + std::string{reason} + " to "
+               + remote_address_ + ":" + std::to_string(remote_port_) + ": "
+               + std::string{what} + " (" + ec.message() + ")");
     request_ = http_request{};
     head_ = false;
     linger_ = true;
@@ -361,18 +366,17 @@ private:
     response_ = {};
     response_.version(request_.version == 10 ? 10 : 11);
     if (r.status < 200 || r.status > 599) {
-      core_->log("handler answered with status "
-                 + std::to_string(r.status) + " for " + request_.target
-                 + ", sending 500");
+      core_->log("handler answered with status " + std::to_string(r.status)
+                 + " for " + request_.target + ", sending 500");
       r = http_response::text(500, "Internal Server Error\n");
     }
     response_.result(static_cast<unsigned>(r.status));
     if (!r.content_type.empty()) {
-      if (valid_header_value(r.content_type))
+      if (valid_header_value(r.content_type)) {
         response_.set(bhttp::field::content_type, r.content_type);
-      else
-        core_->log("dropped an invalid Content-Type for "
-                   + request_.target);
+      } else {
+        core_->log("dropped an invalid Content-Type for " + request_.target);
+      }
     }
     for (auto& h : r.headers) {
       if (!valid_header_name(h.name) || !valid_header_value(h.value)) {
@@ -382,19 +386,22 @@ private:
       // The server alone decides framing and the connection's fate.
       if (iequals(h.name, "content-length")
           || iequals(h.name, "transfer-encoding")
-          || iequals(h.name, "connection"))
+          || iequals(h.name, "connection")) {
         continue;
+      }
       response_.insert(h.name, h.value);
     }
     auto no_body = r.status == 204 || r.status == 304;
-    if (no_body)
+    if (no_body) {
       r.body.clear();
+    }
     auto length = r.body.size();
     if (head_) {
       // A HEAD answer carries the length of the body it does not send.
       response_.keep_alive(keep_alive_);
-      if (!no_body)
+      if (!no_body) {
         response_.content_length(length);
+      }
     } else {
       response_.body() = std::move(r.body);
       response_.keep_alive(keep_alive_);
@@ -428,7 +435,7 @@ private:
     read_request();
   }
 
-  // -- closing -----------------------------------------------------------------
+  // -- closing ----------------------------------------------------------------
 
   /// Half-closes, then reads and discards what the client still sends (the
   /// rest of an oversized request) for a while, so that closing with unread
@@ -442,20 +449,23 @@ private:
   }
 
   void drain() {
-    stream_.async_read_some(
-      net::buffer(scratch_),
-      [self = shared_from_this()](const error_code& ec, std::size_t n) {
-        self->lingered_ += n;
-        if (ec || self->lingered_ > linger_max_bytes)
-          self->close();
-        else
-          self->drain();
-      });
+    buffer_.clear(); // reuses its storage: no per-connection scratch space
+    stream_.async_read_some(buffer_.prepare(4096),
+                            [self = shared_from_this()](const error_code& ec,
+                                                        std::size_t n) {
+                              self->lingered_ += n;
+                              if (ec || self->lingered_ > linger_max_bytes) {
+                                self->close();
+                              } else {
+                                self->drain();
+                              }
+                            });
   }
 
   void close() {
-    if (closed_)
+    if (closed_) {
       return;
+    }
     closed_ = true;
     state_ = state::closed;
     parser_.reset();
@@ -473,7 +483,6 @@ private:
   bhttp::response<bhttp::string_body> response_;
   http_request request_;
   net::steady_timer deadline_;
-  std::array<char, 4096> scratch_{};
   std::string remote_address_;
   std::uint16_t remote_port_ = 0;
   std::uint64_t id_;
@@ -498,16 +507,22 @@ public:
   }
 
   ~session_slot() override {
-    if (!claim())
+    if (!claim()) {
       return;
-    std::optional<http_response> fallback;
-    {
-      std::lock_guard<std::mutex> guard{mutex_};
-      fallback = std::move(fallback_);
     }
-    if (!fallback)
-      fallback = http_response::text(500, "Internal Server Error\n");
-    session_->post_reply(seq_, std::move(*fallback));
+    try {
+      std::optional<http_response> fallback;
+      {
+        std::lock_guard<std::mutex> guard{mutex_};
+        fallback = std::move(fallback_);
+      }
+      if (!fallback) {
+        fallback = http_response::text(500, "Internal Server Error\n");
+      }
+      session_->post_reply(seq_, std::move(*fallback));
+    } catch (...) {
+      // Out of memory: the connection closes without an answer instead.
+    }
   }
 
   /// The deadline has passed: answer with the fallback unless answered.
@@ -517,8 +532,9 @@ public:
       std::lock_guard<std::mutex> guard{mutex_};
       fallback = fallback_;
     }
-    if (fallback)
+    if (fallback) {
       reply(std::move(*fallback));
+    }
   }
 
 protected:
@@ -547,16 +563,19 @@ void session::post_deadline(std::uint64_t seq, std::weak_ptr<session_slot> slot,
   core_->post_unless_stopped(
     stream_.get_executor(),
     [self = shared_from_this(), seq, slot = std::move(slot), after] {
-      if (seq != self->seq_ || self->state_ != state::handling)
+      if (seq != self->seq_ || self->state_ != state::handling) {
         return;
+      }
       // Re-arming cancels the earlier wait (its handler sees the abort).
       self->deadline_.expires_after(after);
       self->deadline_.async_wait([slot](const error_code& ec) {
-        if (ec)
+        if (ec) {
           return;
+        }
         // A slot already gone has answered for itself in its destructor.
-        if (auto s = slot.lock())
+        if (auto s = slot.lock()) {
           s->expire();
+        }
       });
     });
 }
@@ -567,11 +586,11 @@ void session::dispatch_to_handler() {
     core_->handler(request_, slot);
     return;
   } catch (const std::exception& e) {
-    core_->log("handler failed for " + request_.method + " "
-               + request_.target + ": " + e.what());
+    core_->log("handler failed for " + request_.method + " " + request_.target
+               + ": " + e.what());
   } catch (...) {
-    core_->log("handler failed for " + request_.method + " "
-               + request_.target + ": unknown exception");
+    core_->log("handler failed for " + request_.method + " " + request_.target
+               + ": unknown exception");
   }
   slot->reply(http_response::text(500, "Internal Server Error\n"));
 }
@@ -580,7 +599,7 @@ void session::dispatch_to_handler() {
 
 using http_detail::session;
 
-// -- core ----------------------------------------------------------------------
+// -- core ---------------------------------------------------------------------
 
 void http_detail::server_core::do_accept() {
   // Handlers capture `this`, not a shared_ptr: they live in `ioc`, which the
@@ -591,26 +610,30 @@ void http_detail::server_core::do_accept() {
                         });
 }
 
-void http_detail::server_core::on_accept(const error_code& ec, tcp::socket socket) {
-  if (ec == net::error::operation_aborted || !acceptor.is_open())
+void http_detail::server_core::on_accept(const error_code& ec,
+                                         tcp::socket socket) {
+  if (ec == net::error::operation_aborted || !acceptor.is_open()) {
     return;
+  }
   if (ec) {
     log("accept failed: " + ec.message());
     accept_retry.expires_after(accept_retry_delay);
     accept_retry.async_wait([this](const error_code& ec) {
-      if (!ec && acceptor.is_open())
+      if (!ec && acceptor.is_open()) {
         do_accept();
+      }
     });
     return;
   }
   std::shared_ptr<session> s;
-  bool refused = false;
+  std::optional<tcp::socket> refused;
   {
     std::lock_guard<std::mutex> guard{mutex};
-    if (stopping)
+    if (stopping) {
       return; // `socket` closes as it goes out of scope
+    }
     if (open.load() >= options.limits.max_connections) {
-      refused = true;
+      refused.emplace(std::move(socket));
     } else {
       auto id = next_session_id++;
       ++open;
@@ -620,10 +643,9 @@ void http_detail::server_core::on_accept(const error_code& ec, tcp::socket socke
   }
   if (refused) {
     log("refused a connection: "
-        + std::to_string(options.limits.max_connections)
-        + " connections open");
+        + std::to_string(options.limits.max_connections) + " connections open");
     error_code ignored;
-    socket.close(ignored);
+    refused->close(ignored);
   } else {
     s->start();
   }
@@ -632,27 +654,35 @@ void http_detail::server_core::on_accept(const error_code& ec, tcp::socket socke
 
 void http_detail::server_core::on_session_closed(std::uint64_t id) {
   std::lock_guard<std::mutex> guard{mutex};
-  if (sessions.erase(id) == 0)
+  if (sessions.erase(id) == 0) {
     return;
-  if (--open == 0)
+  }
+  if (--open == 0) {
     all_closed.notify_all();
+  }
 }
 
-// -- http_server -----------------------------------------------------------------
+// -- http_server --------------------------------------------------------------
 
 http_server::http_server(http_server_options options, http_handler handler)
-  : core_(std::make_shared<http_detail::server_core>(std::move(options), std::move(handler))) {
+  : core_(std::make_shared<http_detail::server_core>(std::move(options),
+                                                     std::move(handler))) {
   // nop
 }
 
 http_server::~http_server() {
-  stop();
+  try {
+    stop();
+  } catch (...) {
+    // Only std::system_error from joining could land here; nothing to do.
+  }
 }
 
 std::optional<std::string> http_server::start() {
   auto& c = *core_;
-  if (c.started)
+  if (c.started) {
     return "http: already started";
+  }
   c.started = true;
   const auto& host = c.options.host;
   auto where = host + ":" + std::to_string(c.options.port);
@@ -665,9 +695,10 @@ std::optional<std::string> http_server::start() {
     tcp::resolver resolver{c.ioc};
     auto results = resolver.resolve(host, std::to_string(c.options.port),
                                     tcp::resolver::passive, ec);
-    if (ec || results.empty())
+    if (ec || results.empty()) {
       return "http: cannot resolve host '" + host
              + "': " + (ec ? ec.message() : std::string{"no address"});
+    }
     endpoint = results.begin()->endpoint();
   }
   auto fail = [&](const char* step) -> std::optional<std::string> {
@@ -676,19 +707,24 @@ std::optional<std::string> http_server::start() {
     return "http: cannot listen on " + where + ": " + step + ": "
            + ec.message();
   };
-  if (c.acceptor.open(endpoint.protocol(), ec); ec)
+  if (c.acceptor.open(endpoint.protocol(), ec); ec) {
     return fail("open");
-  if (c.acceptor.set_option(net::socket_base::reuse_address{true}, ec); ec)
+  }
+  if (c.acceptor.set_option(net::socket_base::reuse_address{true}, ec); ec) {
     return fail("SO_REUSEADDR");
-  if (c.acceptor.bind(endpoint, ec); ec)
+  }
+  if (c.acceptor.bind(endpoint, ec); ec) {
     return fail("bind");
-  if (c.acceptor.listen(net::socket_base::max_listen_connections, ec); ec)
+  }
+  if (c.acceptor.listen(net::socket_base::max_listen_connections, ec); ec) {
     return fail("listen");
+  }
   c.bound_port = c.acceptor.local_endpoint(ec).port();
   c.work.emplace(net::make_work_guard(c.ioc));
   net::post(c.acceptor_strand, [&c] { c.do_accept(); });
-  for (std::size_t i = 0; i < c.options.threads; ++i)
+  for (std::size_t i = 0; i < c.options.threads; ++i) {
     c.threads.emplace_back([&c] { c.ioc.run(); });
+  }
   return std::nullopt;
 }
 
@@ -702,14 +738,17 @@ std::size_t http_server::connections() const noexcept {
 
 void http_server::stop(std::chrono::milliseconds grace) {
   auto& c = *core_;
-  if (c.threads.empty())
+  if (c.threads.empty()) {
     return; // never started, or stopped already
+  }
   auto snapshot = [&c] {
     std::vector<std::shared_ptr<session>> result;
     std::lock_guard<std::mutex> guard{c.mutex};
-    for (auto& [id, weak] : c.sessions)
-      if (auto s = weak.lock())
+    for (auto& [id, weak] : c.sessions) {
+      if (auto s = weak.lock()) {
         result.push_back(std::move(s));
+      }
+    }
     return result;
   };
   {
@@ -721,22 +760,25 @@ void http_server::stop(std::chrono::milliseconds grace) {
     c.acceptor.close(ignored);
     c.accept_retry.cancel();
   });
-  for (auto& s : snapshot())
+  for (auto& s : snapshot()) {
     s->post_stop();
+  }
   {
     std::unique_lock<std::mutex> guard{c.mutex};
     c.all_closed.wait_for(guard, grace, [&c] { return c.open.load() == 0; });
   }
-  for (auto& s : snapshot())
+  for (auto& s : snapshot()) {
     s->post_close();
+  }
   {
     std::lock_guard<std::mutex> guard{c.mutex};
     c.stopped = true;
   }
   // Everything is closed or closing, so the io threads run out of work.
   c.work.reset();
-  for (auto& t : c.threads)
+  for (auto& t : c.threads) {
     t.join();
+  }
   c.threads.clear();
 }
 

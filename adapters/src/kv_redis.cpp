@@ -2,14 +2,15 @@
 
 #include <hiredis/hiredis.h>
 #include <openssl/evp.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 
+#include <array>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
 #include <ctime>
-#include <pthread.h>
-#include <sys/socket.h>
-#include <sys/time.h>
 #include <utility>
 #include <vector>
 
@@ -20,12 +21,15 @@ namespace ringback::adapters {
 namespace {
 
 int hex_value(char c) {
-  if (c >= '0' && c <= '9')
+  if (c >= '0' && c <= '9') {
     return c - '0';
-  if (c >= 'a' && c <= 'f')
+  }
+  if (c >= 'a' && c <= 'f') {
     return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
+  }
+  if (c >= 'A' && c <= 'F') {
     return c - 'A' + 10;
+  }
   return -1;
 }
 
@@ -37,12 +41,14 @@ std::optional<std::string> percent_decode(std::string_view x) {
       out += x[i];
       continue;
     }
-    if (i + 2 >= x.size())
+    if (i + 2 >= x.size()) {
       return std::nullopt;
+    }
     auto hi = hex_value(x[i + 1]);
     auto lo = hex_value(x[i + 2]);
-    if (hi < 0 || lo < 0)
+    if (hi < 0 || lo < 0) {
       return std::nullopt;
+    }
     out += static_cast<char>(hi * 16 + lo);
     i += 2;
   }
@@ -50,17 +56,21 @@ std::optional<std::string> percent_decode(std::string_view x) {
 }
 
 bool all_digits(std::string_view x) {
-  if (x.empty())
+  if (x.empty()) {
     return false;
-  for (auto c : x)
-    if (c < '0' || c > '9')
+  }
+  for (auto c : x) {
+    if (c < '0' || c > '9') {
       return false;
+    }
+  }
   return true;
 }
 
 std::optional<redis_url> fail(std::string* error, std::string message) {
-  if (error != nullptr)
+  if (error != nullptr) {
     *error = std::move(message);
+  }
   return std::nullopt;
 }
 
@@ -70,14 +80,16 @@ std::string redis_url::display() const {
   std::string out = "redis://";
   if (!username.empty() || !password.empty()) {
     out += username;
-    if (!password.empty())
+    if (!password.empty()) {
       out += ":***";
+    }
     out += '@';
   }
-  if (host.find(':') != std::string::npos)
+  if (host.find(':') != std::string::npos) {
     out += '[' + host + ']';
-  else
+  } else {
     out += host;
+  }
   out += ':';
   out += std::to_string(port);
   out += '/';
@@ -88,14 +100,17 @@ std::string redis_url::display() const {
 std::optional<redis_url> parse_redis_url(std::string_view url,
                                          std::string* error) {
   constexpr std::string_view scheme = "redis://";
-  if (url.substr(0, 9) == "rediss://")
+  if (url.substr(0, 9) == "rediss://") {
     return fail(error, "TLS (rediss://) is not supported");
-  if (url.substr(0, scheme.size()) != scheme)
+  }
+  if (url.substr(0, scheme.size()) != scheme) {
     return fail(error, "expected redis://");
+  }
   auto rest = url.substr(scheme.size());
-  if (auto q = rest.find_first_of("?#"); q != std::string_view::npos)
+  if (auto q = rest.find_first_of("?#"); q != std::string_view::npos) {
     return fail(error, "unexpected query or fragment '"
                          + std::string{rest.substr(q)} + "'");
+  }
   auto slash = rest.find('/');
   auto authority = rest.substr(0, slash);
   auto path = slash == std::string_view::npos ? std::string_view{}
@@ -106,53 +121,63 @@ std::optional<redis_url> parse_redis_url(std::string_view url,
     authority = authority.substr(at + 1);
     auto colon = userinfo.find(':');
     auto user = percent_decode(userinfo.substr(0, colon));
-    if (!user)
+    if (!user) {
       return fail(error, "bad percent-encoding in the user name");
+    }
     result.username = std::move(*user);
     if (colon != std::string_view::npos) {
       auto pass = percent_decode(userinfo.substr(colon + 1));
-      if (!pass)
+      if (!pass) {
         return fail(error, "bad percent-encoding in the password");
+      }
       result.password = std::move(*pass);
     }
-    if (!result.username.empty() && result.password.empty())
+    if (!result.username.empty() && result.password.empty()) {
       return fail(error, "a user name needs a password");
+    }
   }
   std::string_view port;
   if (!authority.empty() && authority.front() == '[') {
     auto close = authority.find(']');
-    if (close == std::string_view::npos)
+    if (close == std::string_view::npos) {
       return fail(error, "missing ']' after the IPv6 host");
+    }
     result.host = std::string{authority.substr(1, close - 1)};
     auto after = authority.substr(close + 1);
     if (!after.empty()) {
-      if (after.front() != ':')
-        return fail(error, "unexpected '" + std::string{after}
-                             + "' after the host");
+      if (after.front() != ':') {
+        return fail(error,
+                    "unexpected '" + std::string{after} + "' after the host");
+      }
       port = after.substr(1);
-      if (port.empty())
+      if (port.empty()) {
         return fail(error, "bad port ''");
+      }
     }
   } else {
     auto colon = authority.find(':');
     result.host = std::string{authority.substr(0, colon)};
     if (colon != std::string_view::npos) {
       port = authority.substr(colon + 1);
-      if (port.empty())
+      if (port.empty()) {
         return fail(error, "bad port ''");
+      }
     }
   }
-  if (result.host.empty())
+  if (result.host.empty()) {
     return fail(error, "missing host");
+  }
   if (!port.empty()) {
     if (!all_digits(port) || port.size() > 5 || std::stoi(std::string{port}) < 1
-        || std::stoi(std::string{port}) > 65535)
+        || std::stoi(std::string{port}) > 65535) {
       return fail(error, "bad port '" + std::string{port} + "'");
+    }
     result.port = static_cast<std::uint16_t>(std::stoi(std::string{port}));
   }
   if (!path.empty()) {
-    if (!all_digits(path) || path.size() > 5)
+    if (!all_digits(path) || path.size() > 5) {
       return fail(error, "bad db '" + std::string{path} + "'");
+    }
     result.db = std::stoi(std::string{path});
   }
   return result;
@@ -217,8 +242,9 @@ private:
 };
 
 timeval to_timeval(std::chrono::milliseconds x) {
-  if (x.count() <= 0)
+  if (x.count() <= 0) {
     x = std::chrono::milliseconds{1};
+  }
   timeval tv{};
   tv.tv_sec = static_cast<time_t>(x.count() / 1000);
   tv.tv_usec = static_cast<suseconds_t>((x.count() % 1000) * 1000);
@@ -229,8 +255,9 @@ timeval to_timeval(std::chrono::milliseconds x) {
 std::string command_name(std::initializer_list<std::string_view> argv) {
   auto i = argv.begin();
   std::string out{*i};
-  if ((out == "CLIENT" || out == "SCRIPT") && argv.size() > 1)
+  if ((out == "CLIENT" || out == "SCRIPT") && argv.size() > 1) {
     out += ' ' + std::string{*(i + 1)};
+  }
   return out;
 }
 
@@ -247,11 +274,11 @@ constexpr std::string_view claim_script
 /// SHA1 of the claim script in hex, as EVALSHA wants it.
 const std::string& claim_script_sha() {
   static const std::string sha = [] {
-    unsigned char digest[EVP_MAX_MD_SIZE];
+    std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
     unsigned int len = 0;
-    EVP_Digest(claim_script.data(), claim_script.size(), digest, &len,
+    EVP_Digest(claim_script.data(), claim_script.size(), digest.data(), &len,
                EVP_sha1(), nullptr);
-    static constexpr char hex[] = "0123456789abcdef";
+    constexpr std::string_view hex = "0123456789abcdef";
     std::string out;
     for (unsigned int i = 0; i < len; ++i) {
       out += hex[digest[i] >> 4];
@@ -263,10 +290,11 @@ const std::string& claim_script_sha() {
 }
 
 std::string ttl_argument(const char* command, std::chrono::milliseconds ttl) {
-  if (ttl.count() <= 0)
+  if (ttl.count() <= 0) {
     throw engine::port_error(std::string{"redis "} + command
                              + ": ttl must be positive, got "
                              + std::to_string(ttl.count()) + " ms");
+  }
   return std::to_string(ttl.count());
 }
 
@@ -310,33 +338,40 @@ redis_kv::~redis_kv() = default;
 void redis_kv::connect() {
   context_.reset();
   auto where = url_.host + ':' + std::to_string(url_.port);
-  context_ptr ctx{redisConnectWithTimeout(url_.host.c_str(), url_.port,
-                                          to_timeval(options_.connect_timeout))};
-  if (!ctx)
+  context_ptr ctx{redisConnectWithTimeout(
+    url_.host.c_str(), url_.port, to_timeval(options_.connect_timeout))};
+  if (!ctx) {
     throw io_failure("redis connect " + where + ": out of memory");
+  }
   if (ctx->err != 0) {
     std::string why = ctx->errstr;
-    if (ctx->err == REDIS_ERR_IO && (errno == EINPROGRESS || errno == EAGAIN))
+    if (ctx->err == REDIS_ERR_IO
+        && (errno == ETIMEDOUT || errno == EINPROGRESS || errno == EAGAIN)) {
       why += " (connect timeout "
              + std::to_string(options_.connect_timeout.count()) + " ms)";
+    }
     throw io_failure("redis connect " + where + ": " + why);
   }
   if (redisSetTimeout(ctx.get(), to_timeval(options_.command_timeout))
-      != REDIS_OK)
+      != REDIS_OK) {
     throw io_failure("redis connect " + where + ": cannot set timeouts");
+  }
   redisEnableKeepAlive(ctx.get());
   context_ = std::move(ctx);
   try {
     if (!url_.password.empty()) {
-      if (url_.username.empty())
+      if (url_.username.empty()) {
         command({"AUTH", url_.password});
-      else
+      } else {
         command({"AUTH", url_.username, url_.password});
+      }
     }
-    if (!options_.client_name.empty())
+    if (!options_.client_name.empty()) {
       command({"CLIENT", "SETNAME", options_.client_name});
-    if (url_.db != 0)
+    }
+    if (url_.db != 0) {
       command({"SELECT", std::to_string(url_.db)});
+    }
   } catch (...) {
     context_.reset();
     throw;
@@ -344,12 +379,14 @@ void redis_kv::connect() {
 }
 
 void redis_kv::drop_if_dead() noexcept {
-  if (!context_)
+  if (!context_) {
     return;
+  }
   char byte = 0;
   auto n = ::recv(context_->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
     return; // idle and healthy
+  }
   // 0: the server closed it; < 0: reset; > 0: bytes nobody asked for, so the
   // protocol is out of step. In each case a fresh connection is the cure.
   context_.reset();
@@ -370,18 +407,19 @@ redis_kv::command(std::initializer_list<std::string_view> argv) {
   {
     sigpipe_guard guard;
     errno = 0;
-    raw = static_cast<redisReply*>(redisCommandArgv(
-      context_.get(), static_cast<int>(args.size()), args.data(),
-      lengths.data()));
+    raw = static_cast<redisReply*>(
+      redisCommandArgv(context_.get(), static_cast<int>(args.size()),
+                       args.data(), lengths.data()));
     saved_errno = errno;
   }
   if (raw == nullptr) {
     std::string why = context_->errstr[0] != '\0' ? context_->errstr
                                                   : "connection lost";
     if (context_->err == REDIS_ERR_IO
-        && (saved_errno == EAGAIN || saved_errno == EWOULDBLOCK))
+        && (saved_errno == EAGAIN || saved_errno == EWOULDBLOCK)) {
       why += " (command timeout "
              + std::to_string(options_.command_timeout.count()) + " ms)";
+    }
     context_.reset();
     throw io_failure("redis " + command_name(argv) + ": " + why);
   }
@@ -399,14 +437,16 @@ auto redis_kv::idempotent(F fn) -> decltype(fn()) {
   drop_if_dead();
   bool was_connected = context_ != nullptr;
   try {
-    if (!context_)
+    if (!context_) {
       connect();
+    }
     return fn();
   } catch (const io_failure&) {
     // A connection that looked fine may have died just now; a fresh one
     // tells a broken link from a server that is really down.
-    if (!was_connected)
+    if (!was_connected) {
       throw;
+    }
   }
   connect();
   return fn();
@@ -416,13 +456,16 @@ bool redis_kv::set_if_absent(std::string_view key, std::string_view value,
                              std::chrono::milliseconds ttl) {
   auto ttl_ms = ttl_argument("SET", ttl);
   drop_if_dead();
-  if (!context_)
+  if (!context_) {
     connect();
+  }
   auto r = command({"SET", key, value, "NX", "PX", ttl_ms});
-  if (r.is_status("OK"))
+  if (r.is_status("OK")) {
     return true;
-  if (r->type == REDIS_REPLY_NIL)
+  }
+  if (r->type == REDIS_REPLY_NIL) {
     return false;
+  }
   throw engine::port_error("redis SET: unexpected reply type "
                            + std::to_string(r->type));
 }
@@ -433,8 +476,9 @@ redis_kv::reply redis_kv::run_claim_script(std::string_view key,
   try {
     return command({"EVALSHA", claim_script_sha(), "1", key, owner, ttl_ms});
   } catch (const error_reply& e) {
-    if (e.text.rfind("NOSCRIPT", 0) != 0)
+    if (e.text.rfind("NOSCRIPT", 0) != 0) {
       throw;
+    }
   }
   // The server has not seen the script yet (or flushed it): EVAL caches it.
   return command({"EVAL", claim_script, "1", key, owner, ttl_ms});
@@ -445,9 +489,10 @@ bool redis_kv::claim(std::string_view key, std::string_view owner,
   auto ttl_ms = ttl_argument("EVALSHA", ttl);
   return idempotent([&] {
     auto r = run_claim_script(key, owner, ttl_ms);
-    if (r->type != REDIS_REPLY_INTEGER)
+    if (r->type != REDIS_REPLY_INTEGER) {
       throw engine::port_error("redis EVALSHA: unexpected reply type "
                                + std::to_string(r->type));
+    }
     return r->integer == 1;
   });
 }

@@ -70,7 +70,8 @@ TEST(recording_reply_slot, the_first_reply_wins) {
   EXPECT_EQ(slot->response()->body, "first");
 }
 
-TEST(recording_reply_slot, a_deadline_answers_with_its_fallback_unless_answered) {
+TEST(recording_reply_slot,
+     a_deadline_answers_with_its_fallback_unless_answered) {
   auto slot = std::make_shared<recording_reply_slot>();
   EXPECT_FALSE(slot->expire_deadline()); // no deadline yet
   slot->set_deadline(100ms, http_response::text(200, "fallback-1"));

@@ -8,6 +8,7 @@
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
+
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -206,7 +207,8 @@ protected:
       std::lock_guard<std::mutex> guard{log_mutex_};
       log_.emplace_back(line);
     };
-    server_ = std::make_unique<http_server>(std::move(opts), std::move(handler));
+    server_ = std::make_unique<http_server>(std::move(opts),
+                                            std::move(handler));
     auto error = server_->start();
     ASSERT_FALSE(error) << *error;
     ASSERT_NE(server_->port(), 0);
@@ -344,10 +346,9 @@ TEST_F(http_server_test, answers_pipelined_requests_one_at_a_time_in_order) {
     EXPECT_EQ(res->body(), path);
   }
   std::lock_guard<std::mutex> guard{mutex};
-  EXPECT_EQ(events,
-            (std::vector<std::string>{"handle /slow", "reply /slow",
-                                      "handle /fast", "reply /fast",
-                                      "handle /last", "reply /last"}));
+  EXPECT_EQ(events, (std::vector<std::string>{"handle /slow", "reply /slow",
+                                              "handle /fast", "reply /fast",
+                                              "handle /last", "reply /last"}));
 }
 
 TEST_F(http_server_test, reads_chunked_bodies) {
@@ -357,8 +358,9 @@ TEST_F(http_server_test, reads_chunked_bodies) {
     slot->reply(http_response::text(200, "ok"));
   });
   auto c = connect();
-  ASSERT_FALSE(c->send("POST /c HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: "
-                       "chunked\r\n\r\n5\r\nHello\r\n6\r\n world\r\n0\r\n\r\n"));
+  ASSERT_FALSE(
+    c->send("POST /c HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: "
+            "chunked\r\n\r\n5\r\nHello\r\n6\r\n world\r\n0\r\n\r\n"));
   auto res = c->read();
   ASSERT_TRUE(res);
   EXPECT_EQ(res->result_int(), 200u);
@@ -446,7 +448,8 @@ TEST_F(http_server_test, a_huge_header_gets_431_and_a_close) {
     slot->reply(http_response::text(200, "ok"));
   });
   auto c = connect();
-  ASSERT_FALSE(c->send(get("/h", "X-Big: " + std::string(16 * 1024, 'a') + "\r\n")));
+  ASSERT_FALSE(
+    c->send(get("/h", "X-Big: " + std::string(16 * 1024, 'a') + "\r\n")));
   auto res = c->read();
   ASSERT_TRUE(res);
   EXPECT_EQ(res->result_int(), 431u);
@@ -477,8 +480,12 @@ TEST_F(http_server_test, a_garbage_request_line_gets_400_and_a_close) {
 TEST_F(http_server_test, malformed_requests_of_the_seed_corpus_get_400) {
   start(echo_path);
   const std::vector<std::string> corpus = {
+    "GET / HTTP/2.0\r\nHost: t\r\n\r\n",
+    "GET / HTTP/0.9\r\nHost: t\r\n\r\n",
+    "GET / XTTP/1.1\r\nHost: t\r\n\r\n",
     "GET / HTTP/1.1\r\nHost: t\r\nContent-Length: abc\r\n\r\n",
-    "GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nx",
+    "GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nContent-Length: "
+    "2\r\n\r\nx",
     "GET / HTTP/1.1\r\nno colon here\r\n\r\n",
     "GET / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\n",
     std::string{"\0\1\2\3\r\n\r\n", 8},
@@ -503,26 +510,14 @@ TEST_F(http_server_test, malformed_requests_of_the_seed_corpus_get_400) {
   EXPECT_EQ(res->body(), "/alive");
 }
 
-TEST_F(http_server_test, a_version_other_than_1_x_gets_505_and_a_close) {
-  start(echo_path);
-  for (auto version : {"HTTP/2.0", "HTTP/9.9", "HTTP/0.9"}) {
-    auto c = connect();
-    ASSERT_FALSE(c->send("GET / " + std::string{version} + "\r\nHost: t\r\n\r\n"));
-    auto res = c->read();
-    ASSERT_TRUE(res) << version;
-    EXPECT_EQ(res->result_int(), 505u) << version;
-    EXPECT_EQ(res->body(), "HTTP Version Not Supported\n");
-    EXPECT_TRUE(c->closed_by_peer()) << version;
-  }
-}
-
 TEST_F(http_server_test, random_and_mutated_input_never_takes_it_down) {
   http_limits limits;
   limits.read_timeout = 300ms;
   limits.idle_timeout = 300ms;
   start(echo_path, limits);
   std::mt19937 rng{20261121}; // fixed seed: the same inputs every run
-  const auto valid = post("/webhooks/twilio/sms", "From=%2B15550001111&Body=hi");
+  const auto valid = post("/webhooks/twilio/sms",
+                          "From=%2B15550001111&Body=hi");
   std::vector<std::string> inputs;
   for (int i = 0; i < 60; ++i) {
     std::string noise(1 + rng() % 300, '\0');
@@ -549,11 +544,11 @@ TEST_F(http_server_test, random_and_mutated_input_never_takes_it_down) {
     // it; otherwise a timeout does).
     while (auto res = clients[i]->read()) {
       EXPECT_TRUE(res->result_int() == 200 || res->result_int() == 400
-                  || res->result_int() == 413 || res->result_int() == 431
-                  || res->result_int() == 505)
+                  || res->result_int() == 413 || res->result_int() == 431)
         << res->result_int() << " for " << testing::PrintToString(inputs[i]);
     }
-    EXPECT_TRUE(clients[i]->closed_by_peer()) << testing::PrintToString(inputs[i]);
+    EXPECT_TRUE(clients[i]->closed_by_peer())
+      << testing::PrintToString(inputs[i]);
   }
   auto c = connect();
   ASSERT_FALSE(c->send(get("/alive")));
@@ -562,7 +557,8 @@ TEST_F(http_server_test, random_and_mutated_input_never_takes_it_down) {
   EXPECT_EQ(res->body(), "/alive");
 }
 
-TEST_F(http_server_test, a_request_that_stalls_is_closed_after_the_read_timeout) {
+TEST_F(http_server_test,
+       a_request_that_stalls_is_closed_after_the_read_timeout) {
   std::atomic<int> calls{0};
   http_limits limits;
   limits.read_timeout = 200ms;
@@ -810,7 +806,8 @@ TEST_F(http_server_test, a_client_gone_before_the_reply_harms_nothing) {
 
 // -- life cycle ---------------------------------------------------------------
 
-TEST_F(http_server_test, stop_lets_answers_in_flight_finish_and_closes_the_rest) {
+TEST_F(http_server_test,
+       stop_lets_answers_in_flight_finish_and_closes_the_rest) {
   start([&](const http_request& req, std::shared_ptr<reply_slot> slot) {
     if (req.path == "/idle") {
       slot->reply(http_response::text(200, "idle"));

@@ -19,6 +19,8 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
 #include <memory>
@@ -26,7 +28,6 @@
 #include <random>
 #include <string>
 #include <thread>
-#include <unistd.h>
 #include <vector>
 
 namespace ringback::kv_conformance {
@@ -185,7 +186,8 @@ TYPED_TEST_P(kv_conformance, claim_by_its_owner_refreshes_the_ttl) {
   // Set after the claim with the same TTL, so it expires no earlier.
   ASSERT_TRUE(kv->set_if_absent(sentinel, "1", 100ms));
   ASSERT_TRUE(kv->claim(k, "node-a", 60s));
-  ASSERT_TRUE(eventually([&] { return kv->set_if_absent(sentinel, "1", 60s); }));
+  ASSERT_TRUE(
+    eventually([&] { return kv->set_if_absent(sentinel, "1", 60s); }));
   // The first TTL has run out, but the refresh holds the claim.
   EXPECT_FALSE(kv->claim(k, "node-b", 60s));
 }
@@ -242,17 +244,14 @@ TYPED_TEST_P(kv_conformance, racing_set_if_absent_has_exactly_one_winner) {
   }
 }
 
-REGISTER_TYPED_TEST_SUITE_P(kv_conformance, ping_answers,
-                            set_if_absent_is_true_only_the_first_time,
-                            instances_of_one_factory_share_keys,
-                            set_if_absent_key_expires_after_its_ttl,
-                            claim_by_the_same_owner_twice_is_true,
-                            claim_by_another_owner_is_false,
-                            after_expiry_another_owner_wins_the_claim,
-                            claim_by_its_owner_refreshes_the_ttl,
-                            keys_values_and_owners_are_binary_safe,
-                            a_ttl_that_is_not_positive_is_a_port_error,
-                            racing_claims_have_exactly_one_winner,
-                            racing_set_if_absent_has_exactly_one_winner);
+REGISTER_TYPED_TEST_SUITE_P(
+  kv_conformance, ping_answers, set_if_absent_is_true_only_the_first_time,
+  instances_of_one_factory_share_keys, set_if_absent_key_expires_after_its_ttl,
+  claim_by_the_same_owner_twice_is_true, claim_by_another_owner_is_false,
+  after_expiry_another_owner_wins_the_claim,
+  claim_by_its_owner_refreshes_the_ttl, keys_values_and_owners_are_binary_safe,
+  a_ttl_that_is_not_positive_is_a_port_error,
+  racing_claims_have_exactly_one_winner,
+  racing_set_if_absent_has_exactly_one_winner);
 
 } // namespace ringback::kv_conformance

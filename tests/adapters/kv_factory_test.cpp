@@ -80,7 +80,8 @@ TEST(kv_factory, rejects_malformed_redis_urls_and_masks_passwords) {
             "invalid kv URL 'redis://:***@h:99999/0': bad port '99999'");
   EXPECT_EQ(factory_error("redis://u:hunter2@h:1/db"),
             "invalid kv URL 'redis://u:***@h:1/db': bad db 'db'");
-  EXPECT_EQ(factory_error("redis://"), "invalid kv URL 'redis://': missing host");
+  EXPECT_EQ(factory_error("redis://"),
+            "invalid kv URL 'redis://': missing host");
 }
 
 TEST(redis_url, parses_every_part) {
@@ -135,10 +136,12 @@ TEST(redis_url, explains_what_is_wrong) {
   EXPECT_EQ(parse_error("redis://h:6379/0/1"), "bad db '0/1'");
   EXPECT_EQ(parse_error("redis://h:6379/0?timeout=1"),
             "unexpected query or fragment '?timeout=1'");
-  EXPECT_EQ(parse_error("redis://[::1:6379/0"), "missing ']' after the IPv6 host");
+  EXPECT_EQ(parse_error("redis://[::1:6379/0"),
+            "missing ']' after the IPv6 host");
   EXPECT_EQ(parse_error("redis://[::1]x/0"), "unexpected 'x' after the host");
   EXPECT_EQ(parse_error("redis://alice@h/0"), "a user name needs a password");
-  EXPECT_EQ(parse_error("redis://:p%4@h/0"), "bad percent-encoding in the password");
+  EXPECT_EQ(parse_error("redis://:p%4@h/0"),
+            "bad percent-encoding in the password");
   EXPECT_EQ(parse_error("redis://:p%zz@h/0"),
             "bad percent-encoding in the password");
 }

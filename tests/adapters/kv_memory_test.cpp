@@ -1,10 +1,8 @@
 #include "ringback/adapters/kv/memory_kv.hpp"
 
-#include "kv_conformance_test.hpp"
-
-#include "ringback/adapters/kv/kv_factory.hpp"
-
 #include <gtest/gtest.h>
+
+#include "kv_conformance_test.hpp"
 
 #include <atomic>
 #include <chrono>

@@ -3,15 +3,17 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/write.hpp>
+
 #include <gtest/gtest.h>
+
 #include <openssl/evp.h>
+#include <sys/socket.h>
 
 #include <atomic>
 #include <chrono>
-#include <map>
-#include <sys/socket.h>
 #include <functional>
 #include <future>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -116,7 +118,8 @@ public:
   }
 
   redis_url url(std::string tail = "/0") const {
-    return *parse_redis_url("redis://127.0.0.1:" + std::to_string(port_) + tail);
+    return *parse_redis_url("redis://127.0.0.1:" + std::to_string(port_)
+                            + tail);
   }
 
   /// Every command received, with its connection number.
@@ -343,7 +346,8 @@ TEST(redis_kv_fake, a_closed_port_is_a_port_error_naming_connect) {
   EXPECT_FALSE(kv.connected());
 }
 
-TEST(redis_kv_fake, a_connection_lost_mid_command_fails_and_the_next_call_reconnects) {
+TEST(redis_kv_fake,
+     a_connection_lost_mid_command_fails_and_the_next_call_reconnects) {
   fake_redis fake{[](int n, const argv_type& a) {
     if (n == 1 && a[0] == "SET")
       return action::hang_up();
@@ -383,7 +387,8 @@ TEST(redis_kv_fake, a_failure_on_a_fresh_connection_is_not_retried) {
   EXPECT_EQ(fake.connections(), 1);
 }
 
-TEST(redis_kv_fake, a_connection_the_server_closed_while_idle_is_replaced_silently) {
+TEST(redis_kv_fake,
+     a_connection_the_server_closed_while_idle_is_replaced_silently) {
   fake_redis fake{[](int n, const argv_type& a) {
     if (n == 1 && a[0] == "PING") // answer, then close (idle timeout, restart)
       return action{action::send_then_close, "+PONG\r\n"};
@@ -404,7 +409,8 @@ TEST(redis_kv_fake, a_connection_the_server_closed_while_idle_is_replaced_silent
   }
 }
 
-TEST(redis_kv_fake, a_command_timeout_is_a_port_error_and_the_next_call_reconnects) {
+TEST(redis_kv_fake,
+     a_command_timeout_is_a_port_error_and_the_next_call_reconnects) {
   fake_redis fake{[](int n, const argv_type& a) {
     if (n == 1 && a[0] == "SET")
       return action::never_answer();
@@ -425,7 +431,8 @@ TEST(redis_kv_fake, a_command_timeout_is_a_port_error_and_the_next_call_reconnec
 TEST(redis_kv_fake, claim_falls_back_to_eval_on_noscript) {
   fake_redis fake{[](int, const argv_type& a) {
     if (a[0] == "EVALSHA")
-      return action::answer("-NOSCRIPT No matching script. Please use EVAL.\r\n");
+      return action::answer(
+        "-NOSCRIPT No matching script. Please use EVAL.\r\n");
     if (a[0] == "EVAL")
       return action::answer(":0\r\n");
     return healthy(a);

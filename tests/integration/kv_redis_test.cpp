@@ -1,11 +1,10 @@
 #include "ringback/adapters/kv/redis_kv.hpp"
 
-#include "../adapters/kv_conformance_test.hpp"
-
-#include "ringback/adapters/kv/kv_factory.hpp"
-
 #include <gtest/gtest.h>
+
+#include "../adapters/kv_conformance_test.hpp"
 #include <hiredis/hiredis.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -14,7 +13,6 @@
 #include <random>
 #include <sstream>
 #include <stdexcept>
-#include <unistd.h>
 #include <string>
 #include <vector>
 

@@ -22,9 +22,9 @@ struct server_core;
 /// or a close behind it, never a crash.
 struct http_limits {
   /// Larger bodies (by Content-Length, or as chunks arrive) get 413.
-  std::size_t max_body_bytes = 64 * 1024;
+  std::size_t max_body_bytes = std::size_t{64} * 1024;
   /// Request line plus header fields; larger gets 431.
-  std::size_t max_header_bytes = 8 * 1024;
+  std::size_t max_header_bytes = std::size_t{8} * 1024;
   /// Header and body of one request must arrive within this, counted from
   /// the request's first byte; else the connection is closed.
   std::chrono::milliseconds read_timeout{10'000};
@@ -60,8 +60,12 @@ using http_handler
 /// The HTTP/1.1 ingress (Boost.Beast on Asio).
 ///
 /// Keep-alive and pipelining-safe: a connection's requests are read and
-/// answered one at a time, in order. Malformed requests get 400, oversized
-/// ones 413 or 431, each followed by a close. `reply_slot`s may be answered
+/// answered one at a time, in order. Malformed requests (HTTP versions
+/// other than 1.0 and 1.1 included) get 400, oversized ones 413 or 431,
+/// each followed by a close; a request that stalls, or a keep-alive
+/// connection left idle, is closed after its timeout. `Expect:
+/// 100-continue` is honoured; HEAD answers carry the length of the body
+/// they omit. `reply_slot`s may be answered
 /// from any thread: the write is posted onto the connection's strand.
 ///
 /// `start()` and `stop()` are called from the owning thread, never from a
@@ -77,7 +81,7 @@ public:
   http_server& operator=(const http_server&) = delete;
 
   /// Binds, listens and starts the io threads, then returns. Returns a
-  /// message such as `http: cannot listen on 127.0.0.1:80: Permission
+  /// message such as `http: cannot listen on 127.0.0.1:80: bind: Permission
   /// denied` on failure (nothing left running); nullopt on success. A
   /// server starts at most once.
   [[nodiscard]] std::optional<std::string> start();

@@ -57,8 +57,8 @@ protected:
 
   /// Arranges for `reply(fallback)` to be called once `after` has passed;
   /// called from `set_deadline` on the caller's thread.
-  virtual void arm_deadline(std::chrono::milliseconds after,
-                            http_response fallback)
+  virtual void
+  arm_deadline(std::chrono::milliseconds after, http_response fallback)
     = 0;
 
 private:

@@ -31,7 +31,8 @@ public:
   /// injects a fake. Must be thread-safe.
   using clock_function = std::function<time_point()>;
 
-  explicit memory_kv_state(clock_function now = &std::chrono::steady_clock::now);
+  explicit memory_kv_state(clock_function now
+                           = &std::chrono::steady_clock::now);
 
   /// See `engine::kv::set_if_absent`. Throws `engine::port_error` if `ttl`
   /// is not positive.
