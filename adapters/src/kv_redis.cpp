@@ -1,3 +1,4 @@
+#include "ringback/adapters/detail/percent.hpp"
 #include "ringback/adapters/kv/redis_kv.hpp"
 
 #include <hiredis/hiredis.h>
@@ -19,41 +20,6 @@ namespace ringback::adapters {
 // -- URL ----------------------------------------------------------------------
 
 namespace {
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') {
-    return c - '0';
-  }
-  if (c >= 'a' && c <= 'f') {
-    return c - 'a' + 10;
-  }
-  if (c >= 'A' && c <= 'F') {
-    return c - 'A' + 10;
-  }
-  return -1;
-}
-
-std::optional<std::string> percent_decode(std::string_view x) {
-  std::string out;
-  out.reserve(x.size());
-  for (std::size_t i = 0; i < x.size(); ++i) {
-    if (x[i] != '%') {
-      out += x[i];
-      continue;
-    }
-    if (i + 2 >= x.size()) {
-      return std::nullopt;
-    }
-    auto hi = hex_value(x[i + 1]);
-    auto lo = hex_value(x[i + 2]);
-    if (hi < 0 || lo < 0) {
-      return std::nullopt;
-    }
-    out += static_cast<char>(hi * 16 + lo);
-    i += 2;
-  }
-  return out;
-}
 
 bool all_digits(std::string_view x) {
   if (x.empty()) {
@@ -120,13 +86,15 @@ std::optional<redis_url> parse_redis_url(std::string_view url,
     auto userinfo = authority.substr(0, at);
     authority = authority.substr(at + 1);
     auto colon = userinfo.find(':');
-    auto user = percent_decode(userinfo.substr(0, colon));
+    auto user = detail::percent_decode(userinfo.substr(0, colon),
+                                       detail::plus_decoding::literal);
     if (!user) {
       return fail(error, "bad percent-encoding in the user name");
     }
     result.username = std::move(*user);
     if (colon != std::string_view::npos) {
-      auto pass = percent_decode(userinfo.substr(colon + 1));
+      auto pass = detail::percent_decode(userinfo.substr(colon + 1),
+                                         detail::plus_decoding::literal);
       if (!pass) {
         return fail(error, "bad percent-encoding in the password");
       }

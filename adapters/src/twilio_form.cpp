@@ -1,21 +1,9 @@
+#include "ringback/adapters/detail/percent.hpp"
 #include "ringback/adapters/twilio/form.hpp"
 
 namespace ringback::adapters::twilio {
 
 namespace {
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') {
-    return c - '0';
-  }
-  if (c >= 'a' && c <= 'f') {
-    return c - 'a' + 10;
-  }
-  if (c >= 'A' && c <= 'F') {
-    return c - 'A' + 10;
-  }
-  return -1;
-}
 
 bool is_unreserved(unsigned char c) {
   return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')
@@ -23,27 +11,9 @@ bool is_unreserved(unsigned char c) {
          || c == '~';
 }
 
-/// Decodes `in` and appends it to `out`. Returns the offset (within `in`) of
-/// the first invalid escape, or `nullopt` on success.
+/// Form encoding: '+' is a space.
 std::optional<std::size_t> decode_into(std::string_view in, std::string& out) {
-  out.reserve(out.size() + in.size());
-  for (std::size_t i = 0; i < in.size(); ++i) {
-    const char c = in[i];
-    if (c == '+') {
-      out.push_back(' ');
-    } else if (c != '%') {
-      out.push_back(c);
-    } else {
-      const int hi = i + 1 < in.size() ? hex_value(in[i + 1]) : -1;
-      const int lo = i + 2 < in.size() ? hex_value(in[i + 2]) : -1;
-      if (hi < 0 || lo < 0) {
-        return i;
-      }
-      out.push_back(static_cast<char>(hi * 16 + lo));
-      i += 2;
-    }
-  }
-  return std::nullopt;
+  return detail::percent_decode_into(in, out, detail::plus_decoding::space);
 }
 
 } // namespace
