@@ -201,6 +201,11 @@ std::optional<std::string> service::start() {
   d.actor_cfg = std::make_unique<caf::actor_system_config>();
   d.actor_cfg->set("logger.file-verbosity", caf::atom("quiet"));
   d.actor_cfg->set("logger.console-verbosity", caf::atom("quiet"));
+  // CAF's default work-stealing workers poll between messages; ringback's
+  // actors get many small, sparse messages, and a shared queue with a
+  // condition variable used 2.5x less CPU for the same calls (see
+  // docs/benchmarks.md).
+  d.actor_cfg->set("scheduler.policy", caf::atom("sharing"));
   d.system = std::make_unique<caf::actor_system>(*d.actor_cfg);
   d.outbox = d.system->spawn(actors::outbox_actor, svc);
   std::unordered_map<std::string, caf::actor> by_id;
