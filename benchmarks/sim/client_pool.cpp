@@ -49,7 +49,7 @@ struct client_pool::connection
     auto now = sim_clock::now();
     return deadline > now ? deadline - now
                           : std::chrono::steady_clock::duration{
-                              std::chrono::milliseconds{1}};
+                            std::chrono::milliseconds{1}};
   }
 
   void start() {

@@ -31,7 +31,7 @@ struct http_result {
   int status = 0; // 0 when there was no HTTP answer
   transport_error error = transport_error::none;
   std::string body;
-  sim_clock::time_point sent_at;  // when the write began
+  sim_clock::time_point sent_at; // when the write began
   sim_clock::time_point done_at;
 };
 

@@ -1,5 +1,6 @@
 #include "mini_server.hpp"
 
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -26,19 +27,17 @@ struct mini_server::state : std::enable_shared_from_this<state> {
   bool stopped = false;
 
   void accept() {
-    acceptor.async_accept(asio::make_strand(io),
-                          [self = shared_from_this()](beast::error_code ec,
-                                                      tcp::socket socket) {
-                            if (self->stopped)
-                              return;
-                            if (!ec) {
-                              socket.set_option(tcp::no_delay{true}, ec);
-                              std::make_shared<session>(std::move(socket),
-                                                        self)
-                                ->read();
-                            }
-                            self->accept();
-                          });
+    acceptor.async_accept(
+      asio::make_strand(io),
+      [self = shared_from_this()](beast::error_code ec, tcp::socket socket) {
+        if (self->stopped)
+          return;
+        if (!ec) {
+          socket.set_option(tcp::no_delay{true}, ec);
+          std::make_shared<session>(std::move(socket), self)->read();
+        }
+        self->accept();
+      });
   }
 
   struct session : std::enable_shared_from_this<session> {
@@ -48,6 +47,7 @@ struct mini_server::state : std::enable_shared_from_this<state> {
 
     beast::tcp_stream stream;
     std::shared_ptr<state> owner;
+    std::optional<asio::steady_timer> delay_timer;
     beast::flat_buffer buffer;
     std::optional<http::request_parser<http::string_body>> parser;
     server_response res;
@@ -73,8 +73,9 @@ struct mini_server::state : std::enable_shared_from_this<state> {
       res = {};
       res.version(req.version());
       res.result(http::status::ok);
+      std::chrono::milliseconds delay{0};
       try {
-        owner->handler(req, res);
+        owner->handler(req, res, delay);
       } catch (const std::exception& e) {
         res = {};
         res.version(req.version());
@@ -83,6 +84,18 @@ struct mini_server::state : std::enable_shared_from_this<state> {
       }
       res.keep_alive(req.keep_alive());
       res.prepare_payload();
+      if (delay.count() > 0) {
+        if (!delay_timer)
+          delay_timer.emplace(stream.get_executor());
+        delay_timer->expires_after(delay);
+        delay_timer->async_wait(
+          [self = shared_from_this()](beast::error_code) { self->write(); });
+        return;
+      }
+      write();
+    }
+
+    void write() {
       stream.expires_after(std::chrono::seconds{30});
       http::async_write(stream, res,
                         [self = shared_from_this()](beast::error_code ec,

@@ -5,6 +5,8 @@
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 
+#include <chrono>
+
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -19,9 +21,10 @@ using server_response
   = boost::beast::http::response<boost::beast::http::string_body>;
 
 /// Answers one request synchronously (on an io thread). The server sets
-/// Content-Length and keep-alive.
-using server_handler = std::function<void(const server_request&,
-                                          server_response&)>;
+/// Content-Length and keep-alive, and writes the answer after `delay`
+/// (0 by default; a timer, the thread is not blocked).
+using server_handler = std::function<void(
+  const server_request&, server_response&, std::chrono::milliseconds& delay)>;
 
 /// A small keep-alive HTTP/1.1 server (Boost.Beast): the simulated Twilio
 /// REST API, and the bare fixed-answer server used as a yardstick. Each
@@ -34,8 +37,7 @@ public:
 
   /// Binds and listens on host:port (0: any free port). An error message,
   /// or nullopt.
-  std::optional<std::string> start(const std::string& host,
-                                   std::uint16_t port);
+  std::optional<std::string> start(const std::string& host, std::uint16_t port);
 
   std::uint16_t port() const noexcept {
     return port_;

@@ -214,7 +214,9 @@ std::optional<std::string> parse(int argc, char** argv, options& o,
     {"--owner-reply-share", share(o.owner_reply_share)},
     {"--reply-delay", range(o.reply_delay)},
     {"--sms-fail-share", share(o.sms_fail_share)},
+    {"--rest-delay", duration(o.rest_delay)},
     {"--hangup-after", duration(o.hangup_after)},
+    {"--hangup-rate", positive(o.hangup_rate)},
     {"--max-rss-mib", positive(o.max_rss_mib)},
     {"--connections", integer(o.connections)},
     {"--timeout", duration(o.timeout)},
@@ -260,7 +262,8 @@ std::optional<std::string> parse(int argc, char** argv, options& o,
   if (!o.ringback_bin.empty() && o.ringback_config.empty())
     return "--ringback-bin needs --ringback-config";
   if (!o.kill_at.empty() && o.ringback_bin.empty())
-    return "--kill-at needs --ringback-bin (the simulator restarts what it started)";
+    return "--kill-at needs --ringback-bin (the simulator restarts what it "
+           "started)";
   if (o.pid != 0 && !o.ringback_bin.empty())
     return "--pid and --ringback-bin exclude each other";
   return std::nullopt;
@@ -319,7 +322,8 @@ Load (open model: scheduled send times; latency from the scheduled time):
   --step-duration D       [10s]
   --max-rss-mib M         stop arrivals once ringback's RSS exceeds M MiB
   --hangup-after D        D after arrivals stop, every call still ringing ends
-                          unanswered (many-idle)
+                          unanswered (many-idle), --hangup-rate R per second
+                          [the arrival rate]
 Calls (times in seconds, MIN:MAX uniform, units ms/s/m allowed):
   --ring MIN:MAX [15:25]  --answer-p P [0.5]  --talk MIN:MAX [20:100]
   --busy-share S [0.1]    share of missed calls that are busy
@@ -327,6 +331,8 @@ Calls (times in seconds, MIN:MAX uniform, units ms/s/m allowed):
   --drop-status S [0.5]   status callbacks lost        --dup-status S [0.05] sent twice
   --reply-share S [0.2]   callers replying by SMS      --owner-reply-share S [0.1]
   --reply-delay MIN:MAX [1:5]   --sms-fail-share S [0]  Messages POSTs answered 503
+  --rest-delay D [0]      Messages POSTs answered after D (Twilio takes 100-300 ms);
+                          the message counts as received on arrival
 Client:
   --connections N         keep-alive pool size to ringback     [128]
   --timeout D             per request, from its scheduled time [5s]

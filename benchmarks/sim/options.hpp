@@ -25,49 +25,52 @@ struct options {
   std::string public_url; // default: http://<target>
   std::string account_sid = "AC00000000000000000000000000000000";
   std::string auth_token = "dev-token";
-  int tenants = 1;            // numbers by the scheme in docs/benchmarks.md
-  std::string number;         // a single given tenant instead: its number ...
-  std::string owner;          // ... and its owner's phone
+  int tenants = 1;    // numbers by the scheme in docs/benchmarks.md
+  std::string number; // a single given tenant instead: its number ...
+  std::string owner;  // ... and its owner's phone
   std::string rest_listen = "127.0.0.1:8089"; // the Twilio REST API we play
 
   // the load: an open model
-  double rate = 5;                 // calls per second
-  int target_concurrency = 0;      // > 0: derive `rate` from the call times
-  seconds_d duration{10};          // arrivals stop after this ...
-  std::int64_t max_calls = 0;      // ... or after this many calls (0: no cap)
-  bool poisson = false;            // exponential gaps instead of constant
-  std::vector<double> steps;       // knee: a rate per step
+  double rate = 5;            // calls per second
+  int target_concurrency = 0; // > 0: derive `rate` from the call times
+  seconds_d duration{10};     // arrivals stop after this ...
+  std::int64_t max_calls = 0; // ... or after this many calls (0: no cap)
+  bool poisson = false;       // exponential gaps instead of constant
+  std::vector<double> steps;  // knee: a rate per step
   seconds_d step_duration{10};
   double knee_p99_ms = 50;
   // the calls
   range_s ring{15, 25};
   double answer_p = 0.5;
   range_s talk{20, 100};
-  double busy_share = 0.1;         // of missed calls
-  double drop_dial = 0.05;         // Dial action callbacks never sent
-  double drop_status = 0.5;        // status callbacks never sent
-  double dup_dial = 0.05;          // sent twice (carrier retry)
+  double busy_share = 0.1;  // of missed calls
+  double drop_dial = 0.05;  // Dial action callbacks never sent
+  double drop_status = 0.5; // status callbacks never sent
+  double dup_dial = 0.05;   // sent twice (carrier retry)
   double dup_status = 0.05;
-  double reply_share = 0.2;        // callers answering the text-back
-  double owner_reply_share = 0.1;  // owners answering the notification
+  double reply_share = 0.2;       // callers answering the text-back
+  double owner_reply_share = 0.1; // owners answering the notification
   range_s reply_delay{1, 5};
-  double sms_fail_share = 0;       // Messages POSTs answered 503
-  seconds_d hangup_after{-1};      // >= 0: end ringing calls this long after arrivals stop
-  double max_rss_mib = 0;          // stop arrivals once ringback's RSS passes this
+  double sms_fail_share = 0; // Messages POSTs answered 503
+  seconds_d rest_delay{0};    // Messages POSTs answered after this
+  seconds_d hangup_after{
+    -1}; // >= 0: end ringing calls this long after arrivals stop
+  double hangup_rate = 0; // ... at this pace (0: the arrival rate)
+  double max_rss_mib = 0; // stop arrivals once ringback's RSS passes this
   // the client
   int connections = 128;
   seconds_d timeout{5};
   // the end
   seconds_d drain{60};
   seconds_d quiet{3};
-  seconds_d max_run{0};            // hard cap on the whole run (0: derived)
+  seconds_d max_run{0}; // hard cap on the whole run (0: derived)
   bool verify = true;
   // the process under test
   int pid = 0;
   std::string ringback_bin;
   std::string ringback_config;
   std::string ringback_log;
-  std::vector<double> kill_at;     // seconds after the load started
+  std::vector<double> kill_at; // seconds after the load started
   seconds_d restart_delay{1};
   // output
   bool demo = false;

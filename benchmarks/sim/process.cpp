@@ -26,8 +26,8 @@ using tcp = asio::ip::tcp;
 
 proc_reading read_proc(pid_t pid) {
   proc_reading r;
-  const std::string base
-    = pid == 0 ? std::string{"/proc/self"} : "/proc/" + std::to_string(pid);
+  const std::string base = pid == 0 ? std::string{"/proc/self"}
+                                    : "/proc/" + std::to_string(pid);
   {
     std::ifstream status{base + "/status"};
     if (!status)
@@ -61,6 +61,23 @@ proc_reading read_proc(pid_t pid) {
   r.cpu_ticks = utime + stime;
   r.ok = true;
   return r;
+}
+
+machine_reading read_machine() {
+  machine_reading m;
+  std::ifstream stat{"/proc/stat"};
+  std::string cpu;
+  if (!(stat >> cpu) || cpu != "cpu")
+    return m;
+  // user nice system idle iowait irq softirq steal
+  std::uint64_t v[8] = {};
+  for (auto& x : v)
+    if (!(stat >> x))
+      return m;
+  m.busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
+  m.total = m.busy + v[3] + v[4];
+  m.ok = true;
+  return m;
 }
 
 double ticks_per_second() {

@@ -19,13 +19,22 @@ namespace ringback::sim {
 /// One reading of /proc/PID.
 struct proc_reading {
   bool ok = false;
-  std::uint64_t rss_kib = 0;    // VmRSS
-  std::uint64_t cpu_ticks = 0;  // utime + stime
+  std::uint64_t rss_kib = 0;   // VmRSS
+  std::uint64_t cpu_ticks = 0; // utime + stime
   int threads = 0;
 };
 
 /// Reads /proc/PID/status and /proc/PID/stat (0: this process).
 proc_reading read_proc(pid_t pid);
+
+/// The machine's busy and total CPU time from /proc/stat (all CPUs), in
+/// clock ticks.
+struct machine_reading {
+  bool ok = false;
+  std::uint64_t busy = 0;
+  std::uint64_t total = 0;
+};
+machine_reading read_machine();
 
 /// Clock ticks per second (sysconf(_SC_CLK_TCK)).
 double ticks_per_second();
