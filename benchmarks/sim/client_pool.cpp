@@ -144,8 +144,9 @@ struct client_pool::connection
     auto res = std::move(result);
     job = http_job{};
     pool->finished(shared_from_this(), reusable);
-    if (done)
+    if (done) {
       done(std::move(res));
+    }
   }
 };
 
@@ -173,7 +174,7 @@ void client_pool::submit(http_job job) {
     auto c = std::move(idle_.back());
     idle_.pop_back();
     if (sim_clock::now() - c->idle_since < std::chrono::seconds{15}) {
-      run(std::move(c), std::move(job));
+      run(c, std::move(job));
       return;
     }
     beast::error_code ignored;
@@ -187,7 +188,7 @@ void client_pool::submit(http_job job) {
   waiting_.push_back(std::move(job));
 }
 
-void client_pool::run(std::shared_ptr<connection> c, http_job job) {
+void client_pool::run(const std::shared_ptr<connection>& c, http_job job) {
   c->job = std::move(job);
   c->start();
 }
@@ -222,10 +223,11 @@ void client_pool::finished(std::shared_ptr<connection> c, bool reusable) {
   }
   auto job = std::move(waiting_.front());
   waiting_.pop_front();
-  if (!c)
+  if (!c) {
     c = make();
+  }
   // Counted once at submit: run() does not count again.
-  run(std::move(c), std::move(job));
+  run(c, std::move(job));
 }
 
 void client_pool::close_idle() {

@@ -81,7 +81,7 @@ public:
 
 private:
   friend struct connection;
-  void run(std::shared_ptr<connection> c, http_job job);
+  void run(const std::shared_ptr<connection>& c, http_job job);
   void finished(std::shared_ptr<connection> c, bool reusable);
   std::shared_ptr<connection> make();
 

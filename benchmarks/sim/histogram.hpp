@@ -30,7 +30,9 @@ public:
     return max_;
   }
   double mean() const noexcept {
-    return count_ == 0 ? 0.0 : static_cast<double>(sum_) / count_;
+    return count_ == 0
+             ? 0.0
+             : static_cast<double>(sum_) / static_cast<double>(count_);
   }
 
   /// The smallest bucket bound below which `percent` % of the values lie

@@ -60,11 +60,13 @@ int bare_server(int argc, char** argv) {
                "ringback_sim bare-server: listening on %s:%u, %d threads\n",
                hp->first.c_str(), server.port(), o.threads);
   std::vector<std::thread> threads;
-  for (int i = 1; i < o.threads; ++i)
+  for (int i = 1; i < o.threads; ++i) {
     threads.emplace_back([&io] { io.run(); });
+  }
   io.run();
-  for (auto& t : threads)
+  for (auto& t : threads) {
     t.join();
+  }
   std::fprintf(stderr, "ringback_sim bare-server: %llu requests\n",
                static_cast<unsigned long long>(server.requests()));
   return 0;
@@ -73,8 +75,9 @@ int bare_server(int argc, char** argv) {
 } // namespace
 
 int main(int argc, char** argv) {
-  if (argc > 1 && std::strcmp(argv[1], "bare-server") == 0)
+  if (argc > 1 && std::strcmp(argv[1], "bare-server") == 0) {
     return bare_server(argc - 2, argv + 2);
+  }
   options o;
   bool help = false;
   if (auto err = parse(argc - 1, argv + 1, o, help)) {

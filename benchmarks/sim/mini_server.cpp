@@ -30,8 +30,9 @@ struct mini_server::state : std::enable_shared_from_this<state> {
     acceptor.async_accept(
       asio::make_strand(io),
       [self = shared_from_this()](beast::error_code ec, tcp::socket socket) {
-        if (self->stopped)
+        if (self->stopped) {
           return;
+        }
         if (!ec) {
           socket.set_option(tcp::no_delay{true}, ec);
           std::make_shared<session>(std::move(socket), self)->read();
@@ -85,8 +86,9 @@ struct mini_server::state : std::enable_shared_from_this<state> {
       res.keep_alive(req.keep_alive());
       res.prepare_payload();
       if (delay.count() > 0) {
-        if (!delay_timer)
+        if (!delay_timer) {
           delay_timer.emplace(stream.get_executor());
+        }
         delay_timer->expires_after(delay);
         delay_timer->async_wait(
           [self = shared_from_this()](beast::error_code) { self->write(); });
@@ -105,8 +107,9 @@ struct mini_server::state : std::enable_shared_from_this<state> {
     }
 
     void on_write(beast::error_code ec) {
-      if (ec)
+      if (ec) {
         return;
+      }
       if (!res.keep_alive()) {
         stream.socket().shutdown(tcp::socket::shutdown_send, ec);
         return;
@@ -128,28 +131,34 @@ std::optional<std::string> mini_server::start(const std::string& host,
                                               std::uint16_t port) {
   beast::error_code ec;
   auto address = asio::ip::make_address(host, ec);
-  if (ec)
+  if (ec) {
     return "bad listen address '" + host + "': " + ec.message();
+  }
   tcp::endpoint ep{address, port};
   auto& a = state_->acceptor;
   a.open(ep.protocol(), ec);
-  if (!ec)
+  if (!ec) {
     a.set_option(asio::socket_base::reuse_address(true), ec);
-  if (!ec)
+  }
+  if (!ec) {
     a.bind(ep, ec);
-  if (!ec)
+  }
+  if (!ec) {
     a.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec)
+  }
+  if (ec) {
     return "cannot listen on " + host + ":" + std::to_string(port) + ": "
            + ec.message();
+  }
   port_ = a.local_endpoint().port();
   state_->accept();
   return std::nullopt;
 }
 
 void mini_server::stop() {
-  if (state_->stopped)
+  if (state_->stopped) {
     return;
+  }
   state_->stopped = true;
   beast::error_code ignored;
   state_->acceptor.close(ignored);

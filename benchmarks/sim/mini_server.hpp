@@ -6,7 +6,6 @@
 #include <boost/beast/http/string_body.hpp>
 
 #include <chrono>
-
 #include <cstdint>
 #include <functional>
 #include <memory>

@@ -10,12 +10,14 @@ namespace ringback::sim {
 namespace {
 
 std::optional<double> number(const std::string& text) {
-  if (text.empty())
+  if (text.empty()) {
     return std::nullopt;
+  }
   char* end = nullptr;
   double v = std::strtod(text.c_str(), &end);
-  if (end != text.c_str() + text.size())
+  if (end != text.c_str() + text.size()) {
     return std::nullopt;
+  }
   return v;
 }
 
@@ -24,8 +26,9 @@ std::optional<range_s> parse_range(const std::string& text) {
   auto lo = parse_seconds(text.substr(0, colon));
   auto hi = colon == std::string::npos ? lo
                                        : parse_seconds(text.substr(colon + 1));
-  if (!lo || !hi || *lo < 0 || *hi < *lo)
+  if (!lo || !hi || *lo < 0 || *hi < *lo) {
     return std::nullopt;
+  }
   return range_s{*lo, *hi};
 }
 
@@ -35,12 +38,14 @@ std::optional<std::vector<double>> parse_list(const std::string& text) {
   std::string item;
   while (std::getline(in, item, ',')) {
     auto v = number(item);
-    if (!v || *v < 0)
+    if (!v || *v < 0) {
       return std::nullopt;
+    }
     out.push_back(*v);
   }
-  if (out.empty())
+  if (out.empty()) {
     return std::nullopt;
+  }
   return out;
 }
 
@@ -49,8 +54,9 @@ using setter = std::function<bool(const std::string&)>;
 setter share(double& x) {
   return [&x](const std::string& v) {
     auto n = number(v);
-    if (!n || *n < 0 || *n > 1)
+    if (!n || *n < 0 || *n > 1) {
       return false;
+    }
     x = *n;
     return true;
   };
@@ -59,8 +65,9 @@ setter share(double& x) {
 setter positive(double& x) {
   return [&x](const std::string& v) {
     auto n = number(v);
-    if (!n || *n < 0)
+    if (!n || *n < 0) {
       return false;
+    }
     x = *n;
     return true;
   };
@@ -70,8 +77,9 @@ template <class Int>
 setter integer(Int& x) {
   return [&x](const std::string& v) {
     auto n = number(v);
-    if (!n || *n < 0 || *n != static_cast<double>(static_cast<Int>(*n)))
+    if (!n || *n < 0 || *n != static_cast<double>(static_cast<Int>(*n))) {
       return false;
+    }
     x = static_cast<Int>(*n);
     return true;
   };
@@ -87,8 +95,9 @@ setter text(std::string& x) {
 setter duration(seconds_d& x) {
   return [&x](const std::string& v) {
     auto n = parse_seconds(v);
-    if (!n || *n < 0)
+    if (!n || *n < 0) {
       return false;
+    }
     x = seconds_d{*n};
     return true;
   };
@@ -97,8 +106,9 @@ setter duration(seconds_d& x) {
 setter range(range_s& x) {
   return [&x](const std::string& v) {
     auto r = parse_range(v);
-    if (!r)
+    if (!r) {
       return false;
+    }
     x = *r;
     return true;
   };
@@ -107,8 +117,9 @@ setter range(range_s& x) {
 setter list(std::vector<double>& x) {
   return [&x](const std::string& v) {
     auto l = parse_list(v);
-    if (!l)
+    if (!l) {
       return false;
+    }
     x = *l;
     return true;
   };
@@ -133,21 +144,25 @@ run_parser(int argc, char** argv, const std::map<std::string, setter>& valued,
       has_value = true;
     }
     if (auto f = flags.find(arg); f != flags.end()) {
-      if (has_value)
+      if (has_value) {
         return arg + " takes no value";
+      }
       f->second();
       continue;
     }
     auto s = valued.find(arg);
-    if (s == valued.end())
+    if (s == valued.end()) {
       return "unknown option '" + arg + "' (see --help)";
+    }
     if (!has_value) {
-      if (i + 1 >= argc)
+      if (i + 1 >= argc) {
         return arg + " needs a value";
+      }
       value = argv[++i];
     }
-    if (!s->second(value))
+    if (!s->second(value)) {
       return "bad value for " + arg + ": '" + value + "'";
+    }
   }
   return std::nullopt;
 }
@@ -166,8 +181,9 @@ std::optional<double> parse_seconds(const std::string& text) {
         && text.compare(text.size() - suffix.size(), suffix.size(), suffix)
              == 0) {
       auto n = number(text.substr(0, text.size() - suffix.size()));
-      if (n)
+      if (n) {
         return *n * u.factor;
+      }
     }
   }
   return number(text);
@@ -176,11 +192,13 @@ std::optional<double> parse_seconds(const std::string& text) {
 std::optional<std::pair<std::string, std::uint16_t>>
 split_host_port(const std::string& text) {
   auto colon = text.rfind(':');
-  if (colon == std::string::npos || colon == 0)
+  if (colon == std::string::npos || colon == 0) {
     return std::nullopt;
+  }
   auto port = number(text.substr(colon + 1));
-  if (!port || *port < 0 || *port > 65535)
+  if (!port || *port < 0 || *port > 65535) {
     return std::nullopt;
+  }
   return std::pair{text.substr(0, colon), static_cast<std::uint16_t>(*port)};
 }
 
@@ -239,33 +257,46 @@ std::optional<std::string> parse(int argc, char** argv, options& o,
     {"--demo", [&] { o.demo = true; }},
     {"--progress", [&] { o.progress = true; }},
   };
-  if (auto err = run_parser(argc, argv, valued, flags, help))
+  if (auto err = run_parser(argc, argv, valued, flags, help)) {
     return err;
-  if (help)
+  }
+  if (help) {
     return std::nullopt;
-  if (!split_host_port(o.target))
+  }
+  if (!split_host_port(o.target)) {
     return "--target must be HOST:PORT, got '" + o.target + "'";
-  if (!split_host_port(o.rest_listen))
+  }
+  if (!split_host_port(o.rest_listen)) {
     return "--rest-listen must be HOST:PORT, got '" + o.rest_listen + "'";
-  if (o.public_url.empty())
+  }
+  if (o.public_url.empty()) {
     o.public_url = "http://" + o.target;
-  while (!o.public_url.empty() && o.public_url.back() == '/')
+  }
+  while (!o.public_url.empty() && o.public_url.back() == '/') {
     o.public_url.pop_back();
-  if (o.number.empty() != o.owner.empty())
+  }
+  if (o.number.empty() != o.owner.empty()) {
     return "--number and --owner go together";
-  if (o.tenants < 1 || o.tenants > 8999)
+  }
+  if (o.tenants < 1 || o.tenants > 8999) {
     return "--tenants must be 1..8999";
-  if (o.connections < 1)
+  }
+  if (o.connections < 1) {
     return "--connections must be at least 1";
-  if (o.timeout.count() <= 0)
+  }
+  if (o.timeout.count() <= 0) {
     return "--timeout must be positive";
-  if (!o.ringback_bin.empty() && o.ringback_config.empty())
+  }
+  if (!o.ringback_bin.empty() && o.ringback_config.empty()) {
     return "--ringback-bin needs --ringback-config";
-  if (!o.kill_at.empty() && o.ringback_bin.empty())
+  }
+  if (!o.kill_at.empty() && o.ringback_bin.empty()) {
     return "--kill-at needs --ringback-bin (the simulator restarts what it "
            "started)";
-  if (o.pid != 0 && !o.ringback_bin.empty())
+  }
+  if (o.pid != 0 && !o.ringback_bin.empty()) {
     return "--pid and --ringback-bin exclude each other";
+  }
   return std::nullopt;
 }
 
@@ -277,12 +308,15 @@ std::optional<std::string> parse(int argc, char** argv, bare_options& o,
     {"--owner", text(o.owner)},
     {"--public-url", text(o.public_url)},
   };
-  if (auto err = run_parser(argc, argv, valued, {}, help))
+  if (auto err = run_parser(argc, argv, valued, {}, help)) {
     return err;
-  if (!split_host_port(o.listen))
+  }
+  if (!split_host_port(o.listen)) {
     return "--listen must be HOST:PORT";
-  if (o.threads < 1)
+  }
+  if (o.threads < 1) {
     return "--threads must be at least 1";
+  }
   return std::nullopt;
 }
 

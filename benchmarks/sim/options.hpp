@@ -52,7 +52,7 @@ struct options {
   double owner_reply_share = 0.1; // owners answering the notification
   range_s reply_delay{1, 5};
   double sms_fail_share = 0; // Messages POSTs answered 503
-  seconds_d rest_delay{0};    // Messages POSTs answered after this
+  seconds_d rest_delay{0};   // Messages POSTs answered after this
   seconds_d hangup_after{
     -1}; // >= 0: end ringing calls this long after arrivals stop
   double hangup_rate = 0; // ... at this pace (0: the arrival rate)

@@ -6,11 +6,11 @@
 #include <boost/beast/http.hpp>
 
 #include <fcntl.h>
-#include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -30,33 +30,39 @@ proc_reading read_proc(pid_t pid) {
                                     : "/proc/" + std::to_string(pid);
   {
     std::ifstream status{base + "/status"};
-    if (!status)
+    if (!status) {
       return r;
+    }
     std::string line;
     while (std::getline(status, line)) {
-      if (line.rfind("VmRSS:", 0) == 0)
+      if (line.rfind("VmRSS:", 0) == 0) {
         r.rss_kib = std::strtoull(line.c_str() + 6, nullptr, 10);
-      else if (line.rfind("Threads:", 0) == 0)
+      } else if (line.rfind("Threads:", 0) == 0) {
         r.threads = std::atoi(line.c_str() + 8);
+      }
     }
   }
   std::ifstream stat{base + "/stat"};
   std::string all;
-  if (!stat || !std::getline(stat, all))
+  if (!stat || !std::getline(stat, all)) {
     return r;
+  }
   // The command may hold spaces and parentheses: fields follow the last ')'.
   auto close = all.rfind(')');
-  if (close == std::string::npos)
+  if (close == std::string::npos) {
     return r;
+  }
   std::istringstream rest{all.substr(close + 2)};
   std::string field;
   // After ')' come field 3 (state) ... ; utime is field 14, stime 15.
   std::uint64_t utime = 0, stime = 0;
   for (int i = 3; i <= 15 && rest >> field; ++i) {
-    if (i == 14)
+    if (i == 14) {
       utime = std::strtoull(field.c_str(), nullptr, 10);
-    if (i == 15)
+    }
+    if (i == 15) {
       stime = std::strtoull(field.c_str(), nullptr, 10);
+    }
   }
   r.cpu_ticks = utime + stime;
   r.ok = true;
@@ -67,13 +73,16 @@ machine_reading read_machine() {
   machine_reading m;
   std::ifstream stat{"/proc/stat"};
   std::string cpu;
-  if (!(stat >> cpu) || cpu != "cpu")
+  if (!(stat >> cpu) || cpu != "cpu") {
     return m;
+  }
   // user nice system idle iowait irq softirq steal
   std::uint64_t v[8] = {};
-  for (auto& x : v)
-    if (!(stat >> x))
+  for (auto& x : v) {
+    if (!(stat >> x)) {
       return m;
+    }
+  }
   m.busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
   m.total = m.busy + v[3] + v[4];
   m.ok = true;
@@ -113,21 +122,25 @@ bool wait_ready(const std::string& host, std::uint16_t port,
                 const std::function<bool()>& still_alive) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {
-    if (still_alive && !still_alive())
+    if (still_alive && !still_alive()) {
       return false;
-    if (readyz_status(host, port) == 200)
+    }
+    if (readyz_status(host, port) == 200) {
       return true;
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds{50});
   }
   return false;
 }
 
 std::string describe_wait_status(int status) {
-  if (WIFEXITED(status))
+  if (WIFEXITED(status)) {
     return "exited with " + std::to_string(WEXITSTATUS(status));
-  if (WIFSIGNALED(status))
+  }
+  if (WIFSIGNALED(status)) {
     return std::string{"killed by signal "} + std::to_string(WTERMSIG(status))
            + " (" + strsignal(WTERMSIG(status)) + ")";
+  }
   return "status " + std::to_string(status);
 }
 
@@ -148,8 +161,9 @@ supervisor::~supervisor() {
     quit_ = true;
   }
   cv_.notify_all();
-  if (thread_.joinable())
+  if (thread_.joinable()) {
     thread_.join();
+  }
 }
 
 void supervisor::loop() {
@@ -174,8 +188,9 @@ void supervisor::reap_if_dead() {
   // Under the mutex: stop() must not race us for the same child.
   std::lock_guard<std::mutex> guard{mutex_};
   pid_t p = pid_.load();
-  if (p <= 0)
+  if (p <= 0) {
     return;
+  }
   int status = 0;
   if (waitpid(p, &status, WNOHANG) == p) {
     pid_.store(0);
@@ -189,11 +204,13 @@ pid_t supervisor::spawn_now() {
   if (child == 0) {
     // Only async-signal-safe calls from here to exec.
     prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent)
+    if (getppid() != parent) {
       _exit(127);
+    }
     int in = open("/dev/null", O_RDONLY);
-    if (in >= 0)
+    if (in >= 0) {
       dup2(in, 0);
+    }
     if (!log_.empty()) {
       int out = open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
       if (out >= 0) {
@@ -278,13 +295,15 @@ void supervisor::kill_and_restart(std::chrono::milliseconds delay,
 std::string supervisor::stop() {
   std::lock_guard<std::mutex> guard{mutex_};
   pid_t p = pid_.exchange(0);
-  if (p <= 0)
+  if (p <= 0) {
     return "not running";
+  }
   kill(p, SIGTERM);
   int status = 0;
   for (int i = 0; i < 150; ++i) {
-    if (waitpid(p, &status, WNOHANG) == p)
+    if (waitpid(p, &status, WNOHANG) == p) {
       return describe_wait_status(status);
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds{100});
   }
   kill(p, SIGKILL);

@@ -83,8 +83,9 @@ json::object hist_json(const histogram& h) {
 }
 
 std::string hist_row(const char* name, const histogram& h) {
-  if (h.count() == 0)
+  if (h.count() == 0) {
     return fmt("  %-34s %8s\n", name, "-");
+  }
   return fmt("  %-34s %8" PRIu64 " %8.2f %8.2f %8.2f %8.2f %9.2f\n", name,
              h.count(), ms(h.percentile(50)), ms(h.percentile(90)),
              ms(h.percentile(99)), ms(h.percentile(99.9)), ms(h.max()));
@@ -97,8 +98,9 @@ void write_json(const json::value& v, std::string& out) {
       out += '{';
       bool first = true;
       for (const auto& kv : v.get_object()) {
-        if (!first)
+        if (!first) {
           out += ',';
+        }
         first = false;
         out += json::serialize(json::value(kv.key()));
         out += ':';
@@ -111,8 +113,9 @@ void write_json(const json::value& v, std::string& out) {
       out += '[';
       bool first = true;
       for (const auto& x : v.get_array()) {
-        if (!first)
+        if (!first) {
           out += ',';
+        }
         first = false;
         write_json(x, out);
       }
@@ -126,10 +129,12 @@ void write_json(const json::value& v, std::string& out) {
         break;
       }
       std::string text = fmt("%.3f", d);
-      while (text.back() == '0')
+      while (text.back() == '0') {
         text.pop_back();
-      if (text.back() == '.')
+      }
+      if (text.back() == '.') {
         text.pop_back();
+      }
       out += text == "-0" ? "0" : text;
       break;
     }
@@ -179,8 +184,9 @@ simulator::simulator(options o)
     sampler_(io_),
     signals_(io_, SIGINT, SIGTERM),
     rng_(opt_.seed) {
-  for (std::size_t i = 0; i < tenants_.size(); ++i)
+  for (std::size_t i = 0; i < tenants_.size(); ++i) {
     owner_index_.emplace(tenants_[i].owner, static_cast<std::uint16_t>(i));
+  }
   rest_auth_ = "Basic "
                + tw::base64_encode(opt_.account_sid + ":" + opt_.auth_token);
   caller_base_ = static_cast<std::uint32_t>(rng_() % 4'000'000);
@@ -195,8 +201,9 @@ std::string simulator::new_sid(const char* prefix) {
 }
 
 double simulator::uniform(double lo, double hi) {
-  if (hi <= lo)
+  if (hi <= lo) {
     return lo;
+  }
   return std::uniform_real_distribution<double>{lo, hi}(rng_);
 }
 
@@ -213,15 +220,17 @@ double simulator::now_s() const {
 }
 
 void simulator::demo(std::uint32_t idx, const std::string& what) {
-  if (!opt_.demo)
+  if (!opt_.demo) {
     return;
+  }
   std::printf("%7.1fs  call %-3u %s\n", now_s(), idx + 1, what.c_str());
   std::fflush(stdout);
 }
 
 int simulator::step_at(sim_clock::time_point t) const {
-  if (opt_.steps.empty() || t < t0_)
+  if (opt_.steps.empty() || t < t0_) {
     return -1;
+  }
   auto k = static_cast<std::size_t>(elapsed(t) / opt_.step_duration.count());
   return k < opt_.steps.size() ? static_cast<int>(k) : -1;
 }
@@ -231,8 +240,9 @@ int simulator::step_at(sim_clock::time_point t) const {
 void simulator::schedule(sim_clock::time_point at, ev what, std::uint32_t call,
                          std::uint16_t gen) {
   heap_.push(event{at, seq_++, call, what, gen});
-  if (at < armed_)
+  if (at < armed_) {
     arm();
+  }
 }
 
 void simulator::arm() {
@@ -243,8 +253,9 @@ void simulator::arm() {
   armed_ = heap_.top().at;
   timer_.expires_at(armed_);
   timer_.async_wait([this](boost::system::error_code ec) {
-    if (ec == asio::error::operation_aborted)
+    if (ec == asio::error::operation_aborted) {
       return;
+    }
     on_timer();
   });
 }
@@ -276,8 +287,9 @@ void simulator::dispatch(const event& e) {
     case ev::arrival:
       break;
     case ev::pickup:
-      if (e.gen != c.gen || !c.ringing)
+      if (e.gen != c.gen || !c.ringing) {
         return;
+      }
       c.ringing = false;
       --ringing_;
       demo(e.call,
@@ -286,28 +298,31 @@ void simulator::dispatch(const event& e) {
                std::ceil(c.talk_s)));
       break;
     case ev::dial_end:
-      if (e.gen != c.gen || c.ph != phase::dialing)
+      if (e.gen != c.gen || c.ph != phase::dialing) {
         return;
+      }
       if (c.ringing) {
         c.ringing = false;
         --ringing_;
       }
-      if (c.answers)
+      if (c.answers) {
         demo(e.call, "the call ended after the talk: no text expected");
-      else
+      } else {
         demo(e.call,
              fmt("the owner did not answer (%s after %.1f s)",
                  c.busy ? "busy" : "no-answer",
                  std::chrono::duration<double>(c.dial_end - c.dial_start)
                    .count()));
+      }
       if (c.drop_dial) {
         demo(e.call, "the carrier LOSES the Dial callback (simulated): "
                      "ringback has to ask Twilio itself");
       } else {
         send_dial(e.call, e.at, false);
-        if (c.dup_dial)
+        if (c.dup_dial) {
           schedule(e.at + secs(uniform(0.05, 1.0)), ev::dial_dup, e.call,
                    c.gen);
+        }
       }
       schedule(c.parent_end, ev::call_end, e.call, c.gen);
       break;
@@ -315,8 +330,9 @@ void simulator::dispatch(const event& e) {
       send_dial(e.call, e.at, true);
       break;
     case ev::call_end:
-      if (e.gen != c.gen || c.ph != phase::dialing)
+      if (e.gen != c.gen || c.ph != phase::dialing) {
         return;
+      }
       end_call(e.call, e.at);
       break;
     case ev::status_dup:
@@ -335,8 +351,9 @@ void simulator::dispatch(const event& e) {
 // ------------------------------------------------------------------
 
 void simulator::arrive(sim_clock::time_point at) {
-  if (!arrivals_open_)
+  if (!arrivals_open_) {
     return;
+  }
   const auto idx = static_cast<std::uint32_t>(calls_.size());
   calls_.emplace_back();
   auto& c = calls_.back();
@@ -399,8 +416,7 @@ void simulator::arrive(sim_clock::time_point at) {
 }
 
 void simulator::post(hook kind, int step, const std::string& target,
-                     const std::string& url,
-                     std::vector<std::pair<std::string, std::string>> fields,
+                     const std::string& url, const tw::form_fields& fields,
                      sim_clock::time_point scheduled,
                      std::function<void(http_result&)> then) {
   http_job job;
@@ -418,8 +434,9 @@ void simulator::post(hook kind, int step, const std::string& target,
               then = std::move(then)](http_result&& r) {
     --outstanding_;
     record(kind, step, r, scheduled);
-    if (then)
+    if (then) {
       then(r);
+    }
   };
   pool_->submit(std::move(job));
 }
@@ -429,8 +446,9 @@ void simulator::record(hook kind, int step, const http_result& r,
   const auto k = static_cast<int>(kind);
   const auto latency = micros(r.done_at - scheduled);
   latency_[k].record(latency);
-  if (r.sent_at != sim_clock::time_point{})
+  if (r.sent_at != sim_clock::time_point{}) {
     send_lag_[k].record(micros(r.sent_at - scheduled));
+  }
   second_.record(latency);
   ++second_count_;
   bool error = false;
@@ -444,15 +462,17 @@ void simulator::record(hook kind, int step, const http_result& r,
   } else {
     ++ok_[k];
   }
-  if (error)
+  if (error) {
     ++second_errors_;
+  }
   if (step >= 0) {
     auto& s = steps_[step];
     --s.outstanding;
     ++s.completed;
     s.latency.record(latency);
-    if (error)
+    if (error) {
       ++s.errors;
+    }
   }
 }
 
@@ -493,8 +513,9 @@ void simulator::send_voice(std::uint32_t idx) {
 
 void simulator::on_voice(std::uint32_t idx, http_result&& r) {
   auto& c = calls_[idx];
-  if (c.ph != phase::voice_pending)
+  if (c.ph != phase::voice_pending) {
     return;
+  }
   std::string problem;
   std::optional<dial_instruction> dial;
   if (r.error != transport_error::none) {
@@ -552,10 +573,12 @@ void simulator::on_voice(std::uint32_t idx, http_result&& r) {
                                              : a.url.find('/', scheme + 3);
     a.target = slash == std::string::npos ? "/" : a.url.substr(slash);
   }
-  std::uint16_t action_id = 0;
-  for (; action_id < actions_.size(); ++action_id)
-    if (actions_[action_id].url == a.url)
+  std::size_t action_id = 0;
+  for (; action_id < actions_.size(); ++action_id) {
+    if (actions_[action_id].url == a.url) {
       break;
+    }
+  }
   if (action_id == actions_.size()) {
     if (actions_.size() >= 60000) {
       action_id = 0;
@@ -613,20 +636,24 @@ void simulator::send_dial(std::uint32_t idx, sim_clock::time_point at,
     {"From", c.caller},
     {"To", t.number},
   };
-  if (!dup)
+  if (!dup) {
     c.dial_sched = at;
+  }
   post(hook::dial, step_at(at), a.target, a.url, std::move(f), at,
        [this, idx, dup](http_result& r) {
          auto& c = calls_[idx];
          if (r.error == transport_error::none && r.status == 200) {
-           if (!dup)
+           if (!dup) {
              c.dial_failed = false;
-           if (dup)
+           }
+           if (dup) {
              demo(idx, "the carrier sent the Dial callback AGAIN (a retry): "
                        "ringback must not text twice");
+           }
          } else {
-           if (!dup)
+           if (!dup) {
              c.dial_failed = true;
+           }
            demo(idx, std::string{"the Dial callback failed: "}
                        + (r.error != transport_error::none
                             ? to_string(r.error)
@@ -639,11 +666,13 @@ void simulator::end_call(std::uint32_t idx, sim_clock::time_point at) {
   auto& c = calls_[idx];
   c.ph = phase::hung_up;
   --in_flight_;
-  if (c.drop_status)
+  if (c.drop_status) {
     return;
+  }
   send_status(idx, at, false);
-  if (c.dup_status)
+  if (c.dup_status) {
     schedule(at + secs(uniform(0.05, 1.0)), ev::status_dup, idx, c.gen);
+  }
 }
 
 void simulator::send_status(std::uint32_t idx, sim_clock::time_point at,
@@ -667,13 +696,15 @@ void simulator::send_status(std::uint32_t idx, sim_clock::time_point at,
     {"Timestamp", rfc1123_now()},
     {"To", t.number},
   };
-  if (!dup)
+  if (!dup) {
     c.status_sched = at;
+  }
   post(hook::status, step_at(at), status_path, opt_.public_url + status_path,
        std::move(f), at, [this, idx, dup](http_result& r) {
          bool ok = r.error == transport_error::none && r.status == 200;
-         if (!dup)
+         if (!dup) {
            calls_[idx].status_failed = !ok;
+         }
        });
 }
 
@@ -705,8 +736,9 @@ void simulator::send_reply(std::uint32_t idx, sim_clock::time_point at,
     {"To", t.number},
     {"ToCountry", "US"},
   };
-  if (!owner)
+  if (!owner) {
     c.replied_at = at;
+  }
   demo(idx, std::string{owner ? "the owner" : "the caller"}
               + " replies by SMS: \"" + shorten(body, 60) + "\"");
   post(hook::sms, step_at(at), sms_path, opt_.public_url + sms_path,
@@ -724,8 +756,9 @@ void simulator::hang_up_all() {
   std::uint64_t k = 0;
   for (std::uint32_t i = 0; i < calls_.size(); ++i) {
     auto& c = calls_[i];
-    if (c.ph != phase::dialing || !c.ringing)
+    if (c.ph != phase::dialing || !c.ringing) {
       continue;
+    }
     ++c.gen;
     c.answers = false;
     c.busy = false;
@@ -901,8 +934,9 @@ void simulator::serve_rest(const server_request& req, server_response& res,
       auto i = by_sid_.find(std::string{*parent});
       if (i != by_sid_.end()) {
         auto& c = calls_[i->second];
-        if (c.ph == phase::dialing || c.ph == phase::hung_up)
+        if (c.ph == phase::dialing || c.ph == phase::hung_up) {
           calls += call_json(c, true, now);
+        }
       }
     } else {
       ++rest_other_;
@@ -955,20 +989,24 @@ void simulator::list_messages(std::string_view path, std::string_view query,
   const auto to = get("To"), from = get("From");
   int page_size = std::max(1,
                            std::min(1000, std::atoi(get("PageSize").c_str())));
-  if (get("PageSize").empty())
+  if (get("PageSize").empty()) {
     page_size = 50;
+  }
   const int page = std::max(0, std::atoi(get("Page").c_str()));
   std::vector<std::uint32_t> match;
   if (auto i = messages_by_to_.find(to); i != messages_by_to_.end()) {
-    for (auto it = i->second.rbegin(); it != i->second.rend(); ++it)
-      if (from.empty() || sent_messages_[*it].from == from)
+    for (auto it = i->second.rbegin(); it != i->second.rend(); ++it) {
+      if (from.empty() || sent_messages_[*it].from == from) {
         match.push_back(*it);
+      }
+    }
   }
   const std::size_t begin = static_cast<std::size_t>(page) * page_size;
   std::string list = "[";
   for (std::size_t k = begin; k < match.size() && k < begin + page_size; ++k) {
-    if (list.size() > 1)
+    if (list.size() > 1) {
       list += ',';
+    }
     list += message_json(sent_messages_[match[k]]);
   }
   list += "]";
@@ -995,8 +1033,9 @@ void simulator::on_message(const std::string& to, const std::string& from,
   if (auto i = by_caller_.find(to); i != by_caller_.end()) {
     const auto idx = i->second;
     auto& c = calls_[idx];
-    if (from != tenants_[c.tenant].number)
+    if (from != tenants_[c.tenant].number) {
       ++wrong_from_;
+    }
     const auto h = std::hash<std::string>{}(body);
     const bool after_reply = c.replied_at != sim_clock::time_point{}
                              && now > c.replied_at;
@@ -1005,8 +1044,9 @@ void simulator::on_message(const std::string& to, const std::string& from,
       demo(idx, "ringback answers the caller: \"" + shorten(body, 70) + "\"");
       return;
     }
-    if (c.texts_caller < 255)
+    if (c.texts_caller < 255) {
       ++c.texts_caller;
+    }
     if (c.texts_caller > 1) {
       demo(idx, "DUPLICATE text to the caller: \"" + shorten(body, 50) + "\"");
       return;
@@ -1022,8 +1062,9 @@ void simulator::on_message(const std::string& to, const std::string& from,
     c.path = via_dial ? 1 : via_status ? 2 : 3;
     if (via_dial) {
       text_fast_.record(micros(now - c.dial_sched));
-      if (int k = step_at(c.dial_sched); k >= 0)
+      if (int k = step_at(c.dial_sched); k >= 0) {
         steps_[k].textback.record(micros(now - c.dial_sched));
+      }
       how = fmt("%.0f ms after the Dial callback",
                 ms(micros(now - c.dial_sched)));
     } else if (via_status) {
@@ -1036,40 +1077,49 @@ void simulator::on_message(const std::string& to, const std::string& from,
                 "Twilio",
                 std::chrono::duration<double>(now - c.start).count());
     }
-    if (c.ph != phase::voice_failed && !c.answers)
+    if (c.ph != phase::voice_failed && !c.answers) {
       text_any_start_.record(micros(now - c.start));
+    }
     demo(idx, "TEXTED BACK " + c.caller + " (" + how + "): \""
                 + shorten(body, 60) + "\"");
-    if (c.reply && stage_ == stage::load && !c.answers)
+    if (c.reply && stage_ == stage::load && !c.answers) {
       schedule(now + secs(c.reply_delay_s), ev::caller_reply, idx, c.gen);
+    }
     return;
   }
   if (auto o = owner_index_.find(to); o != owner_index_.end()) {
-    if (from != tenants_[o->second].number)
+    if (from != tenants_[o->second].number) {
       ++wrong_from_;
+    }
     // Attribute the notification to the call by the caller's number in it.
     for (std::size_t p = body.find('+'); p != std::string::npos;
          p = body.find('+', p + 1)) {
       auto end = p + 1;
       while (end < body.size() && end - p <= 16 && body[end] >= '0'
-             && body[end] <= '9')
+             && body[end] <= '9') {
         ++end;
+      }
       auto c_it = by_caller_.find(body.substr(p, end - p));
-      if (c_it == by_caller_.end())
+      if (c_it == by_caller_.end()) {
         continue;
+      }
       auto& c = calls_[c_it->second];
-      if (c.tenant != o->second)
+      if (c.tenant != o->second) {
         continue;
-      if (c.texts_owner < 255)
+      }
+      if (c.texts_owner < 255) {
         ++c.texts_owner;
+      }
       if (c.texts_owner == 1) {
         if (c.dial_sched != sim_clock::time_point{} && !c.dial_failed
-            && now >= c.dial_sched)
+            && now >= c.dial_sched) {
           owner_fast_.record(micros(now - c.dial_sched));
+        }
         demo(c_it->second, "the owner is told: \"" + shorten(body, 70) + "\"");
-        if (c.owner_reply && stage_ == stage::load)
+        if (c.owner_reply && stage_ == stage::load) {
           schedule(now + secs(c.owner_reply_delay_s), ev::owner_reply,
                    c_it->second, c.gen);
+        }
       } else {
         demo(c_it->second, "DUPLICATE owner notification");
       }
@@ -1089,13 +1139,15 @@ std::optional<std::string> simulator::setup() {
   rest_ = std::make_unique<mini_server>(
     io_, [this](const server_request& q, server_response& s,
                 std::chrono::milliseconds& delay) { serve_rest(q, s, delay); });
-  if (auto err = rest_->start(rest_addr->first, rest_addr->second))
+  if (auto err = rest_->start(rest_addr->first, rest_addr->second)) {
     return "REST server: " + *err;
+  }
   auto target = split_host_port(opt_.target);
   boost::system::error_code ec;
   auto address = asio::ip::make_address(target->first, ec);
-  if (ec)
+  if (ec) {
     return "--target: '" + target->first + "' is not an IP address";
+  }
   pool_ = std::make_unique<client_pool>(
     io_, asio::ip::tcp::endpoint{address, target->second}, opt_.target,
     static_cast<std::size_t>(opt_.connections),
@@ -1114,8 +1166,9 @@ std::optional<std::string> simulator::setup() {
     io_.stop();
     io_thread.join();
     io_.restart();
-    if (err)
+    if (err) {
       return *err;
+    }
   }
   return std::nullopt;
 }
@@ -1156,29 +1209,32 @@ void simulator::begin_load() {
        ? rate_ * window
        : *std::max_element(opt_.steps.begin(), opt_.steps.end()) * window)
     + 16);
-  if (opt_.max_calls > 0)
+  if (opt_.max_calls > 0) {
     expect = std::min<std::size_t>(expect, opt_.max_calls);
+  }
   calls_.reserve(std::min<std::size_t>(expect, 20'000'000));
   by_sid_.reserve(calls_.capacity());
   by_caller_.reserve(calls_.capacity());
   arrivals_open_ = true;
-  std::fprintf(stderr,
-               "ringback_sim: %s: load starts: %s for %.0f s, ringback pid %d, "
-               "REST API on port %u\n",
-               opt_.label.c_str(),
-               opt_.steps.empty()
-                 ? fmt("%.2f calls/s", rate_).c_str()
-                 : fmt("%zu steps of %.0f s", opt_.steps.size(),
-                       opt_.step_duration.count())
-                     .c_str(),
-               window, supervisor_ ? supervisor_->pid() : opt_.pid,
-               rest_->port());
+  if (!opt_.demo) { // the demo tells its own story on stdout
+    std::fprintf(
+      stderr,
+      "ringback_sim: %s: load starts: %s for %.0f s, ringback pid %d, "
+      "REST API on port %u\n",
+      opt_.label.c_str(),
+      opt_.steps.empty() ? fmt("%.2f calls/s", rate_).c_str()
+                         : fmt("%zu steps of %.0f s", opt_.steps.size(),
+                               opt_.step_duration.count())
+                             .c_str(),
+      window, supervisor_ ? supervisor_->pid() : opt_.pid, rest_->port());
+  }
   schedule(t0_, ev::arrival, 0);
 }
 
 void simulator::stop_arrivals(const std::string& why) {
-  if (!arrivals_open_)
+  if (!arrivals_open_) {
     return;
+  }
   arrivals_open_ = false;
   arrivals_stop_reason_ = why;
   arrivals_end_ = std::min(arrivals_end_, sim_clock::now());
@@ -1186,9 +1242,10 @@ void simulator::stop_arrivals(const std::string& why) {
     auto b = st.begin, e = std::min(st.end, arrivals_end_);
     st.seconds = e > b ? std::chrono::duration<double>(e - b).count() : 0;
   }
-  if (opt_.progress || !opt_.steps.empty())
+  if (opt_.progress || !opt_.steps.empty()) {
     std::fprintf(stderr, "ringback_sim: %.1fs: arrivals stop: %s (%zu calls)\n",
                  now_s(), why.c_str(), calls_.size());
+  }
 }
 
 void simulator::tick() {
@@ -1210,10 +1267,11 @@ void simulator::tick() {
       duration_cast<milliseconds>(opt_.restart_delay),
       [this, at](double down_ms, bool ok) {
         asio::post(io_, [this, at, down_ms, ok] {
-          if (ok)
+          if (ok) {
             restarts_.emplace_back(at, down_ms);
-          else
+          } else {
             ++failed_restarts_;
+          }
           std::fprintf(stderr,
                        "ringback_sim: %.1fs: ringback %s after %.0f ms "
                        "(pid %d)\n",
@@ -1224,11 +1282,13 @@ void simulator::tick() {
   }
   // knee: judge each step once its requests are in
   for (auto& s : steps_) {
-    if (s.evaluated || now < s.end)
+    if (s.evaluated || now < s.end) {
       continue;
+    }
     bool settled = s.outstanding == 0 && now >= s.end + milliseconds{500};
-    if (!settled && now < s.end + secs(opt_.timeout.count() + 1))
+    if (!settled && now < s.end + secs(opt_.timeout.count() + 1)) {
       break;
+    }
     s.evaluated = true;
     const auto total = s.completed + s.outstanding;
     const auto wanted = static_cast<std::uint64_t>(std::ceil(0.99 * total));
@@ -1254,9 +1314,10 @@ void simulator::tick() {
                  s.p99_us == UINT64_MAX ? "n/a"
                                         : fmt("%.2f ms", ms(s.p99_us)).c_str(),
                  s.errors, s.verdict.c_str());
-    if (!s.held)
+    if (!s.held) {
       stop_arrivals("knee: the " + fmt("%.0f", s.rate)
                     + " calls/s step did not hold (" + s.verdict + ")");
+    }
   }
   // the end of the run
   switch (stage_) {
@@ -1267,10 +1328,11 @@ void simulator::tick() {
           && restarts_.size() + failed_restarts_ >= next_kill_) {
         stage_ = stage::drain;
         drain_start_ = now;
-        if (opt_.progress)
+        if (opt_.progress) {
           std::fprintf(stderr,
                        "ringback_sim: %.1fs: every call ended; draining\n",
                        now_s());
+        }
       } else if (!arrivals_open_ && opt_.hangup_after.count() >= 0
                  && !hangup_done_
                  && now >= arrivals_end_ + secs(opt_.hangup_after.count())) {
@@ -1285,11 +1347,13 @@ void simulator::tick() {
       }
       break;
     case stage::quiet:
-      if (now >= quiet_start_ + secs(opt_.quiet.count()) && outstanding_ == 0)
+      if (now >= quiet_start_ + secs(opt_.quiet.count()) && outstanding_ == 0) {
         stage_ = stage::done;
-      else if (now >= quiet_start_
-                        + secs(opt_.quiet.count() + opt_.timeout.count() + 1))
+      } else if (now
+                 >= quiet_start_
+                      + secs(opt_.quiet.count() + opt_.timeout.count() + 1)) {
         stage_ = stage::done;
+      }
       break;
     case stage::done:
       break;
@@ -1300,8 +1364,9 @@ void simulator::tick() {
   }
   ticker_.expires_after(milliseconds{200});
   ticker_.async_wait([this](boost::system::error_code ec) {
-    if (!ec)
+    if (!ec) {
       tick();
+    }
   });
 }
 
@@ -1319,14 +1384,16 @@ void simulator::sample_processes() {
     if (r.ok) {
       s.ok = true;
       s.rss_kib = r.rss_kib;
-      if (pid == prev_pid_ && dt > 0)
+      if (pid == prev_pid_ && dt > 0) {
         s.cpu_pct = 100.0 * static_cast<double>(r.cpu_ticks - prev_ticks_)
                     / ticks_per_second() / dt;
+      }
       prev_ticks_ = r.cpu_ticks;
       prev_pid_ = pid;
       if (opt_.max_rss_mib > 0 && arrivals_open_
-          && static_cast<double>(r.rss_kib) / 1024.0 > opt_.max_rss_mib)
+          && static_cast<double>(r.rss_kib) / 1024.0 > opt_.max_rss_mib) {
         stop_arrivals(fmt("ringback's RSS passed %.0f MiB", opt_.max_rss_mib));
+      }
     }
   }
   auto self = read_proc(0);
@@ -1362,17 +1429,20 @@ void simulator::sample_processes() {
   second_errors_ = 0;
   sampler_.expires_at(now + std::chrono::seconds{1});
   sampler_.async_wait([this](boost::system::error_code ec) {
-    if (!ec)
+    if (!ec) {
       sample_processes();
+    }
   });
 }
 
 bool simulator::texts_complete() const {
   for (const auto& c : calls_) {
-    if (c.ph == phase::voice_failed || c.answers)
+    if (c.ph == phase::voice_failed || c.answers) {
       continue;
-    if (c.texts_caller == 0 || c.texts_owner == 0)
+    }
+    if (c.texts_caller == 0 || c.texts_owner == 0) {
       return false;
+    }
   }
   return true;
 }
@@ -1390,8 +1460,9 @@ void simulator::finish() {
 int simulator::run() {
   if (auto err = setup()) {
     std::fprintf(stderr, "ringback_sim: %s\n", err->c_str());
-    if (supervisor_)
+    if (supervisor_) {
       supervisor_->stop();
+    }
     return 2;
   }
   pid_t pid = supervisor_ ? supervisor_->pid() : opt_.pid;
@@ -1409,8 +1480,9 @@ int simulator::run() {
   prev_self_ticks_ = read_proc(0).cpu_ticks;
   prev_machine_ = read_machine();
   signals_.async_wait([this](boost::system::error_code ec, int sig) {
-    if (ec)
+    if (ec) {
       return;
+    }
     std::fprintf(stderr, "ringback_sim: signal %d: stopping early\n", sig);
     aborted_ = true;
     abort_reason_ = "interrupted";
@@ -1421,13 +1493,15 @@ int simulator::run() {
   prev_sample_at_ = t0_;
   sampler_.expires_at(t0_ + std::chrono::seconds{1});
   sampler_.async_wait([this](boost::system::error_code ec) {
-    if (!ec)
+    if (!ec) {
       sample_processes();
+    }
   });
   ticker_.expires_after(milliseconds{200});
   ticker_.async_wait([this](boost::system::error_code ec) {
-    if (!ec)
+    if (!ec) {
       tick();
+    }
   });
   io_.run();
   return verify_and_report();
@@ -1441,8 +1515,9 @@ int simulator::verify_and_report() {
   std::string stop_status;
   std::vector<std::string> crashes;
   std::uint64_t end_rss = 0;
-  if (pid_t pid = supervisor_ ? supervisor_->pid() : opt_.pid; pid > 0)
+  if (pid_t pid = supervisor_ ? supervisor_->pid() : opt_.pid; pid > 0) {
     end_rss = read_proc(pid).rss_kib;
+  }
   if (supervisor_) {
     crashes = supervisor_->unexpected_exits();
     stop_status = supervisor_->stop();
@@ -1457,50 +1532,60 @@ int simulator::verify_and_report() {
   std::uint64_t dropped_dial = 0, dropped_both = 0;
   for (const auto& c : calls_) {
     conv += c.conv_texts;
-    if (c.fetched)
+    if (c.fetched) {
       ++fetched;
+    }
     if (c.ph == phase::voice_pending || c.ph == phase::dialing) {
       ++unfinished;
       continue;
     }
     if (c.ph == phase::voice_failed) {
       ++indeterminate;
-      if (c.texts_caller > 0)
+      if (c.texts_caller > 0) {
         ++indeterminate_texted;
-      if (c.texts_caller > 1)
+      }
+      if (c.texts_caller > 1) {
         indeterminate_dup += c.texts_caller - 1;
-      if (c.texts_owner > 1)
+      }
+      if (c.texts_owner > 1) {
         indeterminate_dup += c.texts_owner - 1;
+      }
       continue;
     }
     if (c.answers) {
       ++answered;
-      if (c.texts_caller > 0 || c.texts_owner > 0)
+      if (c.texts_caller > 0 || c.texts_owner > 0) {
         ++answered_texted;
+      }
       continue;
     }
     ++missed;
-    if (c.busy)
+    if (c.busy) {
       ++busy;
+    }
     if (c.drop_dial) {
       ++dropped_dial;
-      if (c.drop_status)
+      if (c.drop_status) {
         ++dropped_both;
+      }
     }
-    if (c.texts_caller == 0)
+    if (c.texts_caller == 0) {
       ++lost_caller;
-    else
+    } else {
       dup_caller += c.texts_caller - 1;
-    if (c.texts_owner == 0)
+    }
+    if (c.texts_owner == 0) {
       ++lost_owner;
-    else
+    } else {
       dup_owner += c.texts_owner - 1;
-    if (c.path == 1)
+    }
+    if (c.path == 1) {
       ++via_fast;
-    else if (c.path == 2)
+    } else if (c.path == 2) {
       ++via_status;
-    else if (c.path == 3)
+    } else if (c.path == 3) {
       ++via_timer;
+    }
   }
   const std::uint64_t violations
     = opt_.verify ? lost_caller + lost_owner + dup_caller + dup_owner
@@ -1516,12 +1601,14 @@ int simulator::verify_and_report() {
   std::uint64_t peak_rss = baseline_rss_kib_;
   const sample* peak = nullptr;
   for (const auto& s : samples_) {
-    if (!s.ok)
+    if (!s.ok) {
       continue;
+    }
     peak_rss = std::max(peak_rss, s.rss_kib);
     if (!peak || s.in_flight > peak->in_flight
-        || (s.in_flight == peak->in_flight && s.rss_kib > peak->rss_kib))
+        || (s.in_flight == peak->in_flight && s.rss_kib > peak->rss_kib)) {
       peak = &s;
+    }
     if (s.t <= arrival_window + 0.5) {
       cpu_sum += s.cpu_pct;
       sim_sum += s.sim_cpu_pct;
@@ -1544,40 +1631,46 @@ int simulator::verify_and_report() {
   const double others_cpu = cpu_n ? others_sum / cpu_n : 0;
   const double inflight_mean = steady_n ? inflight_steady / steady_n : 0;
   double bytes_per_call = 0, bytes_per_ringing = 0;
-  if (peak && peak->in_flight > 0 && peak->rss_kib > baseline_rss_kib_)
+  if (peak && peak->in_flight > 0 && peak->rss_kib > baseline_rss_kib_) {
     bytes_per_call = 1024.0
                      * static_cast<double>(peak->rss_kib - baseline_rss_kib_)
                      / static_cast<double>(peak->in_flight);
-  if (peak && peak->ringing > 0 && peak->rss_kib > baseline_rss_kib_)
+  }
+  if (peak && peak->ringing > 0 && peak->rss_kib > baseline_rss_kib_) {
     bytes_per_ringing = 1024.0
                         * static_cast<double>(peak->rss_kib - baseline_rss_kib_)
                         / static_cast<double>(peak->ringing);
+  }
   std::uint64_t sent_total = 0, ok_total = 0, err_total = 0;
   for (int k = 0; k < hook_count; ++k) {
     sent_total += sent_[k];
     ok_total += ok_[k];
   }
-  for (const auto& [k, v] : errors_)
+  for (const auto& [k, v] : errors_) {
     err_total += v;
+  }
   histogram all;
-  for (const auto& h : latency_)
+  for (const auto& h : latency_) {
     all.merge(h);
+  }
   const double load_s = std::max(arrival_window, 1e-9);
 
   // human summary
   std::string out;
   out += fmt("\n== ringback_sim: %s ==\n", opt_.label.c_str());
-  if (opt_.steps.empty())
+  if (opt_.steps.empty()) {
     out += fmt(
       "arrivals: %.2f calls/s for %.1f s (%s, %s), %zu calls; run %.1f s\n",
       rate_, arrival_window, opt_.poisson ? "Poisson" : "constant gaps",
       arrivals_stop_reason_.c_str(), calls_.size(), elapsed(end));
-  else
+  } else {
     out += fmt("arrivals: %zu steps of %.0f s, %zu calls (%s); run %.1f s\n",
                opt_.steps.size(), opt_.step_duration.count(), calls_.size(),
                arrivals_stop_reason_.c_str(), elapsed(end));
-  if (aborted_)
+  }
+  if (aborted_) {
     out += "ABORTED: " + abort_reason_ + "\n";
+  }
   out += fmt("calls: %" PRIu64 " missed (%" PRIu64 " busy), %" PRIu64
              " answered, %" PRIu64
              " indeterminate (no usable voice answer), %" PRIu64
@@ -1594,21 +1687,26 @@ int simulator::verify_and_report() {
              sent_total, ok_total, static_cast<double>(sent_total) / load_s,
              pool_->peak_open(), pool_->connects());
   out += "errors:";
-  if (errors_.empty())
+  if (errors_.empty()) {
     out += " none";
-  for (const auto& [k, v] : errors_)
+  }
+  for (const auto& [k, v] : errors_) {
     out += fmt(" %s=%" PRIu64, k.c_str(), v);
-  for (const auto& [k, v] : twiml_problems_)
+  }
+  for (const auto& [k, v] : twiml_problems_) {
     out += fmt(" twiml(%s)=%" PRIu64, k.c_str(), v);
+  }
   out += "\n";
   out += fmt("latency, ms from the scheduled send   %8s %8s %8s %8s %8s %9s\n",
              "count", "p50", "p90", "p99", "p99.9", "max");
-  for (int k = 0; k < hook_count; ++k)
+  for (int k = 0; k < hook_count; ++k) {
     out += hist_row(to_string(static_cast<hook>(k)), latency_[k]);
+  }
   out += hist_row("all webhooks", all);
   histogram lag;
-  for (const auto& h : send_lag_)
+  for (const auto& h : send_lag_) {
     lag.merge(h);
+  }
   out += hist_row("(send lag: scheduled -> write)", lag);
   out += "text-back (first text to the caller), ms\n";
   out += hist_row("fast path: from the Dial callback", text_fast_);
@@ -1631,26 +1729,30 @@ int simulator::verify_and_report() {
       "max (1 s)\n",
       baseline_rss_kib_ / 1024.0, peak_rss / 1024.0, end_rss / 1024.0, cpu_mean,
       cpu_steady, cpu_max);
-    if (peak)
+    if (peak) {
       out += fmt("memory per live call: %.0f B per call in flight, %.0f B per "
                  "ringing call (RSS %.1f MiB at %" PRIu64 " in flight, %" PRIu64
                  " ringing, t=%.0fs)\n",
                  bytes_per_call, bytes_per_ringing, peak->rss_kib / 1024.0,
                  peak->in_flight, peak->ringing, peak->t);
+    }
   }
   out += fmt("simulator: CPU %.1f %% of a core on average; other processes on "
              "the machine: %.1f %% on average, %.0f %% max (of %ld cores)\n",
              sim_cpu, others_cpu, others_max, sysconf(_SC_NPROCESSORS_ONLN));
   if (!restarts_.empty() || failed_restarts_ > 0) {
     out += "restarts:";
-    for (const auto& [t, d] : restarts_)
+    for (const auto& [t, d] : restarts_) {
       out += fmt(" at %.1fs (down %.0f ms)", t, d);
-    if (failed_restarts_)
+    }
+    if (failed_restarts_) {
       out += fmt(" FAILED=%" PRIu64, failed_restarts_);
+    }
     out += "\n";
   }
-  for (const auto& c : crashes)
+  for (const auto& c : crashes) {
     out += "ringback exited unexpectedly: " + c + "\n";
+  }
   if (!steps_.empty()) {
     out
       += "knee steps: calls/s  webhooks/s      p50      p99      max  errors  "
@@ -1659,8 +1761,10 @@ int simulator::verify_and_report() {
          "simulator; text p99: fast-path text-back)\n";
     for (const auto& s : steps_) {
       // Steps the stop cut short before they were judged say nothing.
-      if (s.scheduled == 0 || (!s.evaluated && s.seconds < opt_.step_duration.count() / 2))
+      if (s.scheduled == 0
+          || (!s.evaluated && s.seconds < opt_.step_duration.count() / 2)) {
         continue;
+      }
       double cpu = 0, others = 0;
       int n = 0;
       for (const auto& smp : samples_) {
@@ -1688,10 +1792,12 @@ int simulator::verify_and_report() {
     }
   }
   const step_stats* best = nullptr;
-  for (const auto& s : steps_)
-    if (s.held && (!best || s.rate > best->rate))
+  for (const auto& s : steps_) {
+    if (s.held && (!best || s.rate > best->rate)) {
       best = &s;
-  if (!steps_.empty())
+    }
+  }
+  if (!steps_.empty()) {
     out += best ? fmt("knee: highest step held %.0f calls/s = %.0f webhooks/s "
                       "(p99 %.2f ms)\n",
                       best->rate,
@@ -1699,8 +1805,9 @@ int simulator::verify_and_report() {
                         / std::max(best->seconds, 1e-3),
                       ms(best->p99_us))
                 : "knee: no step held\n";
+  }
   if (opt_.verify) {
-    if (violations == 0)
+    if (violations == 0) {
       out
         += fmt("correctness: OK: %" PRIu64 " missed calls texted back exactly "
                "once (caller and owner; %" PRIu64
@@ -1708,7 +1815,7 @@ int simulator::verify_and_report() {
                " via the status callback + REST, %" PRIu64 " via the fallback "
                "timer), no answered call texted, no duplicates\n",
                missed, via_fast, via_status, via_timer);
-    else
+    } else {
       out += fmt("correctness: %" PRIu64
                  " VIOLATIONS: lost texts to callers %" PRIu64
                  ", to owners %" PRIu64 "; duplicates to callers %" PRIu64
@@ -1720,6 +1827,7 @@ int simulator::verify_and_report() {
                  violations, lost_caller, lost_owner, dup_caller, dup_owner,
                  answered_texted, indeterminate_dup, unknown_recipient_,
                  unattributed_owner_, wrong_from_);
+    }
     out += fmt("  (missed calls whose Dial callback was dropped: %" PRIu64
                ", of which the status callback too: %" PRIu64
                "; indeterminate calls texted: %" PRIu64
@@ -1728,8 +1836,9 @@ int simulator::verify_and_report() {
   } else {
     out += "correctness: not checked (--no-verify)\n";
   }
-  if (supervisor_)
+  if (supervisor_) {
     out += "ringback stop: " + stop_status + "\n";
+  }
   std::fputs(out.c_str(), stdout);
 
   // the JSON line
@@ -1742,14 +1851,18 @@ int simulator::verify_and_report() {
   }
   hooks["all"] = hist_json(all);
   json::object errs;
-  for (const auto& [k, v] : errors_)
+  for (const auto& [k, v] : errors_) {
     errs[k] = v;
-  for (const auto& [k, v] : twiml_problems_)
+  }
+  for (const auto& [k, v] : twiml_problems_) {
     errs["twiml:" + k] = v;
+  }
   json::array steps;
   for (const auto& s : steps_) {
-    if (s.scheduled == 0 || (!s.evaluated && s.seconds < opt_.step_duration.count() / 2))
+    if (s.scheduled == 0
+        || (!s.evaluated && s.seconds < opt_.step_duration.count() / 2)) {
       continue;
+    }
     steps.push_back(json::object{
       {"calls_per_s", s.rate},
       {"webhooks_per_s",
@@ -1767,8 +1880,9 @@ int simulator::verify_and_report() {
       {"verdict", s.verdict}});
   }
   json::array restarts;
-  for (const auto& [t, d] : restarts_)
+  for (const auto& [t, d] : restarts_) {
     restarts.push_back(json::object{{"at_s", t}, {"down_ms", d}});
+  }
   json::object result{
     {"label", opt_.label},
     {"ok", violations == 0 && !aborted_},
@@ -1846,10 +1960,12 @@ int simulator::verify_and_report() {
     std::ofstream f{opt_.json_path};
     f << line << "\n";
   }
-  if (violations > 0)
+  if (violations > 0) {
     return 1;
-  if (aborted_ || !crashes.empty() || failed_restarts_ > 0)
+  }
+  if (aborted_ || !crashes.empty() || failed_restarts_ > 0) {
     return 1;
+  }
   return 0;
 }
 

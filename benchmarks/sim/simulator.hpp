@@ -1,5 +1,7 @@
 #pragma once
 
+#include "ringback/adapters/twilio/form.hpp"
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -162,9 +164,10 @@ private:
   void send_reply(std::uint32_t idx, sim_clock::time_point at, bool owner);
   void hang_up_all();
   bool hangup_at_passed() const;
+  /// Signs and sends one webhook; `then` runs with the answer.
   void
   post(hook kind, int step, const std::string& target, const std::string& url,
-       std::vector<std::pair<std::string, std::string>> fields,
+       const ringback::adapters::twilio::form_fields& fields,
        sim_clock::time_point scheduled, std::function<void(http_result&)> then);
   void record(hook kind, int step, const http_result& r,
               sim_clock::time_point scheduled);

@@ -18,25 +18,26 @@ std::string xml_unescape(std::string_view text) {
       continue;
     }
     auto name = text.substr(i + 1, semi - i - 1);
-    if (name == "amp")
+    if (name == "amp") {
       out += '&';
-    else if (name == "lt")
+    } else if (name == "lt") {
       out += '<';
-    else if (name == "gt")
+    } else if (name == "gt") {
       out += '>';
-    else if (name == "quot")
+    } else if (name == "quot") {
       out += '"';
-    else if (name == "apos")
+    } else if (name == "apos") {
       out += '\'';
-    else if (!name.empty() && name[0] == '#') {
+    } else if (!name.empty() && name[0] == '#') {
       std::string digits{name.substr(1)};
       long cp = digits.size() > 1 && (digits[0] == 'x' || digits[0] == 'X')
                   ? std::strtol(digits.c_str() + 1, nullptr, 16)
                   : std::strtol(digits.c_str(), nullptr, 10);
-      if (cp > 0 && cp < 0x80)
+      if (cp > 0 && cp < 0x80) {
         out += static_cast<char>(cp);
-      else
+      } else {
         out += '?';
+      }
     } else {
       out.append(text.substr(i, semi - i + 1));
     }
@@ -60,8 +61,9 @@ std::optional<std::string> attribute(std::string_view tag,
         && (tag[after + 1] == '"' || tag[after + 1] == '\'')) {
       char quote = tag[after + 1];
       auto end = tag.find(quote, after + 2);
-      if (end == std::string_view::npos)
+      if (end == std::string_view::npos) {
         return std::nullopt;
+      }
       return xml_unescape(tag.substr(after + 2, end - after - 2));
     }
     pos = after;
@@ -77,12 +79,13 @@ std::optional<dial_instruction> parse_dial(std::string_view twiml,
   if (open == std::string_view::npos
       || (open + 5 < twiml.size() && twiml[open + 5] != '>'
           && twiml[open + 5] != ' ')) {
-    if (twiml.find("<Reject") != std::string_view::npos)
+    if (twiml.find("<Reject") != std::string_view::npos) {
       why = "reject";
-    else if (twiml.find("<Hangup") != std::string_view::npos)
+    } else if (twiml.find("<Hangup") != std::string_view::npos) {
       why = "hangup";
-    else
+    } else {
       why = "no <Dial>";
+    }
     return std::nullopt;
   }
   auto tag_end = twiml.find('>', open);
@@ -102,10 +105,12 @@ std::optional<dial_instruction> parse_dial(std::string_view twiml,
       return std::nullopt;
     }
   }
-  if (auto a = attribute(tag, "action"))
+  if (auto a = attribute(tag, "action")) {
     d.action = *a;
-  if (auto m = attribute(tag, "method"))
+  }
+  if (auto m = attribute(tag, "method")) {
     d.method = *m;
+  }
   auto inner = twiml.substr(tag_end + 1, close - tag_end - 1);
   std::size_t pos = 0;
   while ((pos = inner.find("<Number", pos)) != std::string_view::npos) {
