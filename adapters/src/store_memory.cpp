@@ -1,9 +1,11 @@
 #include "ringback/adapters/store/detail.hpp"
 #include "ringback/adapters/store/memory_store.hpp"
 #include "ringback/adapters/store/migrations.hpp"
+#include "ringback/adapters/store/sql_common.hpp"
 
 #include <algorithm>
 #include <condition_variable>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <tuple>
@@ -41,7 +43,27 @@ struct tables {
   std::int64_t next_message_id = 1;
   std::map<std::string, engine::inbound_message, std::less<>> inbound;
   std::map<std::pair<std::string, std::string>, contact_record> contacts;
+  std::map<std::int64_t, engine::run_record> runs;
+  std::int64_t next_run_id = 1;
+  std::map<std::pair<std::int64_t, std::int32_t>, engine::run_step_record>
+    run_steps;
+  std::map<std::tuple<std::string, std::string, std::string>,
+           engine::workflow_version_record>
+    workflow_versions;
+  /// (tenant_id, phone, tag) -> tagged_at; in tag order per contact.
+  std::map<std::tuple<std::string, std::string, std::string>, engine::epoch_ms>
+    contact_tags;
 };
+
+/// The runs of `db` that `keep` accepts, in id order.
+template <class Predicate>
+std::vector<engine::run_record> runs_where(const tables& db, Predicate keep) {
+  std::vector<engine::run_record> result;
+  for (const auto& [id, r] : db.runs)
+    if (keep(r))
+      result.push_back(r);
+  return result;
+}
 
 } // namespace
 
@@ -384,6 +406,149 @@ memory_store::messages_for_call(std::string_view call_sid) {
     for (const auto& [id, m] : db.messages)
       if (m.call_sid == call_sid)
         result.push_back(m);
+    return result;
+  });
+}
+
+std::int64_t memory_store::insert_run(const engine::run_record& r) {
+  return impl_->write("insert_run", [&](tables& db) {
+    auto id = db.next_run_id++;
+    auto& stored = db.runs[id] = r;
+    stored.id = id;
+    return id;
+  });
+}
+
+bool memory_store::update_run(const engine::run_record& r,
+                              std::int64_t expected_seq) {
+  return impl_->write("update_run", [&](tables& db) {
+    store_detail::check_run_update(memory_backend, r, expected_seq);
+    auto i = db.runs.find(r.id);
+    if (i == db.runs.end())
+      fail(memory_backend, "update_run",
+           "unknown run id " + std::to_string(r.id));
+    if (i->second.seq != expected_seq)
+      return false;
+    i->second = r;
+    return true;
+  });
+}
+
+std::optional<engine::run_record> memory_store::find_run(std::int64_t id) {
+  return impl_->read("find_run", [&](const tables& db) {
+    std::optional<engine::run_record> result;
+    if (auto i = db.runs.find(id); i != db.runs.end())
+      result = i->second;
+    return result;
+  });
+}
+
+std::vector<engine::run_record>
+memory_store::unfinished_runs(std::string_view node_id,
+                              engine::epoch_ms orphaned_before,
+                              std::size_t limit) {
+  return impl_->read("unfinished_runs", [&](const tables& db) {
+    auto result = runs_where(db, [&](const engine::run_record& r) {
+      return (r.status == engine::run_status::waiting
+              || r.status == engine::run_status::running)
+             && (r.node_id == node_id
+                 || (r.wake_at > 0 && r.wake_at < orphaned_before));
+    });
+    // Stable: ties on wake_at stay in id order.
+    std::stable_sort(result.begin(), result.end(),
+                     [](const auto& x, const auto& y) {
+                       return x.wake_at < y.wake_at;
+                     });
+    if (result.size() > limit)
+      result.resize(limit);
+    return result;
+  });
+}
+
+std::vector<engine::run_record>
+memory_store::runs_waiting_for_reply(std::string_view tenant_id,
+                                     std::string_view contact) {
+  return impl_->read("runs_waiting_for_reply", [&](const tables& db) {
+    return runs_where(db, [&](const engine::run_record& r) {
+      return r.tenant_id == tenant_id && r.contact == contact
+             && r.status == engine::run_status::waiting
+             && r.waiting_for == "reply";
+    });
+  });
+}
+
+std::vector<engine::run_record>
+memory_store::runs_for_call(std::string_view call_sid) {
+  return impl_->read("runs_for_call", [&](const tables& db) {
+    return runs_where(db, [&](const engine::run_record& r) {
+      return r.call_sid == call_sid;
+    });
+  });
+}
+
+void memory_store::insert_run_steps(
+  const std::vector<engine::run_step_record>& steps) {
+  impl_->write("insert_run_steps", [&](tables& db) {
+    for (const auto& x : steps)
+      db.run_steps.emplace(std::make_pair(x.run_id, x.seq), x);
+  });
+}
+
+std::vector<engine::run_step_record>
+memory_store::run_steps(std::int64_t run_id) {
+  return impl_->read("run_steps", [&](const tables& db) {
+    std::vector<engine::run_step_record> result;
+    auto i = db.run_steps.lower_bound(
+      {run_id, std::numeric_limits<std::int32_t>::min()});
+    for (; i != db.run_steps.end() && i->first.first == run_id; ++i)
+      result.push_back(i->second);
+    return result;
+  });
+}
+
+void memory_store::save_workflow_version(
+  const engine::workflow_version_record& v) {
+  impl_->write("save_workflow_version", [&](tables& db) {
+    db.workflow_versions.emplace(
+      std::make_tuple(v.tenant_id, v.name, v.version), v);
+  });
+}
+
+std::optional<engine::workflow_version_record>
+memory_store::find_workflow_version(std::string_view tenant_id,
+                                    std::string_view name,
+                                    std::string_view version) {
+  return impl_->read("find_workflow_version", [&](const tables& db) {
+    std::optional<engine::workflow_version_record> result;
+    auto i = db.workflow_versions.find(std::make_tuple(
+      std::string(tenant_id), std::string(name), std::string(version)));
+    if (i != db.workflow_versions.end())
+      result = i->second;
+    return result;
+  });
+}
+
+void memory_store::tag_contact(std::string_view tenant_id,
+                               std::string_view phone, std::string_view tag,
+                               engine::epoch_ms at) {
+  impl_->write("tag_contact", [&](tables& db) {
+    auto key = std::make_pair(std::string(tenant_id), std::string(phone));
+    db.contacts.emplace(key, contact_record{key.first, key.second, at, at});
+    db.contact_tags.emplace(
+      std::make_tuple(key.first, key.second, std::string(tag)), at);
+  });
+}
+
+std::vector<std::string> memory_store::contact_tags(std::string_view tenant_id,
+                                                    std::string_view phone) {
+  return impl_->read("contact_tags", [&](const tables& db) {
+    std::vector<std::string> result;
+    auto i = db.contact_tags.lower_bound(std::make_tuple(
+      std::string(tenant_id), std::string(phone), std::string{}));
+    for (; i != db.contact_tags.end() && std::get<0>(i->first) == tenant_id
+           && std::get<1>(i->first) == phone;
+         ++i)
+      result.push_back(std::get<2>(i->first));
     return result;
   });
 }

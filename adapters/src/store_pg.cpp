@@ -606,6 +606,88 @@ pg_store::messages_for_call(std::string_view call_sid) {
   });
 }
 
+std::int64_t pg_store::insert_run(const engine::run_record& r) {
+  return impl_->guarded("insert_run",
+                        [&](driver& dr) { return sql_ops::insert_run(dr, r); });
+}
+
+bool pg_store::update_run(const engine::run_record& r,
+                          std::int64_t expected_seq) {
+  return impl_->guarded("update_run", [&](driver& dr) {
+    return sql_ops::update_run(dr, r, expected_seq);
+  });
+}
+
+std::optional<engine::run_record> pg_store::find_run(std::int64_t id) {
+  return impl_->guarded("find_run",
+                        [&](driver& dr) { return sql_ops::find_run(dr, id); });
+}
+
+std::vector<engine::run_record>
+pg_store::unfinished_runs(std::string_view node_id,
+                          engine::epoch_ms orphaned_before, std::size_t limit) {
+  return impl_->guarded("unfinished_runs", [&](driver& dr) {
+    return sql_ops::unfinished_runs(dr, node_id, orphaned_before, limit);
+  });
+}
+
+std::vector<engine::run_record>
+pg_store::runs_waiting_for_reply(std::string_view tenant_id,
+                                 std::string_view contact) {
+  return impl_->guarded("runs_waiting_for_reply", [&](driver& dr) {
+    return sql_ops::runs_waiting_for_reply(dr, tenant_id, contact);
+  });
+}
+
+std::vector<engine::run_record>
+pg_store::runs_for_call(std::string_view call_sid) {
+  return impl_->guarded("runs_for_call", [&](driver& dr) {
+    return sql_ops::runs_for_call(dr, call_sid);
+  });
+}
+
+void pg_store::insert_run_steps(
+  const std::vector<engine::run_step_record>& steps) {
+  // One step needs no transaction of its own.
+  impl_->guarded(
+    "insert_run_steps",
+    [&](driver& dr) { sql_ops::insert_run_steps(dr, steps); },
+    steps.size() > 1);
+}
+
+std::vector<engine::run_step_record> pg_store::run_steps(std::int64_t run_id) {
+  return impl_->guarded("run_steps", [&](driver& dr) {
+    return sql_ops::run_steps(dr, run_id);
+  });
+}
+
+void pg_store::save_workflow_version(const engine::workflow_version_record& v) {
+  impl_->guarded("save_workflow_version",
+                 [&](driver& dr) { sql_ops::save_workflow_version(dr, v); });
+}
+
+std::optional<engine::workflow_version_record> pg_store::find_workflow_version(
+  std::string_view tenant_id, std::string_view name, std::string_view version) {
+  return impl_->guarded("find_workflow_version", [&](driver& dr) {
+    return sql_ops::find_workflow_version(dr, tenant_id, name, version);
+  });
+}
+
+void pg_store::tag_contact(std::string_view tenant_id, std::string_view phone,
+                           std::string_view tag, engine::epoch_ms at) {
+  impl_->guarded(
+    "tag_contact",
+    [&](driver& dr) { sql_ops::tag_contact(dr, tenant_id, phone, tag, at); },
+    true);
+}
+
+std::vector<std::string> pg_store::contact_tags(std::string_view tenant_id,
+                                                std::string_view phone) {
+  return impl_->guarded("contact_tags", [&](driver& dr) {
+    return sql_ops::contact_tags(dr, tenant_id, phone);
+  });
+}
+
 std::optional<engine::tenant> pg_store::find_tenant(std::string_view id) {
   return impl_->guarded("find_tenant", [&](driver& dr) {
     return sql_ops::find_tenant(dr, id);

@@ -26,6 +26,16 @@ namespace {
 #define RINGBACK_INBOUND_COLUMNS                                               \
   "message_sid, tenant_id, from_number, to_number, body, received_at"
 
+#define RINGBACK_RUN_COLUMNS                                                   \
+  "tenant_id, workflow, version, trigger_event, call_sid, contact, status, "   \
+  "waiting_for, wake_at, state, node_id, seq, error, started_at, updated_at"
+
+#define RINGBACK_RUN_STEP_COLUMNS                                              \
+  "run_id, seq, step_id, type, outcome, detail, executed_at, duration_us"
+
+#define RINGBACK_WORKFLOW_VERSION_COLUMNS                                      \
+  "tenant_id, name, version, file, source, loaded_at"
+
 struct statement {
   sql_id id;
   const char* name;
@@ -131,12 +141,75 @@ constexpr std::array<statement, sql_count> statements{{
   {sql_id::find_contact, "rb_find_contact",
    "SELECT tenant_id, phone, first_seen, last_seen FROM contacts "
    "WHERE tenant_id = ?1 AND phone = ?2"},
+  // bind_run -> id
+  {sql_id::insert_run, "rb_insert_run",
+   "INSERT INTO runs (" RINGBACK_RUN_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, "
+   "?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) RETURNING id"},
+  // id, bind_run, expected seq; the condition on seq makes the first writer
+  // the only one
+  {sql_id::update_run, "rb_update_run",
+   "UPDATE runs SET tenant_id = ?2, workflow = ?3, version = ?4, "
+   "trigger_event = ?5, call_sid = ?6, contact = ?7, status = ?8, "
+   "waiting_for = ?9, wake_at = ?10, state = ?11, node_id = ?12, seq = ?13, "
+   "error = ?14, started_at = ?15, updated_at = ?16 "
+   "WHERE id = ?1 AND seq = ?17"},
+  // id -> 1
+  {sql_id::run_exists, "rb_run_exists", "SELECT 1 FROM runs WHERE id = ?1"},
+  // id -> read_run
+  {sql_id::find_run, "rb_find_run",
+   "SELECT id, " RINGBACK_RUN_COLUMNS " FROM runs WHERE id = ?1"},
+  // node_id, orphaned_before, limit -> read_run (wake_at < orphaned_before
+  // implies orphaned_before > 0: 0 adopts nothing)
+  {sql_id::unfinished_runs, "rb_unfinished_runs",
+   "SELECT id, " RINGBACK_RUN_COLUMNS " FROM runs WHERE status IN "
+   "('waiting', 'running') AND (node_id = ?1 OR (wake_at > 0 AND "
+   "wake_at < ?2)) ORDER BY wake_at, id LIMIT ?3"},
+  // tenant_id, contact -> read_run
+  {sql_id::runs_waiting_for_reply, "rb_runs_waiting_for_reply",
+   "SELECT id, " RINGBACK_RUN_COLUMNS " FROM runs WHERE tenant_id = ?1 AND "
+   "contact = ?2 AND waiting_for = 'reply' AND status = 'waiting' "
+   "ORDER BY id"},
+  // call_sid -> read_run
+  {sql_id::runs_for_call, "rb_runs_for_call",
+   "SELECT id, " RINGBACK_RUN_COLUMNS " FROM runs WHERE call_sid = ?1 "
+   "ORDER BY id"},
+  // bind_run_step (a step recorded again keeps the first record)
+  {sql_id::insert_run_step, "rb_insert_run_step",
+   "INSERT INTO run_steps (" RINGBACK_RUN_STEP_COLUMNS ") VALUES (?1, ?2, ?3, "
+   "?4, ?5, ?6, ?7, ?8) ON CONFLICT (run_id, seq) DO NOTHING"},
+  // run_id -> read_run_step
+  {sql_id::run_steps, "rb_run_steps",
+   "SELECT " RINGBACK_RUN_STEP_COLUMNS " FROM run_steps WHERE run_id = ?1 "
+   "ORDER BY seq"},
+  // bind_workflow_version (once per tenant, name and version)
+  {sql_id::save_workflow_version, "rb_save_workflow_version",
+   "INSERT INTO workflow_versions (" RINGBACK_WORKFLOW_VERSION_COLUMNS
+   ") VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
+   "ON CONFLICT (tenant_id, name, version) DO NOTHING"},
+  // tenant_id, name, version -> read_workflow_version
+  {sql_id::find_workflow_version, "rb_find_workflow_version",
+   "SELECT " RINGBACK_WORKFLOW_VERSION_COLUMNS " FROM workflow_versions "
+   "WHERE tenant_id = ?1 AND name = ?2 AND version = ?3"},
+  // tenant_id, phone, at (a known contact stays as it is)
+  {sql_id::add_contact, "rb_add_contact",
+   "INSERT INTO contacts (tenant_id, phone, first_seen, last_seen) "
+   "VALUES (?1, ?2, ?3, ?3) ON CONFLICT (tenant_id, phone) DO NOTHING"},
+  // tenant_id, phone, tag, at (a known tag keeps its first time)
+  {sql_id::tag_contact, "rb_tag_contact",
+   "INSERT INTO contact_tags (tenant_id, phone, tag, tagged_at) "
+   "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (tenant_id, phone, tag) DO NOTHING"},
+  // tenant_id, phone -> tag (sorted by sql_ops::contact_tags)
+  {sql_id::contact_tags, "rb_contact_tags",
+   "SELECT tag FROM contact_tags WHERE tenant_id = ?1 AND phone = ?2"},
 }};
 
 #undef RINGBACK_CALL_COLUMNS
 #undef RINGBACK_MESSAGE_COLUMNS
 #undef RINGBACK_WEBHOOK_COLUMNS
 #undef RINGBACK_INBOUND_COLUMNS
+#undef RINGBACK_RUN_COLUMNS
+#undef RINGBACK_RUN_STEP_COLUMNS
+#undef RINGBACK_WORKFLOW_VERSION_COLUMNS
 
 constexpr bool in_order() {
   for (std::size_t i = 0; i < statements.size(); ++i)

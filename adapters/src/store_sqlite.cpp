@@ -551,6 +551,94 @@ sqlite_store::messages_for_call(std::string_view call_sid) {
   });
 }
 
+std::int64_t sqlite_store::insert_run(const engine::run_record& r) {
+  return impl_->guarded("insert_run",
+                        [&] { return sql_ops::insert_run(*impl_, r); });
+}
+
+bool sqlite_store::update_run(const engine::run_record& r,
+                              std::int64_t expected_seq) {
+  return impl_->guarded("update_run", [&] {
+    return sql_ops::update_run(*impl_, r, expected_seq);
+  });
+}
+
+std::optional<engine::run_record> sqlite_store::find_run(std::int64_t id) {
+  return impl_->guarded("find_run",
+                        [&] { return sql_ops::find_run(*impl_, id); });
+}
+
+std::vector<engine::run_record>
+sqlite_store::unfinished_runs(std::string_view node_id,
+                              engine::epoch_ms orphaned_before,
+                              std::size_t limit) {
+  return impl_->guarded("unfinished_runs", [&] {
+    return sql_ops::unfinished_runs(*impl_, node_id, orphaned_before, limit);
+  });
+}
+
+std::vector<engine::run_record>
+sqlite_store::runs_waiting_for_reply(std::string_view tenant_id,
+                                     std::string_view contact) {
+  return impl_->guarded("runs_waiting_for_reply", [&] {
+    return sql_ops::runs_waiting_for_reply(*impl_, tenant_id, contact);
+  });
+}
+
+std::vector<engine::run_record>
+sqlite_store::runs_for_call(std::string_view call_sid) {
+  return impl_->guarded("runs_for_call", [&] {
+    return sql_ops::runs_for_call(*impl_, call_sid);
+  });
+}
+
+void sqlite_store::insert_run_steps(
+  const std::vector<engine::run_step_record>& steps) {
+  auto& d = *impl_;
+  d.guarded("insert_run_steps", [&] {
+    if (steps.empty())
+      return; // no transaction (and no write lock) for nothing
+    d.atomically([&] { sql_ops::insert_run_steps(d, steps); });
+  });
+}
+
+std::vector<engine::run_step_record>
+sqlite_store::run_steps(std::int64_t run_id) {
+  return impl_->guarded("run_steps",
+                        [&] { return sql_ops::run_steps(*impl_, run_id); });
+}
+
+void sqlite_store::save_workflow_version(
+  const engine::workflow_version_record& v) {
+  impl_->guarded("save_workflow_version",
+                 [&] { sql_ops::save_workflow_version(*impl_, v); });
+}
+
+std::optional<engine::workflow_version_record>
+sqlite_store::find_workflow_version(std::string_view tenant_id,
+                                    std::string_view name,
+                                    std::string_view version) {
+  return impl_->guarded("find_workflow_version", [&] {
+    return sql_ops::find_workflow_version(*impl_, tenant_id, name, version);
+  });
+}
+
+void sqlite_store::tag_contact(std::string_view tenant_id,
+                               std::string_view phone, std::string_view tag,
+                               engine::epoch_ms at) {
+  auto& d = *impl_;
+  d.guarded("tag_contact", [&] {
+    d.atomically([&] { sql_ops::tag_contact(d, tenant_id, phone, tag, at); });
+  });
+}
+
+std::vector<std::string> sqlite_store::contact_tags(std::string_view tenant_id,
+                                                    std::string_view phone) {
+  return impl_->guarded("contact_tags", [&] {
+    return sql_ops::contact_tags(*impl_, tenant_id, phone);
+  });
+}
+
 std::optional<engine::tenant> sqlite_store::find_tenant(std::string_view id) {
   return impl_->guarded("find_tenant",
                         [&] { return sql_ops::find_tenant(*impl_, id); });

@@ -26,6 +26,8 @@ constexpr std::array<const char*, 4> decided_by_names{"none", "dial_result",
                                                       "fallback", "status"};
 constexpr std::array<const char*, 6> message_state_names{
   "queued", "sending", "sent", "delivered", "undelivered", "failed"};
+constexpr std::array<const char*, 4> run_status_names{"running", "waiting",
+                                                      "finished", "failed"};
 
 } // namespace
 
@@ -59,6 +61,14 @@ const char* to_string(message_state x) {
 
 std::optional<message_state> parse_message_state(std::string_view x) {
   return parse_enum<message_state>(x, message_state_names);
+}
+
+const char* to_string(run_status x) {
+  return run_status_names[static_cast<std::size_t>(x)];
+}
+
+std::optional<run_status> parse_run_status(std::string_view x) {
+  return parse_enum<run_status>(x, run_status_names);
 }
 
 epoch_ms system_clock::now() const {

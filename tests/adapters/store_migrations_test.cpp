@@ -35,10 +35,32 @@ TEST(StoreMigrations, both_dialects_create_the_same_tables) {
     return names;
   };
   EXPECT_EQ(tables(sqlite_migrations()),
-            (std::vector<std::string>{"tenants", "tenant_numbers", "calls",
-                                      "webhooks", "messages",
-                                      "inbound_messages", "contacts"}));
+            (std::vector<std::string>{
+              "tenants", "tenant_numbers", "calls", "webhooks", "messages",
+              "inbound_messages", "contacts", "runs", "run_steps",
+              "workflow_versions", "contact_tags"}));
   EXPECT_EQ(tables(pg_migrations()), tables(sqlite_migrations()));
+}
+
+TEST(StoreMigrations, version_2_adds_the_workflow_run_tables) {
+  // Versions that shipped are never edited: version 2 only adds.
+  ASSERT_GE(sqlite_migrations().size(), 2u);
+  for (const auto* ms : {&sqlite_migrations(), &pg_migrations()}) {
+    const auto& v2 = (*ms)[1];
+    EXPECT_EQ(v2.version, 2);
+    EXPECT_EQ(v2.description,
+              "workflow runs, run steps, workflow versions, contact tags");
+    EXPECT_EQ(v2.sql.find("DROP "), std::string::npos);
+    EXPECT_EQ(v2.sql.find("ALTER "), std::string::npos);
+    for (const char* index :
+         {"runs_node_status_idx ON runs (node_id, status)",
+          "runs_contact_waiting_idx ON runs (tenant_id, contact, waiting_for)",
+          "runs_call_idx ON runs (call_sid)",
+          "runs_status_wake_idx ON runs (status, wake_at)",
+          "PRIMARY KEY (run_id, seq)", "PRIMARY KEY (tenant_id, name, version)",
+          "PRIMARY KEY (tenant_id, phone, tag)"})
+      EXPECT_NE(v2.sql.find(index), std::string::npos) << index;
+  }
 }
 
 } // namespace

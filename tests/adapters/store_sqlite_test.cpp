@@ -148,13 +148,30 @@ TEST_F(SqliteStore, the_schema_has_its_tables_and_indexes) {
       reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0)));
   sqlite3_finalize(stmt);
   sqlite3_close(db);
-  EXPECT_EQ(names, (std::vector<std::string>{
-                     "calls", "calls_ended_phase_idx", "calls_node_idx",
-                     "calls_ringing_fallback_idx", "contacts",
-                     "inbound_messages", "messages", "messages_call_idx",
-                     "messages_node_state_idx", "schema_migrations",
-                     "tenant_numbers", "tenant_numbers_tenant_idx", "tenants",
-                     "webhooks", "webhooks_call_idx"}));
+  const std::vector<std::string> expected{"calls",
+                                          "calls_ended_phase_idx",
+                                          "calls_node_idx",
+                                          "calls_ringing_fallback_idx",
+                                          "contact_tags",
+                                          "contacts",
+                                          "inbound_messages",
+                                          "messages",
+                                          "messages_call_idx",
+                                          "messages_node_state_idx",
+                                          "run_steps",
+                                          "runs",
+                                          "runs_call_idx",
+                                          "runs_contact_waiting_idx",
+                                          "runs_node_status_idx",
+                                          "runs_status_wake_idx",
+                                          "schema_migrations",
+                                          "tenant_numbers",
+                                          "tenant_numbers_tenant_idx",
+                                          "tenants",
+                                          "webhooks",
+                                          "webhooks_call_idx",
+                                          "workflow_versions"};
+  EXPECT_EQ(names, expected);
 }
 
 TEST_F(SqliteStore, data_survives_reopening) {
@@ -233,6 +250,63 @@ TEST_F(SqliteStore, an_unknown_enum_name_in_a_row_is_an_error) {
             "sqlite messages_for_call: unknown state 'lost' in the database");
   EXPECT_EQ(error_of([&] { s->find_tenant("t"); }),
             "sqlite find_tenant: unknown kind 'pager' in the database");
+}
+
+TEST_F(SqliteStore, an_unknown_run_status_in_a_row_is_an_error) {
+  auto s = open();
+  auto id = s->insert_run(make_run());
+  exec_raw("UPDATE runs SET status = 'paused'");
+  EXPECT_EQ(error_of([&] { s->find_run(id); }),
+            "sqlite find_run: unknown status 'paused' in the database");
+  EXPECT_TRUE(s->unfinished_runs("n1", 0, 10).empty()); // not active
+  EXPECT_EQ(error_of([&] { s->runs_for_call("CA1"); }),
+            "sqlite runs_for_call: unknown status 'paused' in the database");
+}
+
+TEST_F(SqliteStore, a_database_of_version_1_is_migrated_to_the_latest) {
+  // A file written by the release before durable runs: its data stays.
+  {
+    sqlite_store_options options;
+    options.path = path();
+    options.migrations = {adapters::sqlite_migrations().at(0)};
+    sqlite_store old{std::move(options)};
+    old.migrate();
+    EXPECT_EQ(old.schema_version(), 1);
+    ASSERT_TRUE(old.insert_call(make_call("CA1")));
+    old.touch_contact("acme", "+15551230001", 10);
+  }
+  auto s = open();
+  EXPECT_EQ(s->schema_version(), adapters::latest_schema_version());
+  EXPECT_TRUE(s->find_call("CA1"));
+  s->tag_contact("acme", "+15551230001", "vip", 20);
+  EXPECT_EQ(s->find_contact("acme", "+15551230001")->first_seen, 10);
+  EXPECT_EQ(s->contact_tags("acme", "+15551230001"),
+            (std::vector<std::string>{"vip"}));
+  EXPECT_GT(s->insert_run(make_run()), 0);
+  EXPECT_EQ(query_raw("SELECT group_concat(version) FROM schema_migrations"),
+            "1,2");
+}
+
+TEST_F(SqliteStore, deleting_a_contact_deletes_its_tags) {
+  auto s = open();
+  s->tag_contact("acme", "+15551230001", "vip", 1);
+  s->tag_contact("acme", "+15551230002", "vip", 1);
+  // SQLite enforces foreign keys per connection, when asked to.
+  exec_raw("PRAGMA foreign_keys = ON; "
+           "DELETE FROM contacts WHERE phone = '+15551230001'");
+  EXPECT_TRUE(s->contact_tags("acme", "+15551230001").empty());
+  EXPECT_EQ(s->contact_tags("acme", "+15551230002").size(), 1u);
+}
+
+TEST_F(SqliteStore, run_state_is_readable_as_text_and_json) {
+  // Ad-hoc queries work on the stored state as written.
+  auto s = open();
+  auto r = make_run();
+  r.state = R"({"pc":3,"vars":{"name":"Zoë"}})";
+  s->insert_run(r);
+  EXPECT_EQ(query_raw("SELECT json_extract(state, '$.vars.name') FROM runs"),
+            "Zoë");
+  EXPECT_EQ(query_raw("SELECT typeof(state) FROM runs"), "text");
 }
 
 TEST_F(SqliteStore, migrate_applies_only_missing_versions_in_order) {

@@ -167,10 +167,13 @@ TEST_F(PgStore, the_schema_has_its_tables_and_indexes) {
     + schema_.name() + "' AND indexname NOT LIKE '%_pkey') AS x");
   EXPECT_EQ(r[0][0].as<std::string>(),
             "calls,calls_ended_phase_idx,calls_node_idx,"
-            "calls_ringing_fallback_idx,contacts,inbound_messages,messages,"
-            "messages_call_idx,messages_node_state_idx,schema_migrations,"
-            "tenant_numbers,tenant_numbers_tenant_idx,tenants,webhooks,"
-            "webhooks_call_idx");
+            "calls_ringing_fallback_idx,contact_tags,contacts,"
+            "inbound_messages,messages,messages_call_idx,"
+            "messages_node_state_idx,run_steps,runs,runs_call_idx,"
+            "runs_contact_waiting_idx,runs_node_status_idx,"
+            "runs_status_wake_idx,schema_migrations,tenant_numbers,"
+            "tenant_numbers_tenant_idx,tenants,webhooks,webhooks_call_idx,"
+            "workflow_versions");
   // Nothing leaked into the default schema of the shared database.
   auto leaked = schema_.exec("SELECT to_regclass('public.calls') IS NULL");
   EXPECT_TRUE(leaked[0][0].as<bool>());
@@ -338,6 +341,147 @@ TEST_F(PgStore, many_processes_migrating_one_schema_take_turns) {
   EXPECT_EQ(
     schema_.exec("SELECT count(*) FROM schema_migrations")[0][0].as<int>(),
     adapters::latest_schema_version());
+}
+
+// -- workflow runs ------------------------------------------------------------
+
+/// Connections race to update one run from the same expected seq, each on
+/// its own thread (as separate processes would): exactly one wins a round.
+void race_update_run(const std::vector<std::unique_ptr<pg_store>>& stores,
+                     pg_store& setup, bool in_transactions) {
+  const int n = static_cast<int>(stores.size());
+  for (int round = 0; round < 60; ++round) {
+    auto r = make_waiting_run("gone", "timer", 1'000);
+    r.seq = 10 * round;
+    r.id = setup.insert_run(r);
+    std::vector<char> won(n, 0);
+    auto errors = race(n, [&](int i) {
+      auto mine = bumped(r);
+      mine.node_id = "p" + std::to_string(i);
+      auto& s = *stores[i];
+      if (in_transactions)
+        s.begin();
+      won[i] = s.update_run(mine, r.seq) ? 1 : 0;
+      if (in_transactions)
+        s.commit();
+    });
+    ASSERT_TRUE(errors.empty()) << errors.front();
+    int winners = 0;
+    std::string winner;
+    for (int i = 0; i < n; ++i)
+      if (won[i] != 0) {
+        ++winners;
+        winner = "p" + std::to_string(i);
+      }
+    ASSERT_EQ(winners, 1) << "round " << round;
+    auto stored = setup.find_run(r.id);
+    ASSERT_TRUE(stored);
+    EXPECT_EQ(stored->node_id, winner);
+    EXPECT_EQ(stored->seq, r.seq + 1);
+  }
+}
+
+TEST_F(PgStore, racing_connections_update_a_run_exactly_once) {
+  auto setup = open();
+  std::vector<std::unique_ptr<pg_store>> stores;
+  for (int i = 0; i < 4; ++i)
+    stores.push_back(open());
+  race_update_run(stores, *setup, false);
+  race_update_run(stores, *setup, true);
+}
+
+TEST_F(PgStore, a_waiting_run_updater_sees_the_first_writer) {
+  auto a = open();
+  auto b = open();
+  auto r = make_waiting_run("gone", "timer", 1'000);
+  r.id = a->insert_run(r);
+  auto mine = bumped(r);
+  mine.node_id = "a";
+  auto theirs = bumped(r);
+  theirs.node_id = "b";
+  a->begin();
+  ASSERT_TRUE(a->update_run(mine, 0)); // holds the row lock
+  std::thread committer{[&] {
+    std::this_thread::sleep_for(100ms);
+    a->commit();
+  }};
+  auto started = std::chrono::steady_clock::now();
+  EXPECT_FALSE(b->update_run(theirs, 0)); // waits for a, then re-checks seq
+  EXPECT_GE(std::chrono::steady_clock::now() - started, 50ms);
+  committer.join();
+  EXPECT_EQ(b->find_run(r.id)->node_id, "a");
+  // Had the first writer rolled back, the waiting one would have won.
+  auto next = bumped(*b->find_run(r.id));
+  next.node_id = "a2";
+  a->begin();
+  ASSERT_TRUE(a->update_run(next, 1));
+  std::thread roller{[&] {
+    std::this_thread::sleep_for(100ms);
+    a->rollback();
+  }};
+  auto other = bumped(*b->find_run(r.id));
+  other.node_id = "b2";
+  EXPECT_TRUE(b->update_run(other, 1));
+  roller.join();
+  EXPECT_EQ(a->find_run(r.id)->node_id, "b2");
+}
+
+TEST_F(PgStore, run_payloads_are_bytea_and_readable_as_json) {
+  auto s = open();
+  auto r = make_run();
+  r.state = R"({"pc":3,"vars":{"name":"Zoë \"Z\" O'Neil"}})";
+  r.error = "none";
+  auto id = s->insert_run(r);
+  auto got = schema_.exec("SELECT convert_from(state, 'UTF8')::jsonb "
+                          "#>> '{vars,name}', convert_from(error, 'UTF8') "
+                          "FROM runs WHERE id = "
+                          + std::to_string(id));
+  EXPECT_EQ(got[0][0].as<std::string>(), "Zoë \"Z\" O'Neil");
+  EXPECT_EQ(got[0][1].as<std::string>(), "none");
+  auto types = schema_.exec(
+    "SELECT string_agg(table_name || '.' || column_name, ',' ORDER BY "
+    "table_name, column_name) FROM information_schema.columns WHERE "
+    "table_schema = '"
+    + schema_.name() + "' AND data_type = 'bytea'");
+  EXPECT_EQ(types[0][0].as<std::string>(),
+            "run_steps.detail,runs.error,runs.state,webhooks.body,"
+            "webhooks.call_sid,webhooks.path,webhooks.signature,"
+            "workflow_versions.source");
+}
+
+TEST_F(PgStore, an_unknown_run_status_in_a_row_is_an_error) {
+  auto s = open();
+  auto id = s->insert_run(make_run());
+  schema_.exec("UPDATE runs SET status = 'paused'");
+  EXPECT_EQ(error_of([&] { s->find_run(id); }),
+            "postgresql find_run: unknown status 'paused' in the database");
+}
+
+TEST_F(PgStore, text_fields_of_a_run_that_are_not_utf8_are_refused_cleanly) {
+  auto s = open();
+  auto r = make_run();
+  r.contact = "\xff\xfe";
+  auto what = error_of([&] { s->insert_run(r); });
+  EXPECT_TRUE(starts_with(what, "postgresql insert_run: ")) << what;
+  EXPECT_GT(s->insert_run(make_run()), 0);
+}
+
+TEST_F(PgStore, a_version_1_schema_is_migrated_to_the_latest) {
+  {
+    auto o = schema_.options();
+    o.migrations = {adapters::pg_migrations().at(0)};
+    pg_store old{std::move(o)};
+    old.migrate();
+    EXPECT_EQ(old.schema_version(), 1);
+    ASSERT_TRUE(old.insert_call(make_call("CA1")));
+    old.touch_contact("acme", "+15551230001", 10);
+  }
+  auto s = open();
+  EXPECT_EQ(s->schema_version(), adapters::latest_schema_version());
+  EXPECT_TRUE(s->find_call("CA1"));
+  s->tag_contact("acme", "+15551230001", "vip", 20);
+  EXPECT_EQ(s->find_contact("acme", "+15551230001")->first_seen, 10);
+  EXPECT_GT(s->insert_run(make_run()), 0);
 }
 
 } // namespace

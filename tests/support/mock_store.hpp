@@ -37,6 +37,34 @@ public:
               (std::string_view, std::string_view, engine::epoch_ms), (override));
   MOCK_METHOD(std::vector<engine::message_record>, messages_for_call,
               (std::string_view), (override));
+  MOCK_METHOD(std::int64_t, insert_run, (const engine::run_record&),
+              (override));
+  MOCK_METHOD(bool, update_run, (const engine::run_record&, std::int64_t),
+              (override));
+  MOCK_METHOD(std::optional<engine::run_record>, find_run, (std::int64_t),
+              (override));
+  MOCK_METHOD(std::vector<engine::run_record>, unfinished_runs,
+              (std::string_view, engine::epoch_ms, std::size_t), (override));
+  MOCK_METHOD(std::vector<engine::run_record>, runs_waiting_for_reply,
+              (std::string_view, std::string_view), (override));
+  MOCK_METHOD(std::vector<engine::run_record>, runs_for_call,
+              (std::string_view), (override));
+  MOCK_METHOD(void, insert_run_steps,
+              (const std::vector<engine::run_step_record>&), (override));
+  MOCK_METHOD(std::vector<engine::run_step_record>, run_steps, (std::int64_t),
+              (override));
+  MOCK_METHOD(void, save_workflow_version,
+              (const engine::workflow_version_record&), (override));
+  MOCK_METHOD(std::optional<engine::workflow_version_record>,
+              find_workflow_version,
+              (std::string_view, std::string_view, std::string_view),
+              (override));
+  MOCK_METHOD(void, tag_contact,
+              (std::string_view, std::string_view, std::string_view,
+               engine::epoch_ms),
+              (override));
+  MOCK_METHOD(std::vector<std::string>, contact_tags,
+              (std::string_view, std::string_view), (override));
 };
 
 } // namespace ringback::testkit

@@ -26,6 +26,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <set>
 #include <string>
@@ -152,6 +153,120 @@ ids(const std::vector<engine::message_record>& xs) {
   std::vector<std::int64_t> result;
   for (const auto& x : xs)
     result.push_back(x.id);
+  return result;
+}
+
+inline engine::run_record make_run(std::string node = "n1") {
+  engine::run_record r;
+  r.tenant_id = "acme";
+  r.workflow = "missed_call";
+  r.version = "sha256:0f1e2d";
+  r.trigger = "call.missed";
+  r.call_sid = "CA1";
+  r.contact = "+15551230001";
+  r.status = engine::run_status::running;
+  r.state = R"({"pc":0,"vars":{}})";
+  r.node_id = std::move(node);
+  r.started_at = 1'700'000'000'000;
+  r.updated_at = r.started_at;
+  return r;
+}
+
+/// A run waiting for `what` until `wake_at`.
+inline engine::run_record make_waiting_run(std::string node, std::string what,
+                                           engine::epoch_ms wake_at) {
+  auto r = make_run(std::move(node));
+  r.status = engine::run_status::waiting;
+  r.waiting_for = std::move(what);
+  r.wake_at = wake_at;
+  return r;
+}
+
+/// The next version of `r` as a writer stores it: seq bumped.
+inline engine::run_record bumped(engine::run_record r) {
+  ++r.seq;
+  return r;
+}
+
+/// Tens of KB of JSON-ish text with every kind of character a state holds:
+/// multi-byte UTF-8, quotes, backslashes, placeholders, SQL, newlines.
+inline std::string big_state(std::size_t min_size = 48 * 1024) {
+  std::string chunk = R"({"body":"Grüße 👋 — \"quoted\" 'single' \\ )"
+                      R"(Ωμέγα 日本語 ?1 $1 %s '); DROP TABLE runs; --",)"
+                      "\n\t\"n\":";
+  std::string result = "[";
+  for (int i = 0; result.size() < min_size; ++i)
+    result += chunk + std::to_string(i) + "},";
+  result += "null]";
+  return result;
+}
+
+/// Bytes that are not UTF-8, with a NUL: a payload from outside.
+inline std::string raw_bytes() {
+  static constexpr char raw[] = "ok\xff\xfe\0\x80 end";
+  return std::string(raw, sizeof(raw) - 1);
+}
+
+inline void expect_same(const engine::run_record& x,
+                        const engine::run_record& y) {
+  EXPECT_EQ(x.id, y.id);
+  EXPECT_EQ(x.tenant_id, y.tenant_id);
+  EXPECT_EQ(x.workflow, y.workflow);
+  EXPECT_EQ(x.version, y.version);
+  EXPECT_EQ(x.trigger, y.trigger);
+  EXPECT_EQ(x.call_sid, y.call_sid);
+  EXPECT_EQ(x.contact, y.contact);
+  EXPECT_EQ(x.status, y.status);
+  EXPECT_EQ(x.waiting_for, y.waiting_for);
+  EXPECT_EQ(x.wake_at, y.wake_at);
+  EXPECT_EQ(x.state.size(), y.state.size());
+  EXPECT_TRUE(x.state == y.state) << "state differs";
+  EXPECT_EQ(x.node_id, y.node_id);
+  EXPECT_EQ(x.seq, y.seq);
+  EXPECT_EQ(x.error, y.error);
+  EXPECT_EQ(x.started_at, y.started_at);
+  EXPECT_EQ(x.updated_at, y.updated_at);
+}
+
+inline void expect_same(const engine::run_step_record& x,
+                        const engine::run_step_record& y) {
+  EXPECT_EQ(x.run_id, y.run_id);
+  EXPECT_EQ(x.seq, y.seq);
+  EXPECT_EQ(x.step_id, y.step_id);
+  EXPECT_EQ(x.type, y.type);
+  EXPECT_EQ(x.outcome, y.outcome);
+  EXPECT_EQ(x.detail, y.detail);
+  EXPECT_EQ(x.at, y.at);
+  EXPECT_EQ(x.duration_us, y.duration_us);
+}
+
+inline std::vector<std::int64_t>
+ids(const std::vector<engine::run_record>& xs) {
+  std::vector<std::int64_t> result;
+  for (const auto& x : xs)
+    result.push_back(x.id);
+  return result;
+}
+
+inline engine::run_step_record make_step(std::int64_t run_id, std::int32_t seq,
+                                         std::string outcome = "ok") {
+  engine::run_step_record s;
+  s.run_id = run_id;
+  s.seq = seq;
+  s.step_id = "step" + std::to_string(seq);
+  s.type = "send_sms";
+  s.outcome = std::move(outcome);
+  s.detail = "queued message to +15551230001";
+  s.at = 1'700'000'000'000 + seq;
+  s.duration_us = 125;
+  return s;
+}
+
+inline std::vector<std::int32_t>
+seqs(const std::vector<engine::run_step_record>& xs) {
+  std::vector<std::int32_t> result;
+  for (const auto& x : xs)
+    result.push_back(x.seq);
   return result;
 }
 
@@ -816,6 +931,538 @@ TYPED_TEST_P(StoreConformance, group_commit_of_many_writes) {
   EXPECT_EQ(s.find_contact("acme", "+15557")->last_seen, 247);
 }
 
+// -- workflow runs ------------------------------------------------------------
+
+TYPED_TEST_P(StoreConformance, insert_run_round_trips_every_field) {
+  auto& s = this->store();
+  auto r = make_waiting_run("n1", "reply", 4'102'444'800'123); // 2100
+  r.id = 777; // ignored: the store assigns ids
+  r.state = big_state();
+  r.seq = 41;
+  r.error = "step 'x': \"quoted\" 'single' \\ Ωμέγα";
+  r.started_at = -1;
+  r.updated_at = 4'102'444'800'999;
+  auto a = s.insert_run(r);
+  auto b = s.insert_run(make_run());
+  EXPECT_GT(a, 0);
+  EXPECT_GT(b, a);
+  auto found = s.find_run(a);
+  ASSERT_TRUE(found);
+  EXPECT_GE(found->state.size(), 48u * 1024);
+  auto expected = r;
+  expected.id = a;
+  expect_same(*found, expected);
+  EXPECT_FALSE(s.find_run(b + 1000));
+  // Every status round-trips.
+  for (auto status :
+       {engine::run_status::running, engine::run_status::waiting,
+        engine::run_status::finished, engine::run_status::failed}) {
+    auto x = make_run();
+    x.status = status;
+    EXPECT_EQ(s.find_run(s.insert_run(x))->status, status);
+  }
+}
+
+TYPED_TEST_P(StoreConformance, run_payloads_may_be_any_bytes) {
+  // State, error, step detail and workflow source may carry bytes from
+  // outside (an HTTP reply, an SMS): stored as given, NUL and all.
+  auto& s = this->store();
+  auto r = make_run();
+  r.state = raw_bytes();
+  r.error = raw_bytes() + "!";
+  auto id = s.insert_run(r);
+  auto found = s.find_run(id);
+  ASSERT_TRUE(found);
+  EXPECT_EQ(found->state, raw_bytes());
+  EXPECT_EQ(found->state.size(), 10u);
+  EXPECT_EQ(found->error, raw_bytes() + "!");
+  auto next = bumped(*found);
+  next.state = raw_bytes() + raw_bytes();
+  ASSERT_TRUE(s.update_run(next, 0));
+  EXPECT_EQ(s.find_run(id)->state, raw_bytes() + raw_bytes());
+  auto step = make_step(id, 0);
+  step.detail = raw_bytes();
+  s.insert_run_steps({step});
+  EXPECT_EQ(s.run_steps(id).at(0).detail, raw_bytes());
+  engine::workflow_version_record v{"acme",    "wf",        "v1",
+                                    "wf.yaml", raw_bytes(), 1};
+  s.save_workflow_version(v);
+  EXPECT_EQ(s.find_workflow_version("acme", "wf", "v1")->source, raw_bytes());
+}
+
+TYPED_TEST_P(StoreConformance, update_run_writes_every_field_if_seq_matches) {
+  auto& s = this->store();
+  auto r = make_run();
+  r.id = s.insert_run(r);
+  auto u = make_waiting_run("n2", "timer", 1'700'000'600'000);
+  u.id = r.id;
+  u.tenant_id = "other";
+  u.workflow = "follow_up";
+  u.version = "sha256:abcdef";
+  u.trigger = "sms.received";
+  u.call_sid = "CA2";
+  u.contact = "+15550000001";
+  u.state = big_state(20'000);
+  u.seq = 1;
+  u.error = "none yet";
+  u.started_at = 5;
+  u.updated_at = 1'700'000'000'700;
+  EXPECT_TRUE(s.update_run(u, 0));
+  expect_same(*s.find_run(r.id), u);
+  // A writer that read seq 0 lost: nothing changes.
+  auto stale = bumped(r);
+  stale.status = engine::run_status::failed;
+  EXPECT_FALSE(s.update_run(stale, 0));
+  expect_same(*s.find_run(r.id), u);
+  // The next writer, from seq 1; seq may jump.
+  auto done = u;
+  done.status = engine::run_status::finished;
+  done.waiting_for.clear();
+  done.wake_at = 0;
+  done.seq = 7;
+  EXPECT_TRUE(s.update_run(done, 1));
+  expect_same(*s.find_run(r.id), done);
+  EXPECT_FALSE(s.update_run(bumped(done), 1));
+  EXPECT_TRUE(s.update_run(bumped(done), 7));
+  EXPECT_EQ(s.find_run(r.id)->seq, 8);
+}
+
+TYPED_TEST_P(StoreConformance, update_run_rejects_bad_requests) {
+  auto& s = this->store();
+  auto r = make_run();
+  r.id = s.insert_run(r);
+  auto unknown = bumped(r);
+  unknown.id = r.id + 1000;
+  EXPECT_EQ(error_of([&] { s.update_run(unknown, 0); }),
+            this->message("update_run",
+                          "unknown run id " + std::to_string(unknown.id)));
+  auto same = r; // seq not bumped: two writers could both win
+  same.status = engine::run_status::finished;
+  EXPECT_EQ(error_of([&] { s.update_run(same, 0); }),
+            this->message("update_run",
+                          "seq 0 must be greater than expected_seq 0 (run id "
+                            + std::to_string(r.id) + ")"));
+  same.seq = 2;
+  EXPECT_EQ(error_of([&] { s.update_run(same, 5); }),
+            this->message("update_run",
+                          "seq 2 must be greater than expected_seq 5 (run id "
+                            + std::to_string(r.id) + ")"));
+  expect_same(*s.find_run(r.id), r);
+}
+
+/// Instances (connections) update the same runs from the same expected seq
+/// on as many threads: exactly one wins each round.
+template <class Fixture>
+void update_run_race(Fixture& self, bool in_transactions) {
+  constexpr int racers = 3;
+  std::vector<std::unique_ptr<adapters::audited_store>> stores;
+  for (int i = 0; i < racers; ++i)
+    stores.push_back(self.open());
+  constexpr int rounds = 100;
+  for (int round = 0; round < rounds; ++round) {
+    auto r = make_waiting_run("gone", "timer", 1000 + round);
+    r.seq = round; // any seq
+    r.id = self.store().insert_run(r);
+    bool won[racers] = {};
+    auto errors = race(racers, [&](int i) {
+      auto mine = bumped(r);
+      mine.node_id = "n" + std::to_string(i);
+      mine.status = engine::run_status::running;
+      mine.state = "resumed by " + mine.node_id;
+      auto& s = *stores[i];
+      if (in_transactions)
+        s.begin();
+      won[i] = s.update_run(mine, r.seq);
+      if (in_transactions) {
+        // The loser's transaction is not aborted: it commits what else it did.
+        s.insert_run_steps({make_step(r.id, i, won[i] ? "resumed" : "lost")});
+        s.commit();
+      }
+    });
+    ASSERT_TRUE(errors.empty()) << errors.front();
+    int winners = 0;
+    int winner = -1;
+    for (int i = 0; i < racers; ++i)
+      if (won[i]) {
+        ++winners;
+        winner = i;
+      }
+    ASSERT_EQ(winners, 1) << "round " << round;
+    auto stored = self.store().find_run(r.id);
+    ASSERT_TRUE(stored);
+    EXPECT_EQ(stored->seq, r.seq + 1);
+    EXPECT_EQ(stored->node_id, "n" + std::to_string(winner));
+    EXPECT_EQ(stored->state, "resumed by n" + std::to_string(winner));
+    if (in_transactions) {
+      EXPECT_EQ(self.store().run_steps(r.id).size(),
+                static_cast<std::size_t>(racers));
+    }
+  }
+}
+
+TYPED_TEST_P(StoreConformance, update_run_race_has_one_winner) {
+  if (!TypeParam::shared)
+    GTEST_SKIP() << "instances do not share a database";
+  update_run_race(*this, false);
+}
+
+TYPED_TEST_P(StoreConformance, update_run_race_in_transactions_has_one_winner) {
+  if (!TypeParam::shared)
+    GTEST_SKIP() << "instances do not share a database";
+  update_run_race(*this, true);
+}
+
+TYPED_TEST_P(StoreConformance,
+             unfinished_runs_are_active_and_owned_or_overdue) {
+  auto& s = this->store();
+  using engine::run_status;
+  const engine::epoch_ms cutoff = 10'000;
+  auto add = [&](std::string node, run_status status,
+                 engine::epoch_ms wake_at) {
+    auto r = make_run(std::move(node));
+    r.status = status;
+    r.waiting_for = status == run_status::waiting ? "timer" : "";
+    r.wake_at = wake_at;
+    return s.insert_run(r);
+  };
+  auto own_late = add("n1", run_status::waiting, cutoff + 500);
+  auto own_running = add("n1", run_status::running, 0);
+  add("n1", run_status::finished, 0);
+  add("n1", run_status::failed, 5);
+  auto overdue = add("n2", run_status::waiting, cutoff - 1);
+  auto overdue_running = add("n3", run_status::running, 7);
+  auto overdue_tie = add("n2", run_status::waiting, 7); // tie: by id
+  add("n2", run_status::waiting, cutoff);     // at the cutoff: not yet
+  add("n2", run_status::waiting, cutoff + 1); // later
+  add("n2", run_status::running, 0);          // no deadline: never adopted
+  add("n2", run_status::finished, 3);         // over
+  add("n2", run_status::failed, 3);           // over
+  auto own_early = add("n1", run_status::waiting, 1);
+  auto all = std::numeric_limits<std::size_t>::max();
+  EXPECT_EQ(ids(s.unfinished_runs("n1", cutoff, all)),
+            (std::vector<std::int64_t>{own_running, own_early, overdue_running,
+                                       overdue_tie, overdue, own_late}));
+  EXPECT_EQ(ids(s.unfinished_runs("n1", cutoff, 3)),
+            (std::vector<std::int64_t>{own_running, own_early,
+                                       overdue_running}));
+  EXPECT_TRUE(s.unfinished_runs("n1", cutoff, 0).empty());
+  EXPECT_EQ(ids(s.unfinished_runs("n9", cutoff, 100)),
+            (std::vector<std::int64_t>{own_early, overdue_running, overdue_tie,
+                                       overdue}));
+  // 0 adopts nothing; a negative cutoff neither.
+  EXPECT_EQ(ids(s.unfinished_runs("n1", 0, 100)),
+            (std::vector<std::int64_t>{own_running, own_early, own_late}));
+  EXPECT_TRUE(s.unfinished_runs("n9", 0, 100).empty());
+  EXPECT_TRUE(s.unfinished_runs("n9", -5, 100).empty());
+  EXPECT_EQ(s.unfinished_runs("n2", 0, 100).size(), 5u);
+  // Finishing one takes it out.
+  auto r = bumped(*s.find_run(own_early));
+  r.status = run_status::finished;
+  ASSERT_TRUE(s.update_run(r, 0));
+  EXPECT_EQ(ids(s.unfinished_runs("n1", 0, 100)),
+            (std::vector<std::int64_t>{own_running, own_late}));
+}
+
+TYPED_TEST_P(StoreConformance, an_orphaned_run_is_adopted_by_one_node_only) {
+  auto& s = this->store();
+  auto orphan = make_waiting_run("dead", "timer", 5'000);
+  orphan.id = s.insert_run(orphan);
+  // Two nodes start after the owner died; both see the orphan.
+  auto seen2 = s.unfinished_runs("n2", 6'000, 10);
+  auto seen3 = s.unfinished_runs("n3", 6'000, 10);
+  ASSERT_EQ(ids(seen2), (std::vector<std::int64_t>{orphan.id}));
+  ASSERT_EQ(ids(seen3), (std::vector<std::int64_t>{orphan.id}));
+  auto claim2 = bumped(seen2[0]);
+  claim2.node_id = "n2";
+  claim2.wake_at = 9'000;
+  auto claim3 = bumped(seen3[0]);
+  claim3.node_id = "n3";
+  EXPECT_TRUE(s.update_run(claim2, seen2[0].seq));
+  EXPECT_FALSE(s.update_run(claim3, seen3[0].seq));
+  EXPECT_EQ(s.find_run(orphan.id)->node_id, "n2");
+  EXPECT_EQ(ids(s.unfinished_runs("n2", 0, 10)),
+            (std::vector<std::int64_t>{orphan.id}));
+  EXPECT_TRUE(s.unfinished_runs("n3", 6'000, 10).empty());
+}
+
+TYPED_TEST_P(StoreConformance,
+             runs_waiting_for_reply_match_tenant_and_contact) {
+  auto& s = this->store();
+  const std::string alice = "+15551230001";
+  auto add = [&](engine::run_record r) { return s.insert_run(r); };
+  auto first = add(make_waiting_run("n1", "reply", 9'000));
+  add(make_waiting_run("n1", "timer", 9'000)); // waits for something else
+  auto running = make_run();
+  running.waiting_for = "reply"; // stale: not waiting any more
+  add(running);
+  auto finished = make_waiting_run("n1", "reply", 0);
+  finished.status = engine::run_status::finished;
+  add(finished);
+  auto other_tenant = make_waiting_run("n1", "reply", 9'000);
+  other_tenant.tenant_id = "beta";
+  auto beta = add(other_tenant);
+  auto bob = make_waiting_run("n1", "reply", 9'000);
+  bob.contact = "+15551230002";
+  add(bob);
+  auto second
+    = add(make_waiting_run("n2", "reply", 1'000)); // no deadline order
+  EXPECT_EQ(ids(s.runs_waiting_for_reply("acme", alice)),
+            (std::vector<std::int64_t>{first, second}));
+  EXPECT_EQ(ids(s.runs_waiting_for_reply("beta", alice)),
+            (std::vector<std::int64_t>{beta}));
+  EXPECT_TRUE(s.runs_waiting_for_reply("acme", "+15559999999").empty());
+  EXPECT_TRUE(s.runs_waiting_for_reply("nobody", alice).empty());
+  // The reply arrived: the run goes on and no longer waits.
+  auto resumed = bumped(*s.find_run(first));
+  resumed.status = engine::run_status::running;
+  resumed.waiting_for.clear();
+  ASSERT_TRUE(s.update_run(resumed, 0));
+  EXPECT_EQ(ids(s.runs_waiting_for_reply("acme", alice)),
+            (std::vector<std::int64_t>{second}));
+}
+
+TYPED_TEST_P(StoreConformance, runs_for_call_in_id_order) {
+  auto& s = this->store();
+  auto a = s.insert_run(make_run());
+  auto other = make_run();
+  other.call_sid = "CA2";
+  s.insert_run(other);
+  auto done = make_run("n2");
+  done.status = engine::run_status::finished;
+  auto b = s.insert_run(done);
+  EXPECT_EQ(ids(s.runs_for_call("CA1")), (std::vector<std::int64_t>{a, b}));
+  EXPECT_EQ(s.runs_for_call("CA2").size(), 1u);
+  EXPECT_TRUE(s.runs_for_call("CA404").empty());
+}
+
+TYPED_TEST_P(StoreConformance, run_steps_round_trip_in_seq_order) {
+  auto& s = this->store();
+  auto a = s.insert_run(make_run());
+  auto b = s.insert_run(make_run());
+  auto first = make_step(a, 2);
+  first.step_id = "#2";
+  first.type = "wait";
+  first.outcome = "waiting";
+  first.detail = "until 2023-11-14T22:23:20Z; \"quoted\" 'single' \\ 日本語";
+  first.at = 4'102'444'800'123;
+  first.duration_us = 9'000'000'000'000;
+  s.insert_run_steps({first, make_step(a, 0), make_step(b, 0)});
+  s.insert_run_steps(
+    {make_step(a, 1, "skipped"), make_step(a, 2147483647, "failed")});
+  s.insert_run_steps({}); // nothing
+  auto steps = s.run_steps(a);
+  EXPECT_EQ(seqs(steps), (std::vector<std::int32_t>{0, 1, 2, 2147483647}));
+  ASSERT_EQ(steps.size(), 4u);
+  expect_same(steps[0], make_step(a, 0));
+  expect_same(steps[1], make_step(a, 1, "skipped"));
+  expect_same(steps[2], first);
+  EXPECT_EQ(seqs(s.run_steps(b)), (std::vector<std::int32_t>{0}));
+  EXPECT_TRUE(s.run_steps(b + 1000).empty());
+}
+
+TYPED_TEST_P(StoreConformance, a_step_recorded_again_keeps_the_first_record) {
+  // A run resumed after a crash may record a step it had recorded already;
+  // that must not fail the batch it comes with.
+  auto& s = this->store();
+  auto a = s.insert_run(make_run());
+  s.insert_run_steps({make_step(a, 0), make_step(a, 1)});
+  auto again = make_step(a, 1, "resumed");
+  again.detail = "replayed";
+  s.begin();
+  s.insert_run_steps({again, make_step(a, 2), again});
+  auto r = bumped(*s.find_run(a));
+  EXPECT_TRUE(s.update_run(r, 0));
+  s.commit();
+  auto steps = s.run_steps(a);
+  EXPECT_EQ(seqs(steps), (std::vector<std::int32_t>{0, 1, 2}));
+  ASSERT_EQ(steps.size(), 3u);
+  expect_same(steps[1], make_step(a, 1));
+  EXPECT_EQ(s.find_run(a)->seq, 1);
+}
+
+TYPED_TEST_P(StoreConformance, workflow_versions_are_saved_once) {
+  auto& s = this->store();
+  engine::workflow_version_record v{"acme",
+                                    "missed_call",
+                                    "sha256:0f1e2d",
+                                    "workflows/missed_call.yaml",
+                                    big_state(30'000),
+                                    1'700'000'000'000};
+  s.save_workflow_version(v);
+  auto again = v;
+  again.file = "elsewhere.yaml";
+  again.source = "changed";
+  again.loaded_at = 1;
+  s.save_workflow_version(again); // changes nothing
+  auto global = v;
+  global.tenant_id = ""; // a global workflow of the same name and version
+  global.source = "global";
+  s.save_workflow_version(global);
+  auto next = v;
+  next.version = "sha256:99";
+  next.source = "next";
+  s.save_workflow_version(next);
+  auto found = s.find_workflow_version("acme", "missed_call", "sha256:0f1e2d");
+  ASSERT_TRUE(found);
+  EXPECT_EQ(found->tenant_id, "acme");
+  EXPECT_EQ(found->name, "missed_call");
+  EXPECT_EQ(found->version, "sha256:0f1e2d");
+  EXPECT_EQ(found->file, "workflows/missed_call.yaml");
+  EXPECT_TRUE(found->source == v.source) << "source differs";
+  EXPECT_EQ(found->loaded_at, v.loaded_at);
+  EXPECT_EQ(s.find_workflow_version("", "missed_call", "sha256:0f1e2d")->source,
+            "global");
+  EXPECT_EQ(s.find_workflow_version("acme", "missed_call", "sha256:99")->source,
+            "next");
+  EXPECT_FALSE(s.find_workflow_version("acme", "missed_call", "sha256:404"));
+  EXPECT_FALSE(s.find_workflow_version("acme", "other", "sha256:0f1e2d"));
+  EXPECT_FALSE(s.find_workflow_version("beta", "missed_call", "sha256:0f1e2d"));
+}
+
+TYPED_TEST_P(StoreConformance, contact_tags_are_kept_once_and_sorted) {
+  auto& s = this->store();
+  const std::string alice = "+15551230001";
+  EXPECT_TRUE(s.contact_tags("acme", alice).empty());
+  for (const char* tag :
+       {"vip", "Lead", "ünïcode", "lead", "a b", "vip", "'q'"})
+    s.tag_contact("acme", alice, tag, 2'000);
+  // Bytewise order, whatever the database's collation.
+  EXPECT_EQ(s.contact_tags("acme", alice),
+            (std::vector<std::string>{"'q'", "Lead", "a b", "lead", "vip",
+                                      "ünïcode"}));
+  // Tagging created the contact.
+  auto c = s.find_contact("acme", alice);
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->first_seen, 2'000);
+  EXPECT_EQ(c->last_seen, 2'000);
+  // Tags are per tenant and per phone.
+  EXPECT_TRUE(s.contact_tags("beta", alice).empty());
+  EXPECT_TRUE(s.contact_tags("acme", "+15551230002").empty());
+  // Tagging a known contact leaves its first and last contact alone.
+  const std::string bob = "+15551230002";
+  s.touch_contact("acme", bob, 1'000);
+  s.tag_contact("acme", bob, "customer", 9'000);
+  c = s.find_contact("acme", bob);
+  EXPECT_EQ(c->first_seen, 1'000);
+  EXPECT_EQ(c->last_seen, 1'000);
+  EXPECT_EQ(s.contact_tags("acme", bob),
+            (std::vector<std::string>{"customer"}));
+  s.tag_contact("beta", bob, "other", 1);
+  EXPECT_EQ(s.contact_tags("acme", bob),
+            (std::vector<std::string>{"customer"}));
+}
+
+TYPED_TEST_P(StoreConformance, run_calls_before_migrate_throw) {
+  auto s = this->open();
+  EXPECT_THROW(s->insert_run(make_run()), engine::port_error);
+  EXPECT_THROW(s->find_run(1), engine::port_error);
+  EXPECT_THROW(s->run_steps(1), engine::port_error);
+  EXPECT_THROW(s->tag_contact("acme", "+1555", "vip", 1), engine::port_error);
+  auto what = error_of([&] { s->unfinished_runs("n1", 0, 10); });
+  EXPECT_EQ(what.rfind(this->message("unfinished_runs", ""), 0), 0u) << what;
+  what = error_of([&] { s->find_workflow_version("acme", "wf", "v1"); });
+  EXPECT_EQ(what.rfind(this->message("find_workflow_version", ""), 0), 0u)
+    << what;
+}
+
+TYPED_TEST_P(StoreConformance, run_writes_commit_and_roll_back_together) {
+  auto& s = this->store();
+  auto kept = make_run();
+  kept.id = s.insert_run(kept);
+  s.begin();
+  auto id = s.insert_run(make_run());
+  ASSERT_TRUE(s.update_run(bumped(kept), 0));
+  s.insert_run_steps({make_step(id, 0), make_step(kept.id, 0)});
+  s.save_workflow_version({"acme", "wf", "v1", "wf.yaml", "steps: []", 1});
+  s.tag_contact("acme", "+15551230001", "vip", 1);
+  EXPECT_TRUE(s.find_run(id)); // a transaction reads its own writes
+  EXPECT_EQ(s.contact_tags("acme", "+15551230001").size(), 1u);
+  s.rollback();
+  EXPECT_FALSE(s.find_run(id));
+  EXPECT_EQ(s.find_run(kept.id)->seq, 0);
+  EXPECT_TRUE(s.run_steps(id).empty());
+  EXPECT_TRUE(s.run_steps(kept.id).empty());
+  EXPECT_FALSE(s.find_workflow_version("acme", "wf", "v1"));
+  EXPECT_TRUE(s.contact_tags("acme", "+15551230001").empty());
+  EXPECT_FALSE(s.find_contact("acme", "+15551230001"));
+  // The same, committed, is seen by another instance.
+  s.begin();
+  id = s.insert_run(make_run());
+  ASSERT_TRUE(s.update_run(bumped(kept), 0));
+  s.insert_run_steps({make_step(id, 0)});
+  s.save_workflow_version({"acme", "wf", "v1", "wf.yaml", "steps: []", 1});
+  s.tag_contact("acme", "+15551230001", "vip", 1);
+  if (TypeParam::shared) {
+    auto other = this->open();
+    EXPECT_FALSE(other->find_run(id)); // not committed yet
+    EXPECT_EQ(other->find_run(kept.id)->seq, 0);
+  }
+  s.commit();
+  auto other_instance = TypeParam::shared ? this->open() : nullptr;
+  adapters::audited_store& reader = other_instance ? *other_instance : s;
+  EXPECT_TRUE(reader.find_run(id));
+  EXPECT_EQ(reader.find_run(kept.id)->seq, 1);
+  EXPECT_EQ(reader.run_steps(id).size(), 1u);
+  EXPECT_TRUE(reader.find_workflow_version("acme", "wf", "v1"));
+  EXPECT_EQ(reader.contact_tags("acme", "+15551230001"),
+            (std::vector<std::string>{"vip"}));
+}
+
+TYPED_TEST_P(StoreConformance,
+             a_lost_update_run_does_not_abort_the_transaction) {
+  auto& s = this->store();
+  auto r = make_run();
+  r.id = s.insert_run(r);
+  ASSERT_TRUE(s.update_run(bumped(r), 0));
+  s.begin();
+  EXPECT_FALSE(s.update_run(bumped(r), 0)); // lost: a value, not an error
+  auto id = s.insert_run(make_run());
+  s.commit();
+  EXPECT_TRUE(s.find_run(id));
+  // An unknown run is an error, and aborts the transaction.
+  s.begin();
+  id = s.insert_run(make_run());
+  auto unknown = bumped(r);
+  unknown.id = id + 1000;
+  EXPECT_THROW(s.update_run(unknown, 0), engine::port_error);
+  EXPECT_EQ(error_of([&] { s.find_run(id); }),
+            this->message("find_run",
+                          "the transaction was aborted by an earlier error; "
+                          "call rollback()"));
+  EXPECT_THROW(s.commit(), engine::port_error);
+  EXPECT_FALSE(s.find_run(id));
+}
+
+TYPED_TEST_P(StoreConformance, group_commit_of_many_runs) {
+  auto& s = this->store();
+  constexpr int n = 200;
+  std::vector<engine::run_record> runs;
+  s.begin();
+  for (int i = 0; i < n; ++i) {
+    auto r = make_waiting_run("n1", i % 2 == 0 ? "reply" : "timer", 1'000 + i);
+    r.contact = "+1555" + std::to_string(i % 10);
+    r.state = big_state(2'000);
+    r.id = s.insert_run(r);
+    s.insert_run_steps({make_step(r.id, 0), make_step(r.id, 1)});
+    runs.push_back(r);
+  }
+  s.commit();
+  s.begin();
+  for (auto& r : runs) {
+    auto next = bumped(r);
+    next.status = engine::run_status::running;
+    next.waiting_for.clear();
+    ASSERT_TRUE(s.update_run(next, r.seq));
+    s.insert_run_steps({make_step(r.id, 2, "resumed")});
+  }
+  s.commit();
+  EXPECT_EQ(s.unfinished_runs("n1", 0, 1000).size(),
+            static_cast<std::size_t>(n));
+  EXPECT_TRUE(s.runs_waiting_for_reply("acme", "+15550").empty());
+  EXPECT_EQ(s.run_steps(runs[17].id).size(), 3u);
+  EXPECT_EQ(s.find_run(runs[17].id)->seq, 1);
+}
+
 REGISTER_TYPED_TEST_SUITE_P(
   StoreConformance, migrate_applies_the_latest_schema_once,
   concurrent_migrations_all_succeed, calls_before_migrate_throw,
@@ -833,6 +1480,18 @@ REGISTER_TYPED_TEST_SUITE_P(
   touch_contact_keeps_first_and_last_contact,
   upsert_tenant_replaces_its_numbers, commit_publishes_the_writes,
   rollback_discards_the_writes, transaction_misuse_is_reported,
-  an_error_aborts_the_transaction, group_commit_of_many_writes);
+  an_error_aborts_the_transaction, group_commit_of_many_writes,
+  insert_run_round_trips_every_field, run_payloads_may_be_any_bytes,
+  update_run_writes_every_field_if_seq_matches, update_run_rejects_bad_requests,
+  update_run_race_has_one_winner,
+  update_run_race_in_transactions_has_one_winner,
+  unfinished_runs_are_active_and_owned_or_overdue,
+  an_orphaned_run_is_adopted_by_one_node_only,
+  runs_waiting_for_reply_match_tenant_and_contact, runs_for_call_in_id_order,
+  run_steps_round_trip_in_seq_order,
+  a_step_recorded_again_keeps_the_first_record,
+  workflow_versions_are_saved_once, contact_tags_are_kept_once_and_sorted,
+  run_calls_before_migrate_throw, run_writes_commit_and_roll_back_together,
+  a_lost_update_run_does_not_abort_the_transaction, group_commit_of_many_runs);
 
 } // namespace ringback::store_conformance

@@ -93,6 +93,71 @@ public:
   /// Number of messages stored for a call (tests and audit).
   virtual std::vector<message_record> messages_for_call(std::string_view call_sid)
     = 0;
+
+  // -- workflow runs ---------------------------------------------------------
+
+  /// Inserts a run (its `seq` as given, usually 0); returns its id.
+  virtual std::int64_t insert_run(const run_record& r) = 0;
+
+  /// Writes every field of run `r.id` (including `r.seq`, which the caller
+  /// has bumped), but only if the stored `seq` is still `expected_seq`.
+  /// Returns false, changing nothing, if another writer moved it first (a
+  /// value, not an error: an open transaction goes on). One conditional
+  /// write, atomic across processes: of writers expecting the same seq,
+  /// exactly one wins. Throws `port_error` if `r.seq <= expected_seq` (`seq 1
+  /// must be greater than expected_seq 1 (run id 7)`) or the run is unknown
+  /// (`unknown run id 7`).
+  virtual bool update_run(const run_record& r, std::int64_t expected_seq) = 0;
+
+  virtual std::optional<run_record> find_run(std::int64_t id) = 0;
+
+  /// Runs `waiting` or `running` that belong to `node_id`, or whose `wake_at`
+  /// is before `orphaned_before` (adopted from a process that never came
+  /// back; 0 adopts nothing, nor does a run without a deadline), ordered by
+  /// `wake_at` (no deadline first), then id; at most `limit`. Claim an
+  /// adopted run with `update_run`.
+  virtual std::vector<run_record> unfinished_runs(std::string_view node_id,
+                                                  epoch_ms orphaned_before,
+                                                  std::size_t limit)
+    = 0;
+
+  /// Runs of a tenant waiting (`status` waiting, `waiting_for` "reply") for a
+  /// reply from `contact`, oldest (lowest id) first.
+  virtual std::vector<run_record> runs_waiting_for_reply(
+    std::string_view tenant_id, std::string_view contact)
+    = 0;
+
+  /// Runs started for a call (audit, tests), oldest first.
+  virtual std::vector<run_record> runs_for_call(std::string_view call_sid) = 0;
+
+  /// Records steps (atomically). A step recorded again (same `run_id` and
+  /// `seq`, e.g. replayed after a crash) keeps its first record; the run
+  /// itself is not checked (audit rows never fail a batch).
+  virtual void insert_run_steps(const std::vector<run_step_record>& steps) = 0;
+
+  /// The steps of a run in `seq` order.
+  virtual std::vector<run_step_record> run_steps(std::int64_t run_id) = 0;
+
+  /// Stores a workflow version once (a second save of the same tenant, name
+  /// and version changes nothing).
+  virtual void save_workflow_version(const workflow_version_record& v) = 0;
+
+  virtual std::optional<workflow_version_record>
+  find_workflow_version(std::string_view tenant_id, std::string_view name,
+                        std::string_view version)
+    = 0;
+
+  /// Adds a tag to a tenant's contact (creating the contact, first and last
+  /// contact `at`, if needed; a known contact's times stay); adding a tag
+  /// twice keeps one.
+  virtual void tag_contact(std::string_view tenant_id, std::string_view phone,
+                           std::string_view tag, epoch_ms at)
+    = 0;
+
+  /// The contact's tags, sorted bytewise (whatever the database collation).
+  virtual std::vector<std::string> contact_tags(std::string_view tenant_id,
+                                                std::string_view phone)
+    = 0;
 };
 
 /// Fast shared key-value state for dedup and claims (memory or Redis).

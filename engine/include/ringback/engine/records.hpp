@@ -33,6 +33,19 @@ struct tenant {
   std::vector<business_number> numbers;
   std::string owner_phone; // E.164
   std::string timezone;    // IANA name
+  // Calendar settings, as written in the config file and already validated
+  // there (ringback/workflows/calendar.hpp turns them into a calendar). `{}`
+  // initializers keep brace-initialisations that stop at `timezone` quiet.
+  /// Day spec -> time ranges, in file order: {"mon-fri", "08:00-17:00"},
+  /// {"sun", "closed"}. Empty: open 24/7.
+  std::vector<std::pair<std::string, std::string>> business_hours{};
+  /// "2026-12-25" (that date) or "12-25" (every year); closed all day.
+  std::vector<std::string> holidays{};
+  /// "21:00-08:00": when automated texts are held; empty = none.
+  std::string quiet_hours{};
+  /// Hosts a workflow `http` step may call: "api.example.com" or
+  /// "*.example.com"; empty = none.
+  std::vector<std::string> http_allow{};
 };
 
 /// Life of a call: ringing the owner, then exactly one outcome.
@@ -122,6 +135,64 @@ struct inbound_message {
   std::string to;
   std::string body;
   epoch_ms received_at = 0;
+};
+
+/// Where a workflow run is in its life.
+enum class run_status : std::uint8_t {
+  running,  ///< executing (or crashed while executing: resumed from `state`)
+  waiting,  ///< suspended: see `run_record::waiting_for` and `wake_at`
+  finished, ///< reached its end or a `stop`
+  failed,   ///< stopped by an error (`run_record::error`)
+};
+
+const char* to_string(run_status x);
+std::optional<run_status> parse_run_status(std::string_view x);
+
+/// One run of a workflow, as stored: the audit trail's head and, while the
+/// run waits, its durable state.
+struct run_record {
+  std::int64_t id = 0; // assigned by the store
+  std::string tenant_id;
+  std::string workflow; // name
+  std::string version;  // content hash of the workflow file
+  std::string trigger;  // e.g. "call.missed"
+  std::string call_sid; // the call it belongs to, if any
+  std::string contact;  // the customer's number, if any
+  run_status status = run_status::running;
+  /// While waiting: "timer", "reply", "dial", "recording" or "http".
+  std::string waiting_for;
+  epoch_ms wake_at = 0; // deadline of the wait; 0 = none
+  std::string state;    // the interpreter's serialized state (JSON)
+  std::string node_id;  // the process that holds its timer
+  /// Bumped by every update; `store::update_run` compares it, so two
+  /// processes never both resume one run.
+  std::int64_t seq = 0;
+  std::string error;
+  epoch_ms started_at = 0;
+  epoch_ms updated_at = 0;
+};
+
+/// One executed step of a run (the audit trail).
+struct run_step_record {
+  std::int64_t run_id = 0;
+  std::int32_t seq = 0;    // 0, 1, 2, ... within the run
+  std::string step_id;     // as written, or `#<n>`
+  std::string type;        // e.g. "send_sms"
+  std::string outcome;     // ok, skipped, failed, waiting, resumed
+  std::string detail;      // why, and the effects it asked for
+  epoch_ms at = 0;
+  std::int64_t duration_us = 0;
+};
+
+/// A version of a workflow file as loaded, kept so that a run that waits
+/// across a reload or a restart finishes on the version it started with.
+struct workflow_version_record {
+  std::string tenant_id; // "" for a global workflow
+  std::string name;
+  std::string version; // content hash
+  std::string file;
+  std::string source;
+  epoch_ms loaded_at = 0;
 };
 
 } // namespace ringback::engine

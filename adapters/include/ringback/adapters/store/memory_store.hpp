@@ -75,6 +75,29 @@ public:
                      engine::epoch_ms at) override;
   std::vector<engine::message_record>
   messages_for_call(std::string_view call_sid) override;
+  std::int64_t insert_run(const engine::run_record& r) override;
+  bool update_run(const engine::run_record& r,
+                  std::int64_t expected_seq) override;
+  std::optional<engine::run_record> find_run(std::int64_t id) override;
+  std::vector<engine::run_record>
+  unfinished_runs(std::string_view node_id, engine::epoch_ms orphaned_before,
+                  std::size_t limit) override;
+  std::vector<engine::run_record>
+  runs_waiting_for_reply(std::string_view tenant_id,
+                         std::string_view contact) override;
+  std::vector<engine::run_record>
+  runs_for_call(std::string_view call_sid) override;
+  void
+  insert_run_steps(const std::vector<engine::run_step_record>& steps) override;
+  std::vector<engine::run_step_record> run_steps(std::int64_t run_id) override;
+  void save_workflow_version(const engine::workflow_version_record& v) override;
+  std::optional<engine::workflow_version_record>
+  find_workflow_version(std::string_view tenant_id, std::string_view name,
+                        std::string_view version) override;
+  void tag_contact(std::string_view tenant_id, std::string_view phone,
+                   std::string_view tag, engine::epoch_ms at) override;
+  std::vector<std::string> contact_tags(std::string_view tenant_id,
+                                        std::string_view phone) override;
 
   std::optional<engine::tenant> find_tenant(std::string_view id) override;
   std::vector<engine::webhook_record>

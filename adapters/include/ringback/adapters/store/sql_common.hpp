@@ -16,8 +16,10 @@
 #include "ringback/adapters/store/audited_store.hpp"
 #include "ringback/adapters/store/detail.hpp"
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -51,10 +53,24 @@ enum class sql_id : std::size_t {
   find_inbound,
   touch_contact,
   find_contact,
+  insert_run,
+  update_run,
+  run_exists,
+  find_run,
+  unfinished_runs,
+  runs_waiting_for_reply,
+  runs_for_call,
+  insert_run_step,
+  run_steps,
+  save_workflow_version,
+  find_workflow_version,
+  add_contact,
+  tag_contact,
+  contact_tags,
 };
 
 inline constexpr std::size_t sql_count
-  = static_cast<std::size_t>(sql_id::find_contact) + 1;
+  = static_cast<std::size_t>(sql_id::contact_tags) + 1;
 
 enum class sql_dialect : std::uint8_t { sqlite, postgresql };
 
@@ -234,8 +250,117 @@ engine::inbound_message read_inbound(const Row& r) {
   return m;
 }
 
+/// tenant_id .. updated_at of a run, without id (15).
+template <class Binder>
+void bind_run(Binder& b, const engine::run_record& r) {
+  b.text(r.tenant_id)
+    .text(r.workflow)
+    .text(r.version)
+    .text(r.trigger)
+    .text(r.call_sid)
+    .text(r.contact)
+    .text(to_string(r.status))
+    .text(r.waiting_for)
+    .int64(r.wake_at)
+    .bytes(r.state)
+    .text(r.node_id)
+    .int64(r.seq)
+    .bytes(r.error)
+    .int64(r.started_at)
+    .int64(r.updated_at);
+}
+
+/// id, then the columns of `bind_run`.
+template <class Row>
+engine::run_record
+read_run(const Row& r, std::string_view backend, std::string_view op) {
+  engine::run_record x;
+  x.id = r.int64(0);
+  x.tenant_id = r.text(1);
+  x.workflow = r.text(2);
+  x.version = r.text(3);
+  x.trigger = r.text(4);
+  x.call_sid = r.text(5);
+  x.contact = r.text(6);
+  auto status = r.text(7);
+  x.status = parse_column(engine::parse_run_status(status), backend, op,
+                          "status", status);
+  x.waiting_for = r.text(8);
+  x.wake_at = r.int64(9);
+  x.state = r.bytes(10);
+  x.node_id = r.text(11);
+  x.seq = r.int64(12);
+  x.error = r.bytes(13);
+  x.started_at = r.int64(14);
+  x.updated_at = r.int64(15);
+  return x;
+}
+
+template <class Binder>
+void bind_run_step(Binder& b, const engine::run_step_record& s) {
+  b.int64(s.run_id)
+    .int32(s.seq)
+    .text(s.step_id)
+    .text(s.type)
+    .text(s.outcome)
+    .bytes(s.detail)
+    .int64(s.at)
+    .int64(s.duration_us);
+}
+
+template <class Row>
+engine::run_step_record read_run_step(const Row& r) {
+  engine::run_step_record s;
+  s.run_id = r.int64(0);
+  s.seq = r.int32(1);
+  s.step_id = r.text(2);
+  s.type = r.text(3);
+  s.outcome = r.text(4);
+  s.detail = r.bytes(5);
+  s.at = r.int64(6);
+  s.duration_us = r.int64(7);
+  return s;
+}
+
+template <class Binder>
+void bind_workflow_version(Binder& b,
+                           const engine::workflow_version_record& v) {
+  b.text(v.tenant_id)
+    .text(v.name)
+    .text(v.version)
+    .text(v.file)
+    .bytes(v.source)
+    .int64(v.loaded_at);
+}
+
+template <class Row>
+engine::workflow_version_record read_workflow_version(const Row& r) {
+  engine::workflow_version_record v;
+  v.tenant_id = r.text(0);
+  v.name = r.text(1);
+  v.version = r.text(2);
+  v.file = r.text(3);
+  v.source = r.bytes(4);
+  v.loaded_at = r.int64(5);
+  return v;
+}
+
+/// The precondition of `update_run`: the caller bumped `seq` (otherwise two
+/// writers expecting the same seq could both win). memory_store checks it
+/// too, so that every store reports it alike.
+inline void check_run_update(std::string_view backend,
+                             const engine::run_record& r,
+                             std::int64_t expected_seq) {
+  if (r.seq <= expected_seq)
+    fail(backend, "update_run",
+         "seq " + std::to_string(r.seq) + " must be greater than expected_seq "
+           + std::to_string(expected_seq) + " (run id " + std::to_string(r.id)
+           + ")");
+}
+
 // -- the operations -----------------------------------------------------------
-// Atomicity of multi-statement operations (upsert_tenant) is the caller's.
+// Atomicity of multi-statement operations (upsert_tenant, insert_run_steps,
+// tag_contact) is the caller's.
 
 namespace sql_ops {
 
@@ -426,6 +551,160 @@ find_contact(Driver& d, std::string_view tenant_id, std::string_view phone) {
       c = contact_record{r.text(0), r.text(1), r.int64(2), r.int64(3)};
     });
   return c;
+}
+
+template <class Driver>
+std::int64_t insert_run(Driver& d, const engine::run_record& r) {
+  std::int64_t id = 0;
+  d.query(
+    sql_id::insert_run, [&](auto& b) { bind_run(b, r); },
+    [&](const auto& row) { id = row.int64(0); });
+  if (id == 0)
+    fail(d.backend(), "insert_run", "no id returned");
+  return id;
+}
+
+template <class Driver>
+bool run_exists(Driver& d, std::int64_t id) {
+  bool found = false;
+  d.query(
+    sql_id::run_exists, [&](auto& b) { b.int64(id); },
+    [&](const auto&) { found = true; });
+  return found;
+}
+
+template <class Driver>
+bool update_run(Driver& d, const engine::run_record& r,
+                std::int64_t expected_seq) {
+  check_run_update(d.backend(), r, expected_seq);
+  // One conditional update, like decide_outcome: of writers that all expect
+  // the same seq, exactly one matches; the others see the bumped row.
+  if (d.execute(sql_id::update_run,
+                [&](auto& b) {
+                  b.int64(r.id);
+                  bind_run(b, r);
+                  b.int64(expected_seq);
+                })
+      == 1)
+    return true;
+  if (!run_exists(d, r.id))
+    fail(d.backend(), "update_run", "unknown run id " + std::to_string(r.id));
+  return false;
+}
+
+template <class Driver>
+std::optional<engine::run_record> find_run(Driver& d, std::int64_t id) {
+  std::optional<engine::run_record> r;
+  d.query(
+    sql_id::find_run, [&](auto& b) { b.int64(id); },
+    [&](const auto& row) { r = read_run(row, d.backend(), "find_run"); });
+  return r;
+}
+
+/// Runs of a statement (`op` names the operation in errors).
+template <class Driver, class Bind>
+std::vector<engine::run_record>
+runs_where(Driver& d, sql_id id, Bind&& bind, std::string_view op) {
+  std::vector<engine::run_record> xs;
+  d.query(id, bind, [&](const auto& row) {
+    xs.push_back(read_run(row, d.backend(), op));
+  });
+  return xs;
+}
+
+/// `limit` as a SQL LIMIT (which is signed; negative means none in SQLite).
+inline std::int64_t sql_limit(std::size_t limit) {
+  constexpr auto max
+    = static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max());
+  return static_cast<std::int64_t>(std::min(limit, max));
+}
+
+template <class Driver>
+std::vector<engine::run_record>
+unfinished_runs(Driver& d, std::string_view node_id,
+                engine::epoch_ms orphaned_before, std::size_t limit) {
+  return runs_where(
+    d, sql_id::unfinished_runs,
+    [&](auto& b) {
+      b.text(node_id).int64(orphaned_before).int64(sql_limit(limit));
+    },
+    "unfinished_runs");
+}
+
+template <class Driver>
+std::vector<engine::run_record>
+runs_waiting_for_reply(Driver& d, std::string_view tenant_id,
+                       std::string_view contact) {
+  return runs_where(
+    d, sql_id::runs_waiting_for_reply,
+    [&](auto& b) { b.text(tenant_id).text(contact); },
+    "runs_waiting_for_reply");
+}
+
+template <class Driver>
+std::vector<engine::run_record>
+runs_for_call(Driver& d, std::string_view call_sid) {
+  return runs_where(
+    d, sql_id::runs_for_call, [&](auto& b) { b.text(call_sid); },
+    "runs_for_call");
+}
+
+template <class Driver>
+void insert_run_steps(Driver& d,
+                      const std::vector<engine::run_step_record>& steps) {
+  for (const auto& s : steps)
+    d.execute(sql_id::insert_run_step, [&](auto& b) { bind_run_step(b, s); });
+}
+
+template <class Driver>
+std::vector<engine::run_step_record> run_steps(Driver& d, std::int64_t run_id) {
+  std::vector<engine::run_step_record> xs;
+  d.query(
+    sql_id::run_steps, [&](auto& b) { b.int64(run_id); },
+    [&](const auto& row) { xs.push_back(read_run_step(row)); });
+  return xs;
+}
+
+template <class Driver>
+void save_workflow_version(Driver& d,
+                           const engine::workflow_version_record& v) {
+  d.execute(sql_id::save_workflow_version,
+            [&](auto& b) { bind_workflow_version(b, v); });
+}
+
+template <class Driver>
+std::optional<engine::workflow_version_record>
+find_workflow_version(Driver& d, std::string_view tenant_id,
+                      std::string_view name, std::string_view version) {
+  std::optional<engine::workflow_version_record> v;
+  d.query(
+    sql_id::find_workflow_version,
+    [&](auto& b) { b.text(tenant_id).text(name).text(version); },
+    [&](const auto& row) { v = read_workflow_version(row); });
+  return v;
+}
+
+template <class Driver>
+void tag_contact(Driver& d, std::string_view tenant_id, std::string_view phone,
+                 std::string_view tag, engine::epoch_ms at) {
+  d.execute(sql_id::add_contact,
+            [&](auto& b) { b.text(tenant_id).text(phone).int64(at); });
+  d.execute(sql_id::tag_contact, [&](auto& b) {
+    b.text(tenant_id).text(phone).text(tag).int64(at);
+  });
+}
+
+template <class Driver>
+std::vector<std::string>
+contact_tags(Driver& d, std::string_view tenant_id, std::string_view phone) {
+  std::vector<std::string> tags;
+  d.query(
+    sql_id::contact_tags, [&](auto& b) { b.text(tenant_id).text(phone); },
+    [&](const auto& row) { tags.push_back(row.text(0)); });
+  // Sorted here, bytewise: a PostgreSQL ORDER BY would follow the database's
+  // collation, which differs from server to server.
+  std::sort(tags.begin(), tags.end());
+  return tags;
 }
 
 } // namespace sql_ops
