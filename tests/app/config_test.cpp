@@ -1,5 +1,6 @@
 #include "ringback/app/config.hpp"
 
+#include "ringback/workflows/calendar.hpp"
 #include "ringback/workflows/loader.hpp"
 
 #include <gtest/gtest.h>
@@ -9,6 +10,7 @@
 #include <array>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 
 using namespace ringback::app;
@@ -646,6 +648,195 @@ TEST_F(Config, TimeZones) {
     (strings{
       "ringback.yaml:18:15: error: tenants[0].timezone: 'denver' is not a time "
       "zone name (expected an IANA name like America/Denver)"}));
+}
+
+// The calendar keys of a tenant, appended to `base` (lines 19-26).
+const std::string calendar
+  = "    business_hours:\n"                       // 19
+    "      mon-fri: \"08:00-17:00\"\n"            // 20
+    "      sat: \"09:00-12:00, 13:00-15:00\"\n"   // 21
+    "      sun: closed\n"                         // 22
+    "    holidays: [\"2026-12-25\", \"01-01\"]\n" // 23
+    "    quiet_hours: \"21:00-08:00\"\n"          // 24
+    "    http_allow: [\"api.example.com\", \"*.hooks.example.org\", "
+    "\"127.0.0.1\"]\n"; // 25
+
+TEST_F(Config, TenantCalendarSettings) {
+  auto c = ok(base + calendar);
+  const auto& t = c.tenants[0];
+  using pairs = std::vector<std::pair<std::string, std::string>>;
+  EXPECT_EQ(t.business_hours, (pairs{{"mon-fri", "08:00-17:00"},
+                                     {"sat", "09:00-12:00, 13:00-15:00"},
+                                     {"sun", "closed"}}));
+  EXPECT_EQ(t.holidays, (strings{"2026-12-25", "01-01"}));
+  EXPECT_EQ(t.quiet_hours, "21:00-08:00");
+  EXPECT_EQ(t.http_allow,
+            (strings{"api.example.com", "*.hooks.example.org", "127.0.0.1"}));
+  // What the config accepts, the calendar builds.
+  auto cal = ringback::workflows::business_calendar::from_tenant(t);
+  EXPECT_TRUE(cal.ok()) << ::testing::PrintToString(cal.errors);
+  // All optional: absent means open 24/7, no holidays, no quiet hours and no
+  // http hosts.
+  auto plain = ok(base).tenants[0];
+  EXPECT_TRUE(plain.business_hours.empty());
+  EXPECT_TRUE(plain.holidays.empty());
+  EXPECT_TRUE(plain.quiet_hours.empty());
+  EXPECT_TRUE(plain.http_allow.empty());
+  // Empty lists are none; plain (unquoted) values and full day names work.
+  auto lists = ok(base
+                  + "    business_hours: {Monday: 22:00-02:00, tue: closed}\n"
+                    "    holidays:\n"
+                    "    http_allow: []\n");
+  EXPECT_EQ(lists.tenants[0].business_hours,
+            (pairs{{"Monday", "22:00-02:00"}, {"tue", "closed"}}));
+  EXPECT_TRUE(lists.tenants[0].holidays.empty());
+  EXPECT_TRUE(lists.tenants[0].http_allow.empty());
+}
+
+TEST_F(Config, BusinessHoursErrors) {
+  auto with = [&](const std::string& from, const std::string& to) {
+    return errors(base + replace(calendar, from, to));
+  };
+  EXPECT_EQ(with("      mon-fri:", "      mnday:"),
+            (strings{"ringback.yaml:20:7: error: "
+                     "tenants[0].business_hours.mnday: unknown day 'mnday' "
+                     "(did you mean 'monday'?); days are mon, tue, wed, thu, "
+                     "fri, sat, sun"}));
+  EXPECT_EQ(with("      mon-fri:", "      mon-frii:"),
+            (strings{"ringback.yaml:20:11: error: "
+                     "tenants[0].business_hours.mon-frii: unknown day 'frii' "
+                     "(did you mean 'fri'?); days are mon, tue, wed, thu, fri, "
+                     "sat, sun"}));
+  EXPECT_EQ(with("      sun: closed", "      weekend: closed"),
+            (strings{
+              "ringback.yaml:22:7: error: "
+              "tenants[0].business_hours.weekend: unknown day 'weekend'; "
+              "days are mon, tue, wed, thu, fri, sat, sun"}));
+  EXPECT_EQ(with("\"08:00-17:00\"", "\"08:00-25:00\""),
+            (strings{"ringback.yaml:20:23: error: "
+                     "tenants[0].business_hours.mon-fri: hour 25 is out of "
+                     "range 00-23"}));
+  EXPECT_EQ(with("\"08:00-17:00\"", "25:00-26:00"),
+            (strings{"ringback.yaml:20:16: error: "
+                     "tenants[0].business_hours.mon-fri: hour 25 is out of "
+                     "range 00-23"}));
+  EXPECT_EQ(with("13:00-15:00", "11:00-15:00"),
+            (strings{"ringback.yaml:21:26: error: "
+                     "tenants[0].business_hours.sat: '11:00-15:00' overlaps "
+                     "'09:00-12:00'"}));
+  EXPECT_EQ(with("      sun: closed\n",
+                 "      sun: closed\n      fri: closed\n"),
+            (strings{"ringback.yaml:23:7: error: "
+                     "tenants[0].business_hours.fri: fri is already given by "
+                     "'mon-fri'"}));
+  EXPECT_EQ(with("sun: closed", "sun: [closed]"),
+            (strings{"ringback.yaml:22:12: error: "
+                     "tenants[0].business_hours.sun: expected time ranges like "
+                     "\"08:00-17:00\" or closed, got a list"}));
+  EXPECT_EQ(with("sun: closed", "sun:"),
+            (strings{"ringback.yaml:22:7: error: "
+                     "tenants[0].business_hours.sun: expected time ranges like "
+                     "\"08:00-17:00\" or closed, got an empty value"}));
+  EXPECT_EQ(errors(base + "    business_hours: [\"08:00-17:00\"]\n"),
+            (strings{"ringback.yaml:19:21: error: tenants[0].business_hours: "
+                     "expected a map of days to hours (e.g. mon-fri: "
+                     "\"08:00-17:00\"), got a list"}));
+  EXPECT_EQ(errors(base + "    business_hours: {}\n"),
+            (strings{"ringback.yaml:19:21: error: tenants[0].business_hours: "
+                     "no days given (leave business_hours out to be open "
+                     "24/7)"}));
+  // Both halves of an entry are checked.
+  EXPECT_EQ(
+    with("      sun: closed", "      sn: 9-5"),
+    (strings{"ringback.yaml:22:7: error: tenants[0].business_hours.sn: unknown "
+             "day 'sn' (did you mean 'sun'?); days are mon, tue, wed, thu, "
+             "fri, sat, sun",
+             "ringback.yaml:22:11: error: tenants[0].business_hours.sn: '9' is "
+             "not a time (expected HH:MM, e.g. 08:00)"}));
+}
+
+TEST_F(Config, HolidayQuietHoursAndHttpAllowErrors) {
+  auto with = [&](const std::string& from, const std::string& to) {
+    return errors(base + replace(calendar, from, to));
+  };
+  EXPECT_EQ(with("\"01-01\"", "\"13-01\""),
+            (strings{"ringback.yaml:23:31: error: tenants[0].holidays[1]: "
+                     "month 13 is out of range 01-12"}));
+  EXPECT_EQ(with("\"2026-12-25\"", "\"2026-02-30\""),
+            (strings{"ringback.yaml:23:25: error: tenants[0].holidays[0]: day "
+                     "30 does not exist in February 2026 (28 days)"}));
+  EXPECT_EQ(with("\"2026-12-25\"", "Christmas"),
+            (strings{"ringback.yaml:23:16: error: tenants[0].holidays[0]: "
+                     "'Christmas' is not a date (expected YYYY-MM-DD or "
+                     "MM-DD, e.g. 2026-12-25 or 12-25)"}));
+  EXPECT_EQ(with("\"2026-12-25\", \"01-01\"", "\"01-01\", \"01-01\""),
+            (strings{"ringback.yaml:23:25: error: tenants[0].holidays[1]: "
+                     "01-01 is already listed (line 23)"}));
+  EXPECT_EQ(with("[\"2026-12-25\", \"01-01\"]", "\"12-25\""),
+            (strings{"ringback.yaml:23:15: error: tenants[0].holidays: "
+                     "expected a list of dates like [\"2026-12-25\", "
+                     "\"01-01\"], got a scalar"}));
+  EXPECT_EQ(with("\"21:00-08:00\"", "\"21:00-8am\""),
+            (strings{"ringback.yaml:24:25: error: tenants[0].quiet_hours: "
+                     "'8am' is not a time (expected HH:MM, e.g. 08:00)"}));
+  EXPECT_EQ(with("\"21:00-08:00\"", "\"21:00-08:00, 12:00-13:00\""),
+            (strings{"ringback.yaml:24:30: error: tenants[0].quiet_hours: "
+                     "expected one range like 21:00-08:00, not a list"}));
+  EXPECT_EQ(with("\"*.hooks.example.org\"", "\"hooks.*.example.org\""),
+            (strings{"ringback.yaml:25:44: error: tenants[0].http_allow[1]: "
+                     "'*' is only allowed as a leading '*.' (e.g. "
+                     "*.example.com)"}));
+  EXPECT_EQ(with("\"api.example.com\"", "\"https://api.example.com\""),
+            (strings{"ringback.yaml:25:19: error: tenants[0].http_allow[0]: "
+                     "'https://api.example.com' has a scheme: give the host "
+                     "alone (e.g. api.example.com)"}));
+  EXPECT_EQ(
+    with("[\"api.example.com\", \"*.hooks.example.org\", \"127.0.0.1\"]",
+         "api.example.com"),
+    (strings{"ringback.yaml:25:17: error: tenants[0].http_allow: expected a "
+             "list of host names like [\"api.example.com\", "
+             "\"*.example.com\"], got a scalar"}));
+  EXPECT_EQ(with("    holidays:", "    holiday:"),
+            (strings{"ringback.yaml:23:5: error: tenants[0]: unknown key "
+                     "'holiday' (did you mean 'holidays'?)"}));
+  // A substituted value is reported at the value.
+  vars_["QUIET"] = "21:00-25:00";
+  EXPECT_EQ(with("\"21:00-08:00\"", "${QUIET}"),
+            (strings{"ringback.yaml:24:18: error: tenants[0].quiet_hours: "
+                     "hour 25 is out of range 00-23"}));
+}
+
+TEST_F(Config, TheSampleCalendarExampleLoads) {
+  // deploy/ringback.yaml carries the calendar keys as a commented example;
+  // uncommented, it must load and build a calendar.
+  std::ifstream in(RINGBACK_SOURCE_DIR "/deploy/ringback.yaml");
+  std::string text((std::istreambuf_iterator<char>(in)),
+                   std::istreambuf_iterator<char>());
+  const std::string marker = "    # --- calendar example ---\n";
+  auto at = text.find(marker);
+  ASSERT_NE(at, std::string::npos);
+  std::string uncommented = text.substr(0, at);
+  std::size_t pos = at + marker.size();
+  int lines = 0;
+  while (pos < text.size() && text.compare(pos, 6, "    # ") == 0) {
+    auto end = text.find('\n', pos);
+    end = end == std::string::npos ? text.size() : end + 1;
+    uncommented += "    " + text.substr(pos + 6, end - pos - 6);
+    pos = end;
+    ++lines;
+  }
+  EXPECT_GE(lines, 5);
+  uncommented += text.substr(pos);
+  vars_.clear();
+  auto r = load_config_string(uncommented, "ringback.yaml",
+                              RINGBACK_SOURCE_DIR "/deploy", env_);
+  ASSERT_TRUE(r.ok()) << ::testing::PrintToString(r.errors) << uncommented;
+  const auto& t = r.value->tenants[0];
+  EXPECT_FALSE(t.business_hours.empty());
+  EXPECT_FALSE(t.holidays.empty());
+  EXPECT_FALSE(t.quiet_hours.empty());
+  EXPECT_FALSE(t.http_allow.empty());
+  EXPECT_TRUE(ringback::workflows::business_calendar::from_tenant(t).ok());
 }
 
 TEST_F(Config, EveryProblemIsReportedAtOnce) {

@@ -1,5 +1,6 @@
 #include "ringback/app/config.hpp"
 
+#include "ringback/workflows/calendar.hpp"
 #include "ringback/workflows/diagnostic.hpp"
 #include "ringback/workflows/phone.hpp"
 #include "ringback/workflows/yaml_source.hpp"
@@ -764,7 +765,10 @@ private:
     const auto before = out_.count();
     const std::vector<std::string> keys{"id", "name", "numbers", "owner_phone",
                                         "timezone"};
-    auto s = section(e.value, e.value.Mark(), e.path, {keys, keys});
+    auto allowed = keys;
+    allowed.insert(allowed.end(),
+                   {"business_hours", "holidays", "quiet_hours", "http_allow"});
+    auto s = section(e.value, e.value.Mark(), e.path, {allowed, keys});
     engine::tenant t;
     if (auto* x = find(s, "id")) {
       if (auto id = scalar(*x)) {
@@ -810,6 +814,25 @@ private:
           t.timezone = *tz;
         }
       }
+    }
+    if (auto* x = find(s, "business_hours")) {
+      read_business_hours(*x, t);
+    }
+    if (auto* x = find(s, "holidays")) {
+      read_holidays(*x, t);
+    }
+    if (auto* x = find(s, "quiet_hours")) {
+      if (auto text = scalar(*x)) {
+        auto w = workflows::parse_daily_window(*text);
+        if (w.ok()) {
+          t.quiet_hours = *text;
+        } else {
+          error_in_value(*x, *text, w.column, w.error);
+        }
+      }
+    }
+    if (auto* x = find(s, "http_allow")) {
+      read_http_allow(*x, t);
     }
     if (out_.count() > before) {
       return std::nullopt;
@@ -895,6 +918,155 @@ private:
                                + std::to_string(first->second.second) + ")");
       }
       t.numbers.push_back(std::move(n));
+    }
+  }
+
+  /// Reports at `column` (1-based, in characters) of a scalar's `text`: at
+  /// that character of the line when the text stands there as written (one
+  /// line, quoted or plain); else at the value itself (a multi-line or
+  /// escaped scalar, a ${NAME} substitution).
+  void error_in_value(const entry& e, const std::string& text,
+                      std::size_t column, std::string message) {
+    auto m = e.mark();
+    if (!m.is_null() && m.line >= 0
+        && static_cast<std::size_t>(m.line) < lines_.size() && column > 0) {
+      auto line = lines_[static_cast<std::size_t>(m.line)];
+      auto at = static_cast<std::size_t>(std::max(m.column, 0));
+      if (at < line.size() && (line[at] == '"' || line[at] == '\'')) {
+        ++at;
+      }
+      if (at <= line.size() && line.substr(at, text.size()) == text) {
+        out_.error_at(m.line + 1,
+                      static_cast<int>(
+                        workflows::code_points(line.substr(0, at)) + column),
+                      e.path, std::move(message));
+        return;
+      }
+    }
+    error(e, std::move(message));
+  }
+
+  /// `business_hours`: day spec -> time ranges, every day at most once.
+  void read_business_hours(const entry& e, engine::tenant& t) {
+    if (!e.value.IsMap()) {
+      error(e, "expected a map of days to hours (e.g. mon-fri: "
+               "\"08:00-17:00\"), got "
+                 + workflows::kind_name(e.value));
+      return;
+    }
+    if (e.value.size() == 0) {
+      error(e, "no days given (leave business_hours out to be open 24/7)");
+      return;
+    }
+    workflows::weekly_hours week;
+    workflows::for_each_entry(e.value, [&](const YAML::Node& k,
+                                           const YAML::Node& v) {
+      entry item{k, v, workflows::child_path(style, e.path, k.Scalar())};
+      entry key{k, k, item.path};
+      auto days = workflows::parse_day_spec(k.Scalar());
+      if (!days.ok()) {
+        error_in_value(key, k.Scalar(), days.column, days.error);
+      }
+      if (!v.IsScalar()) {
+        error(item, "expected time ranges like \"08:00-17:00\" or closed, got "
+                      + workflows::kind_name(v));
+        return;
+      }
+      auto text = scalar(item);
+      if (!text) {
+        return;
+      }
+      auto ranges = workflows::parse_time_ranges(*text);
+      if (!ranges.ok()) {
+        error_in_value(item, *text, ranges.column, ranges.error);
+        return;
+      }
+      if (!days.ok()) {
+        return;
+      }
+      auto clash = workflows::add_days(week, *days.value, k.Scalar(),
+                                       *ranges.value);
+      if (!clash.empty()) {
+        error(key, clash);
+        return;
+      }
+      t.business_hours.emplace_back(k.Scalar(), *text);
+    });
+  }
+
+  void read_holidays(const entry& e, engine::tenant& t) {
+    if (e.value.IsNull()) {
+      return; // none
+    }
+    if (!e.value.IsSequence()) {
+      error(e, "expected a list of dates like [\"2026-12-25\", \"01-01\"], "
+               "got "
+                 + workflows::kind_name(e.value));
+      return;
+    }
+    std::map<std::string, int> seen; // date -> line
+    std::size_t i = 0;
+    for (auto it = e.value.begin(); it != e.value.end(); ++it, ++i) {
+      entry item{*it, *it, workflows::child_path(style, e.path, i)};
+      if (!it->IsScalar()) {
+        error(item, "expected a date (YYYY-MM-DD or MM-DD), got "
+                      + workflows::kind_name(*it));
+        continue;
+      }
+      auto text = scalar(item);
+      if (!text) {
+        continue;
+      }
+      auto h = workflows::parse_holiday(*text);
+      if (!h.ok()) {
+        error_in_value(item, *text, h.column, h.error);
+        continue;
+      }
+      std::array<char, 32> date{};
+      if (h.value->year == 0) {
+        std::snprintf(date.data(), date.size(), "%02d-%02d", h.value->month,
+                      h.value->day);
+      } else {
+        std::snprintf(date.data(), date.size(), "%04d-%02d-%02d", h.value->year,
+                      h.value->month, h.value->day);
+      }
+      auto [first, added] = seen.emplace(date.data(), item.mark().line + 1);
+      if (!added) {
+        error(item, std::string(date.data()) + " is already listed (line "
+                      + std::to_string(first->second) + ")");
+        continue;
+      }
+      t.holidays.push_back(*text);
+    }
+  }
+
+  void read_http_allow(const entry& e, engine::tenant& t) {
+    if (e.value.IsNull()) {
+      return; // none
+    }
+    if (!e.value.IsSequence()) {
+      error(e, "expected a list of host names like [\"api.example.com\", "
+               "\"*.example.com\"], got "
+                 + workflows::kind_name(e.value));
+      return;
+    }
+    std::size_t i = 0;
+    for (auto it = e.value.begin(); it != e.value.end(); ++it, ++i) {
+      entry item{*it, *it, workflows::child_path(style, e.path, i)};
+      if (!it->IsScalar()) {
+        error(item, "expected a host name, got " + workflows::kind_name(*it));
+        continue;
+      }
+      auto text = scalar(item);
+      if (!text) {
+        continue;
+      }
+      auto p = workflows::parse_host_pattern(*text);
+      if (!p.ok()) {
+        error_in_value(item, *text, p.column, p.error);
+        continue;
+      }
+      t.http_allow.push_back(*text);
     }
   }
 
