@@ -30,6 +30,11 @@ namespace {
 
 constexpr std::uint32_t header_limit = 16 * 1024;
 
+// Beast stores a field in at most 64 KiB (and throws beyond); servers
+// commonly refuse header fields over 8 KiB.
+constexpr std::size_t max_header_name = 256;
+constexpr std::size_t max_header_value = 8 * 1024;
+
 std::string lower(std::string_view x) {
   std::string out{x};
   std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) {
@@ -59,6 +64,61 @@ std::string describe_timeout(std::chrono::milliseconds budget) {
   return "timed out after " + std::to_string(budget.count()) + " ms";
 }
 
+/// A failure before any response: its message and kind.
+struct failure_info {
+  std::string error;
+  http_failure kind = http_failure::none;
+
+  bool failed() const {
+    return kind != http_failure::none;
+  }
+};
+
+/// When the phases of one `send` must end, and the budgets named in timeout
+/// messages. Without a per-request timeout each phase gets the option's
+/// budget from the moment it starts, as before per-request timeouts existed.
+struct send_deadlines {
+  std::optional<steady_time> total; // per-request timeout: one deadline
+  std::chrono::milliseconds total_budget{0};
+  std::chrono::milliseconds connect_budget{0};
+  std::chrono::milliseconds request_budget{0};
+
+  steady_time connect_deadline() const {
+    return total ? *total : std::chrono::steady_clock::now() + connect_budget;
+  }
+
+  steady_time request_deadline() const {
+    return total ? *total : std::chrono::steady_clock::now() + request_budget;
+  }
+
+  std::chrono::milliseconds connect_timeout() const {
+    return total ? total_budget : connect_budget;
+  }
+
+  std::chrono::milliseconds request_timeout() const {
+    return total ? total_budget : request_budget;
+  }
+};
+
+/// RFC 9110 token characters, the only ones allowed in a header name.
+bool is_token_char(char c) {
+  const auto u = static_cast<unsigned char>(c);
+  if (std::isalnum(u) != 0) {
+    return u < 0x80;
+  }
+  return std::string_view{"!#$%&'*+-.^_`|~"}.find(c) != std::string_view::npos;
+}
+
+/// The request target goes into the request line verbatim: no spaces,
+/// controls or non-ASCII bytes (those must be percent-encoded).
+bool is_valid_target(std::string_view target) {
+  return !target.empty()
+         && std::all_of(target.begin(), target.end(), [](char c) {
+              const auto u = static_cast<unsigned char>(c);
+              return u > 0x20 && u < 0x7f;
+            });
+}
+
 /// Errors that mean the peer closed or reset the connection.
 bool is_connection_lost(const error_code& ec) {
   return ec == http::error::end_of_stream || ec == http::error::partial_message
@@ -73,6 +133,26 @@ struct exchange_outcome {
   error_code ec;
   bool nothing_written = false;
 };
+
+constexpr std::string_view framing_headers[] = {
+  "host",       "content-length", "transfer-encoding",
+  "connection", "keep-alive",     "proxy-connection",
+  "te",         "trailer",        "upgrade",
+  "expect",
+};
+
+/// Defaults a request header of the same name replaces (others are added).
+constexpr std::string_view default_headers[] = {
+  "user-agent",
+  "accept",
+  "authorization",
+  "content-type",
+};
+
+template <std::size_t N>
+bool contains(const std::string_view (&names)[N], const std::string& name) {
+  return std::find(std::begin(names), std::end(names), name) != std::end(names);
+}
 
 } // namespace
 
@@ -174,8 +254,69 @@ const char* to_string(http_method x) {
       return "GET";
     case http_method::post:
       return "POST";
+    case http_method::put:
+      return "PUT";
+    case http_method::patch:
+      return "PATCH";
+    case http_method::delete_:
+      return "DELETE";
   }
   return "GET";
+}
+
+bool is_idempotent(http_method x) {
+  return x == http_method::get || x == http_method::put
+         || x == http_method::delete_;
+}
+
+std::string printable(std::string_view text, std::size_t max_size) {
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out;
+  for (std::size_t i = 0; i < text.size() && i < max_size; ++i) {
+    const auto u = static_cast<unsigned char>(text[i]);
+    if (u >= 0x20 && u < 0x7f && u != '\\') {
+      out += text[i];
+    } else {
+      out += "\\x";
+      out += hex[u >> 4];
+      out += hex[u & 0xf];
+    }
+  }
+  if (text.size() > max_size) {
+    out += "...";
+  }
+  return out;
+}
+
+std::string check_header(std::string_view name, std::string_view value) {
+  if (name.empty()) {
+    return "header name must not be empty";
+  }
+  if (name.size() > max_header_name) {
+    return "header name '" + printable(name, 100) + "' is longer than "
+           + std::to_string(max_header_name) + " bytes";
+  }
+  if (!std::all_of(name.begin(), name.end(), is_token_char)) {
+    return "header name '" + printable(name, 100)
+           + "' has a character not allowed in a header name";
+  }
+  if (contains(framing_headers, lower(name))) {
+    return "header '" + std::string{name}
+           + "' is set by ringback and must not be given";
+  }
+  const bool has_control = std::any_of(value.begin(), value.end(), [](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return (u < 0x20 && u != '\t') || u == 0x7f;
+  });
+  if (has_control) {
+    return "header '" + std::string{name}
+           + "' has a control character (such as CR or LF) in its value";
+  }
+  if (value.size() > max_header_value) {
+    return "header '" + std::string{name} + "' has a value longer than "
+           + std::to_string(max_header_value) + " bytes";
+  }
+  return {};
 }
 
 // -- client -------------------------------------------------------------------
@@ -192,27 +333,38 @@ public:
   }
 
   http_result send(const http_request& request) {
+    if (auto error = check_request(request); !error.empty()) {
+      return {std::nullopt, std::move(error), false,
+              http_failure::invalid_request};
+    }
+    send_deadlines deadlines;
+    deadlines.connect_budget = options_.connect_timeout;
+    deadlines.request_budget = options_.request_timeout;
+    if (request.timeout) {
+      deadlines.total = std::chrono::steady_clock::now() + *request.timeout;
+      deadlines.total_budget = *request.timeout;
+    }
     const bool reused = is_open() && idle_connection_alive();
     if (!reused) {
       close();
     }
     if (!is_open()) {
-      if (auto error = connect(); !error.empty()) {
-        return {std::nullopt, std::move(error)};
+      if (auto failure = connect(deadlines); failure.failed()) {
+        return {std::nullopt, std::move(failure.error), false, failure.kind};
       }
     }
-    auto outcome = exchange(request);
+    auto outcome = exchange(request, deadlines);
     if (!outcome.response && reused && may_retry(request, outcome)) {
       close();
-      if (auto error = connect(); !error.empty()) {
-        return {std::nullopt, std::move(error)};
+      if (auto failure = connect(deadlines); failure.failed()) {
+        return {std::nullopt, std::move(failure.error), false, failure.kind};
       }
-      outcome = exchange(request);
+      outcome = exchange(request, deadlines);
     }
     if (!outcome.response) {
       close();
-      return {std::nullopt, describe_failure(request, outcome.ec),
-              !outcome.nothing_written};
+      return {std::nullopt, describe_failure(request, outcome.ec, deadlines),
+              !outcome.nothing_written, classify(outcome.ec)};
     }
     return {std::move(outcome.response), {}};
   }
@@ -276,22 +428,46 @@ private:
     return ec == asio::error::would_block;
   }
 
+  static std::string check_request(const http_request& request) {
+    if (!is_valid_target(request.target)) {
+      return "request target '" + printable(request.target)
+             + "' is empty or has a space, control or non-ASCII character";
+    }
+    for (const auto& [name, value] : request.headers) {
+      if (auto error = check_header(name, value); !error.empty()) {
+        return error;
+      }
+    }
+    return {};
+  }
+
   static bool may_retry(const http_request& request,
                         const exchange_outcome& outcome) {
     if (!is_connection_lost(outcome.ec)) {
       return false;
     }
-    return request.method == http_method::get || outcome.nothing_written;
+    return is_idempotent(request.method) || outcome.nothing_written;
+  }
+
+  static http_failure classify(const error_code& ec) {
+    if (ec == beast::error::timeout) {
+      return http_failure::timeout;
+    }
+    if (is_connection_lost(ec)) {
+      return http_failure::connection_lost;
+    }
+    return http_failure::protocol;
   }
 
   std::string describe_failure(const http_request& request,
-                               const error_code& ec) const {
+                               const error_code& ec,
+                               const send_deadlines& deadlines) const {
     std::string out = to_string(request.method);
     out += ' ';
     out += request.target;
     out += ": ";
     if (ec == beast::error::timeout) {
-      out += describe_timeout(options_.request_timeout);
+      out += describe_timeout(deadlines.request_timeout());
     } else if (is_connection_lost(ec)) {
       out += "connection closed by " + peer_ + " before the response";
     } else {
@@ -300,14 +476,14 @@ private:
     return out;
   }
 
-  /// Opens a connection (TLS: with the handshake); returns the error, or
-  /// an empty string on success.
-  std::string connect() {
-    const auto deadline = std::chrono::steady_clock::now()
-                          + options_.connect_timeout;
+  /// Opens a connection (TLS: with the handshake); returns why it failed,
+  /// or no failure.
+  failure_info connect(const send_deadlines& deadlines) {
+    const auto deadline = deadlines.connect_deadline();
+    const auto budget = deadlines.connect_timeout();
     tcp::resolver::results_type endpoints;
-    if (auto error = resolve(deadline, endpoints); !error.empty()) {
-      return error;
+    if (auto failure = resolve(deadline, budget, endpoints); failure.failed()) {
+      return failure;
     }
     beast::tcp_stream stream{ioc_};
     stream.expires_at(deadline);
@@ -319,11 +495,12 @@ private:
     });
     run_until(done);
     if (ec == beast::error::timeout) {
-      return "connect to " + peer_ + " "
-             + describe_timeout(options_.connect_timeout);
+      return {"connect to " + peer_ + " " + describe_timeout(budget),
+              http_failure::timeout};
     }
     if (ec) {
-      return "connect to " + peer_ + " failed: " + ec.message();
+      return {"connect to " + peer_ + " failed: " + ec.message(),
+              http_failure::connect};
     }
     stream.socket().set_option(tcp::no_delay{true}, ec);
     ++connections_opened_;
@@ -331,13 +508,14 @@ private:
       plain_.emplace(std::move(stream));
       return {};
     }
-    return handshake(std::move(stream), deadline);
+    return handshake(std::move(stream), deadline, budget);
   }
 
   /// Resolves the host within the deadline. getaddrinfo cannot be
   /// interrupted, so a lookup still running at the deadline is abandoned:
   /// its handler only touches shared state and runs whenever it completes.
-  std::string resolve(steady_time deadline, tcp::resolver::results_type& out) {
+  failure_info resolve(steady_time deadline, std::chrono::milliseconds budget,
+                       tcp::resolver::results_type& out) {
     struct state {
       bool done = false;
       error_code ec;
@@ -356,19 +534,22 @@ private:
       ; // Nothing else to do: handlers do the work.
     }
     std::string reason;
+    auto kind = http_failure::resolve;
     if (!st->done) {
       resolver_.cancel();
-      reason = describe_timeout(options_.connect_timeout);
+      reason = describe_timeout(budget);
+      kind = http_failure::timeout;
     } else if (st->ec) {
       reason = st->ec.message();
     } else {
       out = std::move(st->results);
       return {};
     }
-    return "cannot resolve " + options_.endpoint.host + ": " + reason;
+    return {"cannot resolve " + options_.endpoint.host + ": " + reason, kind};
   }
 
-  std::string handshake(beast::tcp_stream stream, steady_time deadline) {
+  failure_info handshake(beast::tcp_stream stream, steady_time deadline,
+                         std::chrono::milliseconds budget) {
     const auto& host = options_.endpoint.host;
     secure_.emplace(std::move(stream), *tls_);
     // SNI carries host names only (RFC 6066), never IP literals.
@@ -389,17 +570,32 @@ private:
       return {};
     }
     close();
-    const auto reason = ec == beast::error::timeout
-                          ? describe_timeout(options_.connect_timeout)
-                          : ec.message();
-    return "TLS handshake with " + peer_ + " failed: " + reason;
+    const bool timed_out = ec == beast::error::timeout;
+    const auto reason = timed_out ? describe_timeout(budget) : ec.message();
+    return {"TLS handshake with " + peer_ + " failed: " + reason,
+            timed_out ? http_failure::timeout : http_failure::tls};
+  }
+
+  static http::verb verb_of(http_method method) {
+    switch (method) {
+      case http_method::get:
+        return http::verb::get;
+      case http_method::post:
+        return http::verb::post;
+      case http_method::put:
+        return http::verb::put;
+      case http_method::patch:
+        return http::verb::patch;
+      case http_method::delete_:
+        return http::verb::delete_;
+    }
+    return http::verb::get;
   }
 
   http::request<http::string_body>
   make_request(const http_request& request) const {
-    const auto verb = request.method == http_method::post ? http::verb::post
-                                                          : http::verb::get;
-    http::request<http::string_body> req{verb, request.target, 11};
+    http::request<http::string_body> req{verb_of(request.method),
+                                         request.target, 11};
     req.set(http::field::host, host_header_);
     req.set(http::field::user_agent, options_.user_agent);
     req.set(http::field::accept, "application/json");
@@ -409,15 +605,22 @@ private:
     if (!request.content_type.empty()) {
       req.set(http::field::content_type, request.content_type);
     }
+    for (const auto& [name, value] : request.headers) {
+      if (contains(default_headers, lower(name))) {
+        req.set(name, value);
+      } else {
+        req.insert(name, value);
+      }
+    }
     req.body() = request.body;
     req.prepare_payload();
     return req;
   }
 
-  exchange_outcome exchange(const http_request& request) {
+  exchange_outcome exchange(const http_request& request,
+                            const send_deadlines& deadlines) {
     exchange_outcome outcome;
-    const auto deadline = std::chrono::steady_clock::now()
-                          + options_.request_timeout;
+    const auto deadline = deadlines.request_deadline();
     auto req = make_request(request);
     std::size_t written = 0;
     bool done = false;
@@ -436,30 +639,81 @@ private:
     }
     http::response_parser<http::string_body> parser;
     parser.header_limit(header_limit);
-    parser.body_limit(options_.body_limit);
-    done = false;
-    tcp_layer().expires_at(deadline);
-    with_stream([&](auto& stream) {
-      http::async_read(stream, buffer_, parser, [&](error_code e, std::size_t) {
-        outcome.ec = e;
-        done = true;
+    bool truncated = false;
+    if (options_.truncate_body) {
+      parser.body_limit(boost::none);
+      outcome.ec = read_truncating(parser, deadline, truncated);
+    } else {
+      parser.body_limit(options_.body_limit);
+      done = false;
+      tcp_layer().expires_at(deadline);
+      with_stream([&](auto& stream) {
+        http::async_read(stream, buffer_, parser,
+                         [&](error_code e, std::size_t) {
+                           outcome.ec = e;
+                           done = true;
+                         });
       });
-    });
-    run_until(done);
+      run_until(done);
+    }
     if (outcome.ec) {
       return outcome;
     }
     auto res = parser.release();
-    // Bytes after the response would be a protocol error: start afresh.
-    if (!res.keep_alive() || buffer_.size() != 0) {
+    // Bytes after the response would be a protocol error: start afresh. A
+    // truncated body leaves unread bytes on the connection: drop it.
+    if (truncated || !res.keep_alive() || buffer_.size() != 0) {
       close();
     } else {
       tcp_layer().expires_never();
     }
-    outcome.response = http_response{static_cast<int>(res.result_int()),
-                                     std::string{res[http::field::retry_after]},
-                                     std::move(res.body())};
+    if (truncated) {
+      res.body().resize(options_.body_limit);
+    }
+    outcome.response
+      = http_response{static_cast<int>(res.result_int()),
+                      std::string{res[http::field::retry_after]},
+                      std::move(res.body()),
+                      std::string{res[http::field::content_type]}, truncated};
     return outcome;
+  }
+
+  /// Reads a response piecewise until it is complete or its body has
+  /// reached `body_limit` (then `truncated` is set; the caller cuts the body
+  /// and closes the connection). The body grows at most one read (64 KiB)
+  /// past the limit.
+  error_code read_truncating(http::response_parser<http::string_body>& parser,
+                             steady_time deadline, bool& truncated) {
+    error_code ec;
+    bool done = false;
+    tcp_layer().expires_at(deadline);
+    with_stream([&](auto& stream) {
+      http::async_read_header(stream, buffer_, parser,
+                              [&](error_code e, std::size_t) {
+                                ec = e;
+                                done = true;
+                              });
+    });
+    run_until(done);
+    while (!ec && !parser.is_done()) {
+      if (parser.get().body().size() >= options_.body_limit) {
+        truncated = true;
+        return ec;
+      }
+      done = false;
+      with_stream([&](auto& stream) {
+        http::async_read_some(stream, buffer_, parser,
+                              [&](error_code e, std::size_t) {
+                                ec = e;
+                                done = true;
+                              });
+      });
+      run_until(done);
+    }
+    if (!ec && parser.get().body().size() > options_.body_limit) {
+      truncated = true;
+    }
+    return ec;
   }
 
   http_client_options options_;
