@@ -116,6 +116,56 @@ twiml_response& twiml_response::say(std::string_view text) {
   return *this;
 }
 
+twiml_response& twiml_response::say(const say_verb& verb) {
+  verbs_ += "<Say";
+  if (!verb.voice.empty())
+    append_attribute(verbs_, "voice", verb.voice);
+  if (!verb.language.empty())
+    append_attribute(verbs_, "language", verb.language);
+  if (verb.loop != 1)
+    append_attribute(verbs_, "loop", std::to_string(verb.loop));
+  verbs_ += '>';
+  verbs_ += escape_xml_text(verb.text);
+  verbs_ += "</Say>";
+  return *this;
+}
+
+twiml_response& twiml_response::play(std::string_view url, std::int32_t loop) {
+  verbs_ += "<Play";
+  if (loop != 1)
+    append_attribute(verbs_, "loop", std::to_string(loop));
+  verbs_ += '>';
+  verbs_ += escape_xml_text(url);
+  verbs_ += "</Play>";
+  return *this;
+}
+
+twiml_response& twiml_response::pause(std::chrono::seconds length) {
+  verbs_ += "<Pause";
+  append_attribute(verbs_, "length", std::to_string(length.count()));
+  verbs_ += "/>";
+  return *this;
+}
+
+twiml_response& twiml_response::record(const record_verb& verb) {
+  verbs_ += "<Record";
+  if (!verb.action.empty()) {
+    append_attribute(verbs_, "action", verb.action);
+    append_attribute(verbs_, "method", verb.method);
+  }
+  append_attribute(verbs_, "maxLength", std::to_string(verb.max_length.count()));
+  append_attribute(verbs_, "timeout", std::to_string(verb.timeout.count()));
+  append_attribute(verbs_, "playBeep", verb.play_beep ? "true" : "false");
+  if (!verb.finish_on_key.empty())
+    append_attribute(verbs_, "finishOnKey", verb.finish_on_key);
+  if (!verb.transcribe_callback.empty()) {
+    append_attribute(verbs_, "transcribe", "true");
+    append_attribute(verbs_, "transcribeCallback", verb.transcribe_callback);
+  }
+  verbs_ += "/>";
+  return *this;
+}
+
 twiml_response& twiml_response::hangup() {
   verbs_ += "<Hangup/>";
   return *this;

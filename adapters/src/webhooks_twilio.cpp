@@ -55,6 +55,10 @@ std::optional<inbound_event::kind> kind_of(std::string_view path) {
     return inbound_event::kind::dial_result;
   if (rest == "voice/status")
     return inbound_event::kind::call_status;
+  if (rest == "voice/recording")
+    return inbound_event::kind::recording;
+  if (rest == "voice/transcription")
+    return inbound_event::kind::transcription;
   if (rest == "sms")
     return inbound_event::kind::sms;
   return std::nullopt;
@@ -67,6 +71,15 @@ std::int32_t to_int(std::string_view text) {
                                                                            : 0;
 }
 
+/// The decoded value of `name` in a query string, or "".
+std::string query_param(std::string_view query, std::string_view name) {
+  auto form = tw::decode_form(query);
+  if (!form.ok())
+    return {};
+  auto v = tw::find_field(form.fields, name);
+  return v ? std::string{*v} : std::string{};
+}
+
 std::string field(const tw::form_fields& form, std::string_view name) {
   auto v = tw::find_field(form, name);
   return v ? std::string{*v} : std::string{};
@@ -75,26 +88,53 @@ std::string field(const tw::form_fields& form, std::string_view name) {
 } // namespace
 
 std::string render_twiml(const engine::voice_answer& a) {
+  using vk = engine::voice_verb::kind;
   tw::twiml_response r;
-  switch (a.what) {
-    case engine::voice_answer::kind::dial: {
-      tw::dial_verb d;
-      d.timeout = a.timeout;
-      d.action = a.action_url;
-      if (!a.caller_id.empty())
-        d.caller_id = a.caller_id;
-      d.numbers = a.numbers;
-      r.dial(d);
-      break;
+  for (const auto& v : a.verbs) {
+    switch (v.what) {
+      case vk::say: {
+        tw::say_verb s;
+        s.text = v.text;
+        s.voice = v.voice;
+        s.language = v.language;
+        s.loop = v.loop;
+        r.say(s);
+        break;
+      }
+      case vk::play:
+        r.play(v.text, v.loop);
+        break;
+      case vk::pause:
+        r.pause(v.length);
+        break;
+      case vk::dial: {
+        tw::dial_verb d;
+        d.timeout = v.timeout;
+        d.action = v.action_url;
+        if (!v.caller_id.empty())
+          d.caller_id = v.caller_id;
+        d.numbers = v.numbers;
+        r.dial(d);
+        break;
+      }
+      case vk::record: {
+        tw::record_verb rec;
+        rec.action = v.action_url;
+        rec.max_length = v.max_length;
+        rec.timeout = v.timeout;
+        rec.play_beep = v.play_beep;
+        rec.transcribe_callback = v.transcribe_callback;
+        r.record(rec);
+        break;
+      }
+      case vk::hangup:
+        r.hangup();
+        break;
+      case vk::reject:
+        r.reject(v.reason == "busy" ? tw::reject_reason::busy
+                                    : tw::reject_reason::rejected);
+        break;
     }
-    case engine::voice_answer::kind::hangup:
-      r.hangup();
-      break;
-    case engine::voice_answer::kind::reject:
-      r.reject();
-      break;
-    case engine::voice_answer::kind::empty:
-      break;
   }
   return r.str();
 }
@@ -114,12 +154,9 @@ bool twilio_webhooks::owns(std::string_view path) {
 }
 
 std::string twilio_webhooks::default_answer(const engine::tenant& t) const {
-  engine::voice_answer a;
-  a.what = engine::voice_answer::kind::dial;
-  a.numbers = {t.owner_phone};
-  a.timeout = opts_.ring_timeout;
-  a.action_url = opts_.public_url + "/webhooks/twilio/voice/dial-result";
-  return render_twiml(a);
+  return render_twiml(engine::voice_answer::dial(
+    {t.owner_phone}, opts_.ring_timeout,
+    opts_.public_url + "/webhooks/twilio/voice/dial-result"));
 }
 
 void twilio_webhooks::handle(const http_request& req,
@@ -192,6 +229,20 @@ void twilio_webhooks::handle(const http_request& req,
     case inbound_event::kind::sms:
       ev.body = field(form.fields, "Body");
       break;
+    case inbound_event::kind::recording:
+      ev.url = field(form.fields, "RecordingUrl");
+      ev.duration = to_int(field(form.fields, "RecordingDuration"));
+      ev.status = field(form.fields, "RecordingStatus");
+      ev.run = query_param(req.query, "run");
+      ev.step = query_param(req.query, "step");
+      break;
+    case inbound_event::kind::transcription:
+      ev.body = field(form.fields, "TranscriptionText");
+      ev.status = field(form.fields, "TranscriptionStatus");
+      ev.url = field(form.fields, "RecordingUrl");
+      ev.run = query_param(req.query, "run");
+      ev.step = query_param(req.query, "step");
+      break;
     case inbound_event::kind::call_incoming:
       ev.status = field(form.fields, "CallStatus");
       break;
@@ -225,12 +276,18 @@ void twilio_webhooks::handle(const http_request& req,
       return;
     }
     case inbound_event::kind::dial_result:
-      // The caller is still on the line: end the call politely. What to play
-      // here becomes a workflow decision.
-      slot->reply(xml(tw::twiml_response{}.hangup().str()));
-      break;
+    case inbound_event::kind::recording: {
+      // The caller may still be on the line: the run that asked says what
+      // comes next; if it cannot say in time, end the call politely.
+      slot->set_deadline(opts_.answer_deadline,
+                         xml(tw::twiml_response{}.hangup().str()));
+      auto reply = std::make_shared<slot_voice_reply>(slot);
+      sink_.deliver(tenant->second.id, std::move(ev), std::move(reply));
+      return;
+    }
     case inbound_event::kind::call_status:
     case inbound_event::kind::sms:
+    case inbound_event::kind::transcription:
       slot->reply(empty_twiml());
       break;
   }

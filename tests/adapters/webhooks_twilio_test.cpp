@@ -120,10 +120,8 @@ TEST_F(TwilioWebhooks, IncomingCallGoesToTheTenantWithASafeDefaultArmed) {
 
 TEST_F(TwilioWebhooks, TheActorsAnswerIsRenderedAsTwiml) {
   auto slot = handle(post("/webhooks/twilio/voice", incoming()));
-  engine::voice_answer a;
-  a.what = engine::voice_answer::kind::dial;
-  a.numbers = {"+15005550002"};
-  a.action_url = std::string{base} + "/webhooks/twilio/voice/dial-result";
+  auto a = engine::voice_answer::dial({"+15005550002"}, std::chrono::seconds{20},
+                                     std::string{base} + "/webhooks/twilio/voice/dial-result");
   sink_.delivered.front().reply->answer(a);
   ASSERT_TRUE(slot->response());
   EXPECT_NE(slot->response()->body.find(dial_twiml), std::string::npos);
@@ -171,19 +169,63 @@ TEST_F(TwilioWebhooks, QueryStringIsPartOfTheSignedUrl) {
   EXPECT_EQ(sink_.delivered[0].ev.raw.path, "/webhooks/twilio/voice/status?attempt=2");
 }
 
-TEST_F(TwilioWebhooks, DialResultIsAnsweredAtOnceAndDelivered) {
+TEST_F(TwilioWebhooks, DialResultIsDeliveredForTheRunToAnswer) {
   auto slot = handle(post("/webhooks/twilio/voice/dial-result",
                           {{"CallSid", "CA1"}, {"From", "+15550100"},
                            {"To", "+15005550001"}, {"DialCallStatus", "no-answer"},
                            {"DialCallDuration", "0"}}));
-  auto r = slot->response();
-  ASSERT_TRUE(r);
-  EXPECT_NE(r->body.find("<Response><Hangup/></Response>"), std::string::npos)
-    << r->body;
   ASSERT_EQ(sink_.delivered.size(), 1u);
   EXPECT_EQ(sink_.delivered[0].ev.what, inbound_event::kind::dial_result);
   EXPECT_EQ(sink_.delivered[0].ev.status, "no-answer");
-  EXPECT_FALSE(sink_.delivered[0].reply);
+  ASSERT_TRUE(sink_.delivered[0].reply);
+  EXPECT_FALSE(slot->response()) << "the workflow run answers";
+  engine::voice_verb say;
+  say.what = engine::voice_verb::kind::say;
+  say.text = "Please leave a message <after> the beep";
+  sink_.delivered[0].reply->answer(engine::voice_answer{{say}});
+  ASSERT_TRUE(slot->response());
+  EXPECT_NE(slot->response()->body.find(
+              "<Say>Please leave a message &lt;after&gt; the beep</Say>"),
+            std::string::npos)
+    << slot->response()->body;
+}
+
+TEST_F(TwilioWebhooks, DialResultHangsUpWhenNobodyAnswersInTime) {
+  auto slot = handle(post("/webhooks/twilio/voice/dial-result",
+                          {{"CallSid", "CA1"}, {"From", "+15550100"},
+                           {"To", "+15005550001"}, {"DialCallStatus", "busy"}}));
+  ASSERT_FALSE(slot->response());
+  EXPECT_TRUE(slot->expire_deadline());
+  ASSERT_TRUE(slot->response());
+  EXPECT_NE(slot->response()->body.find("<Response><Hangup/></Response>"),
+            std::string::npos)
+    << slot->response()->body;
+}
+
+TEST_F(TwilioWebhooks, RecordingAndTranscriptionCarryTheirFields) {
+  auto rec = handle(post("/webhooks/twilio/voice/recording",
+                         {{"CallSid", "CA1"}, {"From", "+15550100"},
+                          {"To", "+15005550001"},
+                          {"RecordingUrl", "https://api.twilio.com/rec/RE1"},
+                          {"RecordingDuration", "14"}}));
+  ASSERT_EQ(sink_.delivered.size(), 1u);
+  EXPECT_EQ(sink_.delivered[0].ev.what, inbound_event::kind::recording);
+  EXPECT_EQ(sink_.delivered[0].ev.url, "https://api.twilio.com/rec/RE1");
+  EXPECT_EQ(sink_.delivered[0].ev.duration, 14);
+  EXPECT_TRUE(sink_.delivered[0].reply);
+  auto tr = handle(post("/webhooks/twilio/voice/transcription?step=4",
+                        {{"CallSid", "CA1"}, {"From", "+15550100"},
+                         {"To", "+15005550001"},
+                         {"TranscriptionText", "my basement is flooding"},
+                         {"TranscriptionStatus", "completed"}}));
+  ASSERT_TRUE(tr->response());
+  EXPECT_EQ(tr->response()->status, 200);
+  ASSERT_EQ(sink_.delivered.size(), 2u);
+  EXPECT_EQ(sink_.delivered[1].ev.what, inbound_event::kind::transcription);
+  EXPECT_EQ(sink_.delivered[1].ev.body, "my basement is flooding");
+  EXPECT_EQ(sink_.delivered[1].ev.status, "completed");
+  EXPECT_EQ(sink_.delivered[1].ev.step, "4");
+  EXPECT_FALSE(sink_.delivered[1].reply);
 }
 
 TEST_F(TwilioWebhooks, StatusCallbackCarriesStatusAndDuration) {
@@ -264,10 +306,8 @@ TEST_F(TwilioWebhooks, OwnsOnlyItsPaths) {
 }
 
 TEST(RenderTwiml, EscapesWhatCallersControl) {
-  engine::voice_answer a;
-  a.what = engine::voice_answer::kind::dial;
-  a.numbers = {"\"><Hangup/>&"};
-  a.action_url = "https://x/y?a=1&b=2";
+  auto a = engine::voice_answer::dial({"\"><Hangup/>&"}, std::chrono::seconds{20},
+                                     "https://x/y?a=1&b=2");
   auto xml = adapters::render_twiml(a);
   EXPECT_EQ(xml.find("<Hangup/>"), std::string::npos) << xml;
   EXPECT_NE(xml.find("a=1&amp;b=2"), std::string::npos) << xml;

@@ -10,15 +10,37 @@
 
 namespace ringback::engine {
 
-/// What the carrier should do with a live call, independent of its markup
-/// (the Twilio adapter renders it as TwiML).
-struct voice_answer {
-  enum class kind : std::uint8_t { dial, hangup, reject, empty };
-  kind what = kind::empty;
+/// One instruction for a live call, independent of its markup (the Twilio
+/// adapter renders it as a TwiML verb).
+struct voice_verb {
+  enum class kind : std::uint8_t { say, play, pause, dial, record, hangup, reject };
+  kind what = kind::hangup;
+  std::string text;     // say: the words; play: the audio URL
+  std::string voice;    // say: e.g. "Polly.Joanna"; empty: the carrier's default
+  std::string language; // say: e.g. "en-US"; empty: the carrier's default
+  std::int32_t loop = 1; // say, play
+  std::chrono::seconds length{1}; // pause
   std::vector<std::string> numbers;  // dial: the numbers to ring
-  std::chrono::seconds timeout{20};  // dial: ring timeout
-  std::string action_url;            // dial: where the carrier reports the result
+  std::chrono::seconds timeout{20};  // dial: ring timeout; record: silence
   std::string caller_id;             // dial: optional caller ID
+  std::string action_url;            // dial, record: where the result goes
+  std::chrono::seconds max_length{120}; // record
+  bool play_beep = true;                // record
+  std::string transcribe_callback;      // record: empty = no transcription
+  std::string reason;                   // reject: "rejected" or "busy"
+};
+
+/// What the carrier should do with a live call: verbs in order. Empty means
+/// "nothing more" (the carrier hangs up).
+struct voice_answer {
+  std::vector<voice_verb> verbs;
+
+  /// Rings `numbers` for `timeout`, reporting to `action_url`.
+  static voice_answer dial(std::vector<std::string> numbers,
+                           std::chrono::seconds timeout, std::string action_url,
+                           std::string caller_id = {});
+  static voice_answer hangup();
+  static voice_answer reject();
 };
 
 /// Where the answer to a voice webhook goes. Implemented by the HTTP side;
@@ -32,14 +54,24 @@ public:
 
 /// A carrier webhook after its signature was checked and its body parsed.
 struct inbound_event {
-  enum class kind : std::uint8_t { call_incoming, dial_result, call_status, sms };
+  enum class kind : std::uint8_t {
+    call_incoming,
+    dial_result,
+    call_status,
+    sms,
+    recording,     // a `record_voicemail` finished (needs a voice answer)
+    transcription, // its transcription arrived
+  };
   kind what = kind::call_incoming;
   std::string sid;      // CallSid, or MessageSid for sms
   std::string from;
   std::string to;
   std::string status;   // DialCallStatus or CallStatus
   std::int32_t duration = 0;
-  std::string body;     // sms text
+  std::string body;     // sms text; transcription text
+  std::string url;      // recording: RecordingUrl
+  std::string run;      // recording, transcription: the run that asked (query)
+  std::string step;     // recording, transcription: its step ordinal (query)
   webhook_record raw;   // for the audit log
 };
 
@@ -50,7 +82,8 @@ public:
   virtual ~event_sink() = default;
 
   /// Delivers an event for a known tenant. `reply` is set for the voice
-  /// webhooks that need an answer (call_incoming), null otherwise.
+  /// webhooks that need an answer (call_incoming, dial_result, recording),
+  /// null otherwise.
   virtual void deliver(const std::string& tenant_id, inbound_event ev,
                        std::shared_ptr<voice_reply> reply)
     = 0;

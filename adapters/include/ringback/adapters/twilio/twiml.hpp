@@ -35,6 +35,27 @@ struct dial_verb {
   std::vector<std::string> numbers;
 };
 
+/// `<Say>` with its optional attributes.
+struct say_verb {
+  std::string text;
+  std::string voice;    ///< empty: Twilio's default
+  std::string language; ///< empty: Twilio's default
+  std::int32_t loop = 1;
+};
+
+/// `<Record>`: records the caller (a voicemail) until silence, `#` or
+/// `max_length`.
+struct record_verb {
+  std::string action; ///< where Twilio posts RecordingUrl; empty: none
+  std::string method = "POST";
+  std::chrono::seconds max_length{120};
+  std::chrono::seconds timeout{5}; ///< silence that ends the recording
+  bool play_beep = true;
+  std::string finish_on_key = "#";
+  /// Where Twilio posts the transcription; empty: no transcription.
+  std::string transcribe_callback;
+};
+
 /// What `<Reject>` signals to the caller.
 enum class reject_reason : std::uint8_t { rejected, busy };
 
@@ -54,6 +75,16 @@ public:
 
   /// `<Say>text</Say>`, spoken with Twilio's default voice.
   twiml_response& say(std::string_view text);
+
+  twiml_response& say(const say_verb& verb);
+
+  /// `<Play loop="n">url</Play>`.
+  twiml_response& play(std::string_view url, std::int32_t loop = 1);
+
+  /// `<Pause length="n"/>`.
+  twiml_response& pause(std::chrono::seconds length);
+
+  twiml_response& record(const record_verb& verb);
 
   twiml_response& hangup();
 
