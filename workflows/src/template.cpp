@@ -1,48 +1,42 @@
 #include "ringback/workflows/template.hpp"
 
+#include "ringback/workflows/diagnostic.hpp"
 #include "ringback/workflows/yaml_source.hpp"
 
-#include <cctype>
+#include <algorithm>
 
 namespace ringback::workflows {
 
 namespace {
 
-bool is_identifier_start(char c) {
-  return std::isalpha(static_cast<unsigned char>(c)) != 0 || c == '_';
-}
-
-bool is_identifier_char(char c) {
-  return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_';
-}
-
-// identifier ( '.' identifier )*
-bool is_variable_name(std::string_view x) {
-  bool at_start = true;
-  for (char c : x) {
-    if (at_start) {
-      if (!is_identifier_start(c)) {
-        return false;
+/// The `}}` closing the `{{` before `from`, skipping string literals of the
+/// expression (so `{{ x == "}}" }}` works). When a quote is left open, falls
+/// back to the first `}}` and lets the expression parser report the string.
+std::size_t find_close(std::string_view s, std::size_t from) {
+  std::size_t i = from;
+  while (i + 1 < s.size()) {
+    char c = s[i];
+    if (c == '"' || c == '\'') {
+      auto j = i + 1;
+      while (j < s.size() && s[j] != c) {
+        j += s[j] == '\\' ? 2 : 1;
       }
-      at_start = false;
-    } else if (c == '.') {
-      at_start = true;
-    } else if (!is_identifier_char(c)) {
-      return false;
+      if (j >= s.size()) {
+        return s.find("}}", from);
+      }
+      i = j + 1;
+      continue;
     }
+    if (c == '}' && s[i + 1] == '}') {
+      return i;
+    }
+    ++i;
   }
-  return !at_start;
+  return std::string_view::npos;
 }
 
-std::string_view trim(std::string_view x) {
-  auto is_space = [](char c) { return c == ' ' || c == '\t'; };
-  while (!x.empty() && is_space(x.front())) {
-    x.remove_prefix(1);
-  }
-  while (!x.empty() && is_space(x.back())) {
-    x.remove_suffix(1);
-  }
-  return x;
+std::string at_column(std::size_t column) {
+  return " at column " + std::to_string(column) + " of the template";
 }
 
 } // namespace
@@ -58,8 +52,13 @@ struct template_parser {
     }
     auto& t = result.value;
     t.source_ = std::string(source);
+    // Columns grow with `pos`: count code points incrementally.
+    std::size_t counted = 0;
+    std::size_t counted_column = 1;
     auto column = [&](std::size_t offset) {
-      return code_points(source.substr(0, offset)) + 1;
+      counted_column += code_points(source.substr(counted, offset - counted));
+      counted = offset;
+      return counted_column;
     };
     std::size_t pos = 0;
     while (pos < source.size()) {
@@ -68,32 +67,37 @@ struct template_parser {
         open = source.size();
       }
       if (open > pos) {
-        t.parts_.push_back(
-          {false, std::string(source.substr(pos, open - pos)), column(pos)});
+        template_part p;
+        p.text = std::string(source.substr(pos, open - pos));
+        p.column = column(pos);
+        t.parts_.push_back(std::move(p));
       }
       if (open == source.size()) {
         break;
       }
-      auto close = source.find("}}", open + 2);
+      auto open_column = column(open);
+      auto close = find_close(source, open + 2);
       if (close == std::string_view::npos) {
-        result.error = "unterminated '{{' at column "
-                       + std::to_string(column(open))
-                       + " of the template (expected '}}')";
+        result.error = "unterminated '{{'" + at_column(open_column)
+                       + " (expected '}}')";
         return result;
       }
-      auto name = trim(source.substr(open + 2, close - open - 2));
-      if (name.empty()) {
-        result.error = "empty '{{ }}' at column " + std::to_string(column(open))
-                       + " of the template";
+      auto inner = source.substr(open + 2, close - open - 2);
+      if (inner.find_first_not_of(" \t\r\n") == std::string_view::npos) {
+        result.error = "empty '{{ }}'" + at_column(open_column);
         return result;
       }
-      if (!is_variable_name(name)) {
-        result.error = "invalid variable name '" + std::string(name)
-                       + "' at column " + std::to_string(column(open))
-                       + " of the template (expected a name like call.from)";
+      auto parsed = parse_expression_in(source, open + 2, close);
+      if (!parsed.ok()) {
+        result.error = parsed.error + at_column(parsed.column);
         return result;
       }
-      t.parts_.push_back({true, std::string(name), column(open)});
+      template_part p;
+      p.is_variable = true;
+      p.text = parsed.value.source();
+      p.column = open_column;
+      p.expr = std::move(parsed.value);
+      t.parts_.push_back(std::move(p));
       pos = close + 2;
     }
     return result;
@@ -101,14 +105,64 @@ struct template_parser {
 };
 
 template_parse_result parse_template(std::string_view source) {
-  return template_parser::parse(source);
+  try {
+    return template_parser::parse(source);
+  } catch (...) { // std::bad_alloc
+    template_parse_result r;
+    r.error = "out of memory";
+    return r;
+  }
 }
 
-std::vector<template_part> text_template::variables() const {
-  std::vector<template_part> out;
+std::vector<variable_ref> text_template::variables() const {
+  std::vector<variable_ref> out;
   for (const auto& p : parts_) {
     if (p.is_variable) {
-      out.push_back(p);
+      auto xs = p.expr.variables();
+      out.insert(out.end(), std::make_move_iterator(xs.begin()),
+                 std::make_move_iterator(xs.end()));
+    }
+  }
+  return out;
+}
+
+bool text_template::is_single_expression() const {
+  return parts_.size() == 1 && parts_[0].is_variable;
+}
+
+bool text_template::is_constant() const {
+  return std::all_of(parts_.begin(), parts_.end(), [](const template_part& p) {
+    return p.expr.is_constant();
+  });
+}
+
+rendered_text text_template::render_with(const context& ctx,
+                                         std::size_t max_bytes,
+                                         const eval_limits& limits) const {
+  rendered_text out;
+  std::string piece;
+  for (const auto& p : parts_) {
+    const std::string* text = &p.text;
+    if (p.is_variable) {
+      piece.clear();
+      auto error = p.expr.append_text(ctx, limits, piece, out.missing);
+      if (!error.empty()) {
+        out.errors.push_back(error + at_column(p.column));
+        continue;
+      }
+      text = &piece;
+    }
+    if (out.truncated) {
+      continue; // keep collecting `missing` and errors, stop growing the text
+    }
+    auto room = max_bytes - out.text.size();
+    if (text->size() <= room) {
+      out.text += *text;
+    } else {
+      std::string head = text->substr(0, room + 1);
+      truncate_utf8(head, room);
+      out.text += head;
+      out.truncated = true;
     }
   }
   return out;
@@ -116,37 +170,41 @@ std::vector<template_part> text_template::variables() const {
 
 rendered_text text_template::render(const context& ctx,
                                     std::size_t max_bytes) const noexcept {
-  rendered_text out;
   try {
-    for (const auto& p : parts_) {
-      const std::string* piece = &p.text;
-      if (p.is_variable) {
-        auto i = ctx.find(p.text);
-        if (i == ctx.end()) {
-          out.missing.push_back(p.text);
-          continue;
-        }
-        piece = &i->second;
-      }
-      if (out.truncated) {
-        continue; // keep collecting `missing`, stop growing the text
-      }
-      auto room = max_bytes - out.text.size();
-      if (piece->size() <= room) {
-        out.text += *piece;
-      } else {
-        std::string head = piece->substr(0, room + 1);
-        truncate_utf8(head, room);
-        out.text += head;
-        out.truncated = true;
-      }
-    }
+    eval_limits limits;
+    limits.max_text_bytes = std::max(limits.max_text_bytes, max_bytes);
+    return render_with(ctx, max_bytes, limits);
   } catch (...) {
     // Only std::bad_alloc can get here; the output is bounded, so this means
     // the process is out of memory anyway.
     return rendered_text{};
   }
-  return out;
+}
+
+eval_result
+text_template::evaluate_value(const context& ctx,
+                              const eval_limits& limits) const noexcept {
+  eval_result r;
+  try {
+    if (is_single_expression()) {
+      r = parts_[0].expr.evaluate(ctx, limits);
+      if (!r.ok()) {
+        r.error += at_column(parts_[0].column);
+      }
+      return r;
+    }
+    auto out = render_with(ctx, limits.max_text_bytes, limits);
+    r.missing = std::move(out.missing);
+    if (!out.errors.empty()) {
+      r.error = std::move(out.errors.front());
+    } else {
+      r.result = value(std::move(out.text));
+    }
+  } catch (...) {
+    r = eval_result{};
+    r.error = "out of memory";
+  }
+  return r;
 }
 
 } // namespace ringback::workflows

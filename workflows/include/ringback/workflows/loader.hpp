@@ -4,6 +4,8 @@
 #include "ringback/workflows/language.hpp"
 #include "ringback/workflows/model.hpp"
 
+#include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -13,16 +15,17 @@ namespace ringback::workflows {
 
 /// One file's workflow, or everything wrong with it.
 struct load_result {
-  std::optional<workflow> value; ///< set iff `diagnostics` is empty
+  workflow_ptr value; ///< set iff `diagnostics` is empty
   std::vector<diagnostic> diagnostics;
 
   bool ok() const {
-    return value.has_value();
+    return value != nullptr;
   }
 };
 
-/// Loads and validates one workflow from text, reporting every problem at
-/// once under `display_name` (usually the file's path). Never throws.
+/// Loads, validates and compiles one workflow from text, reporting every
+/// problem at once under `display_name` (usually the file's path). Never
+/// throws.
 load_result load_string(std::string_view text, const std::string& display_name,
                         const language& lang = default_language());
 
@@ -30,11 +33,11 @@ load_result load_string(std::string_view text, const std::string& display_name,
 load_result load_file(const std::string& path,
                       const language& lang = default_language());
 
-/// The workflows of a directory.
+/// The workflows of one directory (one version of them).
 class catalog {
 public:
   /// All loaded workflows, sorted by file name.
-  const std::vector<workflow>& workflows() const {
+  const std::vector<workflow_ptr>& workflows() const {
     return workflows_;
   }
 
@@ -47,18 +50,21 @@ public:
     return diagnostics_.empty();
   }
 
-  /// The workflows fired by `trigger`, in file order. Pointers stay valid
-  /// as long as the catalog lives and is not modified.
-  std::vector<const workflow*> for_trigger(std::string_view trigger) const;
+  /// The workflows fired by `trigger`, in file order.
+  std::vector<workflow_ptr> for_trigger(std::string_view trigger) const;
+
+  /// Null if absent.
+  workflow_ptr find(std::string_view name) const;
 
   /// Adds a loaded workflow; returns false (and reports a diagnostic) if a
-  /// workflow of the same name is already there.
-  bool add(workflow wf);
+  /// workflow of the same name is already there, or if it is a second
+  /// `call.incoming` workflow (a call gets one answer).
+  bool add(workflow_ptr wf);
 
   void add_diagnostics(std::vector<diagnostic> xs);
 
 private:
-  std::vector<workflow> workflows_;
+  std::vector<workflow_ptr> workflows_;
   std::vector<diagnostic> diagnostics_;
 };
 
@@ -67,5 +73,9 @@ private:
 /// be unique across the directory. An unreadable directory is a diagnostic.
 catalog load_directory(const std::string& dir,
                        const language& lang = default_language());
+
+/// Loads `path`: a directory (as `load_directory`) or a single file.
+catalog load_path(const std::string& path,
+                  const language& lang = default_language());
 
 } // namespace ringback::workflows

@@ -1,0 +1,124 @@
+// The messaging steps: texts go to the outbox (which paces, gates and sends
+// them); the run only asks.
+#include "ringback/workflows/diagnostic.hpp"
+#include "ringback/workflows/language.hpp"
+#include "ringback/workflows/phone.hpp"
+#include "ringback/workflows/yaml_source.hpp"
+
+namespace ringback::workflows {
+
+namespace {
+
+/// Longest SMS body Twilio accepts, in characters.
+constexpr std::size_t max_body_chars = 1600;
+
+/// Phone numbers are short; a long rendering is nonsense, not a number.
+constexpr std::size_t max_number_bytes = 64;
+
+std::string quote(std::string x) {
+  if (truncate_code_points(x, 32))
+    x += "...";
+  return "'" + x + "'";
+}
+
+bool is_urgent(const step& s) {
+  const auto* f = s.field("urgent");
+  return f == nullptr || f->flag;
+}
+
+/// Validates and appends one SMS; shared by send_sms and notify_owner.
+step_result ask_sms(const step& s, step_frame& f, const std::string& to,
+                    const std::string& from, std::string body,
+                    std::vector<std::string> notes) {
+  auto to_number = normalize_e164(to);
+  if (!to_number) // e.g. a withheld caller id ("anonymous"): nobody to text
+    return {step_outcome::skipped, "to: " + quote(to) + " is not a phone number"};
+  auto from_number = normalize_e164(from);
+  if (!from_number)
+    return {step_outcome::failed,
+            "from: " + quote(from) + " is not a phone number"};
+  if (*to_number == *from_number)
+    return {step_outcome::skipped,
+            "to and from are the same number " + *to_number};
+  if (body.find_first_not_of(" \t\r\n") == std::string::npos)
+    return {step_outcome::skipped, "body is empty"};
+  if (truncate_code_points(body, max_body_chars))
+    notes.push_back("body cut to " + std::to_string(max_body_chars)
+                    + " characters");
+  std::string detail = "to " + *to_number + " from " + *from_number;
+  if (!is_urgent(s))
+    detail += " (not urgent: held in quiet hours)";
+  if (!notes.empty())
+    detail += "; " + join(notes, "; ");
+  f.fx.sms.push_back({s.display_id(), std::move(*to_number),
+                      std::move(*from_number), std::move(body), is_urgent(s)});
+  return {step_outcome::ok, std::move(detail)};
+}
+
+step_result execute_send_sms(const step& s, step_frame& f) {
+  std::vector<std::string> notes;
+  auto to = f.render(*s.field("to"), notes, max_number_bytes);
+  auto from = f.render(*s.field("from"), notes, max_number_bytes);
+  auto body = f.render(*s.field("body"), notes);
+  return ask_sms(s, f, to, from, std::move(body), std::move(notes));
+}
+
+std::string var_text(const context& vars, std::string_view name) {
+  auto i = vars.find(name);
+  return i == vars.end() ? std::string{} : i->second.to_text();
+}
+
+step_result execute_notify_owner(const step& s, step_frame& f) {
+  std::vector<std::string> notes;
+  auto body = f.render(*s.field("body"), notes);
+  return ask_sms(s, f, var_text(f.vars, "tenant.owner_phone"),
+                 var_text(f.vars, "tenant.number"), std::move(body),
+                 std::move(notes));
+}
+
+field_spec urgent_field() {
+  return {"urgent", field_kind::boolean, false, "true",
+          "Send at once even in the tenant's quiet hours; false holds it "
+          "until they end (follow-ups, review requests)."};
+}
+
+} // namespace
+
+void add_messaging_steps(step_registry& r) {
+  {
+    step_spec s;
+    s.type = "send_sms";
+    s.family = step_family::messaging;
+    s.doc = "Send a text message through the outbox (stored first, paced per "
+            "number, checked against opt-outs, sent once). A recipient that "
+            "is not a phone number (a withheld caller id) skips the step.";
+    s.fields = {
+      {"to", field_kind::text, true, "", "Recipient, E.164 after rendering."},
+      {"body", field_kind::text, true, "",
+       "Plain text, cut to 1600 characters; only whitespace skips the step."},
+      {"from", field_kind::text, false, "{{ tenant.number }}",
+       "Sending number; default: the business number in play."},
+      urgent_field(),
+    };
+    s.execute = execute_send_sms;
+    s.example = "- send_sms:\n    to: \"{{ call.from }}\"\n    body: \"Sorry we "
+                "missed you! {{ tenant.name }} will call back.\"";
+    r.add(std::move(s));
+  }
+  {
+    step_spec s;
+    s.type = "notify_owner";
+    s.family = step_family::messaging;
+    s.doc = "Text the owner's own phone from the business number.";
+    s.primary = "body";
+    s.fields = {
+      {"body", field_kind::text, true, "", "Plain text, cut to 1600 characters."},
+      urgent_field(),
+    };
+    s.execute = execute_notify_owner;
+    s.example = "- notify_owner: \"Missed call from {{ call.from | phone }}\"";
+    r.add(std::move(s));
+  }
+}
+
+} // namespace ringback::workflows
