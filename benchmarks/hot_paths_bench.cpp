@@ -6,6 +6,7 @@
 #include "ringback/adapters/webhooks/twilio_webhooks.hpp"
 #include "ringback/engine/call_fsm.hpp"
 #include "ringback/engine/executors.hpp"
+#include "ringback/workflows/contexts.hpp"
 #include "ringback/workflows/interpreter.hpp"
 #include "ringback/workflows/loader.hpp"
 
@@ -50,10 +51,8 @@ void form_decoding(benchmark::State& state) {
 BENCHMARK(form_decoding);
 
 void twiml_rendering(benchmark::State& state) {
-  engine::voice_answer a;
-  a.what = engine::voice_answer::kind::dial;
-  a.numbers = {"+15005550002"};
-  a.action_url = "https://ringback.example.com/webhooks/twilio/voice/dial-result";
+  auto a = engine::voice_answer::dial({"+15005550002"}, std::chrono::seconds{20},
+                                     "https://ringback.example.com/webhooks/twilio/voice/dial-result");
   for (auto _ : state)
     benchmark::DoNotOptimize(adapters::render_twiml(a));
 }
@@ -87,7 +86,7 @@ void missed_call_workflow(benchmark::State& state) {
   t.owner_phone = "+15005550002";
   auto ctx = workflows::call_context("CA1", "+15550100123", "+15005550001", t);
   for (auto _ : state)
-    benchmark::DoNotOptimize(workflows::run(*wfs.front(), ctx));
+    benchmark::DoNotOptimize(workflows::start(*wfs.front(), ctx, 0));
 }
 BENCHMARK(missed_call_workflow);
 

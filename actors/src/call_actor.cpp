@@ -2,6 +2,7 @@
 
 #include "ringback/actors/messages.hpp"
 #include "ringback/engine/log.hpp"
+#include "ringback/workflows/contexts.hpp"
 
 #include <utility>
 
@@ -13,24 +14,26 @@ using engine::call_effects;
 using engine::call_fsm;
 using engine::call_phase;
 using claim_result = call_fsm::claim_result;
+using segments = std::vector<std::shared_ptr<stored_segment>>;
+using state_t = caf::stateful_actor<call_state>;
 
 std::string outcome_key(const std::string& call_sid) {
   return "ringback:outcome:" + call_sid;
 }
 
 /// Claims the outcome: first in the kv (cheap, shared by every process), then
-/// in the store together with the messages the outcome sends (the store's
-/// conditional update is the final word). Reports `decided_atom` to `self`.
+/// in the store together with the runs the outcome starts and their messages
+/// (the store's conditional update is the final word). Reports
+/// `decided_atom` to `self`.
 void claim_outcome(const caf::actor& self, const services_ptr& svc,
-                   engine::call_record decided,
-                   std::vector<engine::message_record> messages) {
+                   engine::call_record decided, segments runs) {
   svc->kv->post([self, svc, decided = std::move(decided),
-                 messages = std::move(messages)](engine::kv& kv) mutable {
+                 runs = std::move(runs)](engine::kv& kv) mutable {
     try {
       if (!kv.claim(outcome_key(decided.call_sid), svc->node_id,
                     svc->claim_ttl)) {
         caf::anon_send(self, decided_atom_v, claim_result::lost,
-                       std::vector<std::int64_t>{});
+                       std::vector<std::int64_t>{}, segments{});
         return;
       }
     } catch (const std::exception& e) {
@@ -41,33 +44,177 @@ void claim_outcome(const caf::actor& self, const services_ptr& svc,
     auto won = std::make_shared<bool>(false);
     auto ids = std::make_shared<std::vector<std::int64_t>>();
     svc->store->post(
-      [decided, messages, won, ids](engine::store& db) {
+      [decided, runs, won, ids](engine::store& db) {
         ids->clear(); // the job may run twice (batch retried alone)
         *won = db.decide_outcome(decided);
-        if (*won)
-          for (const auto& m : messages)
-            ids->push_back(db.insert_message(m));
+        if (!*won)
+          return;
+        std::vector<std::int64_t> more;
+        for (const auto& seg : runs) {
+          seg->run.id = 0;
+          write_segment(db, *seg, more);
+          ids->insert(ids->end(), more.begin(), more.end());
+        }
       },
-      [self, won, ids](const std::string& error) {
+      [self, won, ids, runs](const std::string& error) {
         auto result = !error.empty() ? claim_result::failed
                                      : (*won ? claim_result::won
                                              : claim_result::lost);
         if (!error.empty())
           engine::log_error("call", "storing the outcome failed: " + error);
-        caf::anon_send(self, decided_atom_v, result, *ids);
+        caf::anon_send(self, decided_atom_v, result, *ids, runs);
       });
   });
 }
 
+/// Starts the workflows of `trigger` for `call` as segments to store.
+segments start_runs(const services_ptr& svc, const tenant_info& info,
+                    std::string_view trigger, const engine::call_record& call) {
+  segments out;
+  if (!svc->workflows)
+    return out;
+  auto now = svc->clock->now();
+  auto vars = info.with_calendar(workflows::call_context(call, *info.tenant),
+                                 now);
+  for (const auto& wf : svc->workflows->for_trigger(info.tenant->id, trigger)) {
+    auto r = workflows::start(*wf, vars, now, svc->run_limits);
+    log_segment(*wf, r, call.call_sid);
+    engine::run_record run;
+    run.tenant_id = info.tenant->id;
+    run.trigger = std::string(trigger);
+    run.call_sid = call.call_sid;
+    run.contact = call.from;
+    out.push_back(std::make_shared<stored_segment>(
+      make_segment(*wf, r, std::move(run), svc->node_id, now)));
+  }
+  return out;
+}
+
+engine::voice_answer builtin_answer(const engine::call_record& rec,
+                                    const services_ptr& svc) {
+  return engine::voice_answer::dial(
+    {rec.owner_phone},
+    std::chrono::duration_cast<std::chrono::seconds>(svc->timing.ring_timeout),
+    svc->public_url + "/webhooks/twilio/voice/dial-result");
+}
+
 } // namespace
 
-caf::behavior call_actor(caf::stateful_actor<call_state>* self,
-                         engine::call_record record, services_ptr svc,
-                         std::shared_ptr<const engine::tenant> tenant,
-                         caf::actor tenant_actor, caf::actor outbox) {
+caf::behavior call_actor(state_t* self, engine::call_record record,
+                         services_ptr svc, tenant_info_ptr info,
+                         caf::actor tenant_actor, caf::actor outbox,
+                         caf::actor runs) {
   const auto sid = record.call_sid;
   self->state.fsm = std::make_unique<call_fsm>(std::move(record), svc->timing);
   auto now = [svc] { return svc->clock->now(); };
+  // Sends `finished` once the state machine is done and no live run needs
+  // this actor (a run that still waits is in the store; a late event finds it
+  // there).
+  auto maybe_finish = [=] {
+    auto& st = self->state;
+    if (!st.fsm_finished || st.finishing)
+      return;
+    const bool run_waits = st.incoming && st.incoming->waiting;
+    if (run_waits && !st.fsm->record().ended)
+      return;
+    if (st.pending_reply || st.incoming_loading)
+      return;
+    st.finishing = true;
+    self->send(tenant_actor, finished_atom_v, sid);
+  };
+  // Stores one segment of the incoming run; hands it to the runs actor if it
+  // now waits for a timer or a reply.
+  auto store_incoming = [=](const workflows::segment_result& r) {
+    auto& in = *self->state.incoming;
+    log_segment(*in.wf, r, sid);
+    auto seg = std::make_shared<stored_segment>(
+      make_segment(*in.wf, r, in.run, svc->node_id, now()));
+    in.run = seg->run;
+    auto cell = in.stored_id;
+    auto ids = std::make_shared<std::vector<std::int64_t>>();
+    const bool hand_off = r.status == engine::run_status::waiting
+                          && (r.state.waiting_for == "timer"
+                              || r.state.waiting_for == "reply");
+    auto me = caf::actor{self};
+    svc->store->post(
+      [seg, cell, ids](engine::store& db) {
+        if (*cell != 0)
+          seg->run.id = *cell;
+        if (write_segment(db, *seg, *ids))
+          *cell = seg->run.id;
+      },
+      [seg, ids, outbox, runs, hand_off](const std::string& error) {
+        if (!error.empty()) {
+          engine::log_error("call", seg->run.call_sid
+                                      + ": storing the incoming run failed: "
+                                      + error);
+          return;
+        }
+        if (!ids->empty())
+          caf::anon_send(outbox, send_atom_v, *ids);
+        if (hand_off)
+          caf::anon_send(runs, adopt_atom_v, seg->run);
+      });
+  };
+  // Carries out a segment of the incoming run: voice verbs answer `reply`
+  // (or wait with it for an HTTP response), the rest is stored.
+  auto handle_incoming = [=](workflows::segment_result r,
+                             std::shared_ptr<engine::voice_reply> reply) {
+    auto& st = self->state;
+    auto& in = *st.incoming;
+    fill_voice_urls(
+      r.fx.voice, svc->public_url,
+      std::chrono::duration_cast<std::chrono::seconds>(svc->timing.ring_timeout));
+    if (reply) {
+      st.pending_reply = std::move(reply);
+      st.pending_verbs.clear();
+    }
+    for (auto& v : r.fx.voice)
+      st.pending_verbs.push_back(std::move(v));
+    in.state = r.state;
+    const bool waits = r.status == engine::run_status::waiting;
+    in.waiting = waits
+                 && (r.state.waiting_for == "dial"
+                     || r.state.waiting_for == "recording"
+                     || r.state.waiting_for == "http");
+    auto http = r.fx.http;
+    store_incoming(r);
+    if (http) {
+      auto req = http_request(*http, *info->tenant);
+      auto me = caf::actor{self};
+      if (svc->http == nullptr) {
+        engine::outbound_http_response resp;
+        resp.error = "no HTTP client configured";
+        self->send(self, http_atom_v, std::int64_t{0}, resp);
+      } else {
+        svc->http->post([me, req](engine::http_fetcher& f) {
+          caf::anon_send(me, http_atom_v, std::int64_t{0}, f.fetch(req));
+        });
+      }
+      return; // the reply, if any, waits for the response
+    }
+    if (st.pending_reply) {
+      engine::voice_answer a{std::move(st.pending_verbs)};
+      if (!st.first_answer)
+        st.first_answer = a;
+      st.pending_reply->answer(a);
+      st.pending_reply.reset();
+      st.pending_verbs.clear();
+    }
+    if (!in.waiting && waits)
+      st.incoming.reset(); // handed to the runs actor
+    else if (!waits)
+      st.incoming.reset(); // finished
+    maybe_finish();
+  };
+  auto resume_incoming = [=](workflows::resume_event ev,
+                             std::shared_ptr<engine::voice_reply> reply) {
+    auto& in = *self->state.incoming;
+    auto r = workflows::resume(*in.wf, in.state, ev,
+                               info->calendar_vars(now()), now(),
+                               svc->run_limits);
+    handle_incoming(std::move(r), std::move(reply));
+  };
   auto apply = [=](const call_effects& fx) {
     auto& fsm = *self->state.fsm;
     const auto& rec = fsm.record();
@@ -90,62 +237,181 @@ caf::behavior call_actor(caf::stateful_actor<call_state>* self,
     }
     if (fx.decide) {
       auto decided = fsm.pending_outcome();
-      std::vector<engine::message_record> messages;
-      if (*fx.decide == call_phase::missed && svc->run_workflows) {
-        messages = svc->run_workflows("call.missed", decided, *tenant);
-        for (auto& m : messages) {
-          m.tenant_id = decided.tenant_id;
-          m.call_sid = sid;
-          m.node_id = svc->node_id;
-          m.state = engine::message_state::queued;
-          m.created_at = m.updated_at = now();
-        }
-      }
+      auto trigger = *fx.decide == call_phase::missed ? "call.missed"
+                                                      : "call.answered";
+      auto runs_to_start = start_runs(svc, *info, trigger, decided);
+      self->state.fsm_finished = false;
       claim_outcome(caf::actor{self}, svc, std::move(decided),
-                    std::move(messages));
+                    std::move(runs_to_start));
     }
-    if (fx.finished && !self->state.finishing) {
-      self->state.finishing = true;
-      self->send(tenant_actor, finished_atom_v, sid);
+    if (fx.finished) {
+      self->state.fsm_finished = true;
+      maybe_finish();
     }
+  };
+  // Voice events for the incoming run, once it is in memory (or known to be
+  // absent).
+  auto voice_event = [=](const engine::inbound_event& ev,
+                         std::shared_ptr<engine::voice_reply> reply) {
+    using kind = engine::inbound_event::kind;
+    auto& st = self->state;
+    const char* waiting = ev.what == kind::dial_result ? "dial" : "recording";
+    if (st.incoming && st.incoming->waiting
+        && st.incoming->state.waiting_for == waiting) {
+      workflows::resume_event r;
+      if (ev.what == kind::dial_result) {
+        r.what = workflows::resume_event::kind::dial;
+        r.status = ev.status;
+        r.duration = ev.duration;
+      } else {
+        r.what = workflows::resume_event::kind::recording;
+        r.url = ev.url;
+        r.duration = ev.duration;
+        r.sid = ev.raw.call_sid;
+      }
+      resume_incoming(std::move(r), std::move(reply));
+      return;
+    }
+    if (reply) // no run to ask: end the call politely
+      reply->answer(engine::voice_answer::hangup());
+  };
+  // Loads the incoming run from the store (a restarted or released actor).
+  auto load_incoming = [=] {
+    auto& st = self->state;
+    st.incoming_loading = true;
+    auto found = std::make_shared<std::vector<engine::run_record>>();
+    auto me = caf::actor{self};
+    svc->store->post(
+      [found, sid](engine::store& db) { *found = db.runs_for_call(sid); },
+      [me, found](const std::string& error) {
+        if (!error.empty())
+          engine::log_error("call", "loading the incoming run failed: " + error);
+        caf::anon_send(me, loaded_atom_v, *found);
+      });
   };
   apply(self->state.fsm->resume(now()));
   return {
     [=](event_atom, const engine::inbound_event& ev,
-        const std::shared_ptr<engine::voice_reply>& reply) {
-      auto& fsm = *self->state.fsm;
+        std::shared_ptr<engine::voice_reply>& reply) {
+      auto& st = self->state;
+      auto& fsm = *st.fsm;
       using kind = engine::inbound_event::kind;
       switch (ev.what) {
         case kind::call_incoming: {
-          // Also for a carrier retry of the incoming webhook: same answer.
-          if (reply) {
-            engine::voice_answer a;
-            a.what = engine::voice_answer::kind::dial;
-            a.numbers = {fsm.record().owner_phone};
-            a.timeout = std::chrono::duration_cast<std::chrono::seconds>(
-              svc->timing.ring_timeout);
-            a.action_url = svc->public_url + "/webhooks/twilio/voice/dial-result";
-            reply->answer(a);
+          if (!reply)
+            break;
+          // A carrier retry of the incoming webhook gets the same answer.
+          if (st.first_answer) {
+            reply->answer(*st.first_answer);
+            break;
           }
+          std::vector<workflows::workflow_ptr> wfs;
+          if (svc->workflows)
+            wfs = svc->workflows->for_trigger(info->tenant->id, "call.incoming");
+          if (wfs.empty() || st.incoming) {
+            st.first_answer = builtin_answer(fsm.record(), svc);
+            reply->answer(*st.first_answer);
+            break;
+          }
+          incoming_run in;
+          in.wf = wfs.front();
+          in.run.tenant_id = info->tenant->id;
+          in.run.trigger = "call.incoming";
+          in.run.call_sid = sid;
+          in.run.contact = fsm.record().from;
+          st.incoming = std::move(in);
+          auto vars = info->with_calendar(
+            workflows::call_context(fsm.record(), *info->tenant), now());
+          auto r = workflows::start(*st.incoming->wf, std::move(vars), now(),
+                                    svc->run_limits);
+          handle_incoming(std::move(r), std::move(reply));
           break;
         }
         case kind::dial_result:
           apply(fsm.on_dial_result(ev.status, ev.duration, now()));
+          [[fallthrough]];
+        case kind::recording: {
+          if (!st.incoming && !st.incoming_absent) {
+            st.held.emplace_back(ev, std::move(reply));
+            if (!st.incoming_loading)
+              load_incoming();
+            break;
+          }
+          voice_event(ev, std::move(reply));
           break;
-        case kind::call_status:
+        }
+        case kind::call_status: {
+          const bool was_ended = fsm.record().ended;
           apply(fsm.on_call_status(ev.status, now()));
+          if (!was_ended && fsm.record().ended && svc->workflows) {
+            auto vars = workflows::call_context(fsm.record(), *info->tenant);
+            vars["call.duration"] = workflows::value{
+              static_cast<std::int64_t>(ev.duration)};
+            self->send(runs, start_atom_v, std::string{"call.completed"},
+                       std::move(vars), sid);
+          }
+          maybe_finish();
           break;
+        }
         case kind::sms:
+        case kind::transcription:
           break;
       }
+    },
+    [=](loaded_atom, const std::vector<engine::run_record>& found) {
+      auto& st = self->state;
+      st.incoming_loading = false;
+      const engine::run_record* run = nullptr;
+      for (const auto& r : found)
+        if (r.trigger == "call.incoming" && r.status == engine::run_status::waiting
+            && (r.waiting_for == "dial" || r.waiting_for == "recording"))
+          run = &r;
+      workflows::workflow_ptr wf;
+      if (run != nullptr && svc->workflows)
+        wf = svc->workflows->find_version(info->tenant->id, run->workflow,
+                                          run->version);
+      auto state = run != nullptr ? workflows::run_state::from_json(run->state)
+                                  : std::nullopt;
+      if (run != nullptr && wf && state) {
+        incoming_run in;
+        in.wf = wf;
+        in.state = std::move(*state);
+        in.run = *run;
+        *in.stored_id = run->id;
+        in.waiting = true;
+        st.incoming = std::move(in);
+      } else {
+        st.incoming_absent = true;
+      }
+      auto held = std::move(st.held);
+      st.held.clear();
+      for (auto& [ev, reply] : held)
+        voice_event(ev, std::move(reply));
+      maybe_finish();
+    },
+    [=](http_atom, std::int64_t, const engine::outbound_http_response& resp) {
+      if (!self->state.incoming)
+        return;
+      resume_incoming(http_event(resp), nullptr);
     },
     [=](fallback_atom) { apply(self->state.fsm->on_fallback_due(now())); },
     [=](report_atom, const engine::call_report& report) {
       apply(self->state.fsm->on_carrier_report(report, now()));
     },
-    [=](decided_atom, claim_result result, const std::vector<std::int64_t>& ids) {
-      if (result == claim_result::won && !ids.empty())
-        self->send(outbox, send_atom_v, ids);
+    [=](decided_atom, claim_result result, const std::vector<std::int64_t>& ids,
+        const segments& started) {
+      if (result == claim_result::won) {
+        if (!ids.empty())
+          self->send(outbox, send_atom_v, ids);
+        for (const auto& seg : started) {
+          if (seg->run.status != engine::run_status::waiting)
+            continue;
+          if (seg->http)
+            self->send(runs, adopt_atom_v, seg->run, *seg->http);
+          else
+            self->send(runs, adopt_atom_v, seg->run);
+        }
+      }
       apply(self->state.fsm->on_decided(result, now()));
     },
     [=](release_atom) { self->quit(); },

@@ -30,19 +30,35 @@ void actor_event_sink::deliver(const std::string& tenant_id,
   using kind = engine::inbound_event::kind;
   if (ev.what == kind::call_incoming || ev.what == kind::sms) {
     // The incoming call's answer must not wait for the kv; a retry of it is
-    // idempotent anyway (one call per CallSid). SMS are logged only for now.
+    // idempotent anyway (one call per CallSid). An SMS is handled once per
+    // MessageSid: the store's insert decides.
     svc_->store->post([raw = ev.raw](engine::store& db) {
       db.insert_webhook(raw);
     });
     if (ev.what == kind::sms) {
       engine::inbound_message m{ev.sid, tenant_id, ev.from, ev.to, ev.body,
                                 ev.raw.received_at};
-      svc_->store->post([m](engine::store& db) {
-        if (db.insert_inbound(m))
-          db.touch_contact(m.tenant_id, m.from, m.received_at);
-      });
-      engine::log_info("ingress", "sms " + ev.sid + " from " + ev.from
-                                    + " to " + ev.to + " logged");
+      auto first = std::make_shared<bool>(false);
+      svc_->store->post(
+        [m, first](engine::store& db) {
+          *first = db.insert_inbound(m);
+          if (*first)
+            db.touch_contact(m.tenant_id, m.from, m.received_at);
+        },
+        [tenant, first, ev = std::move(ev)](const std::string& error) mutable {
+          if (!error.empty()) {
+            engine::log_error("ingress", "storing sms " + ev.sid
+                                           + " failed: " + error);
+            return;
+          }
+          if (!*first) {
+            engine::log_info("ingress", "sms " + ev.sid
+                                          + " is a carrier retry, ignored");
+            return;
+          }
+          caf::anon_send(tenant, event_atom_v, std::move(ev),
+                         std::shared_ptr<engine::voice_reply>{});
+        });
       return;
     }
     caf::anon_send(tenant, event_atom_v, std::move(ev), std::move(reply));

@@ -1,6 +1,7 @@
 #include "ringback/actors/tenant_actor.hpp"
 
 #include "ringback/actors/call_actor.hpp"
+#include "ringback/actors/runs_actor.hpp"
 #include "ringback/engine/log.hpp"
 
 #include <algorithm>
@@ -59,10 +60,13 @@ caf::behavior tenant_actor(state_t* self,
                            std::shared_ptr<const engine::tenant> tenant,
                            services_ptr svc, caf::actor outbox) {
   const std::string component = "tenant " + tenant->id;
+  auto info = tenant_info::make(tenant);
+  auto runs = self->spawn<caf::linked>(runs_actor, info, svc, outbox);
+  self->state.runs = runs;
   auto spawn_call = [=](call_record rec) {
     auto sid = rec.call_sid;
-    auto call = self->spawn(call_actor, std::move(rec), svc, tenant,
-                            caf::actor{self}, outbox);
+    auto call = self->spawn(call_actor, std::move(rec), svc, info,
+                            caf::actor{self}, outbox, runs);
     self->monitor(call);
     self->state.calls[sid] = call;
     return call;
@@ -94,6 +98,27 @@ caf::behavior tenant_actor(state_t* self,
     [=](event_atom, inbound_event& ev,
         std::shared_ptr<engine::voice_reply>& reply) {
       auto& st = self->state;
+      using kind = inbound_event::kind;
+      if (ev.what == kind::sms) {
+        self->send(runs, event_atom_v, std::move(ev), std::move(reply));
+        return;
+      }
+      if (ev.what == kind::transcription) {
+        std::int32_t ordinal = -1;
+        try {
+          ordinal = std::stoi(ev.step);
+        } catch (const std::exception&) {
+          engine::log_warn(component, ev.sid + ": transcription without a "
+                                               "step; ignored");
+          return;
+        }
+        workflows::context extra{
+          {"voicemail.transcription", workflows::value{ev.body}},
+          {"voicemail.transcription_status", workflows::value{ev.status}},
+        };
+        self->send(runs, entry_atom_v, ev.sid, ordinal, std::move(extra));
+        return;
+      }
       if (auto i = st.calls.find(ev.sid); i != st.calls.end()) {
         self->send(i->second, event_atom_v, std::move(ev), std::move(reply));
         return;
@@ -170,6 +195,7 @@ caf::behavior tenant_actor(state_t* self,
       st.restarts.erase(sid);
     },
     [=](recover_atom) {
+      self->send(runs, recover_atom_v);
       auto found = std::make_shared<std::vector<call_record>>();
       auto me = caf::actor{self};
       auto orphaned_before = svc->clock->now() - svc->adopt_after.count();

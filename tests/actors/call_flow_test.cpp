@@ -5,6 +5,8 @@
 #include "ringback/actors/outbox_actor.hpp"
 #include "ringback/adapters/kv/memory_kv.hpp"
 #include "ringback/adapters/store/memory_store.hpp"
+#include "ringback/workflows/diagnostic.hpp"
+#include "ringback/workflows/loader.hpp"
 
 #include "fakes.hpp"
 
@@ -42,24 +44,21 @@ struct node {
     s->timing.ring_timeout = 20s;
     s->timing.fallback_grace = 10s;
     s->timing.recheck_interval = 15s;
-    s->run_workflows = [](std::string_view trigger, const engine::call_record& c,
-                          const engine::tenant& t) {
-      std::vector<engine::message_record> out;
-      if (trigger != "call.missed")
-        return out;
-      engine::message_record to_caller;
-      to_caller.purpose = "missed_call.text_back";
-      to_caller.from = c.to;
-      to_caller.to = c.from;
-      to_caller.body = "Sorry we missed you - " + t.name;
-      out.push_back(to_caller);
-      auto to_owner = to_caller;
-      to_owner.purpose = "missed_call.tell_owner";
-      to_owner.to = t.owner_phone;
-      to_owner.body = "Missed call from " + c.from;
-      out.push_back(to_owner);
-      return out;
-    };
+    auto wf = workflows::load_string(R"(name: missed_call
+trigger: call.missed
+steps:
+  - id: text_back
+    send_sms:
+      to: "{{ call.from }}"
+      body: "Sorry we missed you - {{ tenant.name }}"
+  - id: tell_owner
+    notify_owner: "Missed call from {{ call.from }}"
+)",
+                                     "missed_call.yaml");
+    EXPECT_TRUE(wf.ok()) << workflows::to_string(wf.diagnostics);
+    workflows::catalog cat;
+    cat.add(wf.value);
+    s->workflows = std::make_shared<actors::catalog_source>(std::move(cat));
     svc = s;
     auto t = std::make_shared<engine::tenant>();
     t->id = "acme";
@@ -156,8 +155,9 @@ protected:
 TEST_F(CallFlow, IncomingCallIsStoredAndAnsweredWithADialToTheOwner) {
   auto reply = incoming(a_, "CA1");
   ASSERT_EQ(reply->answers.size(), 1u);
-  const auto& a = reply->answers.front();
-  EXPECT_EQ(a.what, engine::voice_answer::kind::dial);
+  ASSERT_EQ(reply->answers.front().verbs.size(), 1u);
+  const auto& a = reply->answers.front().verbs.front();
+  EXPECT_EQ(a.what, engine::voice_verb::kind::dial);
   EXPECT_EQ(a.numbers, std::vector<std::string>{"+15005550002"});
   EXPECT_EQ(a.timeout, 20s);
   EXPECT_EQ(a.action_url,

@@ -821,9 +821,14 @@ def render_config(listen, node_id, store, kv, workflows, api_url, account_sid, a
     ]
     for t in tenants:
         lines.append("  - id: %s" % _q(t["id"]))
-        for key in ("name", "numbers", "owner_phone", "timezone"):
+        for key in ("name", "numbers", "owner_phone", "timezone", "business_hours",
+                    "holidays", "quiet_hours", "http_allow"):
             if key in t:
                 value = t[key]
+                if isinstance(value, dict):
+                    lines.append("    %s: {%s}" % (key, ", ".join(
+                        "%s: %s" % (k, _q(v)) for k, v in value.items())))
+                    continue
                 lines.append("    %s: %s" % (key, "[%s]" % ", ".join(_q(v) for v in value)
                                               if isinstance(value, list) else _q(value)))
     if extra:
@@ -838,7 +843,7 @@ class Ringback:
 
     def __init__(self, binary, workdir, mock, node_id="node-a", store="sqlite:ringback.db",
                  kv="memory", ring_timeout="20s", fallback_grace="10s", tenants=None,
-                 port=None, extra_config=None, public_url=PUBLIC_URL):
+                 port=None, extra_config=None, public_url=PUBLIC_URL, workflows=None):
         self.binary = binary
         self.workdir = workdir
         self.mock = mock
@@ -851,7 +856,7 @@ class Ringback:
         with open(self.config_path, "w") as f:
             f.write(render_config(
                 "127.0.0.1:%d" % self.port, node_id, store, kv,
-                os.path.join(SOURCE_DIR, "workflows"), mock.url, mock.account_sid,
+                workflows or os.path.join(SOURCE_DIR, "workflows"), mock.url, mock.account_sid,
                 mock.auth_token, ring_timeout, fallback_grace, tenants, public_url, extra_config))
         self.proc = None
         self.webhooks = Webhooks(self.url, mock.auth_token, mock.account_sid, public_url)

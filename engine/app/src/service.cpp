@@ -11,8 +11,8 @@
 #include "ringback/adapters/webhooks/twilio_webhooks.hpp"
 #include "ringback/engine/executors.hpp"
 #include "ringback/engine/log.hpp"
-#include "ringback/workflows/interpreter.hpp"
-#include "ringback/workflows/loader.hpp"
+#include "ringback/adapters/integration/http_fetcher.hpp"
+#include "ringback/workflows/registry.hpp"
 
 #include <caf/all.hpp>
 
@@ -28,31 +28,41 @@ namespace {
 constexpr std::size_t kv_threads = 2;
 constexpr std::size_t carrier_threads = 8;
 
-/// Turns the `call.missed` (etc.) workflows into outbox messages.
-actors::workflow_runner make_runner(
-  std::shared_ptr<const workflows::catalog> catalog) {
-  return [catalog](std::string_view trigger, const engine::call_record& call,
-                   const engine::tenant& tenant) {
-    std::vector<engine::message_record> out;
-    auto ctx = workflows::call_context(call, tenant);
-    for (const auto* wf : catalog->for_trigger(trigger)) {
-      auto result = workflows::run(*wf, ctx);
-      for (const auto& t : result.trace)
-        engine::log_info("workflow",
-                         call.call_sid + ": " + wf->name + "/" + t.step_id + " "
-                           + workflows::to_string(t.outcome)
-                           + (t.detail.empty() ? "" : " (" + t.detail + ")"));
-      for (auto& sms : result.sms) {
-        engine::message_record m;
-        m.purpose = wf->name + "/" + sms.step_id;
-        m.from = std::move(sms.from);
-        m.to = std::move(sms.to);
-        m.body = std::move(sms.body);
-        out.push_back(std::move(m));
-      }
-    }
-    return out;
-  };
+constexpr std::size_t http_threads = 4;
+
+/// How often the workflows folder is checked for changes.
+constexpr std::chrono::seconds watch_interval{1};
+
+/// The actors' view of the workflow registry.
+class registry_source final : public actors::workflow_source {
+public:
+  explicit registry_source(const workflows::workflow_registry& r) : reg_(r) {
+    // nop
+  }
+
+  std::vector<workflows::workflow_ptr>
+  for_trigger(std::string_view tenant_id,
+              std::string_view trigger) const override {
+    return reg_.current()->for_trigger(tenant_id, trigger);
+  }
+
+  workflows::workflow_ptr find_version(std::string_view tenant_id,
+                                       std::string_view name,
+                                       std::string_view version) const override {
+    return reg_.find_version(tenant_id, name, version);
+  }
+
+private:
+  const workflows::workflow_registry& reg_;
+};
+
+void log_registry(std::string_view level, std::string_view line) {
+  if (level == "error")
+    engine::log_error("workflows", line);
+  else if (level == "warn" || level == "warning")
+    engine::log_warn("workflows", line);
+  else
+    engine::log_info("workflows", line);
 }
 
 /// Answers /readyz once both the store and the kv answered a ping.
@@ -84,7 +94,8 @@ struct service::impl {
 
   config cfg;
   engine::system_clock clock;
-  std::shared_ptr<const workflows::catalog> catalog;
+  std::unique_ptr<workflows::workflow_registry> registry;
+  std::unique_ptr<engine::worker_pool<engine::http_fetcher>> http_pool;
   std::unique_ptr<engine::store_executor> store;
   std::unique_ptr<adapters::kv_factory> kv_factory;
   std::unique_ptr<engine::worker_pool<engine::kv>> kv;
@@ -150,18 +161,23 @@ std::optional<std::string> service::start() {
   auto& d = *impl_;
   const auto& cfg = d.cfg;
   // Workflows first: an invalid one stops the start with its diagnostics.
-  auto catalog = std::make_shared<workflows::catalog>(
-    workflows::load_directory(cfg.workflows));
-  if (!catalog->ok()) {
+  std::vector<std::string> tenant_ids;
+  for (const auto& t : cfg.tenants)
+    tenant_ids.push_back(t.id);
+  d.registry = std::make_unique<workflows::workflow_registry>(cfg.workflows,
+                                                              tenant_ids);
+  auto loaded = d.registry->load();
+  if (!loaded.value) {
     std::string msg = "invalid workflows in " + cfg.workflows + ":\n";
-    for (const auto& diag : catalog->diagnostics())
+    for (const auto& diag : loaded.diagnostics)
       msg += workflows::to_string(diag) + "\n";
     return msg;
   }
-  if (catalog->for_trigger("call.missed").empty())
-    engine::log_warn("service", "no workflow handles call.missed: missed calls "
-                                "will not be texted back");
-  d.catalog = catalog;
+  for (const auto& t : cfg.tenants)
+    if (loaded.value->for_trigger(t.id, "call.missed").empty())
+      engine::log_warn("service", "tenant " + t.id
+                                    + ": no workflow handles call.missed: "
+                                      "missed calls will not be texted back");
   try {
     auto db = adapters::make_store(cfg.store, std::string{});
     db->migrate();
@@ -177,6 +193,11 @@ std::optional<std::string> service::start() {
   } catch (const std::exception& e) {
     return std::string{"cannot open the store or kv: "} + e.what();
   }
+  auto fetchers = adapters::integration::make_http_fetcher_factory({});
+  if (!fetchers)
+    return "http client: " + fetchers.error;
+  d.http_pool = std::make_unique<engine::worker_pool<engine::http_fetcher>>(
+    http_threads, fetchers.factory);
   adapters::twilio::rest_client_options rest;
   rest.api_url = cfg.twilio.api_url;
   rest.account_sid = cfg.twilio.account_sid;
@@ -192,7 +213,8 @@ std::optional<std::string> service::start() {
   svc->kv = d.kv.get();
   svc->carrier = d.carrier.get();
   svc->clock = &d.clock;
-  svc->run_workflows = make_runner(catalog);
+  svc->workflows = std::make_shared<registry_source>(*d.registry);
+  svc->http = d.http_pool.get();
   svc->node_id = cfg.node_id;
   svc->public_url = cfg.public_url;
   svc->timing.ring_timeout = cfg.calls.ring_timeout;
@@ -250,8 +272,9 @@ std::optional<std::string> service::start() {
                      + cfg.node_id + " (store " + adapters::redact_url(cfg.store)
                      + ", kv " + d.kv_factory->display_url() + ", "
                      + std::to_string(cfg.tenants.size()) + " tenant(s), "
-                     + std::to_string(catalog->workflows().size())
-                     + " workflow(s))");
+                     + std::to_string(loaded.value->all().size())
+                     + " workflow(s) from " + cfg.workflows + ")");
+  d.registry->watch(watch_interval, log_registry);
   return std::nullopt;
 }
 
@@ -259,8 +282,17 @@ std::uint16_t service::port() const {
   return impl_->http ? impl_->http->port() : 0;
 }
 
+bool service::reload_workflows() {
+  auto& d = *impl_;
+  if (!d.registry)
+    return false;
+  return d.registry->reload(log_registry);
+}
+
 void service::stop() {
   auto& d = *impl_;
+  if (d.registry)
+    d.registry->stop();
   // 1. No new requests.
   if (d.http) {
     d.http->stop();
@@ -280,6 +312,8 @@ void service::stop() {
   //    short here stays `sending` and is looked up at the next start.
   if (d.carrier)
     d.carrier->stop();
+  if (d.http_pool)
+    d.http_pool->stop();
   if (d.kv)
     d.kv->stop();
   if (d.store)
@@ -300,6 +334,7 @@ int serve_main(const std::string& config_path) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
   service svc{std::move(*loaded.value)};
@@ -308,7 +343,13 @@ int serve_main(const std::string& config_path) {
     return 1;
   }
   int sig = 0;
-  sigwait(&signals, &sig);
+  for (;;) {
+    sigwait(&signals, &sig);
+    if (sig != SIGHUP)
+      break;
+    engine::log_info("service", "SIGHUP: reloading the workflows");
+    svc.reload_workflows();
+  }
   engine::log_info("service", std::string{"stopping on "} + strsignal(sig));
   svc.stop();
   return 0;

@@ -1,6 +1,8 @@
 #pragma once
 
+#include "ringback/actors/runs.hpp"
 #include "ringback/engine/call_fsm.hpp"
+#include "ringback/engine/http_port.hpp"
 #include "ringback/engine/ingress.hpp"
 #include "ringback/engine/ports.hpp"
 #include "ringback/engine/records.hpp"
@@ -45,6 +47,18 @@ CAF_BEGIN_TYPE_ID_BLOCK(ringback, caf::first_custom_type_id)
   CAF_ADD_ATOM(ringback, ringback::actors, reconcile_atom, "reconcile")
   // outbox <- carrier pool: the answer to that question
   CAF_ADD_ATOM(ringback, ringback::actors, checked_atom, "checked")
+  // runs <- anyone: start the workflows of a trigger
+  CAF_ADD_ATOM(ringback, ringback::actors, start_atom, "start")
+  // runs <- tenant: run a record_voicemail's on_transcription branch
+  CAF_ADD_ATOM(ringback, ringback::actors, entry_atom, "entry")
+  // runs <- call: host a stored run that now waits for a timer/reply/http
+  CAF_ADD_ATOM(ringback, ringback::actors, adopt_atom, "adopt")
+  // runs/call <- store: a run's segment was written (or lost the race)
+  CAF_ADD_ATOM(ringback, ringback::actors, written_atom, "written")
+  // runs/call <- http pool: an `http` step's response
+  CAF_ADD_ATOM(ringback, ringback::actors, http_atom, "http")
+  // runs -> runs: re-sync the cron timers of schedule workflows
+  CAF_ADD_ATOM(ringback, ringback::actors, cron_atom, "cron")
   // introspection for tests and metrics
   CAF_ADD_ATOM(ringback, ringback::actors, stats_atom, "stats")
 CAF_END_TYPE_ID_BLOCK(ringback)
@@ -63,6 +77,16 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<ringback::engine::message_record>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<ringback::engine::call_record>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<std::int64_t>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<std::string>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ringback::workflows::context)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ringback::workflows::resume_event)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ringback::engine::run_record)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<ringback::engine::run_record>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ringback::engine::outbound_http_response)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<ringback::actors::stored_segment>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(
+  std::vector<std::shared_ptr<ringback::actors::stored_segment>>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ringback::workflows::workflow_ptr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ringback::workflows::http_action)
 
 namespace ringback::actors {
 
@@ -72,6 +96,15 @@ struct tenant_stats {
   std::size_t loading = 0;
   std::size_t timers = 0;
   std::size_t restored = 0;
+};
+
+/// Statistics a tenant's runs actor reports on `stats_atom`.
+struct runs_stats {
+  std::size_t timers = 0;     ///< runs and schedules with a timer armed
+  std::size_t http = 0;       ///< runs waiting for an HTTP response
+  std::size_t started = 0;    ///< runs started by this actor
+  std::size_t resumed = 0;    ///< segments resumed by this actor
+  std::size_t lost = 0;       ///< resumes another process won first
 };
 
 /// Statistics the outbox reports on `stats_atom`.
@@ -86,3 +119,4 @@ struct outbox_stats {
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ringback::actors::tenant_stats)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ringback::actors::outbox_stats)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ringback::actors::runs_stats)

@@ -1,7 +1,9 @@
 #pragma once
 
+#include "ringback/actors/runs.hpp"
 #include "ringback/engine/call_fsm.hpp"
 #include "ringback/engine/executors.hpp"
+#include "ringback/engine/http_port.hpp"
 #include "ringback/engine/ports.hpp"
 #include "ringback/engine/records.hpp"
 #include "ringback/engine/retry_policy.hpp"
@@ -15,12 +17,6 @@
 
 namespace ringback::actors {
 
-/// Runs the workflows of a trigger for a call and returns the messages they
-/// want sent (not yet stored). Pure and fast: called on an actor's thread.
-using workflow_runner = std::function<std::vector<engine::message_record>(
-  std::string_view trigger, const engine::call_record& call,
-  const engine::tenant& tenant)>;
-
 /// Everything the actors reach outside themselves. Owned by the composition
 /// root, which outlives the actor system; actors hold a shared_ptr to const.
 struct services {
@@ -28,7 +24,11 @@ struct services {
   engine::job_queue<engine::kv>* kv = nullptr;
   engine::job_queue<engine::carrier>* carrier = nullptr;
   const engine::clock* clock = nullptr;
-  workflow_runner run_workflows;
+  /// The workflows to run; null: none (calls are forwarded, nothing more).
+  std::shared_ptr<const workflow_source> workflows;
+  /// Runs `http` steps; null: they fail with "no HTTP client".
+  engine::job_queue<engine::http_fetcher>* http = nullptr;
+  workflows::run_limits run_limits;
   std::string node_id;
   std::string public_url;
   engine::call_timing timing;

@@ -25,6 +25,7 @@ struct tenant_state {
   engine::deadline_queue timers;
   engine::epoch_ms wake_at = 0; // earliest wake-up already scheduled
   std::size_t restored = 0;
+  caf::actor runs; // the tenant's runs actor (linked)
 };
 
 /// One actor per tenant: supervises the tenant's call actors and holds their

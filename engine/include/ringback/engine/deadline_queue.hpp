@@ -31,6 +31,19 @@ public:
     return by_key_.size();
   }
 
+  bool contains(const std::string& key) const {
+    return by_key_.count(key) > 0;
+  }
+
+  /// Every armed key, in no particular order.
+  std::vector<std::string> keys() const {
+    std::vector<std::string> out;
+    out.reserve(by_key_.size());
+    for (const auto& kv : by_key_)
+      out.push_back(kv.first);
+    return out;
+  }
+
 private:
   std::multimap<epoch_ms, std::string> by_time_;
   std::unordered_map<std::string, std::multimap<epoch_ms, std::string>::iterator>

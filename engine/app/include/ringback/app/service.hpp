@@ -27,6 +27,11 @@ public:
   /// The port the HTTP ingress listens on (after `start`).
   std::uint16_t port() const;
 
+  /// Reloads the workflows folder (SIGHUP): a valid new version replaces the
+  /// old one atomically; an invalid one is logged and the old one kept.
+  /// Returns true if the new version was taken.
+  bool reload_workflows();
+
   /// Stops accepting requests, lets the actors finish, flushes the store.
   void stop();
 
@@ -35,7 +40,8 @@ private:
   std::unique_ptr<impl> impl_;
 };
 
-/// `ringback serve --config FILE`: runs until SIGINT or SIGTERM.
+/// `ringback serve --config FILE`: runs until SIGINT or SIGTERM; SIGHUP
+/// reloads the workflows.
 int serve_main(const std::string& config_path);
 
 } // namespace ringback::app

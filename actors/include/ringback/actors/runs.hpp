@@ -1,0 +1,128 @@
+#pragma once
+
+#include "ringback/engine/http_port.hpp"
+#include "ringback/engine/ports.hpp"
+#include "ringback/engine/records.hpp"
+#include "ringback/workflows/calendar.hpp"
+#include "ringback/workflows/interpreter.hpp"
+#include "ringback/workflows/loader.hpp"
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+/// What the actors share to host workflow runs: where workflows come from,
+/// how a run's segment becomes store writes, and the URLs of voice callbacks.
+/// See docs/architecture.md ("Workflow runs").
+namespace ringback::actors {
+
+/// Where actors find the workflows to run. Implementations are thread-safe
+/// (called from actors on any scheduler thread).
+class workflow_source {
+public:
+  virtual ~workflow_source() = default;
+
+  /// The workflows `tenant_id` runs for `trigger`, in order.
+  virtual std::vector<workflows::workflow_ptr>
+  for_trigger(std::string_view tenant_id, std::string_view trigger) const = 0;
+
+  /// A workflow by name and version, current or loaded earlier in this
+  /// process; null if unknown here (the host then compiles the source the
+  /// store kept).
+  virtual workflows::workflow_ptr find_version(std::string_view tenant_id,
+                                               std::string_view name,
+                                               std::string_view version) const
+    = 0;
+};
+
+/// A fixed catalog for every tenant (tests, simple set-ups).
+class catalog_source final : public workflow_source {
+public:
+  explicit catalog_source(workflows::catalog c) : catalog_(std::move(c)) {
+    // nop
+  }
+
+  std::vector<workflows::workflow_ptr>
+  for_trigger(std::string_view, std::string_view trigger) const override {
+    return catalog_.for_trigger(trigger);
+  }
+
+  workflows::workflow_ptr find_version(std::string_view, std::string_view name,
+                                       std::string_view version) const override {
+    auto wf = catalog_.find(name);
+    return wf && wf->version == version ? wf : nullptr;
+  }
+
+private:
+  workflows::catalog catalog_;
+};
+
+/// A tenant as runs see it: its record and its calendar.
+struct tenant_info {
+  std::shared_ptr<const engine::tenant> tenant;
+  workflows::business_calendar calendar;
+
+  /// Builds the calendar from the tenant's settings (validated at start-up;
+  /// a bad one here falls back to 24/7 in UTC with an error logged).
+  static std::shared_ptr<const tenant_info>
+  make(std::shared_ptr<const engine::tenant> t);
+
+  /// `vars` plus the calendar variables at `now`.
+  workflows::context with_calendar(workflows::context vars,
+                                   engine::epoch_ms now) const;
+
+  /// Only the calendar variables at `now` (for `resume`'s `fresh`).
+  workflows::context calendar_vars(engine::epoch_ms now) const;
+};
+
+using tenant_info_ptr = std::shared_ptr<const tenant_info>;
+
+/// One segment of a run, ready to be written in one store transaction.
+struct stored_segment {
+  engine::run_record run;        ///< id 0: a new run
+  std::int64_t expected_seq = 0; ///< for an existing run
+  std::vector<engine::message_record> messages;
+  std::vector<engine::run_step_record> steps;
+  std::vector<workflows::tag_action> tags;
+  std::optional<engine::workflow_version_record> version; ///< saved once
+  /// The request to send once stored (the run then waits for "http").
+  std::optional<workflows::http_action> http;
+};
+
+/// Turns `r` (a segment of a run of `wf`) into store writes. `run` carries
+/// the run's identity (id, tenant, workflow, version, trigger, call, contact,
+/// seq before this segment, started_at); it is returned updated (status,
+/// waiting, state, seq + 1).
+stored_segment make_segment(const workflows::workflow& wf,
+                            const workflows::segment_result& r,
+                            engine::run_record run, const std::string& node_id,
+                            engine::epoch_ms now);
+
+/// Writes `s` (inside the store executor's transaction). A new run is
+/// inserted (and `s.run.id` set); an existing one is updated only if its seq
+/// is still `s.expected_seq` — returns false, writing nothing, otherwise.
+/// Message ids go to `message_ids`.
+bool write_segment(engine::store& db, stored_segment& s,
+                   std::vector<std::int64_t>& message_ids);
+
+/// Logs the segment's `log` steps and its trace at debug level.
+void log_segment(const workflows::workflow& wf,
+                 const workflows::segment_result& r, std::string_view who);
+
+/// Completes voice verbs: the dial and record action URLs, the transcription
+/// callback, and a dial's ring timeout when the workflow left it to the
+/// service (`ring_timeout`). `public_url` has no trailing slash.
+void fill_voice_urls(std::vector<engine::voice_verb>& verbs,
+                     const std::string& public_url,
+                     std::chrono::seconds ring_timeout);
+
+/// An `http` step's request, for the fetcher (with the tenant's allow-list).
+engine::outbound_http_request http_request(const workflows::http_action& a,
+                                           const engine::tenant& t);
+
+/// The fetcher's answer, as a resume event.
+workflows::resume_event http_event(const engine::outbound_http_response& r);
+
+} // namespace ringback::actors

@@ -1,0 +1,199 @@
+#include "ringback/actors/runs.hpp"
+
+#include "ringback/engine/log.hpp"
+#include "ringback/workflows/diagnostic.hpp"
+
+namespace ringback::actors {
+
+std::shared_ptr<const tenant_info>
+tenant_info::make(std::shared_ptr<const engine::tenant> t) {
+  auto out = std::make_shared<tenant_info>();
+  auto cal = workflows::business_calendar::from_tenant(*t);
+  if (cal.ok()) {
+    out->calendar = std::move(*cal.value);
+  } else {
+    engine::log_error("tenant " + t->id,
+                      "calendar: " + workflows::join(cal.errors, "; ")
+                        + " (using 24/7 in UTC)");
+  }
+  out->tenant = std::move(t);
+  return out;
+}
+
+workflows::context tenant_info::with_calendar(workflows::context vars,
+                                              engine::epoch_ms now) const {
+  workflows::add_calendar_variables(calendar, now, vars);
+  return vars;
+}
+
+workflows::context tenant_info::calendar_vars(engine::epoch_ms now) const {
+  workflows::context vars;
+  workflows::add_calendar_variables(calendar, now, vars);
+  return vars;
+}
+
+stored_segment make_segment(const workflows::workflow& wf,
+                            const workflows::segment_result& r,
+                            engine::run_record run, const std::string& node_id,
+                            engine::epoch_ms now) {
+  stored_segment s;
+  s.expected_seq = run.seq;
+  // A call actor's incoming run keeps id 0 in memory until the store assigns
+  // one (the store job fills it in), so a run's first segment is seq 0, not
+  // id 0: later segments must keep its start time.
+  if (run.seq == 0) {
+    run.workflow = wf.name;
+    run.version = wf.version;
+    run.started_at = now;
+  }
+  if (run.id == 0) {
+    engine::workflow_version_record v;
+    v.tenant_id = run.tenant_id;
+    v.name = wf.name;
+    v.version = wf.version;
+    v.file = wf.file;
+    v.source = wf.source;
+    v.loaded_at = now;
+    s.version = std::move(v);
+  }
+  run.seq += 1;
+  run.status = r.status;
+  run.waiting_for = r.status == engine::run_status::waiting
+                      ? r.state.waiting_for
+                      : std::string{};
+  run.wake_at = run.waiting_for.empty() ? 0 : r.state.wake_at;
+  if (!r.state.contact.empty())
+    run.contact = r.state.contact;
+  run.state = r.state.to_json();
+  run.error = r.error;
+  run.node_id = node_id;
+  run.updated_at = now;
+  std::int32_t i = 0;
+  for (const auto& t : r.trace) {
+    engine::run_step_record st;
+    st.seq = static_cast<std::int32_t>(run.seq * 10'000) + i++;
+    st.step_id = t.step_id;
+    st.type = t.type;
+    st.outcome = workflows::to_string(t.outcome);
+    st.detail = t.detail;
+    st.at = now;
+    st.duration_us = t.duration_us;
+    s.steps.push_back(std::move(st));
+  }
+  if (r.status == engine::run_status::failed) {
+    engine::run_step_record st;
+    st.seq = static_cast<std::int32_t>(run.seq * 10'000) + i++;
+    st.step_id = "-";
+    st.type = "error";
+    st.outcome = "failed";
+    st.detail = r.error;
+    st.at = now;
+    s.steps.push_back(std::move(st));
+  }
+  for (const auto& sms : r.fx.sms) {
+    engine::message_record m;
+    m.tenant_id = run.tenant_id;
+    m.call_sid = run.call_sid;
+    m.purpose = wf.name + "/" + sms.step_id;
+    m.from = sms.from;
+    m.to = sms.to;
+    m.body = sms.body;
+    m.state = engine::message_state::queued;
+    m.node_id = node_id;
+    m.created_at = m.updated_at = now;
+    s.messages.push_back(std::move(m));
+  }
+  s.tags = r.fx.tags;
+  s.http = r.fx.http;
+  s.run = std::move(run);
+  return s;
+}
+
+bool write_segment(engine::store& db, stored_segment& s,
+                   std::vector<std::int64_t>& message_ids) {
+  message_ids.clear();
+  if (s.run.id == 0) {
+    if (s.version)
+      db.save_workflow_version(*s.version);
+    s.run.id = db.insert_run(s.run);
+  } else if (!db.update_run(s.run, s.expected_seq)) {
+    return false;
+  }
+  for (auto& st : s.steps)
+    st.run_id = s.run.id;
+  if (!s.steps.empty())
+    db.insert_run_steps(s.steps);
+  for (const auto& m : s.messages)
+    message_ids.push_back(db.insert_message(m));
+  for (const auto& t : s.tags)
+    db.tag_contact(s.run.tenant_id, t.phone, t.tag, s.run.updated_at);
+  return true;
+}
+
+void log_segment(const workflows::workflow& wf,
+                 const workflows::segment_result& r, std::string_view who) {
+  const std::string prefix = std::string(who) + ": " + wf.name + " ";
+  for (const auto& l : r.fx.logs) {
+    auto line = prefix + l.step_id + ": " + l.text;
+    if (l.level == "error")
+      engine::log_error("workflow", line);
+    else if (l.level == "warn")
+      engine::log_warn("workflow", line);
+    else
+      engine::log_info("workflow", line);
+  }
+  for (const auto& t : r.trace)
+    engine::log_info("workflow",
+                     prefix + t.step_id + " " + workflows::to_string(t.outcome)
+                       + (t.detail.empty() ? "" : " (" + t.detail + ")"));
+  if (r.status == engine::run_status::failed)
+    engine::log_error("workflow", prefix + "failed: " + r.error);
+}
+
+void fill_voice_urls(std::vector<engine::voice_verb>& verbs,
+                     const std::string& public_url,
+                     std::chrono::seconds ring_timeout) {
+  using vk = engine::voice_verb::kind;
+  for (auto& v : verbs) {
+    if (v.what == vk::dial && v.action_url.empty())
+      v.action_url = public_url + "/webhooks/twilio/voice/dial-result";
+    if (v.what == vk::dial && v.timeout.count() == 0)
+      v.timeout = ring_timeout;
+    if (v.what == vk::record) {
+      if (v.action_url.empty())
+        v.action_url = public_url + "/webhooks/twilio/voice/recording";
+      const std::string marker = "transcribe:";
+      if (v.transcribe_callback.rfind(marker, 0) == 0)
+        v.transcribe_callback = public_url
+                                + "/webhooks/twilio/voice/transcription?step="
+                                + v.transcribe_callback.substr(marker.size());
+    }
+  }
+}
+
+engine::outbound_http_request http_request(const workflows::http_action& a,
+                                           const engine::tenant& t) {
+  engine::outbound_http_request req;
+  req.method = a.method;
+  req.url = a.url;
+  req.headers = a.headers;
+  req.body = a.body;
+  req.timeout = a.timeout;
+  req.max_attempts = a.max_attempts;
+  req.allowed_hosts = t.http_allow;
+  return req;
+}
+
+workflows::resume_event http_event(const engine::outbound_http_response& r) {
+  workflows::resume_event ev;
+  ev.what = workflows::resume_event::kind::http;
+  ev.http_status = r.status;
+  ev.body = r.body;
+  ev.content_type = r.content_type;
+  ev.error = r.error;
+  ev.attempts = r.attempts;
+  ev.elapsed_ms = r.elapsed_ms;
+  return ev;
+}
+
+} // namespace ringback::actors

@@ -1,0 +1,560 @@
+#include "ringback/actors/runs_actor.hpp"
+
+#include "ringback/engine/log.hpp"
+#include "ringback/workflows/contexts.hpp"
+#include "ringback/workflows/program.hpp"
+
+#include <algorithm>
+
+namespace ringback::actors {
+
+namespace {
+
+using state_t = caf::stateful_actor<runs_state>;
+using workflows::resume_event;
+using workflows::workflow_ptr;
+
+/// Most stored runs re-armed per recovery pass.
+constexpr std::size_t recover_limit = 100'000;
+
+/// How often the cron timers are compared with the current workflows (a
+/// reload may add or drop schedules).
+constexpr std::chrono::seconds cron_resync{30};
+
+std::string run_key(std::int64_t id) {
+  return "run:" + std::to_string(id);
+}
+
+std::string cron_key(const std::string& name) {
+  return "cron:" + name;
+}
+
+void schedule_wake(state_t* self, const services_ptr& svc) {
+  auto next = self->state.timers.next();
+  if (!next)
+    return;
+  auto now = svc->clock->now();
+  if (self->state.wake_at != 0 && self->state.wake_at <= *next
+      && self->state.wake_at >= now)
+    return;
+  self->state.wake_at = *next;
+  auto delay = std::chrono::milliseconds{
+    std::max<engine::epoch_ms>(0, *next - now)};
+  self->delayed_send(self, delay, wake_atom_v);
+}
+
+/// The host side of one tenant's runs; every member runs on the actor.
+class host {
+public:
+  host(state_t* self, tenant_info_ptr info, services_ptr svc, caf::actor outbox)
+    : self_(self),
+      info_(std::move(info)),
+      svc_(std::move(svc)),
+      outbox_(std::move(outbox)),
+      who_("tenant " + info_->tenant->id) {
+    // nop
+  }
+
+  engine::epoch_ms now() const {
+    return svc_->clock->now();
+  }
+
+  /// Starts every workflow of `trigger`.
+  void start(const std::string& trigger, workflows::context vars,
+             const std::string& call_sid) {
+    if (!svc_->workflows)
+      return;
+    auto list = svc_->workflows->for_trigger(info_->tenant->id, trigger);
+    if (list.empty())
+      return;
+    auto t = now();
+    vars = info_->with_calendar(std::move(vars), t);
+    for (const auto& wf : list) {
+      auto r = workflows::start(*wf, vars, t, svc_->run_limits);
+      engine::run_record run;
+      run.tenant_id = info_->tenant->id;
+      run.trigger = trigger;
+      run.call_sid = call_sid;
+      if (auto i = vars.find("contact.phone"); i != vars.end())
+        run.contact = i->second.to_text();
+      ++self_->state.stats.started;
+      store(wf, r, std::move(run));
+    }
+  }
+
+  /// Writes a segment, then carries out what comes after it.
+  void store(const workflow_ptr& wf, const workflows::segment_result& r,
+             engine::run_record run) {
+    log_segment(*wf, r, who_ + (run.call_sid.empty() ? "" : " " + run.call_sid));
+    auto seg = std::make_shared<stored_segment>(
+      make_segment(*wf, r, std::move(run), svc_->node_id, now()));
+    auto http = seg->http;
+    auto ids = std::make_shared<std::vector<std::int64_t>>();
+    auto won = std::make_shared<bool>(false);
+    auto me = caf::actor{self_};
+    svc_->store->post(
+      [seg, ids, won](engine::store& db) { *won = write_segment(db, *seg, *ids); },
+      [me, seg, ids, won, http, wf](const std::string& error) {
+        if (!error.empty()) {
+          engine::log_error("workflow", wf->name + ": storing a run failed: "
+                                          + error);
+          return;
+        }
+        caf::anon_send(me, written_atom_v, seg, *ids, *won);
+        if (*won && http)
+          caf::anon_send(me, http_atom_v, seg->run.id, *http);
+      });
+  }
+
+  /// After a segment is stored.
+  void written(const std::shared_ptr<stored_segment>& seg,
+               const std::vector<std::int64_t>& ids, bool won) {
+    if (!won) {
+      ++self_->state.stats.lost;
+      engine::log_info("workflow", who_ + ": run " + std::to_string(seg->run.id)
+                                     + " was resumed by another process");
+      return;
+    }
+    if (!ids.empty())
+      self_->send(outbox_, send_atom_v, ids);
+    arm(seg->run);
+  }
+
+  /// Arms the timer of a waiting run (timer and reply waits).
+  void arm(const engine::run_record& run) {
+    auto& st = self_->state;
+    if (run.status != engine::run_status::waiting) {
+      st.timers.cancel(run_key(run.id));
+      return;
+    }
+    if ((run.waiting_for == "timer" || run.waiting_for == "reply")
+        && run.wake_at > 0) {
+      st.timers.arm(run_key(run.id), run.wake_at);
+      schedule_wake(self_, svc_);
+    }
+  }
+
+  /// Sends an `http` step's request to the pool.
+  void send_http(std::int64_t run_id, const workflows::http_action& a) {
+    auto me = caf::actor{self_};
+    if (svc_->http == nullptr) {
+      engine::outbound_http_response r;
+      r.error = "no HTTP client configured";
+      r.error_kind = "bad_request";
+      caf::anon_send(me, http_atom_v, run_id, r);
+      return;
+    }
+    self_->state.http_pending.insert(run_id);
+    auto req = http_request(a, *info_->tenant);
+    svc_->http->post([me, run_id, req](engine::http_fetcher& f) {
+      caf::anon_send(me, http_atom_v, run_id, f.fetch(req));
+    });
+  }
+
+  /// Loads a stored run (and its workflow's source if this process does not
+  /// have its version), then resumes it with `ev` unless it moved on.
+  void load_and_resume(std::int64_t run_id, resume_event ev) {
+    struct loaded {
+      std::optional<engine::run_record> run;
+      workflow_ptr wf;
+      std::optional<engine::workflow_version_record> source;
+    };
+    auto out = std::make_shared<loaded>();
+    auto svc = svc_;
+    auto tenant_id = info_->tenant->id;
+    auto me = caf::actor{self_};
+    svc_->store->post(
+      [out, run_id, svc, tenant_id](engine::store& db) {
+        out->run = db.find_run(run_id);
+        out->source.reset();
+        if (!out->run || !svc->workflows)
+          return;
+        out->wf = svc->workflows->find_version(tenant_id, out->run->workflow,
+                                               out->run->version);
+        if (!out->wf)
+          out->source = db.find_workflow_version(tenant_id, out->run->workflow,
+                                                 out->run->version);
+      },
+      [me, out, ev](const std::string& error) mutable {
+        if (!error.empty()) {
+          engine::log_error("workflow", "loading a run failed: " + error);
+          return;
+        }
+        // Runs on the store thread: hop back onto the actor.
+        caf::anon_send(me, loaded_atom_v,
+                       std::make_shared<loaded_run>(
+                         loaded_run{std::move(out->run), out->wf,
+                                    std::move(out->source), std::move(ev)}));
+      });
+  }
+
+  struct loaded_run {
+    std::optional<engine::run_record> run;
+    workflow_ptr wf;
+    std::optional<engine::workflow_version_record> source;
+    resume_event ev;
+  };
+
+  void resume_loaded(loaded_run& l) {
+    if (!l.run)
+      return;
+    auto& run = *l.run;
+    if (run.status != engine::run_status::waiting)
+      return; // finished meanwhile, or resumed elsewhere
+    const auto kind = workflows::to_string(l.ev.what);
+    bool fits = run.waiting_for == kind
+                || (run.waiting_for == "reply"
+                    && l.ev.what == resume_event::kind::timer);
+    if (!fits)
+      return;
+    if (l.ev.what == resume_event::kind::timer && run.wake_at > now() + 5)
+      return; // re-armed later (a stale timer)
+    auto wf = l.wf;
+    if (!wf && l.source) {
+      auto loaded = workflows::load_string(l.source->source, l.source->file);
+      wf = loaded.value;
+    }
+    std::string error;
+    auto state = workflows::run_state::from_json(run.state, &error);
+    workflows::segment_result r;
+    if (!wf) {
+      r.status = engine::run_status::failed;
+      r.error = "workflow " + run.workflow + " version " + run.version
+                + " is no longer available";
+    } else if (!state) {
+      r.status = engine::run_status::failed;
+      r.error = error;
+    } else {
+      r = workflows::resume(*wf, std::move(*state), l.ev,
+                            info_->calendar_vars(now()), now(),
+                            svc_->run_limits);
+    }
+    ++self_->state.stats.resumed;
+    if (!wf) {
+      engine::log_error("workflow", who_ + ": run " + std::to_string(run.id)
+                                      + ": " + r.error);
+      // Record the failure with a stand-in so the run does not wait forever.
+      run.seq += 1;
+      run.status = engine::run_status::failed;
+      run.error = r.error;
+      run.updated_at = now();
+      auto expected = run.seq - 1;
+      svc_->store->post([run, expected](engine::store& db) {
+        db.update_run(run, expected);
+      });
+      return;
+    }
+    store(wf, r, std::move(run));
+  }
+
+  /// Runs waiting for a reply from the sender, then sms.received.
+  void on_sms(const engine::inbound_event& ev) {
+    auto me = caf::actor{self_};
+    auto found = std::make_shared<std::vector<engine::run_record>>();
+    auto tenant_id = info_->tenant->id;
+    auto from = ev.from;
+    svc_->store->post(
+      [found, tenant_id, from](engine::store& db) {
+        *found = db.runs_waiting_for_reply(tenant_id, from);
+      },
+      [me, found, ev](const std::string& error) {
+        if (!error.empty())
+          engine::log_error("workflow", "finding runs waiting for a reply "
+                                        "failed: "
+                                          + error);
+        resume_event r;
+        r.what = resume_event::kind::reply;
+        r.body = ev.body;
+        r.from = ev.from;
+        r.sid = ev.sid;
+        for (const auto& run : *found)
+          caf::anon_send(me, adopt_atom_v, run.id, r);
+      });
+    engine::inbound_message m{ev.sid, info_->tenant->id, ev.from, ev.to, ev.body,
+                              ev.raw.received_at};
+    start("sms.received", workflows::sms_context(m, *info_->tenant), "");
+  }
+
+  /// The on_transcription branch of a call's incoming run.
+  void transcription(const std::string& call_sid, std::int32_t ordinal,
+                     workflows::context extra) {
+    auto me = caf::actor{self_};
+    auto found = std::make_shared<std::vector<engine::run_record>>();
+    svc_->store->post(
+      [found, call_sid](engine::store& db) { *found = db.runs_for_call(call_sid); },
+      [me, found, call_sid, ordinal, extra](const std::string& error) {
+        if (!error.empty()) {
+          engine::log_error("workflow", call_sid + ": loading the call's run "
+                                                   "failed: "
+                                          + error);
+          return;
+        }
+        for (const auto& run : *found)
+          if (run.trigger == "call.incoming") {
+            caf::anon_send(me, entry_atom_v, run, ordinal, extra);
+            return;
+          }
+        engine::log_warn("workflow", call_sid + ": a transcription for a call "
+                                                "without an incoming run");
+      });
+  }
+
+  void transcription_for(const engine::run_record& parent,
+                         std::int32_t ordinal, workflows::context extra) {
+    if (!svc_->workflows)
+      return;
+    auto wf = svc_->workflows->find_version(info_->tenant->id, parent.workflow,
+                                            parent.version);
+    if (!wf) {
+      engine::log_warn("workflow", parent.call_sid + ": workflow "
+                                     + parent.workflow + " version "
+                                     + parent.version
+                                     + " is gone; transcription dropped");
+      return;
+    }
+    auto state = workflows::run_state::from_json(parent.state);
+    auto vars = state ? state->vars : workflows::context{};
+    for (auto& [k, v] : extra)
+      vars[k] = v;
+    const workflows::step* target = nullptr;
+    for (const auto& e : wf->code->entries)
+      if (e.first == "transcription:" + std::to_string(ordinal))
+        target = &wf->steps.front(); // any: only the entry name matters
+    if (target == nullptr) {
+      engine::log_warn("workflow", parent.call_sid + ": step #"
+                                     + std::to_string(ordinal)
+                                     + " has no on_transcription branch");
+      return;
+    }
+    auto t = now();
+    vars = info_->with_calendar(std::move(vars), t);
+    auto r = workflows::start_at(*wf, "transcription:" + std::to_string(ordinal),
+                                 vars, t, svc_->run_limits);
+    engine::run_record run;
+    run.tenant_id = info_->tenant->id;
+    run.trigger = "call.incoming";
+    run.call_sid = parent.call_sid;
+    run.contact = parent.contact;
+    ++self_->state.stats.started;
+    store(wf, r, std::move(run));
+  }
+
+  /// Re-syncs the cron timers with the current schedule workflows.
+  void sync_cron() {
+    auto& st = self_->state;
+    if (!svc_->workflows)
+      return;
+    auto list = svc_->workflows->for_trigger(info_->tenant->id, "schedule");
+    std::set<std::string> wanted;
+    for (const auto& wf : list) {
+      auto key = cron_key(wf->name);
+      wanted.insert(key);
+      if (st.timers.contains(key))
+        continue;
+      auto cron = workflows::cron_schedule::parse(wf->schedule);
+      if (!cron.ok())
+        continue;
+      if (auto next = cron.value->next_after(now(), info_->calendar.zone()))
+        st.timers.arm(key, *next);
+    }
+    for (const auto& key : st.timers.keys())
+      if (key.rfind("cron:", 0) == 0 && wanted.count(key) == 0)
+        st.timers.cancel(key);
+    schedule_wake(self_, svc_);
+  }
+
+  /// A cron timer fired: start the run once across processes, re-arm.
+  void fire_cron(const std::string& name, engine::epoch_ms due) {
+    if (!svc_->workflows)
+      return;
+    workflow_ptr current;
+    for (const auto& w : svc_->workflows->for_trigger(info_->tenant->id,
+                                                     "schedule"))
+      if (w->name == name)
+        current = w;
+    if (!current)
+      return;
+    auto cron = workflows::cron_schedule::parse(current->schedule);
+    if (cron.ok())
+      if (auto next = cron.value->next_after(std::max(now(), due),
+                                             info_->calendar.zone()))
+        self_->state.timers.arm(cron_key(name), *next);
+    schedule_wake(self_, svc_);
+    auto key = "ringback:cron:" + info_->tenant->id + ":" + name + ":"
+               + std::to_string(due);
+    auto me = caf::actor{self_};
+    auto svc = svc_;
+    svc_->kv->post([me, key, svc, name, due](engine::kv& kv) {
+      bool first = true;
+      try {
+        first = kv.set_if_absent(key, svc->node_id, std::chrono::hours{48});
+      } catch (const std::exception& e) {
+        engine::log_warn("workflow", std::string("cron dedup unavailable: ")
+                                       + e.what());
+      }
+      if (first)
+        caf::anon_send(me, cron_atom_v, name, due);
+    });
+  }
+
+  void start_cron(const std::string& name, engine::epoch_ms due) {
+    auto list = svc_->workflows->for_trigger(info_->tenant->id, "schedule");
+    for (const auto& wf : list) {
+      if (wf->name != name)
+        continue;
+      auto t = now();
+      workflows::context vars;
+      workflows::add_tenant_variables(*info_->tenant, "", vars);
+      vars["schedule.cron"] = workflows::value{wf->schedule};
+      auto lt = info_->calendar.zone().to_local(due);
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d", lt.year,
+                    lt.month, lt.day, lt.hour, lt.minute, lt.second);
+      vars["schedule.fired_at"] = workflows::value{std::string(buf)};
+      vars = info_->with_calendar(std::move(vars), t);
+      auto r = workflows::start(*wf, vars, t, svc_->run_limits);
+      engine::run_record run;
+      run.tenant_id = info_->tenant->id;
+      run.trigger = "schedule";
+      ++self_->state.stats.started;
+      store(wf, r, std::move(run));
+    }
+  }
+
+  void recover() {
+    auto me = caf::actor{self_};
+    auto found = std::make_shared<std::vector<engine::run_record>>();
+    auto svc = svc_;
+    auto tenant_id = info_->tenant->id;
+    auto orphaned_before = now() - svc_->adopt_after.count();
+    svc_->store->post(
+      [found, svc, tenant_id, orphaned_before](engine::store& db) {
+        found->clear();
+        for (auto& r :
+             db.unfinished_runs(svc->node_id, orphaned_before, recover_limit))
+          if (r.tenant_id == tenant_id)
+            found->push_back(std::move(r));
+      },
+      [me, found](const std::string& error) {
+        if (!error.empty())
+          engine::log_error("workflow", "recovering runs failed: " + error);
+        caf::anon_send(me, recover_atom_v, *found);
+      });
+  }
+
+  void recovered(const std::vector<engine::run_record>& runs) {
+    std::size_t n = 0;
+    for (const auto& run : runs) {
+      if (run.status != engine::run_status::waiting)
+        continue;
+      if (run.waiting_for == "http") {
+        // The response was lost with the process: ask again (an HTTP step
+        // is at least once; see docs/workflows.md).
+        resume_event ev;
+        ev.what = resume_event::kind::http;
+        ev.error = "the process restarted while waiting; not retried";
+        load_and_resume(run.id, ev);
+        ++n;
+        continue;
+      }
+      arm(run);
+      ++n;
+    }
+    if (n > 0)
+      engine::log_info("workflow", who_ + ": " + std::to_string(n)
+                                     + " waiting run(s) re-armed");
+  }
+
+  state_t* self_;
+  tenant_info_ptr info_;
+  services_ptr svc_;
+  caf::actor outbox_;
+  std::string who_;
+};
+
+} // namespace
+
+} // namespace ringback::actors
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(
+  std::shared_ptr<ringback::actors::host::loaded_run>)
+
+namespace ringback::actors {
+
+caf::behavior runs_actor(caf::stateful_actor<runs_state>* self,
+                         tenant_info_ptr info, services_ptr svc,
+                         caf::actor outbox) {
+  auto h = std::make_shared<host>(self, std::move(info), svc, std::move(outbox));
+  self->send(self, cron_atom_v);
+  return {
+    [=](start_atom, const std::string& trigger, workflows::context& vars,
+        const std::string& call_sid) { h->start(trigger, std::move(vars), call_sid); },
+    [=](entry_atom, const std::string& call_sid, std::int32_t ordinal,
+        workflows::context& extra) {
+      h->transcription(call_sid, ordinal, std::move(extra));
+    },
+    [=](entry_atom, const engine::run_record& parent, std::int32_t ordinal,
+        workflows::context& extra) {
+      h->transcription_for(parent, ordinal, std::move(extra));
+    },
+    [=](adopt_atom, const engine::run_record& run) { h->arm(run); },
+    [=](adopt_atom, const engine::run_record& run,
+        const workflows::http_action& a) { h->send_http(run.id, a); },
+    [=](adopt_atom, std::int64_t run_id, resume_event& ev) {
+      h->load_and_resume(run_id, std::move(ev));
+    },
+    [=](event_atom, const engine::inbound_event& ev,
+        const std::shared_ptr<engine::voice_reply>&) {
+      if (ev.what == engine::inbound_event::kind::sms)
+        h->on_sms(ev);
+    },
+    [=](loaded_atom, const std::shared_ptr<host::loaded_run>& l) {
+      h->resume_loaded(*l);
+    },
+    [=](written_atom, const std::shared_ptr<stored_segment>& seg,
+        const std::vector<std::int64_t>& ids,
+        bool won) { h->written(seg, ids, won); },
+    [=](http_atom, std::int64_t run_id, const workflows::http_action& a) {
+      h->send_http(run_id, a);
+    },
+    [=](http_atom, std::int64_t run_id,
+        const engine::outbound_http_response& r) {
+      self->state.http_pending.erase(run_id);
+      h->load_and_resume(run_id, http_event(r));
+    },
+    [=](wake_atom) {
+      auto& st = self->state;
+      st.wake_at = 0;
+      auto now = svc->clock->now();
+      for (auto& key : st.timers.pop_due(now)) {
+        if (key.rfind("run:", 0) == 0) {
+          resume_event ev;
+          ev.what = resume_event::kind::timer;
+          h->load_and_resume(std::stoll(key.substr(4)), ev);
+        } else if (key.rfind("cron:", 0) == 0) {
+          h->fire_cron(key.substr(5), now);
+        }
+      }
+      schedule_wake(self, svc);
+    },
+    [=](cron_atom) {
+      h->sync_cron();
+      self->delayed_send(self, cron_resync, cron_atom_v);
+    },
+    [=](cron_atom, const std::string& name, engine::epoch_ms due) {
+      h->start_cron(name, due);
+    },
+    [=](recover_atom) { h->recover(); },
+    [=](recover_atom, const std::vector<engine::run_record>& runs) {
+      h->recovered(runs);
+    },
+    [=](stats_atom) {
+      auto s = self->state.stats;
+      s.timers = self->state.timers.size();
+      s.http = self->state.http_pending.size();
+      return s;
+    },
+  };
+}
+
+} // namespace ringback::actors
