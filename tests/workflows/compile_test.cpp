@@ -187,12 +187,22 @@ TEST(Compile, CallIncomingPathsMustAnswer) {
                      "- dial:\n")),
             strings{"wf.yaml:4:5: error: /steps/0: when the condition is false "
                     "the call gets no answer (add an 'else' with a voice "
-                    "step)"});
+                    "step, or one after the 'if')"});
+  // A voice step after the `if` answers the path the `if` left open.
+  EXPECT_TRUE(diags(wf("call.incoming",
+                       "  - if: business_hours\n    then:\n      - say: hi\n"
+                       "  - dial:\n"))
+                .empty());
+  EXPECT_TRUE(diags(wf("call.incoming",
+                       "  - switch: call.from\n    cases:\n      "
+                       "\"+15005550100\": [say: vip]\n  - dial:\n"))
+                .empty());
   EXPECT_EQ(diags(wf("call.incoming",
                      "  - switch: call.from\n    cases:\n      "
                      "\"+15005550100\": [reject: ]\n")),
             strings{"wf.yaml:4:5: error: /steps/0: when no case matches the "
-                    "call gets no answer (add a 'default' with a voice step)"});
+                    "call gets no answer (add a 'default' with a voice step, "
+                    "or one after the 'switch')"});
   EXPECT_EQ(
     diags(wf("call.incoming", "  - if: holiday\n    then: [stop: ]\n  - "
                               "dial:\n")),

@@ -176,6 +176,11 @@ public:
     /// A wait after the answer: the answer went out when the run began to
     /// wait, so no voice verb can follow.
     const step* waited = nullptr;
+    /// The step that let a path go on unanswered (an `if` without `else`,
+    /// a `switch` without `default`), reported only if the path then ends
+    /// without an answer.
+    const step* leak = nullptr;
+    std::string leak_message;
   };
 
   /// The state after either of two paths (a stopped path adds nothing):
@@ -185,8 +190,13 @@ public:
       return b;
     if (b.stopped)
       return a;
-    return {a.answered && b.answered, a.ended && b.ended, false,
-            a.waited != nullptr && b.waited != nullptr ? a.waited : nullptr};
+    voice_state out{a.answered && b.answered, a.ended && b.ended, false,
+                    a.waited != nullptr && b.waited != nullptr ? a.waited
+                                                               : nullptr};
+    const auto& from = a.leak != nullptr ? a : b;
+    out.leak = from.leak;
+    out.leak_message = from.leak_message;
+    return out;
   }
 
   bool answer_required(const voice_state& st, bool live) const {
@@ -221,6 +231,7 @@ public:
                         "wait, so voice steps must come before any wait");
         }
         st.answered = true;
+        st.leak = nullptr;
         if (s.type == "hangup" || s.type == "reject")
           st.ended = true;
         for (const auto& b : s.branches)
@@ -248,11 +259,15 @@ public:
         const auto* e = s.find_branch("else");
         auto a = t ? voice(t->steps, st, live) : st;
         auto b = e ? voice(e->steps, st, live) : st;
-        if (answer_required(st, live) && e == nullptr && !a.stopped
-            && a.answered)
-          report_no_answer(s, "when the condition is false the call gets no "
-                              "answer (add an 'else' with a voice step)");
+        const bool leaks = answer_required(st, live) && e == nullptr
+                           && !a.stopped && a.answered;
         st = join(a, b);
+        if (leaks && st.leak == nullptr) {
+          st.leak = &s;
+          st.leak_message = "when the condition is false the call gets no "
+                            "answer (add an 'else' with a voice step, or one "
+                            "after the 'if')";
+        }
         continue;
       }
       if (s.type == "switch") {
@@ -261,14 +276,19 @@ public:
           auto r = voice(b.steps, st, live);
           all = all ? join(*all, r) : r;
         }
+        bool leaks = false;
         if (s.find_branch("default") == nullptr) {
-          if (answer_required(st, live) && all && !all->stopped
-              && all->answered)
-            report_no_answer(s, "when no case matches the call gets no "
-                                "answer (add a 'default' with a voice step)");
+          leaks = answer_required(st, live) && all && !all->stopped
+                  && all->answered;
           all = all ? join(*all, st) : st;
         }
         st = all ? *all : st;
+        if (leaks && st.leak == nullptr) {
+          st.leak = &s;
+          st.leak_message = "when no case matches the call gets no answer "
+                            "(add a 'default' with a voice step, or one after "
+                            "the 'switch')";
+        }
         continue;
       }
       if (s.type == "repeat") { // the body runs at least once
@@ -297,8 +317,10 @@ public:
     always_stops(wf.steps);
     const bool live = trigger_ == nullptr || trigger_->voice;
     auto st = voice(wf.steps, {}, live);
-    if (trigger_voice() && !st.stopped && !st.answered && !wf.steps.empty()
-        && !no_answer_reported_) {
+    if (trigger_voice() && !st.stopped && !st.answered && st.leak != nullptr) {
+      report(*st.leak, st.leak_message);
+    } else if (trigger_voice() && !st.stopped && !st.answered
+               && !wf.steps.empty() && !no_answer_reported_) {
       const auto& last = wf.steps.back();
       report(last, "a path through this workflow ends without answering the "
                    "call (every path of a call.incoming workflow needs a "
