@@ -1019,3 +1019,24 @@ TEST(ShippedWorkflows, AllTheirTestsPass) {
 }
 
 } // namespace
+
+TEST_F(WorkflowTests, OwnerTimeoutStartsTheTakeoverWorkflow) {
+  add("takeover.yaml", R"y(name: takeover
+trigger: conversation.owner_timeout
+steps:
+  - send_sms:
+      to: "{{ conversation.customer }}"
+      body: "Thanks! {{ tenant.name }} will reply soon (re: {{ conversation.last_message | truncate(20) }})"
+  - notify_owner: "#{{ conversation.id }} {{ contact.phone }} is waiting"
+)y");
+  auto t = one(R"y(tenant: {name: Acme}
+tests:
+  - name: takeover
+    steps:
+      - owner_timeout: {customer: "+15551230000", message: "my water heater is leaking", id: "12"}
+      - expect:
+          sms: {to: "+15551230000", body: "Thanks! Acme will reply soon (re: my water heater is l)"}
+          notify_owner: {body: "#12 +15551230000 is waiting"}
+)y");
+  EXPECT_TRUE(t.passed) << t.failure << "\n" << trace(t);
+}

@@ -334,6 +334,7 @@ struct test_step {
     transcription,
     call_end,
     sms,
+    owner_timeout,
     advance,
     advance_to,
     http_response,
@@ -392,7 +393,8 @@ engine::tenant default_tenant(std::string id) {
 const std::vector<std::string>& step_keys() {
   static const std::vector<std::string> xs{
     "call", "dial_result", "recording",  "transcription", "call_end",
-    "sms",  "advance",     "advance_to", "http_response", "expect"};
+    "sms",  "owner_timeout", "advance", "advance_to", "http_response",
+    "expect"};
   return xs;
 }
 
@@ -1003,6 +1005,20 @@ private:
                  }
                });
         break;
+      case k::owner_timeout:
+        s.sid = "1";
+        fields(v, key, path, {"customer", "message", "id"},
+               {"customer", "message"},
+               [&](const std::string& n, const YAML::Node& x,
+                   const YAML::Mark& m, const std::string& p) {
+                 if (n == "customer") {
+                   if (auto y = phone(x, m, p))
+                     s.from = *y;
+                 } else if (auto y = text(x, m, p)) {
+                   (n == "message" ? s.body : s.sid) = *y;
+                 }
+               });
+        break;
       case k::advance:
         if (auto y = duration_ms(v, key, path)) {
           if (*y <= 0)
@@ -1483,6 +1499,8 @@ public:
         return call_end();
       case k::sms:
         return inbound_sms(s);
+      case k::owner_timeout:
+        return owner_timeout(s);
       case k::advance:
         return advance(now_ + s.number);
       case k::advance_to: {
@@ -1877,6 +1895,23 @@ private:
     auto ctx = wf::sms_context(m, tenant_);
     wf::add_calendar_variables(cal_, now_, ctx);
     return start_runs("sms.received", ctx);
+  }
+
+  /// The conversations layer's owner-reply window ran out: starts the
+  /// `conversation.owner_timeout` workflows.
+  std::string owner_timeout(const test_step& s) {
+    line(stamp(now_) + " owner timeout in conversation #" + s.sid + " with "
+         + s.from);
+    wf::context ctx{
+      {"conversation.id", wf::value{s.sid}},
+      {"conversation.customer", wf::value{s.from}},
+      {"conversation.last_message", wf::value{s.body}},
+      {"conversation.transcript", wf::value{"customer: " + s.body}},
+      {"contact.phone", wf::value{s.from}},
+    };
+    wf::add_tenant_variables(tenant_, "", ctx);
+    wf::add_calendar_variables(cal_, now_, ctx);
+    return start_runs("conversation.owner_timeout", ctx);
   }
 
   /// Moves the clock to `target`, firing due timers (and reply timeouts) and
