@@ -350,6 +350,38 @@ void simulator::dispatch(const event& e) {
 // -- the calls
 // ------------------------------------------------------------------
 
+/// The phone numbers written in a text, as E.164 candidates: runs of 10 to
+/// 15 digits, with the usual separators between them ("+1 (555) 123-0000").
+/// A 10-digit run is also tried as a +1 number.
+std::vector<std::string> phone_numbers_in(const std::string& body) {
+  std::vector<std::string> out;
+  std::size_t i = 0;
+  while (i < body.size()) {
+    if (!(body[i] >= '0' && body[i] <= '9') && body[i] != '+'
+        && body[i] != '(') {
+      ++i;
+      continue;
+    }
+    std::string digits;
+    std::size_t j = i;
+    for (; j < body.size() && digits.size() <= 15; ++j) {
+      char ch = body[j];
+      if (ch >= '0' && ch <= '9')
+        digits += ch;
+      else if (ch != ' ' && ch != '(' && ch != ')' && ch != '-' && ch != '.'
+               && !(ch == '+' && digits.empty()))
+        break;
+    }
+    if (digits.size() >= 10 && digits.size() <= 15) {
+      out.push_back("+" + digits);
+      if (digits.size() == 10)
+        out.push_back("+1" + digits);
+    }
+    i = j > i ? j : i + 1;
+  }
+  return out;
+}
+
 void simulator::arrive(sim_clock::time_point at) {
   if (!arrivals_open_) {
     return;
@@ -716,8 +748,8 @@ void simulator::send_reply(std::uint32_t idx, sim_clock::time_point at,
   const std::string from = owner ? t.owner : c.caller;
   const std::string body
     = owner ? "On it, calling them back after this job."
-            : "Hi, this is about a leaking pipe under the sink. Can you "
-              "come tomorrow morning?";
+            : "Hi, this is about the kitchen sink, it drains slowly. Can "
+              "you come tomorrow morning?";
   std::vector<std::pair<std::string, std::string>> f{
     {"AccountSid", opt_.account_sid},
     {"ApiVersion", "2010-04-01"},
@@ -1091,16 +1123,10 @@ void simulator::on_message(const std::string& to, const std::string& from,
     if (from != tenants_[o->second].number) {
       ++wrong_from_;
     }
-    // Attribute the notification to the call by the caller's number in it.
-    for (std::size_t p = body.find('+'); p != std::string::npos;
-         p = body.find('+', p + 1)) {
-      auto end = p + 1;
-      while (end < body.size() && end - p <= 16 && body[end] >= '0'
-             && body[end] <= '9') {
-        ++end;
-      }
-      auto c_it = by_caller_.find(body.substr(p, end - p));
-      if (c_it == by_caller_.end()) {
+    // Attribute the notification to the call by the caller's number in it,
+    // however the workflow formatted it (+15551230000, (555) 123-0000).
+    for (const auto& number : phone_numbers_in(body)) {
+      auto c_it = by_caller_.find(number);      if (c_it == by_caller_.end()) {
         continue;
       }
       auto& c = calls_[c_it->second];

@@ -167,6 +167,16 @@ class WorkflowsE2E(E2ETestCase):
         self.assertEqual(msgs[0]["To"], caller)
         self.assertEqual(msgs[0]["Body"], "Following up on your call to Acme Plumbing.")
         self.mock.assert_message_count_stays(1, scaled(2.0))
+        # "Why did this caller get that text?"
+        out = subprocess.run([rb.binary, "runs", "--config", rb.config_path, "--call", sid],
+                             cwd=rb.workdir, capture_output=True, text=True, timeout=scaled(20))
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("missed_later (version ", out.stdout)
+        self.assertIn("trigger call.missed, finished", out.stdout)
+        self.assertRegex(out.stdout, r"#0 wait waiting( \(\d+ us\))?: waiting 4s")
+        self.assertRegex(out.stdout, r"#0 wait resumed( \(\d+ us\))?: time is up")
+        self.assertRegex(out.stdout, r"later send_sms ok( \(\d+ us\))?: to " + re.escape(caller))
+        self.assertIn("missed_later/later to %s" % caller, out.stdout)
 
     def test_a_reply_resumes_the_waiting_run(self):
         d = self.workflows_dir({"ask_review.yaml": REVIEW})

@@ -99,7 +99,10 @@ std::vector<std::string> workflow_set::tenants() const {
 }
 
 void workflow_set_access::link(workflow_set& set) {
-  for (const auto& [id, own] : set.own_) {
+  for (const auto& entry : set.own_) {
+    // Not a structured binding: the lambda below captures `own` (clang 14).
+    const auto& id = entry.first;
+    const auto& own = entry.second;
     const bool answers_calls
       = std::any_of(own.begin(), own.end(), [](const workflow_ptr& wf) {
           return wf->trigger == "call.incoming";
