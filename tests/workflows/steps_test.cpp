@@ -301,7 +301,7 @@ TEST(Steps, SendSmsNormalizesAndMayWaitOutQuietHours) {
   EXPECT_EQ(r.fx.sms[0].from, "+15005550001");
   EXPECT_FALSE(r.fx.sms[0].urgent);
   EXPECT_EQ(trace_of(r), "#0 send_sms ok: to +15005550100 from +15005550001 "
-                         "(not urgent: held in quiet hours)\n");
+                         "(not urgent)\n");
 }
 
 TEST(Steps, SendSmsSkipsAndFails) {

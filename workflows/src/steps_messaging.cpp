@@ -47,7 +47,7 @@ step_result ask_sms(const step& s, step_frame& f, const std::string& to,
                     + " characters");
   std::string detail = "to " + *to_number + " from " + *from_number;
   if (!is_urgent(s))
-    detail += " (not urgent: held in quiet hours)";
+    detail += " (not urgent)";
   if (!notes.empty())
     detail += "; " + join(notes, "; ");
   f.fx.sms.push_back({s.display_id(), std::move(*to_number),
@@ -78,8 +78,9 @@ step_result execute_notify_owner(const step& s, step_frame& f) {
 
 field_spec urgent_field() {
   return {"urgent", field_kind::boolean, false, "true",
-          "Send at once even in the tenant's quiet hours; false holds it "
-          "until they end (follow-ups, review requests)."};
+          "false marks a deferrable text (follow-ups, review requests) for "
+          "the messaging layer's quiet-hours gate; until that gate exists "
+          "every text is sent at once."};
 }
 
 } // namespace
@@ -89,9 +90,10 @@ void add_messaging_steps(step_registry& r) {
     step_spec s;
     s.type = "send_sms";
     s.family = step_family::messaging;
-    s.doc = "Send a text message through the outbox (stored first, paced per "
-            "number, checked against opt-outs, sent once). A recipient that "
-            "is not a phone number (a withheld caller id) skips the step.";
+    s.doc = "Send a text message through the outbox (stored together with "
+            "the run's segment, sent once, retried on carrier errors). A "
+            "recipient that is not a phone number (a withheld caller id) "
+            "skips the step.";
     s.fields = {
       {"to", field_kind::text, true, "", "Recipient, E.164 after rendering."},
       {"body", field_kind::text, true, "",
