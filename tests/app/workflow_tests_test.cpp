@@ -1005,6 +1005,16 @@ TEST(WorkflowCheckCli, SeveralPathsAndFolders) {
   EXPECT_EQ(out, "");
   EXPECT_EQ(err.substr(0, bad.size() + 10), bad + ":2:10: err");
   EXPECT_NE(err.find("did you mean 'call.missed'?"), std::string::npos) << err;
+  // A folder's tenant overrides are checked too, each as its own catalog.
+  auto tenant_bad = dir.write("a/tenants/acme/x.yaml",
+                              "name: x\ntrigger: call.missed\nsteps:\n"
+                              "  - send_smss: {}\n");
+  dir.write("a/tenants/bob/missed.yaml", missed_yaml);
+  std::tie(rc, out, err) = cli({"workflows", "check", dir.str() + "/a"});
+  EXPECT_EQ(rc, 1);
+  EXPECT_EQ(err.substr(0, tenant_bad.size() + 9), tenant_bad + ":4:5: err")
+    << err;
+  EXPECT_NE(err.find("1 problem(s) found"), std::string::npos) << err;
 }
 
 // -- the shipped library

@@ -7,6 +7,8 @@
 #include "ringback/workflows/loader.hpp"
 #include "ringback/workflows/reference.hpp"
 
+#include <algorithm>
+#include <filesystem>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -20,7 +22,8 @@ constexpr const char* usage = R"(usage:
       Run the service.
   ringback workflows check PATH...
       Validate workflow files or folders (each folder's *.yaml but
-      *.test.yaml, as one catalog); print every problem on stderr as
+      *.test.yaml, as one catalog; a folder's tenants/<id>/ folders too);
+      print every problem on stderr as
       file:line:col: error: message. Exit 1 if any, 0 when clean.
   ringback workflows test [--filter TEXT] [--verbose] PATH...
       Run workflow tests: PATH is a *.test.yaml file or a folder (every
@@ -42,12 +45,27 @@ int workflows_check(const std::vector<std::string>& paths) {
   }
   std::size_t problems = 0;
   std::size_t files = 0;
-  for (const auto& path : paths) {
+  auto check = [&](const std::string& path) {
     auto cat = workflows::load_path(path);
     files += cat.workflows().size();
     for (const auto& d : cat.diagnostics())
       std::cerr << workflows::to_string(d) << "\n";
     problems += cat.diagnostics().size();
+  };
+  for (const auto& path : paths) {
+    check(path);
+    // A folder's tenant overrides (tenants/<id>/) are catalogs of their own.
+    std::error_code ec;
+    auto tenants = std::filesystem::path(path) / "tenants";
+    if (!std::filesystem::is_directory(tenants, ec))
+      continue;
+    std::vector<std::string> dirs;
+    for (const auto& e : std::filesystem::directory_iterator(tenants, ec))
+      if (e.is_directory(ec))
+        dirs.push_back(e.path().string());
+    std::sort(dirs.begin(), dirs.end());
+    for (const auto& d : dirs)
+      check(d);
   }
   if (problems > 0) {
     std::cerr << problems << " problem(s) found\n";
