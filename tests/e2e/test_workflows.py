@@ -251,6 +251,27 @@ class WorkflowsE2E(E2ETestCase):
         self.assertIn("did you mean 'send_sms'?", rb.log_text())
         self.assertEqual(missed_call_body(3), "version two")
 
+    def test_a_waiting_run_finishes_on_the_version_it_started_with(self):
+        versioned = MISSED_WAIT.replace("Following up", "%s: following up")
+        d = self.workflows_dir({"missed_later.yaml": versioned % ("3s", "v1")})
+        rb = self.start_ringback(workflows=d)
+        sid, caller = new_call_sid(), new_caller()
+        rb.webhooks.incoming(sid, caller)
+        rb.webhooks.dial_result(sid, "no-answer")
+        wait_until(lambda: "waiting 3s" in rb.log_text(), scaled(5), message="the run to wait")
+        with open(os.path.join(d, "missed_later.yaml"), "w") as f:
+            f.write(versioned % ("3s", "v2"))
+        rb.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: "reloaded workflows" in rb.log_text(), scaled(5), message="the reload")
+        msgs = self.mock.wait_for_messages(1, timeout=scaled(10))
+        self.assertTrue(msgs[0]["Body"].startswith("v1: following up"), msgs[0]["Body"])
+        # A new call runs the new version.
+        sid2, caller2 = new_call_sid(), new_caller()
+        rb.webhooks.incoming(sid2, caller2)
+        rb.webhooks.dial_result(sid2, "no-answer")
+        msgs = self.mock.wait_for_messages(2, timeout=scaled(10))
+        self.assertTrue(msgs[1]["Body"].startswith("v2: following up"), msgs[1]["Body"])
+
     def test_a_file_change_is_picked_up_without_a_signal(self):
         d = self.workflows_dir({"note.yaml": NOTE % "before"})
         rb = self.start_ringback(workflows=d)
