@@ -3,6 +3,7 @@
 #include "ringback/actors/messages.hpp"
 #include "ringback/engine/log.hpp"
 #include "ringback/workflows/contexts.hpp"
+#include "ringback/workflows/diagnostic.hpp"
 
 #include <utility>
 
@@ -103,7 +104,7 @@ engine::voice_answer builtin_answer(const engine::call_record& rec,
 caf::behavior call_actor(state_t* self, engine::call_record record,
                          services_ptr svc, tenant_info_ptr info,
                          caf::actor tenant_actor, caf::actor outbox,
-                         caf::actor runs) {
+                         caf::actor runs, bool created) {
   const auto sid = record.call_sid;
   self->state.fsm = std::make_unique<call_fsm>(std::move(record), svc->timing);
   auto now = [svc] { return svc->clock->now(); };
@@ -249,12 +250,64 @@ caf::behavior call_actor(state_t* self, engine::call_record record,
       maybe_finish();
     }
   };
+  // Answers the incoming webhook: starts the call.incoming run, or repeats
+  // the answer for a carrier retry.
+  auto answer_incoming = [=](std::shared_ptr<engine::voice_reply> reply) {
+    auto& st = self->state;
+    if (!reply)
+      return;
+    if (st.first_answer) {
+      reply->answer(*st.first_answer);
+      return;
+    }
+    const auto& rec = st.fsm->record();
+    auto vars = info->with_calendar(workflows::call_context(rec, *info->tenant),
+                                    now());
+    auto replay = st.incoming ? st.incoming->wf : st.stored_wf;
+    if (replay) {
+      // The run started before this answer was asked for (elsewhere, or
+      // before a restart): its first segment again gives the same answer
+      // (the interpreter is pure); nothing of it is stored.
+      auto r = workflows::start(*replay, std::move(vars), now(),
+                                svc->run_limits);
+      fill_voice_urls(r.fx.voice, svc->public_url,
+                      std::chrono::duration_cast<std::chrono::seconds>(
+                        svc->timing.ring_timeout));
+      st.first_answer = r.fx.http || r.fx.voice.empty()
+                          ? builtin_answer(rec, svc)
+                          : engine::voice_answer{std::move(r.fx.voice)};
+      reply->answer(*st.first_answer);
+      return;
+    }
+    std::vector<workflows::workflow_ptr> wfs;
+    if (svc->workflows)
+      wfs = svc->workflows->for_trigger(info->tenant->id, "call.incoming");
+    if (wfs.empty()) {
+      st.first_answer = builtin_answer(rec, svc);
+      reply->answer(*st.first_answer);
+      return;
+    }
+    incoming_run in;
+    in.wf = wfs.front();
+    in.run.tenant_id = info->tenant->id;
+    in.run.trigger = "call.incoming";
+    in.run.call_sid = sid;
+    in.run.contact = rec.from;
+    st.incoming = std::move(in);
+    auto r = workflows::start(*st.incoming->wf, std::move(vars), now(),
+                              svc->run_limits);
+    handle_incoming(std::move(r), std::move(reply));
+  };
   // Voice events for the incoming run, once it is in memory (or known to be
   // absent).
   auto voice_event = [=](const engine::inbound_event& ev,
                          std::shared_ptr<engine::voice_reply> reply) {
     using kind = engine::inbound_event::kind;
     auto& st = self->state;
+    if (ev.what == kind::call_incoming) {
+      answer_incoming(std::move(reply));
+      return;
+    }
     const char* waiting = ev.what == kind::dial_result ? "dial" : "recording";
     if (st.incoming && st.incoming->waiting
         && st.incoming->state.waiting_for == waiting) {
@@ -276,17 +329,35 @@ caf::behavior call_actor(state_t* self, engine::call_record record,
       reply->answer(engine::voice_answer::hangup());
   };
   // Loads the incoming run from the store (a restarted or released actor).
+  // With the run comes the source of its workflow version when this process
+  // does not have that version (edited since, or never loaded here): a run
+  // finishes on the version it started with.
   auto load_incoming = [=] {
     auto& st = self->state;
     st.incoming_loading = true;
     auto found = std::make_shared<std::vector<engine::run_record>>();
+    auto source = std::make_shared<engine::workflow_version_record>();
     auto me = caf::actor{self};
+    auto tenant_id = info->tenant->id;
     svc->store->post(
-      [found, sid](engine::store& db) { *found = db.runs_for_call(sid); },
-      [me, found](const std::string& error) {
+      [found, source, sid, svc, tenant_id](engine::store& db) {
+        *found = db.runs_for_call(sid);
+        *source = {};
+        for (const auto& r : *found)
+          if (r.trigger == "call.incoming") {
+            if (!svc->workflows
+                || !svc->workflows->find_version(tenant_id, r.workflow,
+                                                 r.version))
+              if (auto v = db.find_workflow_version(tenant_id, r.workflow,
+                                                    r.version))
+                *source = std::move(*v);
+            break;
+          }
+      },
+      [me, found, source](const std::string& error) {
         if (!error.empty())
           engine::log_error("call", "loading the incoming run failed: " + error);
-        caf::anon_send(me, loaded_atom_v, *found);
+        caf::anon_send(me, loaded_atom_v, *found, source->file, source->source);
       });
   };
   apply(self->state.fsm->resume(now()));
@@ -300,37 +371,33 @@ caf::behavior call_actor(state_t* self, engine::call_record record,
         case kind::call_incoming: {
           if (!reply)
             break;
-          // A carrier retry of the incoming webhook gets the same answer.
-          if (st.first_answer) {
-            reply->answer(*st.first_answer);
+          if (!created && !st.first_answer && !st.incoming
+              && !st.incoming_absent) {
+            // A carrier retry reaching an actor that did not create the call
+            // (another process, a restart): the run the first attempt
+            // started, if any, is in the store.
+            st.held.emplace_back(ev, std::move(reply));
+            if (!st.incoming_loading)
+              load_incoming();
             break;
           }
-          std::vector<workflows::workflow_ptr> wfs;
-          if (svc->workflows)
-            wfs = svc->workflows->for_trigger(info->tenant->id, "call.incoming");
-          if (wfs.empty() || st.incoming) {
-            st.first_answer = builtin_answer(fsm.record(), svc);
-            reply->answer(*st.first_answer);
-            break;
-          }
-          incoming_run in;
-          in.wf = wfs.front();
-          in.run.tenant_id = info->tenant->id;
-          in.run.trigger = "call.incoming";
-          in.run.call_sid = sid;
-          in.run.contact = fsm.record().from;
-          st.incoming = std::move(in);
-          auto vars = info->with_calendar(
-            workflows::call_context(fsm.record(), *info->tenant), now());
-          auto r = workflows::start(*st.incoming->wf, std::move(vars), now(),
-                                    svc->run_limits);
-          handle_incoming(std::move(r), std::move(reply));
+          answer_incoming(std::move(reply));
           break;
         }
         case kind::dial_result:
           apply(fsm.on_dial_result(ev.status, ev.duration, now()));
           [[fallthrough]];
         case kind::recording: {
+          const char* wanted = ev.what == kind::dial_result ? "dial"
+                                                            : "recording";
+          if (st.incoming && !st.pending_reply
+              && st.incoming->state.waiting_for != "http"
+              && st.incoming->state.waiting_for != wanted) {
+            // Another process may have moved the run on (a callback it
+            // got): the store, not this copy, says what the run waits for.
+            st.incoming.reset();
+            st.incoming_absent = false;
+          }
           if (!st.incoming && !st.incoming_absent) {
             st.held.emplace_back(ev, std::move(reply));
             if (!st.incoming_loading)
@@ -358,18 +425,37 @@ caf::behavior call_actor(state_t* self, engine::call_record record,
           break;
       }
     },
-    [=](loaded_atom, const std::vector<engine::run_record>& found) {
+    [=](loaded_atom, const std::vector<engine::run_record>& found,
+        const std::string& file, const std::string& source) {
       auto& st = self->state;
       st.incoming_loading = false;
-      const engine::run_record* run = nullptr;
-      for (const auto& r : found)
-        if (r.trigger == "call.incoming" && r.status == engine::run_status::waiting
+      const engine::run_record* run = nullptr;   // waits for a callback
+      const engine::run_record* first = nullptr; // the call's incoming run
+      for (const auto& r : found) {
+        if (r.trigger != "call.incoming")
+          continue;
+        if (first == nullptr)
+          first = &r;
+        if (r.status == engine::run_status::waiting
             && (r.waiting_for == "dial" || r.waiting_for == "recording"))
           run = &r;
+      }
+      // Every incoming run of a call (its on_transcription runs too) is of
+      // the first one's workflow version.
       workflows::workflow_ptr wf;
-      if (run != nullptr && svc->workflows)
-        wf = svc->workflows->find_version(info->tenant->id, run->workflow,
-                                          run->version);
+      if (first != nullptr && svc->workflows)
+        wf = svc->workflows->find_version(info->tenant->id, first->workflow,
+                                          first->version);
+      if (first != nullptr && !wf && !source.empty()) {
+        auto loaded = workflows::load_string(source, file);
+        wf = loaded.value;
+        if (!wf)
+          engine::log_error("call",
+                            sid + ": the stored version of workflow "
+                              + first->workflow + " does not load: "
+                              + workflows::to_string(loaded.diagnostics));
+      }
+      st.stored_wf = wf;
       auto state = run != nullptr ? workflows::run_state::from_json(run->state)
                                   : std::nullopt;
       if (run != nullptr && wf && state) {
@@ -412,7 +498,15 @@ caf::behavior call_actor(state_t* self, engine::call_record record,
             self->send(runs, adopt_atom_v, seg->run);
         }
       }
-      apply(self->state.fsm->on_decided(result, now()));
+      auto& st = self->state;
+      if (result == claim_result::lost && st.incoming && !st.pending_reply
+          && st.incoming->state.waiting_for != "http") {
+        // Another process decided the call, so the callbacks go there too:
+        // this copy of the run would only keep the actor alive. A late
+        // callback here loads the run from the store.
+        st.incoming.reset();
+      }
+      apply(st.fsm->on_decided(result, now()));
     },
     [=](release_atom) { self->quit(); },
   };

@@ -280,9 +280,27 @@ public:
                      workflows::context extra) {
     auto me = caf::actor{self_};
     auto found = std::make_shared<std::vector<engine::run_record>>();
+    // The branch belongs to the version the call's run started with: its
+    // source comes along when this process does not have that version.
+    auto source = std::make_shared<engine::workflow_version_record>();
+    auto svc = svc_;
+    auto tenant_id = info_->tenant->id;
     svc_->store->post(
-      [found, call_sid](engine::store& db) { *found = db.runs_for_call(call_sid); },
-      [me, found, call_sid, ordinal, extra](const std::string& error) {
+      [found, source, call_sid, svc, tenant_id](engine::store& db) {
+        *found = db.runs_for_call(call_sid);
+        *source = {};
+        for (const auto& run : *found)
+          if (run.trigger == "call.incoming") {
+            if (svc->workflows
+                && !svc->workflows->find_version(tenant_id, run.workflow,
+                                                 run.version))
+              if (auto v = db.find_workflow_version(tenant_id, run.workflow,
+                                                    run.version))
+                *source = std::move(*v);
+            break;
+          }
+      },
+      [me, found, source, call_sid, ordinal, extra](const std::string& error) {
         if (!error.empty()) {
           engine::log_error("workflow", call_sid + ": loading the call's run "
                                                    "failed: "
@@ -291,7 +309,8 @@ public:
         }
         for (const auto& run : *found)
           if (run.trigger == "call.incoming") {
-            caf::anon_send(me, entry_atom_v, run, ordinal, extra);
+            caf::anon_send(me, entry_atom_v, run, ordinal, extra, source->file,
+                           source->source);
             return;
           }
         engine::log_warn("workflow", call_sid + ": a transcription for a call "
@@ -299,12 +318,15 @@ public:
       });
   }
 
-  void transcription_for(const engine::run_record& parent,
-                         std::int32_t ordinal, workflows::context extra) {
+  void transcription_for(const engine::run_record& parent, std::int32_t ordinal,
+                         workflows::context extra, const std::string& file,
+                         const std::string& source) {
     if (!svc_->workflows)
       return;
     auto wf = svc_->workflows->find_version(info_->tenant->id, parent.workflow,
                                             parent.version);
+    if (!wf && !source.empty())
+      wf = workflows::load_string(source, file).value;
     if (!wf) {
       engine::log_warn("workflow", parent.call_sid + ": workflow "
                                      + parent.workflow + " version "
@@ -354,12 +376,16 @@ public:
       auto cron = workflows::cron_schedule::parse(wf->schedule);
       if (!cron.ok())
         continue;
-      if (auto next = cron.value->next_after(now(), info_->calendar.zone()))
+      if (auto next = cron.value->next_after(now(), info_->calendar.zone())) {
         st.timers.arm(key, *next);
+        st.cron_due[key] = *next;
+      }
     }
     for (const auto& key : st.timers.keys())
-      if (key.rfind("cron:", 0) == 0 && wanted.count(key) == 0)
+      if (key.rfind("cron:", 0) == 0 && wanted.count(key) == 0) {
         st.timers.cancel(key);
+        st.cron_due.erase(key);
+      }
     schedule_wake(self_, svc_);
   }
 
@@ -377,8 +403,10 @@ public:
     auto cron = workflows::cron_schedule::parse(current->schedule);
     if (cron.ok())
       if (auto next = cron.value->next_after(std::max(now(), due),
-                                             info_->calendar.zone()))
+                                             info_->calendar.zone())) {
         self_->state.timers.arm(cron_key(name), *next);
+        self_->state.cron_due[cron_key(name)] = *next;
+      }
     schedule_wake(self_, svc_);
     auto key = "ringback:cron:" + info_->tenant->id + ":" + name + ":"
                + std::to_string(due);
@@ -448,8 +476,9 @@ public:
       if (run.status != engine::run_status::waiting)
         continue;
       if (run.waiting_for == "http") {
-        // The response was lost with the process: ask again (an HTTP step
-        // is at least once; see docs/workflows.md).
+        // The response was lost with the process. The server may have acted
+        // on the request, so it is not sent again: the run carries on with
+        // an error (steps.<id>.ok false; docs/operations.md).
         resume_event ev;
         ev.what = resume_event::kind::http;
         ev.error = "the process restarted while waiting; not retried";
@@ -494,8 +523,9 @@ caf::behavior runs_actor(caf::stateful_actor<runs_state>* self,
       h->transcription(call_sid, ordinal, std::move(extra));
     },
     [=](entry_atom, const engine::run_record& parent, std::int32_t ordinal,
-        workflows::context& extra) {
-      h->transcription_for(parent, ordinal, std::move(extra));
+        workflows::context& extra, const std::string& file,
+        const std::string& source) {
+      h->transcription_for(parent, ordinal, std::move(extra), file, source);
     },
     [=](adopt_atom, const engine::run_record& run) { h->arm(run); },
     [=](adopt_atom, const engine::run_record& run,
@@ -532,7 +562,14 @@ caf::behavior runs_actor(caf::stateful_actor<runs_state>* self,
           ev.what = resume_event::kind::timer;
           h->load_and_resume(std::stoll(key.substr(4)), ev);
         } else if (key.rfind("cron:", 0) == 0) {
-          h->fire_cron(key.substr(5), now);
+          // The firing it was armed for: processes wake at different
+          // instants, but must agree on which firing they run.
+          auto due = now;
+          if (auto i = st.cron_due.find(key); i != st.cron_due.end()) {
+            due = i->second;
+            st.cron_due.erase(i);
+          }
+          h->fire_cron(key.substr(5), due);
         }
       }
       schedule_wake(self, svc);

@@ -19,23 +19,26 @@ using state_t = caf::stateful_actor<tenant_state>;
 constexpr int max_restarts = 3;
 
 /// Creates the call (incoming) or loads it (any other event) in the store and
-/// reports `(loaded_atom, sid, records, error)` back.
+/// reports `(loaded_atom, sid, records, error, created)` back.
 void create_or_load(state_t* self, const services_ptr& svc,
                     std::optional<call_record> fresh, const std::string& sid) {
   auto found = std::make_shared<std::vector<call_record>>();
+  auto created = std::make_shared<bool>(false);
   auto me = caf::actor{self};
   svc->store->post(
-    [fresh, sid, found](engine::store& db) {
+    [fresh, sid, found, created](engine::store& db) {
       found->clear();
+      *created = false;
       if (fresh && db.insert_call(*fresh)) {
         found->push_back(*fresh);
+        *created = true;
         return;
       }
       if (auto rec = db.find_call(sid))
         found->push_back(std::move(*rec));
     },
-    [me, sid, found](const std::string& error) {
-      caf::anon_send(me, loaded_atom_v, sid, *found, error);
+    [me, sid, found, created](const std::string& error) {
+      caf::anon_send(me, loaded_atom_v, sid, *found, error, *created);
     });
 }
 
@@ -63,10 +66,10 @@ caf::behavior tenant_actor(state_t* self,
   auto info = tenant_info::make(tenant);
   auto runs = self->spawn<caf::linked>(runs_actor, info, svc, outbox);
   self->state.runs = runs;
-  auto spawn_call = [=](call_record rec) {
+  auto spawn_call = [=](call_record rec, bool created) {
     auto sid = rec.call_sid;
     auto call = self->spawn(call_actor, std::move(rec), svc, info,
-                            caf::actor{self}, outbox, runs);
+                            caf::actor{self}, outbox, runs, created);
     self->monitor(call);
     self->state.calls[sid] = call;
     return call;
@@ -140,7 +143,7 @@ caf::behavior tenant_actor(state_t* self,
       create_or_load(self, svc, std::move(fresh), sid);
     },
     [=](loaded_atom, const std::string& sid, std::vector<call_record>& found,
-        const std::string& error) {
+        const std::string& error, bool created) {
       auto& st = self->state;
       auto pending = std::move(st.loading[sid]);
       st.loading.erase(sid);
@@ -160,8 +163,9 @@ caf::behavior tenant_actor(state_t* self,
         found.push_back(engine::call_fsm::begin(
           ev.sid, tenant->id, ev.from, ev.to, tenant->owner_phone,
           svc->node_id, svc->clock->now(), svc->timing));
+        created = true;
       }
-      auto call = spawn_call(std::move(found.front()));
+      auto call = spawn_call(std::move(found.front()), created);
       for (auto& [ev, reply] : pending)
         self->send(call, event_atom_v, std::move(ev), std::move(reply));
     },
@@ -220,7 +224,7 @@ caf::behavior tenant_actor(state_t* self,
           continue;
         engine::log_info(component, rec.call_sid + ": resumed after restart");
         ++self->state.restored;
-        spawn_call(std::move(rec));
+        spawn_call(std::move(rec), false);
       }
     },
     [=](stats_atom) {

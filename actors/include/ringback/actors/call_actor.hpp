@@ -30,6 +30,10 @@ struct call_state {
   std::optional<incoming_run> incoming;
   bool incoming_loading = false; ///< looking for it in the store
   bool incoming_absent = false;  ///< the store has none for this call
+  /// The workflow (version) of the call's incoming run as loaded from the
+  /// store, whatever its state: a carrier retry of the incoming webhook
+  /// replays its first segment for the same answer.
+  workflows::workflow_ptr stored_wf;
   /// Voice events that arrived while the run was loading.
   std::vector<std::pair<engine::inbound_event, std::shared_ptr<engine::voice_reply>>>
     held;
@@ -54,9 +58,12 @@ struct call_state {
 /// vector<int64_t>)` from the carrier and kv/store queues.
 /// It tells the tenant `(arm_atom, sid, at)` and `(finished_atom, sid)`, and
 /// the outbox `(send_atom, ids)` once a missed outcome stored its messages.
+/// `created`: the tenant has just stored `record` for an incoming webhook, so
+/// no run of the call can exist yet; false for a call loaded from the store,
+/// whose incoming webhook (a carrier retry) first looks for the run there.
 caf::behavior call_actor(caf::stateful_actor<call_state>* self,
                          engine::call_record record, services_ptr svc,
                          tenant_info_ptr info, caf::actor tenant_actor,
-                         caf::actor outbox, caf::actor runs);
+                         caf::actor outbox, caf::actor runs, bool created);
 
 } // namespace ringback::actors

@@ -7,6 +7,7 @@
 
 #include <caf/all.hpp>
 
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -16,6 +17,9 @@ namespace ringback::actors {
 struct runs_state {
   const char* name = "runs";
   engine::deadline_queue timers; // "run:<id>" and "cron:<workflow>"
+  /// The firing each cron timer is armed for: the kv key that makes a firing
+  /// run once across processes names it (not the instant a process woke).
+  std::map<std::string, engine::epoch_ms> cron_due;
   engine::epoch_ms wake_at = 0;
   std::set<std::int64_t> http_pending;
   runs_stats stats;
