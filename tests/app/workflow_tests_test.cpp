@@ -318,7 +318,7 @@ TEST_F(WorkflowTests, VoiceFlowRecordingAndTranscription) {
             equals: '<?xml version="1.0" encoding="UTF-8"?><Response><Dial timeout="15" action="https://ringback.test/webhooks/twilio/voice/dial-result" method="POST"><Number>+15005550199</Number></Dial></Response>'
       - dial_result: no-answer
       - expect:
-          twiml: {contains: "<Say>Leave a message</Say><Record action=\"https://ringback.test/webhooks/twilio/voice/recording?run=1&amp;step=", matches: 'transcribeCallback="https://ringback\.test/webhooks/twilio/voice/transcription\?run=1&amp;step=\d+"'}
+          twiml: {contains: "<Say>Leave a message</Say><Record action=\"https://ringback.test/webhooks/twilio/voice/recording\" method", matches: 'transcribeCallback="https://ringback\.test/webhooks/twilio/voice/transcription\?step=\d+"'}
           sms: {to: "+15551230000", count: 1}
           run: {workflow: incoming, status: waiting, waiting_for: recording}
       - recording: {duration: 12s, url: "https://example.com/RE1"}

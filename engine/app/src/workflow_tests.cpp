@@ -1,5 +1,7 @@
 #include "ringback/app/workflow_tests.hpp"
 
+#include "ringback/actors/runs.hpp"
+
 #include "ringback/adapters/webhooks/twilio_webhooks.hpp"
 #include "ringback/engine/ingress.hpp"
 #include "ringback/engine/records.hpp"
@@ -1597,24 +1599,10 @@ private:
       r.state = std::move(seg.state);
       r.error = std::move(seg.error);
       const auto& name = r.workflow->name;
+      // The callback URLs and ring timeout exactly as the service fills them.
+      actors::fill_voice_urls(seg.fx.voice, std::string(public_url),
+                              ring_timeout);
       for (auto& v : seg.fx.voice) {
-        using vk = engine::voice_verb::kind;
-        if (v.what == vk::dial) {
-          v.action_url = std::string(public_url)
-                         + "/webhooks/twilio/voice/dial-result";
-        } else if (v.what == vk::record) {
-          std::string query = "?run=" + std::to_string(r.id);
-          const auto& ops = r.workflow->code->ops;
-          if (r.state.waiting_op < ops.size() && ops[r.state.waiting_op].s)
-            query += "&step="
-                     + std::to_string(ops[r.state.waiting_op].s->ordinal);
-          v.action_url = std::string(public_url)
-                         + "/webhooks/twilio/voice/recording" + query;
-          if (!v.transcribe_callback.empty())
-            v.transcribe_callback = std::string(public_url)
-                                    + "/webhooks/twilio/voice/transcription"
-                                    + query;
-        }
         if (answer != nullptr)
           answer->push_back(std::move(v));
         else
