@@ -77,9 +77,10 @@ void workflow_context_build(benchmark::State& state) {
 BENCHMARK(workflow_context_build);
 
 void expression_condition(benchmark::State& state) {
-  auto e = workflows::parse_condition(
-             R"x(business_hours and call.from != "" and not (call.from in ["+15550100999", "+15550100998"]))x")
-             .value;
+  auto e
+    = workflows::parse_condition(
+        R"x(business_hours and call.from != "" and not (call.from in ["+15550100999", "+15550100998"]))x")
+        .value;
   auto ctx = call_vars(calendar());
   for (auto _ : state)
     benchmark::DoNotOptimize(e.evaluate(ctx));
@@ -87,12 +88,14 @@ void expression_condition(benchmark::State& state) {
 BENCHMARK(expression_condition);
 
 void expression_matches(benchmark::State& state) {
-  auto e = workflows::parse_condition(
-             R"x(sms.body | lower matches "(flood|no heat|burst|gas leak|sparks)")x")
-             .value;
+  auto e
+    = workflows::parse_condition(
+        R"x(sms.body | lower matches "(flood|no heat|burst|gas leak|sparks)")x")
+        .value;
   workflows::context ctx{
-    {"sms.body", workflows::value{"Hi, my basement has water everywhere, I think "
-                                  "a pipe BURST overnight. Can someone come?"}}};
+    {"sms.body",
+     workflows::value{"Hi, my basement has water everywhere, I think "
+                      "a pipe BURST overnight. Can someone come?"}}};
   for (auto _ : state)
     benchmark::DoNotOptimize(e.evaluate(ctx));
 }

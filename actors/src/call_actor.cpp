@@ -58,9 +58,9 @@ void claim_outcome(const caf::actor& self, const services_ptr& svc,
         }
       },
       [self, won, ids, runs](const std::string& error) {
-        auto result = !error.empty() ? claim_result::failed
-                                     : (*won ? claim_result::won
-                                             : claim_result::lost);
+        auto result = !error.empty()
+                        ? claim_result::failed
+                        : (*won ? claim_result::won : claim_result::lost);
         if (!error.empty())
           engine::log_error("call", "storing the outcome failed: " + error);
         caf::anon_send(self, decided_atom_v, result, *ids, runs);
@@ -146,9 +146,9 @@ caf::behavior call_actor(state_t* self, engine::call_record record,
       },
       [seg, ids, outbox, runs, hand_off](const std::string& error) {
         if (!error.empty()) {
-          engine::log_error("call", seg->run.call_sid
-                                      + ": storing the incoming run failed: "
-                                      + error);
+          engine::log_error("call",
+                            seg->run.call_sid
+                              + ": storing the incoming run failed: " + error);
           return;
         }
         if (!ids->empty())
@@ -163,9 +163,9 @@ caf::behavior call_actor(state_t* self, engine::call_record record,
                              std::shared_ptr<engine::voice_reply> reply) {
     auto& st = self->state;
     auto& in = *st.incoming;
-    fill_voice_urls(
-      r.fx.voice, svc->public_url,
-      std::chrono::duration_cast<std::chrono::seconds>(svc->timing.ring_timeout));
+    fill_voice_urls(r.fx.voice, svc->public_url,
+                    std::chrono::duration_cast<std::chrono::seconds>(
+                      svc->timing.ring_timeout));
     if (reply) {
       st.pending_reply = std::move(reply);
       st.pending_verbs.clear();
@@ -211,9 +211,8 @@ caf::behavior call_actor(state_t* self, engine::call_record record,
   auto resume_incoming = [=](workflows::resume_event ev,
                              std::shared_ptr<engine::voice_reply> reply) {
     auto& in = *self->state.incoming;
-    auto r = workflows::resume(*in.wf, in.state, ev,
-                               info->calendar_vars(now()), now(),
-                               svc->run_limits);
+    auto r = workflows::resume(*in.wf, in.state, ev, info->calendar_vars(now()),
+                               now(), svc->run_limits);
     handle_incoming(std::move(r), std::move(reply));
   };
   auto apply = [=](const call_effects& fx) {
@@ -225,8 +224,8 @@ caf::behavior call_actor(state_t* self, engine::call_record record,
       svc->store->post([rec](engine::store& db) { db.update_call(rec); },
                        [sid](const std::string& error) {
                          if (!error.empty())
-                           engine::log_error("call", sid + ": saving failed: "
-                                                       + error);
+                           engine::log_error("call",
+                                             sid + ": saving failed: " + error);
                        });
     if (fx.arm_timer)
       self->send(tenant_actor, arm_atom_v, sid, rec.fallback_at);
@@ -356,7 +355,8 @@ caf::behavior call_actor(state_t* self, engine::call_record record,
       },
       [me, found, source](const std::string& error) {
         if (!error.empty())
-          engine::log_error("call", "loading the incoming run failed: " + error);
+          engine::log_error("call",
+                            "loading the incoming run failed: " + error);
         caf::anon_send(me, loaded_atom_v, *found, source->file, source->source);
       });
   };
@@ -412,8 +412,8 @@ caf::behavior call_actor(state_t* self, engine::call_record record,
           apply(fsm.on_call_status(ev.status, now()));
           if (!was_ended && fsm.record().ended && svc->workflows) {
             auto vars = workflows::call_context(fsm.record(), *info->tenant);
-            vars["call.duration"] = workflows::value{
-              static_cast<std::int64_t>(ev.duration)};
+            vars["call.duration"]
+              = workflows::value{static_cast<std::int64_t>(ev.duration)};
             self->send(runs, start_atom_v, std::string{"call.completed"},
                        std::move(vars), sid);
           }

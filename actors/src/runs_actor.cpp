@@ -38,8 +38,8 @@ void schedule_wake(state_t* self, const services_ptr& svc) {
       && self->state.wake_at >= now)
     return;
   self->state.wake_at = *next;
-  auto delay = std::chrono::milliseconds{
-    std::max<engine::epoch_ms>(0, *next - now)};
+  auto delay
+    = std::chrono::milliseconds{std::max<engine::epoch_ms>(0, *next - now)};
   self->delayed_send(self, delay, wake_atom_v);
 }
 
@@ -85,7 +85,8 @@ public:
   /// Writes a segment, then carries out what comes after it.
   void store(const workflow_ptr& wf, const workflows::segment_result& r,
              engine::run_record run) {
-    log_segment(*wf, r, who_ + (run.call_sid.empty() ? "" : " " + run.call_sid));
+    log_segment(*wf, r,
+                who_ + (run.call_sid.empty() ? "" : " " + run.call_sid));
     auto seg = std::make_shared<stored_segment>(
       make_segment(*wf, r, std::move(run), svc_->node_id, now()));
     auto http = seg->http;
@@ -93,11 +94,13 @@ public:
     auto won = std::make_shared<bool>(false);
     auto me = caf::actor{self_};
     svc_->store->post(
-      [seg, ids, won](engine::store& db) { *won = write_segment(db, *seg, *ids); },
+      [seg, ids, won](engine::store& db) {
+        *won = write_segment(db, *seg, *ids);
+      },
       [me, seg, ids, won, http, wf](const std::string& error) {
         if (!error.empty()) {
-          engine::log_error("workflow", wf->name + ": storing a run failed: "
-                                          + error);
+          engine::log_error("workflow",
+                            wf->name + ": storing a run failed: " + error);
           return;
         }
         caf::anon_send(me, written_atom_v, seg, *ids, *won);
@@ -239,9 +242,8 @@ public:
       run.error = r.error;
       run.updated_at = now();
       auto expected = run.seq - 1;
-      svc_->store->post([run, expected](engine::store& db) {
-        db.update_run(run, expected);
-      });
+      svc_->store->post(
+        [run, expected](engine::store& db) { db.update_run(run, expected); });
       return;
     }
     store(wf, r, std::move(run));
@@ -270,8 +272,8 @@ public:
         for (const auto& run : *found)
           caf::anon_send(me, adopt_atom_v, run.id, r);
       });
-    engine::inbound_message m{ev.sid, info_->tenant->id, ev.from, ev.to, ev.body,
-                              ev.raw.received_at};
+    engine::inbound_message m{ev.sid, info_->tenant->id, ev.from,
+                              ev.to,  ev.body,           ev.raw.received_at};
     start("sms.received", workflows::sms_context(m, *info_->tenant), "");
   }
 
@@ -302,8 +304,9 @@ public:
       },
       [me, found, source, call_sid, ordinal, extra](const std::string& error) {
         if (!error.empty()) {
-          engine::log_error("workflow", call_sid + ": loading the call's run "
-                                                   "failed: "
+          engine::log_error("workflow", call_sid
+                                          + ": loading the call's run "
+                                            "failed: "
                                           + error);
           return;
         }
@@ -313,8 +316,9 @@ public:
                            source->source);
             return;
           }
-        engine::log_warn("workflow", call_sid + ": a transcription for a call "
-                                                "without an incoming run");
+        engine::log_warn("workflow", call_sid
+                                       + ": a transcription for a call "
+                                         "without an incoming run");
       });
   }
 
@@ -350,7 +354,8 @@ public:
     }
     auto t = now();
     vars = info_->with_calendar(std::move(vars), t);
-    auto r = workflows::start_at(*wf, "transcription:" + std::to_string(ordinal),
+    auto r = workflows::start_at(*wf,
+                                 "transcription:" + std::to_string(ordinal),
                                  vars, t, svc_->run_limits);
     engine::run_record run;
     run.tenant_id = info_->tenant->id;
@@ -394,8 +399,8 @@ public:
     if (!svc_->workflows)
       return;
     workflow_ptr current;
-    for (const auto& w : svc_->workflows->for_trigger(info_->tenant->id,
-                                                     "schedule"))
+    for (const auto& w :
+         svc_->workflows->for_trigger(info_->tenant->id, "schedule"))
       if (w->name == name)
         current = w;
     if (!current)
@@ -417,8 +422,8 @@ public:
       try {
         first = kv.set_if_absent(key, svc->node_id, std::chrono::hours{48});
       } catch (const std::exception& e) {
-        engine::log_warn("workflow", std::string("cron dedup unavailable: ")
-                                       + e.what());
+        engine::log_warn("workflow",
+                         std::string("cron dedup unavailable: ") + e.what());
       }
       if (first)
         caf::anon_send(me, cron_atom_v, name, due);
@@ -513,11 +518,14 @@ namespace ringback::actors {
 caf::behavior runs_actor(caf::stateful_actor<runs_state>* self,
                          tenant_info_ptr info, services_ptr svc,
                          caf::actor outbox) {
-  auto h = std::make_shared<host>(self, std::move(info), svc, std::move(outbox));
+  auto h = std::make_shared<host>(self, std::move(info), svc,
+                                  std::move(outbox));
   self->send(self, cron_atom_v);
   return {
     [=](start_atom, const std::string& trigger, workflows::context& vars,
-        const std::string& call_sid) { h->start(trigger, std::move(vars), call_sid); },
+        const std::string& call_sid) {
+      h->start(trigger, std::move(vars), call_sid);
+    },
     [=](entry_atom, const std::string& call_sid, std::int32_t ordinal,
         workflows::context& extra) {
       h->transcription(call_sid, ordinal, std::move(extra));

@@ -1,6 +1,5 @@
-#include "ringback/workflows/program.hpp"
-
 #include "ringback/workflows/language.hpp"
+#include "ringback/workflows/program.hpp"
 
 #include <deque>
 #include <optional>
@@ -190,9 +189,11 @@ public:
       return b;
     if (b.stopped)
       return a;
-    voice_state out{a.answered && b.answered, a.ended && b.ended, false,
-                    a.waited != nullptr && b.waited != nullptr ? a.waited
-                                                               : nullptr};
+    voice_state out;
+    out.answered = a.answered && b.answered;
+    out.ended = a.ended && b.ended;
+    out.waited = a.waited != nullptr && b.waited != nullptr ? a.waited
+                                                            : nullptr;
     const auto& from = a.leak != nullptr ? a : b;
     out.leak = from.leak;
     out.leak_message = from.leak_message;
@@ -210,20 +211,21 @@ public:
 
   /// Checks voice steps along every path of `steps`, starting in `in`;
   /// returns the state every path is guaranteed to end in.
-  voice_state voice(const std::vector<step>& steps, voice_state in,
-                    bool live) {
+  voice_state voice(const std::vector<step>& steps, voice_state in, bool live) {
     auto st = in;
     for (const auto& s : steps) {
       if (st.stopped)
         return st; // unreachable, reported by always_stops
       if (is_voice(s)) {
         if (!live) {
-          report(s, "'" + s.type + "' needs a live call: voice steps run "
-                      "only in call.incoming workflows (and not in "
-                      "on_transcription, which runs after the call)");
+          report(s, "'" + s.type
+                      + "' needs a live call: voice steps run "
+                        "only in call.incoming workflows (and not in "
+                        "on_transcription, which runs after the call)");
         } else if (st.ended) {
-          report(s, "'" + s.type + "' after the call was ended (by a "
-                      "hangup or reject before it)");
+          report(s, "'" + s.type
+                      + "' after the call was ended (by a "
+                        "hangup or reject before it)");
         } else if (st.waited != nullptr) {
           report(s, "'" + s.type + "' after the '" + st.waited->type
                       + "' at line " + std::to_string(st.waited->line)
@@ -248,9 +250,10 @@ public:
       }
       if (s.type == "wait" || s.type == "wait_for_reply") {
         if (answer_required(st, live))
-          report_no_answer(s, "'" + s.type + "' before the call is answered: "
-                              "the carrier needs the answer within seconds "
-                              "(answer first, e.g. with 'say' or 'dial')");
+          report_no_answer(s, "'" + s.type
+                                + "' before the call is answered: "
+                                  "the carrier needs the answer within seconds "
+                                  "(answer first, e.g. with 'say' or 'dial')");
         else if (live && trigger_voice() && st.waited == nullptr && !st.ended)
           st.waited = &s;
       }

@@ -17,12 +17,9 @@ void add_tenant_variables(const engine::tenant& t, std::string_view number,
 context call_context(std::string_view call_sid, std::string_view from,
                      std::string_view to, const engine::tenant& tenant) {
   context ctx{
-    {"call.sid", value{call_sid}},
-    {"call.from", value{from}},
-    {"call.to", value{to}},
-    {"call.answered", value{false}},
-    {"call.duration", value{0}},
-    {"contact.phone", value{from}},
+    {"call.sid", value{call_sid}}, {"call.from", value{from}},
+    {"call.to", value{to}},        {"call.answered", value{false}},
+    {"call.duration", value{0}},   {"contact.phone", value{from}},
   };
   add_tenant_variables(tenant, to, ctx);
   return ctx;
@@ -39,10 +36,8 @@ context call_context(const engine::call_record& call,
 context sms_context(const engine::inbound_message& m,
                     const engine::tenant& tenant) {
   context ctx{
-    {"sms.sid", value{m.message_sid}},
-    {"sms.from", value{m.from}},
-    {"sms.to", value{m.to}},
-    {"sms.body", value{m.body}},
+    {"sms.sid", value{m.message_sid}}, {"sms.from", value{m.from}},
+    {"sms.to", value{m.to}},           {"sms.body", value{m.body}},
     {"contact.phone", value{m.from}},
   };
   add_tenant_variables(tenant, m.to, ctx);

@@ -14,8 +14,9 @@ namespace ringback::workflows {
 
 namespace {
 
-constexpr std::array<const char*, 5> step_outcome_names{
-  "ok", "skipped", "failed", "waiting", "resumed"};
+constexpr std::array<const char*, 5> step_outcome_names{"ok", "skipped",
+                                                        "failed", "waiting",
+                                                        "resumed"};
 
 namespace json = boost::json;
 
@@ -109,11 +110,13 @@ void run_from(const workflow& wf, run_state st, engine::epoch_ms now,
         try {
           step_frame f{wf, st.vars, out.fx, now, lim};
           if (!s.spec || !s.spec->execute)
-            r = {step_outcome::failed, "no executor for step type '" + s.type + "'"};
+            r = {step_outcome::failed,
+                 "no executor for step type '" + s.type + "'"};
           else
             r = s.spec->execute(s, f);
         } catch (const std::exception& e) {
-          r = {step_outcome::failed, std::string("internal error: ") + e.what()};
+          r = {step_outcome::failed,
+               std::string("internal error: ") + e.what()};
         } catch (...) {
           r = {step_outcome::failed, "internal error"};
         }

@@ -139,8 +139,8 @@ language make_default_language() {
                      "The owner did not answer a forwarded call (decided "
                      "once, by the dial result or the carrier's records).",
                      call_variables()});
-  lang.triggers.add(
-    {"call.answered", "The owner answered a forwarded call.", call_variables()});
+  lang.triggers.add({"call.answered", "The owner answered a forwarded call.",
+                     call_variables()});
   lang.triggers.add({"call.completed", "A call ended.", call_variables()});
   lang.triggers.add({"sms.received",
                      "A customer texted a business number (carrier retries "
@@ -169,9 +169,11 @@ language make_default_language() {
 
 const std::vector<std::string>& common_variables() {
   static const std::vector<std::string> xs{
-    "tenant.id",  "tenant.name", "tenant.owner_phone", "tenant.timezone",
-    "tenant.number", "business_hours", "holiday", "now.date", "now.time",
-    "now.hour", "now.minute", "now.weekday", "now.timezone"};
+    "tenant.id",       "tenant.name",   "tenant.owner_phone",
+    "tenant.timezone", "tenant.number", "business_hours",
+    "holiday",         "now.date",      "now.time",
+    "now.hour",        "now.minute",    "now.weekday",
+    "now.timezone"};
   return xs;
 }
 

@@ -214,10 +214,9 @@ public:
 
 private:
   /// A scalar's text, or reports "expected a string".
-  std::optional<std::string> scalar_text(const YAML::Node& value,
-                                         const YAML::Mark& key,
-                                         const std::string& path,
-                                         const char* what = "a string") {
+  std::optional<std::string>
+  scalar_text(const YAML::Node& value, const YAML::Mark& key,
+              const std::string& path, const char* what = "a string") {
     if (value.IsScalar())
       return value.Scalar();
     out_.error(mark_of(value, key), path,
@@ -445,8 +444,7 @@ private:
             && std::find(suggested.begin(), suggested.end(), bs.name)
                  == suggested.end())
           out_.error(item.Mark(), path,
-                     "missing required key '" + bs.name + "' ("
-                       + bs.doc + ")");
+                     "missing required key '" + bs.name + "' (" + bs.doc + ")");
         continue;
       }
       if (bs.keyed) {
@@ -730,7 +728,8 @@ private:
         } else if (*source == "false") {
           fv.flag = false;
         } else {
-          out_.error(where, path, "expected true or false, got '" + *source + "'");
+          out_.error(where, path,
+                     "expected true or false, got '" + *source + "'");
           return;
         }
         break;

@@ -122,8 +122,8 @@ void add_control_steps(step_registry& r) {
     s.type = "stop";
     s.doc = "End the run here.";
     s.primary = "reason";
-    s.fields = {{"reason", field_kind::text, false, "",
-                 "Why, for the run's record."}};
+    s.fields
+      = {{"reason", field_kind::text, false, "", "Why, for the run's record."}};
     s.example = "- stop: \"opted out\"";
     r.add(std::move(s));
   }
@@ -133,8 +133,8 @@ void add_control_steps(step_registry& r) {
     s.doc = "Wait, durably: the run is stored and resumed when the time is "
             "up, on whichever process holds it, even after a restart.";
     s.primary = "for";
-    s.fields = {{"for", field_kind::duration, true, "",
-                 "How long (1s to 90d).", 1'000, 90LL * 86'400'000}};
+    s.fields = {{"for", field_kind::duration, true, "", "How long (1s to 90d).",
+                 1'000, 90LL * 86'400'000}};
     s.execute = execute_wait;
     s.resume = resume_wait;
     s.example = "- wait: 2h";
@@ -154,7 +154,9 @@ void add_control_steps(step_registry& r) {
        "Whose reply; default: the customer."},
     };
     s.branches = {
-      {"on_reply", true, "steps run when the reply arrives",
+      {"on_reply",
+       true,
+       "steps run when the reply arrives",
        {"reply.body", "reply.from", "reply.sid"}},
       {"on_timeout", true, "steps run when the time is up first", {}},
     };

@@ -100,11 +100,11 @@ bool has_header(const std::vector<std::pair<std::string, std::string>>& hs,
                 std::string_view name) {
   return std::any_of(hs.begin(), hs.end(), [&](const auto& h) {
     return h.first.size() == name.size()
-           && std::equal(h.first.begin(), h.first.end(), name.begin(),
-                         [](char a, char b) {
-                           return std::tolower(static_cast<unsigned char>(a))
-                                  == std::tolower(static_cast<unsigned char>(b));
-                         });
+           && std::equal(
+             h.first.begin(), h.first.end(), name.begin(), [](char a, char b) {
+               return std::tolower(static_cast<unsigned char>(a))
+                      == std::tolower(static_cast<unsigned char>(b));
+             });
   });
 }
 
@@ -207,15 +207,21 @@ void add_integration_steps(step_registry& r) {
             "response flattened, e.g. steps.crm.json.customer.name).";
     s.fields = {
       {"url", field_kind::text, true, "", "http(s) URL."},
-      {"method", field_kind::choice, false, "GET",
+      {"method",
+       field_kind::choice,
+       false,
+       "GET",
        "GET, POST, PUT, PATCH or DELETE; POST when a body or json is given.",
-       0, 0, {"GET", "POST", "PUT", "PATCH", "DELETE"}},
-      {"headers", field_kind::text_map, false, "", "Request headers (templates)."},
+       0,
+       0,
+       {"GET", "POST", "PUT", "PATCH", "DELETE"}},
+      {"headers", field_kind::text_map, false, "",
+       "Request headers (templates)."},
       {"json", field_kind::json, false, "",
        "A JSON body written as YAML; its strings are templates."},
       {"body", field_kind::text, false, "", "A raw body (template)."},
-      {"timeout", field_kind::duration, false, "5s",
-       "Per attempt (1s to 30s).", 1'000, 30'000},
+      {"timeout", field_kind::duration, false, "5s", "Per attempt (1s to 30s).",
+       1'000, 30'000},
       {"retries", field_kind::integer, false, "0",
        "Extra attempts (0-5) on connection failures, 429 and 503; also on "
        "timeouts, 500, 502 and 504 for GET, PUT, DELETE or a request with "
@@ -239,7 +245,13 @@ void add_integration_steps(step_registry& r) {
     s.primary = "message";
     s.fields = {
       {"message", field_kind::text, true, "", "The text."},
-      {"level", field_kind::choice, false, "info", "info, warn or error.", 0, 0,
+      {"level",
+       field_kind::choice,
+       false,
+       "info",
+       "info, warn or error.",
+       0,
+       0,
        {"info", "warn", "error"}},
     };
     s.execute = execute_log;

@@ -32,7 +32,8 @@ step_result ask_sms(const step& s, step_frame& f, const std::string& to,
                     std::vector<std::string> notes) {
   auto to_number = normalize_e164(to);
   if (!to_number) // e.g. a withheld caller id ("anonymous"): nobody to text
-    return {step_outcome::skipped, "to: " + quote(to) + " is not a phone number"};
+    return {step_outcome::skipped,
+            "to: " + quote(to) + " is not a phone number"};
   auto from_number = normalize_e164(from);
   if (!from_number)
     return {step_outcome::failed,
@@ -103,8 +104,9 @@ void add_messaging_steps(step_registry& r) {
       urgent_field(),
     };
     s.execute = execute_send_sms;
-    s.example = "- send_sms:\n    to: \"{{ call.from }}\"\n    body: \"Sorry we "
-                "missed you! {{ tenant.name }} will call back.\"";
+    s.example
+      = "- send_sms:\n    to: \"{{ call.from }}\"\n    body: \"Sorry we "
+        "missed you! {{ tenant.name }} will call back.\"";
     r.add(std::move(s));
   }
   {
@@ -114,7 +116,8 @@ void add_messaging_steps(step_registry& r) {
     s.doc = "Text the owner's own phone from the business number.";
     s.primary = "body";
     s.fields = {
-      {"body", field_kind::text, true, "", "Plain text, cut to 1600 characters."},
+      {"body", field_kind::text, true, "",
+       "Plain text, cut to 1600 characters."},
       urgent_field(),
     };
     s.execute = execute_notify_owner;

@@ -45,8 +45,9 @@ step_result execute_dial(const step& s, step_frame& f) {
     if (auto n = normalize_e164(text))
       v.caller_id = *n;
     else if (!text.empty())
-      notes.push_back("caller_id " + quote(text) + " is not a phone number: "
-                      "showing the caller's");
+      notes.push_back("caller_id " + quote(text)
+                      + " is not a phone number: "
+                        "showing the caller's");
   }
   // 0: the host's ring timeout (calls.ring_timeout).
   v.timeout = seconds_of(s.field("timeout"), 0);
@@ -73,8 +74,9 @@ std::string resume_dial(const step&, const resume_event& ev, step_frame& f,
   f.vars["dial.status"] = value{ev.status};
   f.vars["dial.answered"] = value{answered};
   f.vars["dial.duration"] = value{ev.duration};
-  detail = "dial " + (ev.status.empty() ? std::string("(no status)") : ev.status)
-           + ", " + std::to_string(ev.duration) + "s";
+  detail = "dial "
+           + (ev.status.empty() ? std::string("(no status)") : ev.status) + ", "
+           + std::to_string(ev.duration) + "s";
   return {};
 }
 
@@ -120,8 +122,9 @@ step_result execute_record(const step& s, step_frame& f) {
   if (transcribe != nullptr && transcribe->flag)
     // The host turns this into the callback URL of this step.
     v.transcribe_callback = "transcribe:" + std::to_string(s.ordinal);
-  step_result r{step_outcome::ok, "recording up to "
-                                    + format_duration(v.max_length.count() * 1000)};
+  step_result r{step_outcome::ok,
+                "recording up to "
+                  + format_duration(v.max_length.count() * 1000)};
   f.fx.voice.push_back(std::move(v));
   r.suspend = "recording";
   return r;
@@ -155,8 +158,13 @@ step_result execute_reject(const step& s, step_frame& f) {
 }
 
 field_spec loop_field() {
-  return {"loop", field_kind::integer, false, "1",
-          "How many times to repeat it (1-10).", 1, 10};
+  return {"loop",
+          field_kind::integer,
+          false,
+          "1",
+          "How many times to repeat it (1-10).",
+          1,
+          10};
 }
 
 } // namespace
@@ -184,7 +192,8 @@ void add_voice_steps(step_registry& r) {
     s.defines = {"dial.status", "dial.answered", "dial.duration"};
     s.execute = execute_dial;
     s.resume = resume_dial;
-    s.example = "- dial:\n    to: \"{{ tenant.owner_phone }}\"\n    timeout: 20s";
+    s.example
+      = "- dial:\n    to: \"{{ tenant.owner_phone }}\"\n    timeout: 20s";
     r.add(std::move(s));
   }
   {
@@ -195,8 +204,10 @@ void add_voice_steps(step_registry& r) {
             "text is escaped where it lands in TwiML.";
     s.primary = "text";
     s.fields = {
-      {"text", field_kind::text, true, "", "What to say (at most 4096 characters)."},
-      {"voice", field_kind::text, false, "", "A Twilio voice, e.g. Polly.Joanna."},
+      {"text", field_kind::text, true, "",
+       "What to say (at most 4096 characters)."},
+      {"voice", field_kind::text, false, "",
+       "A Twilio voice, e.g. Polly.Joanna."},
       {"language", field_kind::text, false, "", "e.g. en-US, es-MX."},
       loop_field(),
     };
@@ -236,15 +247,18 @@ void add_voice_steps(step_registry& r) {
       {"transcribe", field_kind::boolean, false, "false",
        "Ask the carrier for a transcription."},
     };
-    s.branches = {{"on_transcription", false,
-                   "steps run when the transcription arrives",
-                   {"voicemail.transcription", "voicemail.transcription_status"}}};
+    s.branches
+      = {{"on_transcription",
+          false,
+          "steps run when the transcription arrives",
+          {"voicemail.transcription", "voicemail.transcription_status"}}};
     s.defines = {"voicemail.url", "voicemail.duration", "voicemail.recorded"};
     s.execute = execute_record;
     s.resume = resume_record;
-    s.example = "- record_voicemail:\n    max_length: 2m\n    transcribe: true\n"
-                "  on_transcription:\n    - notify_owner: \"Voicemail from "
-                "{{ call.from }}: {{ voicemail.transcription }}\"";
+    s.example
+      = "- record_voicemail:\n    max_length: 2m\n    transcribe: true\n"
+        "  on_transcription:\n    - notify_owner: \"Voicemail from "
+        "{{ call.from }}: {{ voicemail.transcription }}\"";
     r.add(std::move(s));
   }
   {
@@ -263,8 +277,13 @@ void add_voice_steps(step_registry& r) {
     s.family = step_family::voice;
     s.doc = "Refuse the call without answering it (no charge for the caller).";
     s.primary = "reason";
-    s.fields = {{"reason", field_kind::choice, false, "rejected",
-                 "What the caller hears: rejected or busy.", 0, 0,
+    s.fields = {{"reason",
+                 field_kind::choice,
+                 false,
+                 "rejected",
+                 "What the caller hears: rejected or busy.",
+                 0,
+                 0,
                  {"rejected", "busy"}}};
     s.execute = execute_reject;
     s.example = "- reject: busy";

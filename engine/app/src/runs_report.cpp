@@ -27,8 +27,8 @@ void print(engine::store& db, const engine::run_record& r, std::ostream& out) {
   if (r.status == engine::run_status::waiting)
     out << " for " << r.waiting_for
         << (r.wake_at > 0 ? " until " + utc(r.wake_at) : std::string{});
-  out << "\n  started " << utc(r.started_at) << ", updated " << utc(r.updated_at)
-      << " on " << r.node_id;
+  out << "\n  started " << utc(r.started_at) << ", updated "
+      << utc(r.updated_at) << " on " << r.node_id;
   if (!r.call_sid.empty())
     out << ", call " << r.call_sid;
   if (!r.contact.empty())
@@ -94,7 +94,8 @@ int runs_main(const std::vector<std::string>& args) {
       return 2;
     }
   }
-  if (args.size() % 2 != 0 || config_path.empty() || call.empty() == run.empty()) {
+  if (args.size() % 2 != 0 || config_path.empty()
+      || call.empty() == run.empty()) {
     std::cerr << "usage: ringback runs --config FILE (--call SID | --run ID)\n";
     return 2;
   }

@@ -31,10 +31,9 @@ public:
   /// A workflow by name and version, current or loaded earlier in this
   /// process; null if unknown here (the host then compiles the source the
   /// store kept).
-  virtual workflows::workflow_ptr find_version(std::string_view tenant_id,
-                                               std::string_view name,
-                                               std::string_view version) const
-    = 0;
+  virtual workflows::workflow_ptr
+  find_version(std::string_view tenant_id, std::string_view name,
+               std::string_view version) const = 0;
 };
 
 /// A fixed catalog for every tenant (tests, simple set-ups).
@@ -49,8 +48,9 @@ public:
     return catalog_.for_trigger(trigger);
   }
 
-  workflows::workflow_ptr find_version(std::string_view, std::string_view name,
-                                       std::string_view version) const override {
+  workflows::workflow_ptr
+  find_version(std::string_view, std::string_view name,
+               std::string_view version) const override {
     auto wf = catalog_.find(name);
     return wf && wf->version == version ? wf : nullptr;
   }

@@ -102,13 +102,13 @@ struct run_limits {
 
 /// A run's resumable state: serializable, versioned with the workflow.
 struct run_state {
-  std::size_t pc = 0;        ///< next instruction of the program
-  context vars;              ///< everything the run has seen and set
+  std::size_t pc = 0;                 ///< next instruction of the program
+  context vars;                       ///< everything the run has seen and set
   std::vector<std::int64_t> counters; ///< loop counters
-  std::int64_t executed = 0; ///< steps executed so far
+  std::int64_t executed = 0;          ///< steps executed so far
   /// While waiting: "dial", "recording", "timer", "reply" or "http".
   std::string waiting_for;
-  std::size_t waiting_op = 0; ///< the instruction of the waiting step
+  std::size_t waiting_op = 0;   ///< the instruction of the waiting step
   engine::epoch_ms wake_at = 0; ///< deadline of a timer or reply wait
   std::string contact;          ///< reply wait: whose reply
 
@@ -122,16 +122,16 @@ struct run_state {
 struct resume_event {
   enum class kind : std::uint8_t { dial, recording, timer, reply, http };
   kind what = kind::timer;
-  std::string status;         ///< dial: DialCallStatus
-  std::int64_t duration = 0;  ///< dial, recording: seconds
-  std::string url;            ///< recording: RecordingUrl
-  std::string body;           ///< reply: the SMS text; http: response body
-  std::string from;           ///< reply: sender
-  std::string sid;            ///< reply: MessageSid; recording: RecordingSid
-  int http_status = 0;        ///< http: 0 when no response came
-  std::string content_type;   ///< http
-  std::string error;          ///< http: why no response / not allowed
-  std::int32_t attempts = 0;  ///< http
+  std::string status;          ///< dial: DialCallStatus
+  std::int64_t duration = 0;   ///< dial, recording: seconds
+  std::string url;             ///< recording: RecordingUrl
+  std::string body;            ///< reply: the SMS text; http: response body
+  std::string from;            ///< reply: sender
+  std::string sid;             ///< reply: MessageSid; recording: RecordingSid
+  int http_status = 0;         ///< http: 0 when no response came
+  std::string content_type;    ///< http
+  std::string error;           ///< http: why no response / not allowed
+  std::int32_t attempts = 0;   ///< http
   std::int64_t elapsed_ms = 0; ///< http
 };
 

@@ -43,8 +43,8 @@ struct field_spec {
   /// offer makes the field required for that trigger.
   std::string default_source;
   std::string doc;
-  std::int64_t min = 0; ///< integer: bounds; duration: bounds in ms
-  std::int64_t max = 0; ///< 0 = unbounded
+  std::int64_t min = 0;             ///< integer: bounds; duration: bounds in ms
+  std::int64_t max = 0;             ///< 0 = unbounded
   std::vector<std::string> choices; ///< choice: the words allowed
 };
 
@@ -74,12 +74,17 @@ struct branch_spec {
 
 /// How a step type's own key holds its fields.
 enum class value_shape : std::uint8_t {
-  fields,   ///< `send_sms: {to: ..., body: ...}` (or a scalar for `primary`)
-  map,      ///< `set: {name: template, ...}`: the whole map is `primary`
+  fields, ///< `send_sms: {to: ..., body: ...}` (or a scalar for `primary`)
+  map,    ///< `set: {name: template, ...}`: the whole map is `primary`
 };
 
 /// The family a step type belongs to (documentation and checks).
-enum class step_family : std::uint8_t { voice, messaging, control, integration };
+enum class step_family : std::uint8_t {
+  voice,
+  messaging,
+  control,
+  integration
+};
 
 const char* to_string(step_family x);
 
@@ -102,15 +107,15 @@ struct step_result {
 /// What a step sees while it runs.
 struct step_frame {
   const workflow& wf;
-  context& vars;   ///< read and write (`set`, results of steps)
-  effects& fx;     ///< append what the step asks for
+  context& vars; ///< read and write (`set`, results of steps)
+  effects& fx;   ///< append what the step asks for
   engine::epoch_ms now = 0;
   const run_limits& limits;
 
   /// Renders a text field; notes missing variables and errors in `notes`.
-  std::string render(const field_value& f, std::vector<std::string>& notes,
-                     std::size_t max_bytes = text_template::default_max_output)
-    const;
+  std::string
+  render(const field_value& f, std::vector<std::string>& notes,
+         std::size_t max_bytes = text_template::default_max_output) const;
 };
 
 /// Runs one step: reads its fields and the run's variables, appends the

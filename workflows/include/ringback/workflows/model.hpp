@@ -36,26 +36,33 @@ const char* to_string(field_kind x);
 /// A YAML tree kept as a JSON template: strings are templates rendered at
 /// run time, everything else is sent as written.
 struct json_template {
-  enum class kind : std::uint8_t { null, boolean, number, string, array, object };
+  enum class kind : std::uint8_t {
+    null,
+    boolean,
+    number,
+    string,
+    array,
+    object
+  };
   kind what = kind::null;
   bool flag = false;
   double number = 0;
   text_template text;
-  std::vector<json_template> items;                            // array
+  std::vector<json_template> items;                           // array
   std::vector<std::pair<std::string, json_template>> members; // object
 };
 
 /// A validated field of a step.
 struct field_value {
   field_kind kind = field_kind::text;
-  text_template text;  ///< text, choice (as a constant template)
-  expression expr;     ///< condition
-  std::int64_t number = 0; ///< integer; duration in milliseconds
-  bool flag = false;   ///< boolean
-  std::vector<text_template> list;                          ///< text_list
-  std::vector<std::pair<std::string, text_template>> map;  ///< text_map
-  json_template json;  ///< json
-  int line = 0;        ///< 1-based position of the value; 0 for a default
+  text_template text;              ///< text, choice (as a constant template)
+  expression expr;                 ///< condition
+  std::int64_t number = 0;         ///< integer; duration in milliseconds
+  bool flag = false;               ///< boolean
+  std::vector<text_template> list; ///< text_list
+  std::vector<std::pair<std::string, text_template>> map; ///< text_map
+  json_template json;                                     ///< json
+  int line = 0; ///< 1-based position of the value; 0 for a default
   int column = 0;
   bool defaulted = false; ///< filled in from the field's default
 };
@@ -74,11 +81,11 @@ struct branch {
 
 /// One validated step.
 struct step {
-  std::string id;   ///< as written; may be empty
-  std::string type; ///< e.g. "send_sms"
-  std::string path; ///< JSON pointer of the step, e.g. `/steps/2/then/0`
+  std::string id;          ///< as written; may be empty
+  std::string type;        ///< e.g. "send_sms"
+  std::string path;        ///< JSON pointer of the step, e.g. `/steps/2/then/0`
   std::size_t ordinal = 0; ///< position in document order, unique per file
-  int line = 0;     ///< 1-based position of the step
+  int line = 0;            ///< 1-based position of the step
   int column = 0;
   std::map<std::string, field_value, std::less<>> fields;
   std::vector<branch> branches;
