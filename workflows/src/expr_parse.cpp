@@ -732,6 +732,38 @@ private:
     return binary(kind, a, b, t.column);
   }
 
+  /// Parses `a, b, ...` up to the `close` token, after the opening bracket
+  /// `open` was taken; appends the items to `out`. Returns `bad` (the error
+  /// set) or 0.
+  std::uint32_t parse_items(const token& open, tok close, char opener,
+                            char closer, std::vector<std::uint32_t>& out) {
+    if (peek().kind == close) {
+      take();
+      return 0;
+    }
+    for (;;) {
+      auto x = parse_or();
+      if (x == bad) {
+        return bad;
+      }
+      out.push_back(x);
+      auto t = take();
+      if (t.kind == tok::comma) {
+        continue;
+      }
+      if (t.kind == close) {
+        return 0;
+      }
+      if (t.kind == tok::end) {
+        return fail(std::string("unclosed '") + opener + "' (expected '"
+                      + closer + "')",
+                    open.column);
+      }
+      return unexpected_after_operand(t,
+                                      std::string("',' or '") + closer + "'");
+    }
+  }
+
   std::uint32_t parse_list() {
     auto open = take();
     nest guard(*this, open.column);
@@ -739,27 +771,8 @@ private:
       return bad;
     }
     std::vector<std::uint32_t> items;
-    if (peek().kind == tok::rbracket) {
-      take();
-    } else {
-      for (;;) {
-        auto x = parse_or();
-        if (x == bad) {
-          return bad;
-        }
-        items.push_back(x);
-        auto t = take();
-        if (t.kind == tok::comma) {
-          continue;
-        }
-        if (t.kind == tok::rbracket) {
-          break;
-        }
-        if (t.kind == tok::end) {
-          return fail("unclosed '[' (expected ']')", open.column);
-        }
-        return unexpected_after_operand(t, "',' or ']'");
-      }
+    if (parse_items(open, tok::rbracket, '[', ']', items) == bad) {
+      return bad;
     }
     node n;
     n.kind = op::list;
@@ -858,27 +871,8 @@ private:
       if (!guard.ok) {
         return bad;
       }
-      if (peek().kind == tok::rparen) {
-        take();
-      } else {
-        for (;;) {
-          auto x = parse_or();
-          if (x == bad) {
-            return bad;
-          }
-          args.push_back(x);
-          auto t = take();
-          if (t.kind == tok::comma) {
-            continue;
-          }
-          if (t.kind == tok::rparen) {
-            break;
-          }
-          if (t.kind == tok::end) {
-            return fail("unclosed '(' (expected ')')", open.column);
-          }
-          return unexpected_after_operand(t, "',' or ')'");
-        }
+      if (parse_items(open, tok::rparen, '(', ')', args) == bad) {
+        return bad;
       }
     }
     if (args.size() != spec->arity) {
