@@ -1,6 +1,9 @@
 #include "ringback/adapters/kv/memory_kv.hpp"
+#include "ringback/engine/messaging.hpp"
 
 #include <algorithm>
+#include <charconv>
+#include <limits>
 #include <utility>
 
 namespace ringback::adapters {
@@ -18,6 +21,41 @@ void check_ttl(const char* what, std::chrono::milliseconds ttl) {
                              + ": ttl must be positive, got "
                              + std::to_string(ttl.count()) + " ms");
   }
+}
+
+/// A stored time as the script reads it (`tonumber(GET) or 0`), for the
+/// integers both write; anything else counts as never used.
+engine::epoch_ms parse_tat(const std::string& x) {
+  engine::epoch_ms out = 0;
+  auto [end, ec] = std::from_chars(x.data(), x.data() + x.size(), out);
+  if (ec != std::errc{} || end != x.data() + x.size()) {
+    return 0;
+  }
+  return out;
+}
+
+/// The script's time to live of a stored time: just past the moment it stops
+/// mattering. Saturating: the request's `now` is untrusted.
+engine::epoch_ms pace_ttl_ms(engine::epoch_ms tat, engine::epoch_ms now) {
+  engine::epoch_ms out = 0;
+  if (__builtin_sub_overflow(tat, now, &out)
+      || __builtin_add_overflow(out, engine::epoch_ms{1000}, &out)) {
+    return tat > now ? std::numeric_limits<engine::epoch_ms>::max() : 1;
+  }
+  return out;
+}
+
+/// `now + ms`, saturated at the end of the clock (a TTL can be as long as
+/// burst x the longest interval, more than a steady clock can add).
+memory_kv_state::time_point later(memory_kv_state::time_point now,
+                                  engine::epoch_ms ms) {
+  using tp = memory_kv_state::time_point;
+  auto room
+    = std::chrono::duration_cast<std::chrono::milliseconds>(tp::max() - now);
+  if (ms >= room.count()) {
+    return tp::max();
+  }
+  return now + std::chrono::milliseconds{std::max<engine::epoch_ms>(ms, 1)};
 }
 
 } // namespace
@@ -59,6 +97,16 @@ void memory_kv_state::insert(std::string key, std::string_view value,
   sweep_threshold_ = std::max(min_inserts_between_sweeps, entries_.size());
 }
 
+void memory_kv_state::put(const std::string& key, std::string_view value,
+                          time_point expires_at, time_point now) {
+  if (auto* e = live_entry(key, now)) {
+    e->value.assign(value.data(), value.size());
+    e->expires_at = expires_at;
+    return;
+  }
+  insert(key, value, expires_at, now);
+}
+
 bool memory_kv_state::set_if_absent(std::string_view key,
                                     std::string_view value,
                                     std::chrono::milliseconds ttl) {
@@ -88,6 +136,38 @@ bool memory_kv_state::claim(std::string_view key, std::string_view owner,
   }
   insert(std::move(k), owner, now + ttl, now);
   return true;
+}
+
+engine::pace_answer memory_kv_state::pace(const engine::pace_request& r) {
+  if (r.number_key.empty()) {
+    throw engine::port_error("memory kv pace: number_key is empty");
+  }
+  if (r.tenant && r.tenant_key.empty()) {
+    throw engine::port_error("memory kv pace: a tenant cap needs a tenant_key");
+  }
+  std::lock_guard<std::mutex> guard{mutex_};
+  auto now = now_();
+  auto stored = [&](const std::string& key) -> engine::epoch_ms {
+    auto* e = live_entry(key, now);
+    return e != nullptr ? parse_tat(e->value) : 0;
+  };
+  auto number_tat = stored(r.number_key);
+  engine::epoch_ms tenant_tat = 0;
+  if (r.tenant) {
+    tenant_tat = stored(r.tenant_key);
+  }
+  auto result = engine::gcra_pair(number_tat, tenant_tat, r.now, r.number,
+                                  r.tenant);
+  if (!result.allowed) {
+    return {false, result.retry_after_ms};
+  }
+  put(r.number_key, std::to_string(result.number_tat),
+      later(now, pace_ttl_ms(result.number_tat, r.now)), now);
+  if (r.tenant) {
+    put(r.tenant_key, std::to_string(result.tenant_tat),
+        later(now, pace_ttl_ms(result.tenant_tat, r.now)), now);
+  }
+  return {true, 0};
 }
 
 std::optional<std::string> memory_kv_state::get(std::string_view key) const {
@@ -135,6 +215,10 @@ bool memory_kv::set_if_absent(std::string_view key, std::string_view value,
 bool memory_kv::claim(std::string_view key, std::string_view owner,
                       std::chrono::milliseconds ttl) {
   return state_->claim(key, owner, ttl);
+}
+
+engine::pace_answer memory_kv::pace(const engine::pace_request& r) {
+  return state_->pace(r);
 }
 
 bool memory_kv::ping() {

@@ -1,5 +1,6 @@
 #include "ringback/adapters/detail/percent.hpp"
 #include "ringback/adapters/kv/redis_kv.hpp"
+#include "ringback/engine/messaging.hpp"
 
 #include <hiredis/hiredis.h>
 #include <openssl/evp.h>
@@ -7,8 +8,10 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
+#include <charconv>
 #include <csignal>
 #include <cstring>
 #include <ctime>
@@ -220,11 +223,10 @@ timeval to_timeval(std::chrono::milliseconds x) {
 }
 
 /// How the command shows in error messages: `SET`, `CLIENT SETNAME`, ...
-std::string command_name(std::initializer_list<std::string_view> argv) {
-  auto i = argv.begin();
-  std::string out{*i};
-  if ((out == "CLIENT" || out == "SCRIPT") && argv.size() > 1) {
-    out += ' ' + std::string{*(i + 1)};
+std::string command_name(const std::string_view* argv, std::size_t argc) {
+  std::string out{argv[0]};
+  if ((out == "CLIENT" || out == "SCRIPT") && argc > 1) {
+    out += ' ' + std::string{argv[1]};
   }
   return out;
 }
@@ -239,22 +241,52 @@ constexpr std::string_view claim_script
     "end\n"
     "return 0\n";
 
-/// SHA1 of the claim script in hex, as EVALSHA wants it.
+/// SHA1 of a script in hex, as EVALSHA wants it.
+std::string sha1_hex(std::string_view script) {
+  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
+  unsigned int len = 0;
+  EVP_Digest(script.data(), script.size(), digest.data(), &len, EVP_sha1(),
+             nullptr);
+  constexpr std::string_view hex = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < len; ++i) {
+    out += hex[digest[i] >> 4];
+    out += hex[digest[i] & 0xf];
+  }
+  return out;
+}
+
 const std::string& claim_script_sha() {
-  static const std::string sha = [] {
-    std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
-    unsigned int len = 0;
-    EVP_Digest(claim_script.data(), claim_script.size(), digest.data(), &len,
-               EVP_sha1(), nullptr);
-    constexpr std::string_view hex = "0123456789abcdef";
-    std::string out;
-    for (unsigned int i = 0; i < len; ++i) {
-      out += hex[digest[i] >> 4];
-      out += hex[digest[i] & 0xf];
-    }
-    return out;
-  }();
+  static const std::string sha = sha1_hex(claim_script);
   return sha;
+}
+
+const std::string& pace_script_sha() {
+  static const std::string sha = sha1_hex(engine::gcra_lua_script);
+  return sha;
+}
+
+/// A rate as the script's `tonumber` reads it back: the shortest decimal
+/// text that round-trips to the same double, in no locale ("0.5", "3",
+/// "1e-05"; "nan" and "inf" too, which the script refuses like `gcra`).
+std::string rate_argument(double rate) {
+  std::array<char, 64> buf{};
+  auto [end, ec] = std::to_chars(buf.data(), buf.data() + buf.size(), rate);
+  if (ec != std::errc{}) {
+    return "nan"; // cannot happen with 64 bytes; refused either way
+  }
+  return std::string{buf.data(), end};
+}
+
+/// An integer of the script's reply, which must be an array of two.
+long long reply_integer(const redisReply* r, std::size_t i) {
+  if (r->type != REDIS_REPLY_ARRAY || r->elements != 2
+      || r->element[i]->type != REDIS_REPLY_INTEGER) {
+    throw engine::port_error(
+      "redis EVALSHA: unexpected reply to the pace script (type "
+      + std::to_string(r->type) + ")");
+  }
+  return r->element[i]->integer;
 }
 
 std::string ttl_argument(const char* command, std::chrono::milliseconds ttl) {
@@ -274,6 +306,10 @@ public:
   }
 
   const redisReply* operator->() const noexcept {
+    return ptr_.get();
+  }
+
+  const redisReply* get() const noexcept {
     return ptr_.get();
   }
 
@@ -362,13 +398,18 @@ void redis_kv::drop_if_dead() noexcept {
 
 redis_kv::reply
 redis_kv::command(std::initializer_list<std::string_view> argv) {
+  return command(argv.begin(), argv.size());
+}
+
+redis_kv::reply redis_kv::command(const std::string_view* argv,
+                                  std::size_t argc) {
   std::vector<const char*> args;
   std::vector<std::size_t> lengths;
-  args.reserve(argv.size());
-  lengths.reserve(argv.size());
-  for (auto x : argv) {
-    args.push_back(x.data());
-    lengths.push_back(x.size());
+  args.reserve(argc);
+  lengths.reserve(argc);
+  for (std::size_t i = 0; i < argc; ++i) {
+    args.push_back(argv[i].data());
+    lengths.push_back(argv[i].size());
   }
   redisReply* raw = nullptr;
   int saved_errno = 0;
@@ -389,12 +430,12 @@ redis_kv::command(std::initializer_list<std::string_view> argv) {
              + std::to_string(options_.command_timeout.count()) + " ms)";
     }
     context_.reset();
-    throw io_failure("redis " + command_name(argv) + ": " + why);
+    throw io_failure("redis " + command_name(argv, argc) + ": " + why);
   }
   reply result{raw};
   if (result->type == REDIS_REPLY_ERROR) {
     std::string text{result->str, result->len};
-    auto message = "redis " + command_name(argv) + ": " + text;
+    auto message = "redis " + command_name(argv, argc) + ": " + text;
     throw error_reply(message, std::move(text));
   }
   return result;
@@ -438,25 +479,36 @@ bool redis_kv::set_if_absent(std::string_view key, std::string_view value,
                            + std::to_string(r->type));
 }
 
-redis_kv::reply redis_kv::run_claim_script(std::string_view key,
-                                           std::string_view owner,
-                                           std::string_view ttl_ms) {
+redis_kv::reply
+redis_kv::run_script(std::string_view script, const std::string& sha,
+                     const std::string_view* args, std::size_t count) {
+  std::array<std::string_view, 10> argv{};
+  if (count + 2 > argv.size()) {
+    throw engine::port_error("redis EVALSHA: too many arguments");
+  }
+  std::copy(args, args + count, argv.begin() + 2);
+  argv[0] = "EVALSHA";
+  argv[1] = sha;
   try {
-    return command({"EVALSHA", claim_script_sha(), "1", key, owner, ttl_ms});
+    return command(argv.data(), count + 2);
   } catch (const error_reply& e) {
     if (e.text.rfind("NOSCRIPT", 0) != 0) {
       throw;
     }
   }
   // The server has not seen the script yet (or flushed it): EVAL caches it.
-  return command({"EVAL", claim_script, "1", key, owner, ttl_ms});
+  argv[0] = "EVAL";
+  argv[1] = script;
+  return command(argv.data(), count + 2);
 }
 
 bool redis_kv::claim(std::string_view key, std::string_view owner,
                      std::chrono::milliseconds ttl) {
   auto ttl_ms = ttl_argument("EVALSHA", ttl);
   return idempotent([&] {
-    auto r = run_claim_script(key, owner, ttl_ms);
+    std::array<std::string_view, 4> args{"1", key, owner, ttl_ms};
+    auto r = run_script(claim_script, claim_script_sha(), args.data(),
+                        args.size());
     if (r->type != REDIS_REPLY_INTEGER) {
       throw engine::port_error("redis EVALSHA: unexpected reply type "
                                + std::to_string(r->type));
@@ -467,6 +519,44 @@ bool redis_kv::claim(std::string_view key, std::string_view owner,
 
 bool redis_kv::ping() {
   return idempotent([&] { return command({"PING"}).is_status("PONG"); });
+}
+
+engine::pace_answer redis_kv::pace(const engine::pace_request& r) {
+  if (r.number_key.empty()) {
+    throw engine::port_error("redis EVALSHA: number_key is empty");
+  }
+  if (r.tenant && r.tenant_key.empty()) {
+    throw engine::port_error("redis EVALSHA: a tenant cap needs a tenant_key");
+  }
+  auto now = std::to_string(r.now);
+  auto number_rate = rate_argument(r.number.rate_per_s);
+  auto number_burst = std::to_string(r.number.burst);
+  std::string tenant_rate;
+  std::string tenant_burst;
+  std::array<std::string_view, 8> args{};
+  std::size_t count = 0;
+  if (r.tenant) {
+    tenant_rate = rate_argument(r.tenant->rate_per_s);
+    tenant_burst = std::to_string(r.tenant->burst);
+    args = {"2",         r.number_key, r.tenant_key, now,
+            number_rate, number_burst, tenant_rate,  tenant_burst};
+    count = 8;
+  } else {
+    args = {"1", r.number_key, now, number_rate, number_burst};
+    count = 5;
+  }
+  return idempotent([&] {
+    auto reply = run_script(engine::gcra_lua_script, pace_script_sha(),
+                            args.data(), count);
+    auto allowed = reply_integer(reply.get(), 0) == 1;
+    auto retry_after = reply_integer(reply.get(), 1);
+    engine::pace_answer out;
+    out.allowed = allowed;
+    // The script always answers a refusal with a wait > 0; keep the promise
+    // even if a stored time was tampered with.
+    out.retry_after_ms = allowed ? 0 : std::max<long long>(retry_after, 1);
+    return out;
+  });
 }
 
 } // namespace ringback::adapters

@@ -53,7 +53,33 @@ struct tables {
   /// (tenant_id, phone, tag) -> tagged_at; in tag order per contact.
   std::map<std::tuple<std::string, std::string, std::string>, engine::epoch_ms>
     contact_tags;
+  std::map<std::pair<std::string, std::string>, engine::opt_out_state> opt_outs;
+  std::vector<engine::status_report> status_reports; // in arrival order
 };
+
+/// The reports of a MessageSid, oldest first (as the SQL stores order them).
+std::vector<engine::status_report> reports_for(const tables& db,
+                                               std::string_view message_sid) {
+  std::vector<engine::status_report> result;
+  for (const auto& r : db.status_reports)
+    if (r.message_sid == message_sid)
+      result.push_back(r);
+  std::stable_sort(result.begin(), result.end(),
+                   [](const auto& x, const auto& y) { return x.at < y.at; });
+  return result;
+}
+
+/// The message with that MessageSid (the lowest id if several), or null.
+template <class Tables>
+auto message_by_sid(Tables& db, std::string_view message_sid)
+  -> decltype(&db.messages.begin()->second) {
+  if (message_sid.empty())
+    return nullptr;
+  for (auto& [id, m] : db.messages)
+    if (m.message_sid == message_sid)
+      return &m;
+  return nullptr;
+}
 
 /// The runs of `db` that `keep` accepts, in id order.
 template <class Predicate>
@@ -353,7 +379,14 @@ void memory_store::update_message(const engine::message_record& m) {
     x.message_sid = m.message_sid;
     x.error_code = m.error_code;
     x.error_message = m.error_message;
+    x.node_id = m.node_id;
+    x.not_before = m.not_before;
+    x.reason = m.reason;
+    x.sent_at = m.sent_at;
+    x.status_at = m.status_at;
     x.updated_at = m.updated_at;
+    if (!x.message_sid.empty())
+      store_detail::replay_reports(x, reports_for(db, x.message_sid));
   });
 }
 
@@ -374,8 +407,150 @@ memory_store::pending_messages(std::string_view node_id) {
     for (const auto& [id, m] : db.messages)
       if (m.node_id == node_id
           && (m.state == engine::message_state::queued
-              || m.state == engine::message_state::sending))
+              || m.state == engine::message_state::sending
+              || m.state == engine::message_state::held))
         result.push_back(m);
+    return result;
+  });
+}
+
+std::optional<engine::message_record>
+memory_store::claim_message(std::int64_t id, std::string_view node_id,
+                            engine::epoch_ms now) {
+  return impl_->write("claim_message", [&](tables& db) {
+    std::optional<engine::message_record> result;
+    auto i = db.messages.find(id);
+    if (i == db.messages.end()
+        || i->second.state != engine::message_state::queued)
+      return result;
+    auto& m = i->second;
+    m.state = engine::message_state::sending;
+    m.node_id = std::string(node_id);
+    m.attempts += 1;
+    m.updated_at = now;
+    result = m;
+    return result;
+  });
+}
+
+std::vector<std::int64_t> memory_store::release_held(std::string_view node_id,
+                                                     engine::epoch_ms now,
+                                                     std::size_t limit) {
+  return impl_->write("release_held", [&](tables& db) {
+    std::vector<std::int64_t> result;
+    for (auto& [id, m] : db.messages) {
+      if (result.size() >= limit)
+        break;
+      if (m.node_id != node_id || m.state != engine::message_state::held
+          || m.not_before > now)
+        continue;
+      m.state = engine::message_state::queued;
+      m.not_before = 0;
+      m.reason.clear();
+      m.error_message.clear();
+      m.updated_at = now;
+      result.push_back(id);
+    }
+    return result;
+  });
+}
+
+std::optional<engine::message_record>
+memory_store::find_message_by_sid(std::string_view message_sid) {
+  return impl_->read("find_message_by_sid", [&](const tables& db) {
+    std::optional<engine::message_record> result;
+    if (const auto* m = message_by_sid(db, message_sid))
+      result = *m;
+    return result;
+  });
+}
+
+engine::status_report_result
+memory_store::record_status(const engine::status_report& r) {
+  return impl_->write("record_status", [&](tables& db) {
+    db.status_reports.push_back(r);
+    engine::status_report_result result;
+    auto* m = message_by_sid(db, r.message_sid);
+    if (m == nullptr)
+      return result;
+    result.known = true;
+    result.applied = store_detail::apply_report(*m, r);
+    result.message = *m;
+    return result;
+  });
+}
+
+std::vector<engine::status_report>
+memory_store::status_reports(std::string_view message_sid) {
+  return impl_->read("status_reports", [&](const tables& db) {
+    return reports_for(db, message_sid);
+  });
+}
+
+engine::gate_facts memory_store::gate_facts_for(const engine::gate_query& q) {
+  // Serial like SQLite: a transaction holds the one write lock.
+  return impl_->read("gate_facts_for", [&](const tables& db) {
+    using engine::message_state;
+    using engine::send_kind;
+    using store_detail::window_start;
+    engine::gate_facts f;
+    auto entry = db.opt_outs.find(std::make_pair(q.tenant_id, q.phone));
+    f.opted_out = entry != db.opt_outs.end() && entry->second.opted_out;
+    auto repeat_from = window_start(q.now, q.repeat_caller_window);
+    auto hour_from = window_start(q.now, store_detail::automated_window);
+    auto loop_from = window_start(q.now, q.loop_window);
+    auto calls_from = window_start(q.now, q.caller_rate_window);
+    for (const auto& [id, m] : db.messages) {
+      if (m.tenant_id != q.tenant_id || m.to != q.phone
+          || m.state == message_state::refused)
+        continue;
+      bool automated = m.kind == send_kind::text_back
+                       || m.kind == send_kind::automated;
+      if (m.kind == send_kind::text_back && m.created_at > repeat_from
+          && (!f.last_text_back_at || m.created_at > *f.last_text_back_at))
+        f.last_text_back_at = m.created_at;
+      if (automated && m.created_at > hour_from)
+        ++f.automated_last_hour;
+      if (m.created_at > loop_from)
+        ++f.exchanged_in_loop_window;
+    }
+    for (const auto& [sid, m] : db.inbound)
+      if (m.tenant_id == q.tenant_id && m.from == q.phone
+          && m.received_at > loop_from)
+        ++f.exchanged_in_loop_window;
+    for (const auto& [sid, c] : db.calls)
+      if (c.tenant_id == q.tenant_id && c.from == q.phone
+          && c.started_at > calls_from)
+        ++f.calls_in_rate_window;
+    return f;
+  });
+}
+
+std::optional<engine::opt_out_state>
+memory_store::find_opt_out(std::string_view tenant_id, std::string_view phone) {
+  return impl_->read("find_opt_out", [&](const tables& db) {
+    std::optional<engine::opt_out_state> result;
+    auto i = db.opt_outs.find(
+      std::make_pair(std::string(tenant_id), std::string(phone)));
+    if (i != db.opt_outs.end())
+      result = i->second;
+    return result;
+  });
+}
+
+void memory_store::save_opt_out(const engine::opt_out_state& s) {
+  impl_->write("save_opt_out", [&](tables& db) {
+    db.opt_outs[std::make_pair(s.tenant_id, s.phone)] = s;
+  });
+}
+
+std::vector<engine::opt_out_state>
+memory_store::opted_out(std::string_view tenant_id) {
+  return impl_->read("opted_out", [&](const tables& db) {
+    std::vector<engine::opt_out_state> result;
+    for (const auto& [key, s] : db.opt_outs)
+      if (key.first == tenant_id && s.opted_out)
+        result.push_back(s);
     return result;
   });
 }

@@ -129,14 +129,24 @@ public:
     return r_[i].as<double>();
   }
 
+  bool null(int i) const {
+    return r_[i].is_null();
+  }
+
 private:
   const pqxx::row& r_;
 };
 
+/// The prepared statement that takes a transaction-scoped advisory lock.
+constexpr const char* advisory_lock_statement = "rb_advisory_xact_lock";
+
 /// Runs the prepared statements in one pqxx transaction (or nontransaction).
 class driver {
 public:
-  explicit driver(pqxx::transaction_base& tx) : tx_(tx) {
+  /// `transactional`: `tx` is a transaction (locks last until its end), not
+  /// autocommit.
+  driver(pqxx::transaction_base& tx, bool transactional)
+    : tx_(tx), transactional_(transactional) {
     // nop
   }
 
@@ -160,6 +170,14 @@ public:
       on_row(row{r});
   }
 
+  /// `pg_advisory_xact_lock(key)`: waits for the transactions holding it,
+  /// then holds it until this transaction ends. In autocommit mode there is
+  /// nothing to hold it for: a no-op.
+  void serialize(std::int64_t key) {
+    if (transactional_)
+      tx_.exec_prepared(advisory_lock_statement, key);
+  }
+
 private:
   template <class Bind>
   pqxx::result run(sql_id id, Bind& bind) {
@@ -171,6 +189,7 @@ private:
   }
 
   pqxx::transaction_base& tx_;
+  bool transactional_;
 };
 
 bool is_schema_name(std::string_view x) {
@@ -282,6 +301,8 @@ struct pg_store::impl {
           store_detail::sql_name(id),
           store_detail::sql_text(id, store_detail::sql_dialect::postgresql));
       }
+      conn->prepare(advisory_lock_statement,
+                    "SELECT pg_advisory_xact_lock($1::bigint)");
     }
     return *conn;
   }
@@ -305,13 +326,13 @@ struct pg_store::impl {
       fail(pg_backend, op, store_detail::aborted_detail);
     try {
       if (tx) {
-        driver d{*tx};
+        driver d{*tx, true};
         return f(d);
       }
       auto& c = connection();
       if (own_tx) {
         pqxx::work w{c};
-        driver d{w};
+        driver d{w, true};
         if constexpr (std::is_void_v<result_type>) {
           f(d);
           w.commit();
@@ -322,7 +343,7 @@ struct pg_store::impl {
         }
       } else {
         pqxx::nontransaction n{c};
-        driver d{n};
+        driver d{n, false};
         return f(d);
       }
     } catch (const engine::port_error&) {
@@ -567,8 +588,11 @@ std::int64_t pg_store::insert_message(const engine::message_record& m) {
 }
 
 void pg_store::update_message(const engine::message_record& m) {
-  impl_->guarded("update_message",
-                 [&](driver& dr) { sql_ops::update_message(dr, m); });
+  // With a MessageSid it locks it and may apply recorded reports: one
+  // transaction of its own outside an open one.
+  impl_->guarded(
+    "update_message", [&](driver& dr) { sql_ops::update_message(dr, m); },
+    !m.message_sid.empty());
 }
 
 std::optional<engine::message_record> pg_store::find_message(std::int64_t id) {
@@ -582,6 +606,68 @@ pg_store::pending_messages(std::string_view node_id) {
   return impl_->guarded("pending_messages", [&](driver& dr) {
     return sql_ops::messages_where(dr, sql_id::pending_messages, node_id,
                                    "pending_messages");
+  });
+}
+
+std::optional<engine::message_record>
+pg_store::claim_message(std::int64_t id, std::string_view node_id,
+                        engine::epoch_ms now) {
+  return impl_->guarded("claim_message", [&](driver& dr) {
+    return sql_ops::claim_message(dr, id, node_id, now);
+  });
+}
+
+std::vector<std::int64_t> pg_store::release_held(std::string_view node_id,
+                                                 engine::epoch_ms now,
+                                                 std::size_t limit) {
+  return impl_->guarded("release_held", [&](driver& dr) {
+    return sql_ops::release_held(dr, node_id, now, limit);
+  });
+}
+
+std::optional<engine::message_record>
+pg_store::find_message_by_sid(std::string_view message_sid) {
+  return impl_->guarded("find_message_by_sid", [&](driver& dr) {
+    return sql_ops::find_message_by_sid(dr, message_sid);
+  });
+}
+
+engine::status_report_result
+pg_store::record_status(const engine::status_report& r) {
+  return impl_->guarded(
+    "record_status", [&](driver& dr) { return sql_ops::record_status(dr, r); },
+    true);
+}
+
+std::vector<engine::status_report>
+pg_store::status_reports(std::string_view message_sid) {
+  return impl_->guarded("status_reports", [&](driver& dr) {
+    return sql_ops::status_reports(dr, message_sid);
+  });
+}
+
+engine::gate_facts pg_store::gate_facts_for(const engine::gate_query& q) {
+  return impl_->guarded("gate_facts_for", [&](driver& dr) {
+    return sql_ops::gate_facts_for(dr, q);
+  });
+}
+
+std::optional<engine::opt_out_state>
+pg_store::find_opt_out(std::string_view tenant_id, std::string_view phone) {
+  return impl_->guarded("find_opt_out", [&](driver& dr) {
+    return sql_ops::find_opt_out(dr, tenant_id, phone);
+  });
+}
+
+void pg_store::save_opt_out(const engine::opt_out_state& s) {
+  impl_->guarded("save_opt_out",
+                 [&](driver& dr) { sql_ops::save_opt_out(dr, s); });
+}
+
+std::vector<engine::opt_out_state>
+pg_store::opted_out(std::string_view tenant_id) {
+  return impl_->guarded("opted_out", [&](driver& dr) {
+    return sql_ops::opted_out(dr, tenant_id);
   });
 }
 

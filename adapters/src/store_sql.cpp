@@ -18,7 +18,14 @@ namespace {
 #define RINGBACK_MESSAGE_COLUMNS                                               \
   "tenant_id, call_sid, purpose, from_number, to_number, body, state, "        \
   "attempts, message_sid, error_code, error_message, node_id, created_at, "    \
-  "updated_at"
+  "updated_at, kind, urgent, not_before, reason, sent_at, status_at"
+
+#define RINGBACK_STATUS_REPORT_COLUMNS                                         \
+  "message_sid, carrier_status, state, error_code, error_message, "            \
+  "received_at"
+
+#define RINGBACK_OPT_OUT_COLUMNS                                               \
+  "tenant_id, phone, opted_out, since, keyword, source, last_event_at"
 
 #define RINGBACK_WEBHOOK_COLUMNS                                               \
   "tenant_id, kind, call_sid, path, body, signature, duplicate, received_at"
@@ -105,22 +112,89 @@ constexpr std::array<statement, sql_count> statements{{
   // bind_message -> id
   {sql_id::insert_message, "rb_insert_message",
    "INSERT INTO messages (" RINGBACK_MESSAGE_COLUMNS ") VALUES (?1, ?2, ?3, "
-   "?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) RETURNING id"},
+   "?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, "
+   "?20) RETURNING id"},
   // bind_message_update
   {sql_id::update_message, "rb_update_message",
    "UPDATE messages SET state = ?2, attempts = ?3, message_sid = ?4, "
-   "error_code = ?5, error_message = ?6, updated_at = ?7 WHERE id = ?1"},
+   "error_code = ?5, error_message = ?6, node_id = ?7, not_before = ?8, "
+   "reason = ?9, sent_at = ?10, status_at = ?11, updated_at = ?12 "
+   "WHERE id = ?1"},
   // id -> read_message
   {sql_id::find_message, "rb_find_message",
    "SELECT id, " RINGBACK_MESSAGE_COLUMNS " FROM messages WHERE id = ?1"},
   // node_id -> read_message
   {sql_id::pending_messages, "rb_pending_messages",
    "SELECT id, " RINGBACK_MESSAGE_COLUMNS " FROM messages WHERE node_id = ?1 "
-   "AND state IN ('queued', 'sending') ORDER BY id"},
+   "AND state IN ('queued', 'sending', 'held') ORDER BY id"},
   // call_sid -> read_message
   {sql_id::messages_for_call, "rb_messages_for_call",
    "SELECT id, " RINGBACK_MESSAGE_COLUMNS " FROM messages WHERE call_sid = ?1 "
    "ORDER BY id"},
+  // id, node_id, now -> read_message; the condition on state makes the first
+  // claimer the only one
+  {sql_id::claim_message, "rb_claim_message",
+   "UPDATE messages SET state = 'sending', node_id = ?2, "
+   "attempts = attempts + 1, updated_at = ?3 WHERE id = ?1 AND "
+   "state = 'queued' RETURNING id, " RINGBACK_MESSAGE_COLUMNS},
+  // node_id, now, limit -> id (in no order); the outer condition on state
+  // leaves a message that changed meanwhile as it is
+  {sql_id::release_held, "rb_release_held",
+   "UPDATE messages SET state = 'queued', not_before = 0, reason = '', "
+   "error_message = '', updated_at = ?2 WHERE id IN (SELECT id FROM "
+   "messages WHERE node_id = ?1 AND state = 'held' AND not_before <= ?2 "
+   "ORDER BY id LIMIT ?3) AND state = 'held' RETURNING id"},
+  // message_sid -> read_message (the empty MessageSid is nobody's)
+  {sql_id::find_message_by_sid, "rb_find_message_by_sid",
+   "SELECT id, " RINGBACK_MESSAGE_COLUMNS " FROM messages WHERE "
+   "message_sid = ?1 AND message_sid <> '' ORDER BY id LIMIT 1"},
+  // id, state, status_at, error_code, error_message, expected state,
+  // expected message_sid: a write conditional on what the writer read
+  {sql_id::apply_status, "rb_apply_status",
+   "UPDATE messages SET state = ?2, status_at = ?3, error_code = ?4, "
+   "error_message = ?5 WHERE id = ?1 AND state = ?6 AND message_sid = ?7"},
+  // bind_status_report
+  {sql_id::insert_status_report, "rb_insert_status_report",
+   "INSERT INTO status_reports (" RINGBACK_STATUS_REPORT_COLUMNS
+   ") VALUES (?1, ?2, ?3, ?4, ?5, ?6)"},
+  // message_sid -> read_status_report
+  {sql_id::status_reports, "rb_status_reports",
+   "SELECT " RINGBACK_STATUS_REPORT_COLUMNS " FROM status_reports WHERE "
+   "message_sid = ?1 ORDER BY received_at, id"},
+  // tenant_id, phone, and the starts of the windows (exclusive): repeat
+  // caller, automated (1 h), loop, caller rate -> opted out (0 or 1), last
+  // text-back (NULL: none), automated, exchanged, calls. One round trip;
+  // each count runs on an index led by (tenant_id, phone).
+  {sql_id::gate_facts, "rb_gate_facts",
+   "SELECT (SELECT COUNT(*) FROM opt_outs WHERE tenant_id = ?1 AND "
+   "phone = ?2 AND opted_out), "
+   "(SELECT MAX(created_at) FROM messages WHERE tenant_id = ?1 AND "
+   "to_number = ?2 AND kind = 'text_back' AND state <> 'refused' AND "
+   "created_at > ?3), "
+   "(SELECT COUNT(*) FROM messages WHERE tenant_id = ?1 AND to_number = ?2 "
+   "AND kind IN ('text_back', 'automated') AND state <> 'refused' AND "
+   "created_at > ?4), "
+   "(SELECT COUNT(*) FROM messages WHERE tenant_id = ?1 AND to_number = ?2 "
+   "AND state <> 'refused' AND created_at > ?5) + (SELECT COUNT(*) FROM "
+   "inbound_messages WHERE tenant_id = ?1 AND from_number = ?2 AND "
+   "received_at > ?5), "
+   "(SELECT COUNT(*) FROM calls WHERE tenant_id = ?1 AND from_number = ?2 "
+   "AND started_at > ?6)"},
+  // tenant_id, phone -> read_opt_out
+  {sql_id::find_opt_out, "rb_find_opt_out",
+   "SELECT " RINGBACK_OPT_OUT_COLUMNS " FROM opt_outs WHERE tenant_id = ?1 "
+   "AND phone = ?2"},
+  // bind_opt_out (replaces the entry)
+  {sql_id::save_opt_out, "rb_save_opt_out",
+   "INSERT INTO opt_outs (" RINGBACK_OPT_OUT_COLUMNS ") VALUES (?1, ?2, ?3, "
+   "?4, ?5, ?6, ?7) ON CONFLICT (tenant_id, phone) DO UPDATE SET "
+   "opted_out = excluded.opted_out, since = excluded.since, "
+   "keyword = excluded.keyword, source = excluded.source, "
+   "last_event_at = excluded.last_event_at"},
+  // tenant_id -> read_opt_out (sorted by sql_ops::opted_out)
+  {sql_id::opted_out, "rb_opted_out",
+   "SELECT " RINGBACK_OPT_OUT_COLUMNS " FROM opt_outs WHERE tenant_id = ?1 "
+   "AND opted_out"},
   // bind_inbound
   {sql_id::insert_inbound, "rb_insert_inbound",
    "INSERT INTO inbound_messages (" RINGBACK_INBOUND_COLUMNS
@@ -205,6 +279,8 @@ constexpr std::array<statement, sql_count> statements{{
 
 #undef RINGBACK_CALL_COLUMNS
 #undef RINGBACK_MESSAGE_COLUMNS
+#undef RINGBACK_STATUS_REPORT_COLUMNS
+#undef RINGBACK_OPT_OUT_COLUMNS
 #undef RINGBACK_WEBHOOK_COLUMNS
 #undef RINGBACK_INBOUND_COLUMNS
 #undef RINGBACK_RUN_COLUMNS

@@ -106,6 +106,10 @@ public:
     return sqlite3_column_double(stmt_, i);
   }
 
+  bool null(int i) const {
+    return sqlite3_column_type(stmt_, i) == SQLITE_NULL;
+  }
+
 private:
   sqlite3_stmt* stmt_;
 };
@@ -301,6 +305,12 @@ struct sqlite_store::impl {
     bind(b);
     while (step(stmt))
       on_row(row{stmt});
+  }
+
+  /// Nothing to lock: a transaction holds SQLite's one write lock from
+  /// `begin()` on (BEGIN IMMEDIATE), so transactions are serial already.
+  void serialize(std::int64_t) {
+    // nop
   }
 
   // -- operation boundary -----------------------------------------------------
@@ -515,7 +525,14 @@ std::int64_t sqlite_store::insert_message(const engine::message_record& m) {
 }
 
 void sqlite_store::update_message(const engine::message_record& m) {
-  impl_->guarded("update_message", [&] { sql_ops::update_message(*impl_, m); });
+  auto& d = *impl_;
+  d.guarded("update_message", [&] {
+    // With a MessageSid it may apply recorded reports too: one transaction.
+    if (m.message_sid.empty())
+      sql_ops::update_message(d, m);
+    else
+      d.atomically([&] { sql_ops::update_message(d, m); });
+  });
 }
 
 std::optional<engine::message_record>
@@ -530,6 +547,68 @@ sqlite_store::pending_messages(std::string_view node_id) {
     return sql_ops::messages_where(*impl_, sql_id::pending_messages, node_id,
                                    "pending_messages");
   });
+}
+
+std::optional<engine::message_record>
+sqlite_store::claim_message(std::int64_t id, std::string_view node_id,
+                            engine::epoch_ms now) {
+  return impl_->guarded("claim_message", [&] {
+    return sql_ops::claim_message(*impl_, id, node_id, now);
+  });
+}
+
+std::vector<std::int64_t> sqlite_store::release_held(std::string_view node_id,
+                                                     engine::epoch_ms now,
+                                                     std::size_t limit) {
+  return impl_->guarded("release_held", [&] {
+    return sql_ops::release_held(*impl_, node_id, now, limit);
+  });
+}
+
+std::optional<engine::message_record>
+sqlite_store::find_message_by_sid(std::string_view message_sid) {
+  return impl_->guarded("find_message_by_sid", [&] {
+    return sql_ops::find_message_by_sid(*impl_, message_sid);
+  });
+}
+
+engine::status_report_result
+sqlite_store::record_status(const engine::status_report& r) {
+  auto& d = *impl_;
+  return d.guarded("record_status", [&] {
+    engine::status_report_result result;
+    d.atomically([&] { result = sql_ops::record_status(d, r); });
+    return result;
+  });
+}
+
+std::vector<engine::status_report>
+sqlite_store::status_reports(std::string_view message_sid) {
+  return impl_->guarded("status_reports", [&] {
+    return sql_ops::status_reports(*impl_, message_sid);
+  });
+}
+
+engine::gate_facts sqlite_store::gate_facts_for(const engine::gate_query& q) {
+  return impl_->guarded("gate_facts_for",
+                        [&] { return sql_ops::gate_facts_for(*impl_, q); });
+}
+
+std::optional<engine::opt_out_state>
+sqlite_store::find_opt_out(std::string_view tenant_id, std::string_view phone) {
+  return impl_->guarded("find_opt_out", [&] {
+    return sql_ops::find_opt_out(*impl_, tenant_id, phone);
+  });
+}
+
+void sqlite_store::save_opt_out(const engine::opt_out_state& s) {
+  impl_->guarded("save_opt_out", [&] { sql_ops::save_opt_out(*impl_, s); });
+}
+
+std::vector<engine::opt_out_state>
+sqlite_store::opted_out(std::string_view tenant_id) {
+  return impl_->guarded("opted_out",
+                        [&] { return sql_ops::opted_out(*impl_, tenant_id); });
 }
 
 bool sqlite_store::insert_inbound(const engine::inbound_message& m) {

@@ -20,7 +20,10 @@ int rank(message_state x) {
     case message_state::delivered:
     case message_state::undelivered:
     case message_state::failed:
+    case message_state::refused:
       return 3;
+    case message_state::held:
+      return -1; // never moved by a delivery report
   }
   return 3;
 }

@@ -124,8 +124,9 @@ gate_decision decide(const outbound_candidate& candidate,
                   "recipient opted out of this tenant's texts (texting START "
                   "opts back in)");
   }
-  // 3. Bot loops: people (relayed replies) are not bots.
-  if (candidate.kind != send_kind::relayed && settings.loop_limit > 0
+  // 3. Bot loops: people (relayed replies, the owner) are not bots.
+  if (candidate.kind != send_kind::relayed
+      && candidate.kind != send_kind::notification && settings.loop_limit > 0
       && on(settings.loop_window)
       && facts.exchanged_in_loop_window >= settings.loop_limit) {
     return refuse(gate_reason::loop_suspected,

@@ -13,8 +13,8 @@ constexpr std::array<const char*, 4> keyword_kind_names{"none", "opt_out",
                                                         "opt_in", "help"};
 constexpr std::array<const char*, 3> opt_out_source_names{"none", "keyword",
                                                           "carrier"};
-constexpr std::array<const char*, 4> send_kind_names{"text_back", "automated",
-                                                     "relayed", "compliance"};
+constexpr std::array<const char*, 5> send_kind_names{
+  "text_back", "automated", "relayed", "compliance", "notification"};
 constexpr std::array<const char*, 11> gate_reason_names{
   "none",        "quiet_hours",   "invalid_recipient", "short_code",
   "own_number",  "other_tenant",  "opted_out",         "loop_suspected",

@@ -24,8 +24,9 @@ constexpr std::array<const char*, 3> call_phase_names{"ringing", "answered",
                                                       "missed"};
 constexpr std::array<const char*, 4> decided_by_names{"none", "dial_result",
                                                       "fallback", "status"};
-constexpr std::array<const char*, 6> message_state_names{
-  "queued", "sending", "sent", "delivered", "undelivered", "failed"};
+constexpr std::array<const char*, 8> message_state_names{
+  "queued", "sending",     "sent",   "delivered",
+  "undelivered", "failed", "held", "refused"};
 constexpr std::array<const char*, 4> run_status_names{"running", "waiting",
                                                       "finished", "failed"};
 

@@ -11,8 +11,9 @@
 // available; the test is then skipped, or failed if `required()`.
 //
 // Keys carry a prefix unique to the process and the test, because the test
-// binaries run in parallel against one Redis. Every TTL is at most a minute,
-// so nothing is left behind for long.
+// binaries run in parallel against one Redis. Every TTL is at most a minute
+// (pacing keys: their interval x burst, plus a second), so nothing is left
+// behind for long.
 
 #include "ringback/adapters/kv/kv_factory.hpp"
 #include "ringback/engine/ports.hpp"
@@ -23,6 +24,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <random>
@@ -244,6 +246,236 @@ TYPED_TEST_P(kv_conformance, racing_set_if_absent_has_exactly_one_winner) {
   }
 }
 
+// -- pace
+// -----------------------------------------------------------------------
+
+/// Some instant (epoch ms); the tests pass time in, so they do not depend on
+/// how fast they run.
+constexpr engine::epoch_ms t0 = 1'700'000'000'000;
+
+/// A pacing request for one number of one tenant, with a cap if `cap`.
+inline engine::pace_request
+pace_req(const std::string& number_key, engine::pace number,
+         engine::epoch_ms now, const std::string& tenant_key = {},
+         std::optional<engine::pace> cap = std::nullopt) {
+  engine::pace_request r;
+  r.number_key = number_key;
+  r.number = number;
+  r.tenant_key = tenant_key;
+  r.tenant = cap;
+  r.now = now;
+  return r;
+}
+
+constexpr engine::pace one_per_s{1.0, 1};
+
+TYPED_TEST_P(kv_conformance, pace_spaces_sends_by_the_interval) {
+  auto kv = this->make();
+  auto k = this->key("number");
+  EXPECT_TRUE(kv->pace(pace_req(k, one_per_s, t0)).allowed);
+  auto second = kv->pace(pace_req(k, one_per_s, t0 + 1));
+  EXPECT_FALSE(second.allowed);
+  EXPECT_GT(second.retry_after_ms, 0);
+  EXPECT_LE(second.retry_after_ms, 1000);
+  EXPECT_EQ(second.retry_after_ms, 999);
+  auto later = kv->pace(pace_req(k, one_per_s, t0 + 600));
+  EXPECT_FALSE(later.allowed);
+  EXPECT_EQ(later.retry_after_ms, 400);
+  // Refusals moved nothing: allowed again one interval after the first.
+  auto third = kv->pace(pace_req(k, one_per_s, t0 + 1000));
+  EXPECT_TRUE(third.allowed);
+  EXPECT_EQ(third.retry_after_ms, 0);
+  EXPECT_FALSE(kv->pace(pace_req(k, one_per_s, t0 + 1999)).allowed);
+  EXPECT_TRUE(kv->pace(pace_req(k, one_per_s, t0 + 2000)).allowed);
+}
+
+TYPED_TEST_P(kv_conformance, pace_allows_a_burst_then_the_rate) {
+  auto kv = this->make();
+  auto k = this->key("number");
+  engine::pace p{2.0, 3}; // 500 ms apart, 3 at once
+  for (int i = 0; i < 3; ++i)
+    EXPECT_TRUE(kv->pace(pace_req(k, p, t0)).allowed) << i;
+  auto fourth = kv->pace(pace_req(k, p, t0));
+  EXPECT_FALSE(fourth.allowed);
+  EXPECT_EQ(fourth.retry_after_ms, 500);
+  EXPECT_TRUE(kv->pace(pace_req(k, p, t0 + 500)).allowed);
+  EXPECT_FALSE(kv->pace(pace_req(k, p, t0 + 500)).allowed);
+  // Idle time refills the burst, but never beyond it.
+  for (int i = 0; i < 3; ++i)
+    EXPECT_TRUE(kv->pace(pace_req(k, p, t0 + 60'000)).allowed) << i;
+  EXPECT_FALSE(kv->pace(pace_req(k, p, t0 + 60'000)).allowed);
+}
+
+TYPED_TEST_P(kv_conformance, pace_rounds_the_interval_up_and_reads_fractions) {
+  auto kv = this->make();
+  auto k = this->key("toll-free");
+  engine::pace three{3.0, 1}; // 334 ms, never faster than 3/s
+  EXPECT_TRUE(kv->pace(pace_req(k, three, t0)).allowed);
+  auto early = kv->pace(pace_req(k, three, t0 + 333));
+  EXPECT_FALSE(early.allowed);
+  EXPECT_EQ(early.retry_after_ms, 1);
+  EXPECT_TRUE(kv->pace(pace_req(k, three, t0 + 334)).allowed);
+  auto slow = this->key("slow");
+  engine::pace every_8s{0.125, 1};
+  EXPECT_TRUE(kv->pace(pace_req(slow, every_8s, t0)).allowed);
+  EXPECT_EQ(kv->pace(pace_req(slow, every_8s, t0)).retry_after_ms, 8000);
+  auto odd = this->key("odd");
+  engine::pace seventh{1.0 / 7.0, 1}; // 7000 ms, not 7001
+  EXPECT_TRUE(kv->pace(pace_req(odd, seventh, t0)).allowed);
+  EXPECT_EQ(kv->pace(pace_req(odd, seventh, t0)).retry_after_ms, 7000);
+}
+
+TYPED_TEST_P(kv_conformance, pace_refuses_a_rate_that_is_not_positive) {
+  auto kv = this->make();
+  for (double rate : {0.0, -1.0, std::numeric_limits<double>::quiet_NaN(),
+                      std::numeric_limits<double>::infinity()}) {
+    auto k = this->key("bad-rate");
+    auto a = kv->pace(pace_req(k, {rate, 1}, t0));
+    EXPECT_FALSE(a.allowed) << rate;
+    EXPECT_EQ(a.retry_after_ms, 1000) << rate;
+    // A bad cap refuses too, and uses up nothing of the number.
+    auto b = kv->pace(
+      pace_req(k, one_per_s, t0, this->key("bad-cap"), engine::pace{rate, 1}));
+    EXPECT_FALSE(b.allowed) << rate;
+    EXPECT_EQ(b.retry_after_ms, 1000) << rate;
+  }
+  EXPECT_TRUE(kv->pace(pace_req(this->key("bad-rate"), one_per_s, t0)).allowed);
+}
+
+TYPED_TEST_P(kv_conformance, pace_never_moves_back_with_the_clock) {
+  auto kv = this->make();
+  auto k = this->key("number");
+  EXPECT_TRUE(kv->pace(pace_req(k, one_per_s, t0)).allowed);
+  // Another process with a clock 5 s behind must wait for the pace too.
+  auto behind = kv->pace(pace_req(k, one_per_s, t0 - 5000));
+  EXPECT_FALSE(behind.allowed);
+  EXPECT_EQ(behind.retry_after_ms, 6000);
+}
+
+TYPED_TEST_P(kv_conformance, pace_cap_refusal_leaves_the_number_untouched) {
+  auto kv = this->make();
+  auto a = this->key("number-a");
+  auto b = this->key("number-b");
+  auto tenant = this->key("tenant");
+  engine::pace cap{1.0, 1};
+  EXPECT_TRUE(kv->pace(pace_req(a, one_per_s, t0, tenant, cap)).allowed);
+  // B's own pace allows it, the tenant's cap does not.
+  auto refused = kv->pace(pace_req(b, one_per_s, t0 + 10, tenant, cap));
+  EXPECT_FALSE(refused.allowed);
+  EXPECT_EQ(refused.retry_after_ms, 990);
+  // Had the refusal used up B's slot, B alone would be refused now.
+  EXPECT_TRUE(kv->pace(pace_req(b, one_per_s, t0 + 20)).allowed);
+  EXPECT_FALSE(kv->pace(pace_req(b, one_per_s, t0 + 30)).allowed);
+}
+
+TYPED_TEST_P(kv_conformance, pace_number_refusal_leaves_the_cap_untouched) {
+  auto kv = this->make();
+  auto a = this->key("number-a");
+  auto b = this->key("number-b");
+  auto c = this->key("number-c");
+  auto tenant = this->key("tenant");
+  engine::pace cap{1.0, 2}; // two at once across the tenant's numbers
+  EXPECT_TRUE(kv->pace(pace_req(a, one_per_s, t0, tenant, cap)).allowed);
+  // A's pace refuses; the cap's second slot must still be free.
+  EXPECT_FALSE(kv->pace(pace_req(a, one_per_s, t0 + 1, tenant, cap)).allowed);
+  EXPECT_TRUE(kv->pace(pace_req(b, one_per_s, t0 + 2, tenant, cap)).allowed);
+  // Now the cap is used up.
+  auto third = kv->pace(pace_req(c, one_per_s, t0 + 3, tenant, cap));
+  EXPECT_FALSE(third.allowed);
+  EXPECT_EQ(third.retry_after_ms, 997);
+}
+
+TYPED_TEST_P(kv_conformance, pace_retry_is_the_longer_of_the_two) {
+  auto kv = this->make();
+  auto k = this->key("number");
+  auto tenant = this->key("tenant");
+  engine::pace cap{0.5, 1}; // 2 s
+  EXPECT_TRUE(kv->pace(pace_req(k, one_per_s, t0, tenant, cap)).allowed);
+  EXPECT_EQ(
+    kv->pace(pace_req(k, one_per_s, t0 + 1, tenant, cap)).retry_after_ms, 1999);
+  engine::pace slow_number{0.25, 1}; // 4 s
+  auto k2 = this->key("slow-number");
+  auto t2 = this->key("tenant-2");
+  EXPECT_TRUE(kv->pace(pace_req(k2, slow_number, t0, t2, cap)).allowed);
+  EXPECT_EQ(kv->pace(pace_req(k2, slow_number, t0 + 1, t2, cap)).retry_after_ms,
+            3999);
+}
+
+TYPED_TEST_P(kv_conformance, pace_numbers_are_independent) {
+  auto kv = this->make();
+  auto a = this->key("number-a");
+  auto b = this->key("number-b");
+  EXPECT_TRUE(kv->pace(pace_req(a, one_per_s, t0)).allowed);
+  EXPECT_TRUE(kv->pace(pace_req(b, one_per_s, t0)).allowed);
+  EXPECT_FALSE(kv->pace(pace_req(a, one_per_s, t0 + 1)).allowed);
+  EXPECT_FALSE(kv->pace(pace_req(b, one_per_s, t0 + 1)).allowed);
+  EXPECT_TRUE(kv->pace(pace_req(a, one_per_s, t0 + 1000)).allowed);
+}
+
+TYPED_TEST_P(kv_conformance, pace_tenants_are_independent) {
+  auto kv = this->make();
+  engine::pace cap{1.0, 1};
+  auto acme = this->key("tenant-acme");
+  auto bolt = this->key("tenant-bolt");
+  EXPECT_TRUE(
+    kv->pace(pace_req(this->key("acme-1"), one_per_s, t0, acme, cap)).allowed);
+  EXPECT_TRUE(
+    kv->pace(pace_req(this->key("bolt-1"), one_per_s, t0, bolt, cap)).allowed);
+  // Each tenant's cap is used up by its own send only.
+  EXPECT_FALSE(
+    kv->pace(pace_req(this->key("acme-2"), one_per_s, t0, acme, cap)).allowed);
+  EXPECT_FALSE(
+    kv->pace(pace_req(this->key("bolt-2"), one_per_s, t0, bolt, cap)).allowed);
+  EXPECT_TRUE(
+    kv->pace(pace_req(this->key("acme-2"), one_per_s, t0 + 1000, acme, cap))
+      .allowed);
+}
+
+TYPED_TEST_P(kv_conformance, pace_is_shared_by_instances_of_one_factory) {
+  auto a = this->make();
+  auto b = this->make();
+  auto k = this->key("number");
+  EXPECT_TRUE(a->pace(pace_req(k, one_per_s, t0)).allowed);
+  EXPECT_FALSE(b->pace(pace_req(k, one_per_s, t0 + 1)).allowed);
+  EXPECT_TRUE(b->pace(pace_req(k, one_per_s, t0 + 1000)).allowed);
+  EXPECT_FALSE(a->pace(pace_req(k, one_per_s, t0 + 1001)).allowed);
+}
+
+TYPED_TEST_P(kv_conformance, racing_paces_allow_exactly_the_burst) {
+  constexpr int threads = 16;
+  for (int burst : {1, 3}) {
+    auto k = this->key("race-" + std::to_string(burst));
+    auto winners = this->race(threads, [&](engine::kv& kv, int) {
+      return kv.pace(pace_req(k, {1.0, burst}, t0)).allowed;
+    });
+    EXPECT_EQ(winners, burst);
+  }
+}
+
+TYPED_TEST_P(kv_conformance, pace_rejects_malformed_requests) {
+  auto kv = this->make();
+  auto message_of = [&](const engine::pace_request& r) -> std::string {
+    try {
+      kv->pace(r);
+    } catch (const engine::port_error& e) {
+      return e.what();
+    }
+    return "(no error)";
+  };
+  auto empty_key = message_of(pace_req("", one_per_s, t0));
+  EXPECT_NE(empty_key.find(": number_key is empty"), std::string::npos)
+    << empty_key;
+  auto no_tenant_key = message_of(
+    pace_req(this->key("n"), one_per_s, t0, "", engine::pace{1.0, 1}));
+  EXPECT_NE(no_tenant_key.find(": a tenant cap needs a tenant_key"),
+            std::string::npos)
+    << no_tenant_key;
+  // Nothing was used up; a tenant key without a cap is no cap.
+  auto t = this->key("tenant");
+  EXPECT_TRUE(kv->pace(pace_req(this->key("n"), one_per_s, t0, t)).allowed);
+  EXPECT_TRUE(kv->pace(pace_req(this->key("m"), one_per_s, t0, t)).allowed);
+}
+
 REGISTER_TYPED_TEST_SUITE_P(
   kv_conformance, ping_answers, set_if_absent_is_true_only_the_first_time,
   instances_of_one_factory_share_keys, set_if_absent_key_expires_after_its_ttl,
@@ -252,6 +484,15 @@ REGISTER_TYPED_TEST_SUITE_P(
   claim_by_its_owner_refreshes_the_ttl, keys_values_and_owners_are_binary_safe,
   a_ttl_that_is_not_positive_is_a_port_error,
   racing_claims_have_exactly_one_winner,
-  racing_set_if_absent_has_exactly_one_winner);
+  racing_set_if_absent_has_exactly_one_winner,
+  pace_spaces_sends_by_the_interval, pace_allows_a_burst_then_the_rate,
+  pace_rounds_the_interval_up_and_reads_fractions,
+  pace_refuses_a_rate_that_is_not_positive,
+  pace_never_moves_back_with_the_clock,
+  pace_cap_refusal_leaves_the_number_untouched,
+  pace_number_refusal_leaves_the_cap_untouched,
+  pace_retry_is_the_longer_of_the_two, pace_numbers_are_independent,
+  pace_tenants_are_independent, pace_is_shared_by_instances_of_one_factory,
+  racing_paces_allow_exactly_the_burst, pace_rejects_malformed_requests);
 
 } // namespace ringback::kv_conformance

@@ -6,7 +6,11 @@
 
 #include <atomic>
 #include <chrono>
+#include <limits>
 #include <memory>
+#include <optional>
+#include <string>
+#include <utility>
 
 namespace ringback::adapters {
 namespace {
@@ -115,6 +119,109 @@ TEST_F(memory_kv_test, a_null_state_means_a_private_one) {
   ASSERT_NE(kv.state(), nullptr);
   EXPECT_TRUE(kv.set_if_absent("k", "v", 1s));
   EXPECT_FALSE(kv.set_if_absent("k", "v", 1s));
+}
+
+engine::pace_request pace_at(std::string number_key, engine::epoch_ms now,
+                             engine::pace number = {1.0, 1},
+                             std::string tenant_key = {},
+                             std::optional<engine::pace> cap = std::nullopt) {
+  engine::pace_request r;
+  r.number_key = std::move(number_key);
+  r.number = number;
+  r.tenant_key = std::move(tenant_key);
+  r.tenant = cap;
+  r.now = now;
+  return r;
+}
+
+constexpr engine::epoch_ms t0 = 1'700'000'000'000;
+
+TEST_F(memory_kv_test, pace_stores_decimal_times_with_the_scripts_ttl) {
+  auto a = kv_.pace(pace_at("n", t0, {1.0, 1}, "t", engine::pace{0.5, 1}));
+  EXPECT_TRUE(a.allowed);
+  EXPECT_EQ(state_->get("n"), std::to_string(t0 + 1000));
+  EXPECT_EQ(state_->get("t"), std::to_string(t0 + 2000));
+  // tat - now + 1 s, on the state's own clock.
+  EXPECT_EQ(state_->ttl("n"), 2000ms);
+  EXPECT_EQ(state_->ttl("t"), 3000ms);
+  // A burst stores the time furthest ahead.
+  for (int i = 0; i < 3; ++i)
+    ASSERT_TRUE(kv_.pace(pace_at("b", t0, {2.0, 3})).allowed);
+  EXPECT_EQ(state_->get("b"), std::to_string(t0 + 1500));
+  EXPECT_EQ(state_->ttl("b"), 2500ms);
+}
+
+TEST_F(memory_kv_test, a_refused_pace_writes_nothing) {
+  ASSERT_TRUE(kv_.pace(pace_at("n", t0)).allowed);
+  clock_.advance(500ms);
+  EXPECT_FALSE(
+    kv_.pace(pace_at("n", t0 + 1, {1.0, 1}, "t", engine::pace{1.0, 1}))
+      .allowed);
+  EXPECT_EQ(state_->get("n"), std::to_string(t0 + 1000));
+  EXPECT_EQ(state_->ttl("n"), 1500ms); // not refreshed
+  EXPECT_EQ(state_->get("t"), std::nullopt);
+}
+
+TEST_F(memory_kv_test, pace_keys_expire_and_take_their_state_along) {
+  ASSERT_TRUE(kv_.pace(pace_at("n", t0)).allowed);
+  clock_.advance(1999ms);
+  ASSERT_TRUE(state_->get("n").has_value());
+  clock_.advance(1ms);
+  EXPECT_EQ(state_->get("n"), std::nullopt);
+  // Expired means never used: even a `now` the stored time would have
+  // refused is allowed (the key outlives the time it mattered by 1 s, so
+  // this only happens to a clock that went back further than that).
+  EXPECT_TRUE(kv_.pace(pace_at("n", t0)).allowed);
+}
+
+TEST_F(memory_kv_test, a_stored_value_that_is_no_time_counts_as_never_used) {
+  ASSERT_TRUE(kv_.set_if_absent("n", "not a number", 1h));
+  EXPECT_TRUE(kv_.pace(pace_at("n", t0)).allowed);
+  EXPECT_EQ(state_->get("n"), std::to_string(t0 + 1000));
+  EXPECT_EQ(state_->ttl("n"), 2000ms);
+  EXPECT_FALSE(kv_.pace(pace_at("n", t0)).allowed);
+}
+
+TEST_F(memory_kv_test, pace_survives_extreme_times) {
+  constexpr auto lowest = std::numeric_limits<engine::epoch_ms>::min();
+  constexpr auto highest = std::numeric_limits<engine::epoch_ms>::max();
+  auto low = kv_.pace(pace_at("low", lowest));
+  EXPECT_FALSE(low.allowed);
+  EXPECT_GT(low.retry_after_ms, 0);
+  EXPECT_TRUE(kv_.pace(pace_at("high", highest)).allowed);
+  EXPECT_TRUE(state_->ttl("high").has_value());
+  // The slowest rate (one a year) with the largest burst: a TTL of
+  // centuries, and then more than the steady clock can count, which
+  // saturates instead of overflowing.
+  engine::pace slowest{1e-12, 1'000'000};
+  for (int i = 0; i < 100; ++i)
+    ASSERT_TRUE(kv_.pace(pace_at("slow", t0, slowest)).allowed);
+  auto ttl = state_->ttl("slow");
+  ASSERT_TRUE(ttl.has_value());
+  EXPECT_EQ(*ttl, 100 * 365 * 24h + 1000ms);
+  for (int i = 0; i < 300; ++i)
+    ASSERT_TRUE(kv_.pace(pace_at("slow", t0, slowest)).allowed);
+  EXPECT_EQ(state_->get("slow"),
+            std::to_string(t0 + 400 * 365LL * 24 * 3'600'000));
+  ttl = state_->ttl("slow");
+  ASSERT_TRUE(ttl.has_value());
+  EXPECT_GT(*ttl, 250 * 365 * 24h);
+}
+
+TEST_F(memory_kv_test, pace_errors_name_the_operation) {
+  try {
+    kv_.pace(pace_at("", t0));
+    FAIL() << "expected a port_error";
+  } catch (const engine::port_error& e) {
+    EXPECT_STREQ(e.what(), "memory kv pace: number_key is empty");
+  }
+  try {
+    kv_.pace(pace_at("n", t0, {1.0, 1}, "", engine::pace{1.0, 1}));
+    FAIL() << "expected a port_error";
+  } catch (const engine::port_error& e) {
+    EXPECT_STREQ(e.what(), "memory kv pace: a tenant cap needs a tenant_key");
+  }
+  EXPECT_EQ(state_->size(), 0u);
 }
 
 TEST_F(memory_kv_test, ping_is_true) {

@@ -1,4 +1,5 @@
 #include "ringback/adapters/kv/redis_kv.hpp"
+#include "ringback/engine/messaging.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -477,6 +478,150 @@ TEST(redis_kv_fake, unexpected_reply_types_are_port_errors) {
             "redis SET: unexpected reply type 1");
   EXPECT_EQ(error_of([&] { kv.claim("k", "a", 1s); }),
             "redis EVALSHA: unexpected reply type 1");
+}
+
+// -- pace
+// -----------------------------------------------------------------------
+
+engine::pace_request pace_at(std::string number_key, engine::pace number,
+                             std::string tenant_key = {},
+                             std::optional<engine::pace> cap = std::nullopt) {
+  engine::pace_request r;
+  r.number_key = std::move(number_key);
+  r.number = number;
+  r.tenant_key = std::move(tenant_key);
+  r.tenant = cap;
+  r.now = 1'700'000'000'123;
+  return r;
+}
+
+/// Answers the pace script with `raw`; the rest like a healthy Redis.
+fake_redis::script_type pace_replies(std::string raw) {
+  return [raw](int, const argv_type& a) {
+    if (a[0] == "EVALSHA" || a[0] == "EVAL")
+      return action::answer(raw);
+    return healthy(a);
+  };
+}
+
+TEST(redis_kv_fake, pace_sends_the_gcra_script_with_keys_and_decimal_args) {
+  fake_redis fake{pace_replies("*2\r\n:1\r\n:0\r\n")};
+  redis_kv kv{fake.url(), fast_options()};
+  auto one = kv.pace(pace_at("ringback:pace:{acme}:number:+1500", {0.5, 3}));
+  EXPECT_TRUE(one.allowed);
+  EXPECT_EQ(one.retry_after_ms, 0);
+  auto two = kv.pace(pace_at("n", {1.0 / 7.0, 1}, "ringback:pace:{acme}:tenant",
+                             engine::pace{30.0, 120}));
+  EXPECT_TRUE(two.allowed);
+  // A tenant key without a cap is no cap: one key.
+  kv.pace(pace_at("n", {100.0, 1}, "ignored"));
+  auto log = fake.log();
+  ASSERT_EQ(log.size(), 4u); // CLIENT SETNAME, then the scripts
+  auto sha = sha1_hex(engine::gcra_lua_script);
+  EXPECT_EQ(log[1].second,
+            (argv_type{"EVALSHA", sha, "1", "ringback:pace:{acme}:number:+1500",
+                       "1700000000123", "0.5", "3"}));
+  EXPECT_EQ(log[2].second,
+            (argv_type{"EVALSHA", sha, "2", "n", "ringback:pace:{acme}:tenant",
+                       "1700000000123", "0.14285714285714285", "1", "30",
+                       "120"}));
+  EXPECT_EQ(log[3].second,
+            (argv_type{"EVALSHA", sha, "1", "n", "1700000000123", "100", "1"}));
+}
+
+TEST(redis_kv_fake, pace_reads_a_refusal_and_its_wait) {
+  fake_redis fake{pace_replies("*2\r\n:0\r\n:1500\r\n")};
+  redis_kv kv{fake.url(), fast_options()};
+  auto a = kv.pace(pace_at("n", {1.0, 1}));
+  EXPECT_FALSE(a.allowed);
+  EXPECT_EQ(a.retry_after_ms, 1500);
+}
+
+TEST(redis_kv_fake, pace_falls_back_to_eval_on_noscript) {
+  fake_redis fake{[](int, const argv_type& a) {
+    if (a[0] == "EVALSHA")
+      return action::answer(
+        "-NOSCRIPT No matching script. Please use EVAL.\r\n");
+    if (a[0] == "EVAL")
+      return action::answer("*2\r\n:0\r\n:250\r\n");
+    return healthy(a);
+  }};
+  redis_kv kv{fake.url(), fast_options()};
+  auto a = kv.pace(pace_at("n", {4.0, 1}));
+  EXPECT_FALSE(a.allowed);
+  EXPECT_EQ(a.retry_after_ms, 250);
+  auto log = fake.log();
+  ASSERT_EQ(log.size(), 3u);
+  EXPECT_EQ(log[2].second, (argv_type{"EVAL", engine::gcra_lua_script, "1", "n",
+                                      "1700000000123", "4", "1"}));
+}
+
+TEST(redis_kv_fake, pace_script_errors_are_port_errors) {
+  fake_redis fake{pace_replies(
+    "-ERR Error running script (call to f_x): @user_script:1: gcra: ARGV[1] "
+    "(now, epoch ms) is not a number\r\n")};
+  redis_kv kv{fake.url(), fast_options()};
+  EXPECT_EQ(error_of([&] {
+              kv.pace(pace_at("n", {1.0, 1}));
+            }),
+            "redis EVALSHA: ERR Error running script (call to f_x): "
+            "@user_script:1: gcra: ARGV[1] (now, epoch ms) is not a number");
+  EXPECT_TRUE(kv.connected());
+}
+
+TEST(redis_kv_fake, pace_unexpected_replies_are_port_errors) {
+  for (const auto& [raw, type] : std::vector<std::pair<std::string, int>>{
+         {":1\r\n", 3},
+         {"*1\r\n:1\r\n", 2},
+         {"*3\r\n:1\r\n:0\r\n:0\r\n", 2},
+         {"*2\r\n$1\r\n1\r\n:0\r\n", 2},
+         {"$-1\r\n", 4},
+       }) {
+    fake_redis fake{pace_replies(raw)};
+    redis_kv kv{fake.url(), fast_options()};
+    EXPECT_EQ(error_of([&] {
+                kv.pace(pace_at("n", {1.0, 1}));
+              }),
+              "redis EVALSHA: unexpected reply to the pace script (type "
+                + std::to_string(type) + ")")
+      << raw;
+  }
+}
+
+TEST(redis_kv_fake, a_refusal_without_a_wait_still_waits_1_ms) {
+  fake_redis fake{pace_replies("*2\r\n:0\r\n:0\r\n")};
+  redis_kv kv{fake.url(), fast_options()};
+  auto a = kv.pace(pace_at("n", {1.0, 1}));
+  EXPECT_FALSE(a.allowed);
+  EXPECT_EQ(a.retry_after_ms, 1);
+}
+
+TEST(redis_kv_fake, pace_is_retried_once_on_a_fresh_connection) {
+  fake_redis fake{[](int n, const argv_type& a) {
+    if (n == 1 && a[0] == "EVALSHA")
+      return action::hang_up();
+    if (a[0] == "EVALSHA")
+      return action::answer("*2\r\n:1\r\n:0\r\n");
+    return healthy(a);
+  }};
+  redis_kv kv{fake.url(), fast_options()};
+  ASSERT_TRUE(kv.ping());
+  EXPECT_TRUE(kv.pace(pace_at("n", {1.0, 1})).allowed);
+  EXPECT_EQ(fake.connections(), 2);
+}
+
+TEST(redis_kv_fake, a_malformed_pace_request_fails_before_connecting) {
+  fake_redis fake{[](int, const argv_type& a) { return healthy(a); }};
+  redis_kv kv{fake.url(), fast_options()};
+  EXPECT_EQ(error_of([&] {
+              kv.pace(pace_at("", {1.0, 1}));
+            }),
+            "redis EVALSHA: number_key is empty");
+  EXPECT_EQ(error_of([&] {
+              kv.pace(pace_at("n", {1.0, 1}, "", engine::pace{}));
+            }),
+            "redis EVALSHA: a tenant cap needs a tenant_key");
+  EXPECT_EQ(fake.connections(), 0);
 }
 
 } // namespace

@@ -34,11 +34,12 @@ TEST(StoreMigrations, both_dialects_create_the_same_tables) {
     }
     return names;
   };
-  EXPECT_EQ(tables(sqlite_migrations()),
-            (std::vector<std::string>{
-              "tenants", "tenant_numbers", "calls", "webhooks", "messages",
-              "inbound_messages", "contacts", "runs", "run_steps",
-              "workflow_versions", "contact_tags"}));
+  EXPECT_EQ(
+    tables(sqlite_migrations()),
+    (std::vector<std::string>{"tenants", "tenant_numbers", "calls", "webhooks",
+                              "messages", "inbound_messages", "contacts",
+                              "runs", "run_steps", "workflow_versions",
+                              "contact_tags", "opt_outs", "status_reports"}));
   EXPECT_EQ(tables(pg_migrations()), tables(sqlite_migrations()));
 }
 
@@ -60,6 +61,42 @@ TEST(StoreMigrations, version_2_adds_the_workflow_run_tables) {
           "PRIMARY KEY (run_id, seq)", "PRIMARY KEY (tenant_id, name, version)",
           "PRIMARY KEY (tenant_id, phone, tag)"})
       EXPECT_NE(v2.sql.find(index), std::string::npos) << index;
+  }
+}
+
+TEST(StoreMigrations, version_3_adds_messaging_and_keeps_old_rows_valid) {
+  ASSERT_GE(sqlite_migrations().size(), 3u);
+  for (const auto* ms : {&sqlite_migrations(), &pg_migrations()}) {
+    const auto& v3 = (*ms)[2];
+    EXPECT_EQ(v3.version, 3);
+    EXPECT_EQ(v3.description, "messaging: message kinds and holds, delivery "
+                              "reports, opt-out ledger, gate indexes");
+    EXPECT_EQ(v3.sql.find("DROP "), std::string::npos);
+    for (const char* index :
+         {"messages_sid_idx ON messages (message_sid)",
+          "messages_recipient_idx ON messages (tenant_id, to_number, "
+          "created_at)",
+          "ON inbound_messages (tenant_id, from_number, received_at)",
+          "calls_caller_idx ON calls (tenant_id, from_number, started_at)",
+          "status_reports_sid_idx ON status_reports (message_sid)",
+          "PRIMARY KEY (tenant_id, phone)"})
+      EXPECT_NE(v3.sql.find(index), std::string::npos) << index;
+  }
+  // Six columns for messages in each dialect, each with a default, so that
+  // older rows stay valid.
+  for (const auto* ms : {&sqlite_migrations(), &pg_migrations()}) {
+    const auto& sql = (*ms)[2].sql;
+    std::vector<std::string> columns;
+    for (auto pos = sql.find("ADD COLUMN "); pos != std::string::npos;
+         pos = sql.find("ADD COLUMN ", pos + 1)) {
+      auto line = sql.substr(pos, sql.find('\n', pos) - pos);
+      EXPECT_NE(line.find("NOT NULL DEFAULT "), std::string::npos) << line;
+      auto name = pos + std::string_view{"ADD COLUMN "}.size();
+      columns.push_back(sql.substr(name, sql.find(' ', name) - name));
+    }
+    EXPECT_EQ(columns,
+              (std::vector<std::string>{"kind", "urgent", "not_before",
+                                        "reason", "sent_at", "status_at"}));
   }
 }
 

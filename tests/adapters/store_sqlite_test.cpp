@@ -1,3 +1,4 @@
+#include "ringback/adapters/store/sql_common.hpp"
 #include "ringback/adapters/store/sqlite_store.hpp"
 
 #include <gtest/gtest.h>
@@ -149,15 +150,20 @@ TEST_F(SqliteStore, the_schema_has_its_tables_and_indexes) {
   sqlite3_finalize(stmt);
   sqlite3_close(db);
   const std::vector<std::string> expected{"calls",
+                                          "calls_caller_idx",
                                           "calls_ended_phase_idx",
                                           "calls_node_idx",
                                           "calls_ringing_fallback_idx",
                                           "contact_tags",
                                           "contacts",
                                           "inbound_messages",
+                                          "inbound_messages_sender_idx",
                                           "messages",
                                           "messages_call_idx",
                                           "messages_node_state_idx",
+                                          "messages_recipient_idx",
+                                          "messages_sid_idx",
+                                          "opt_outs",
                                           "run_steps",
                                           "runs",
                                           "runs_call_idx",
@@ -165,6 +171,8 @@ TEST_F(SqliteStore, the_schema_has_its_tables_and_indexes) {
                                           "runs_node_status_idx",
                                           "runs_status_wake_idx",
                                           "schema_migrations",
+                                          "status_reports",
+                                          "status_reports_sid_idx",
                                           "tenant_numbers",
                                           "tenant_numbers_tenant_idx",
                                           "tenants",
@@ -284,7 +292,108 @@ TEST_F(SqliteStore, a_database_of_version_1_is_migrated_to_the_latest) {
             (std::vector<std::string>{"vip"}));
   EXPECT_GT(s->insert_run(make_run()), 0);
   EXPECT_EQ(query_raw("SELECT group_concat(version) FROM schema_migrations"),
-            "1,2");
+            "1,2,3");
+}
+
+TEST_F(SqliteStore, a_database_of_version_2_keeps_its_messages_readable) {
+  // Messages written by the release before safe messaging (without the
+  // columns of version 3) read back as urgent automated ones.
+  {
+    sqlite_store_options options;
+    options.path = path();
+    options.migrations = {adapters::sqlite_migrations().at(0),
+                          adapters::sqlite_migrations().at(1)};
+    sqlite_store old{std::move(options)};
+    old.migrate();
+    EXPECT_EQ(old.schema_version(), 2);
+  }
+  exec_raw("INSERT INTO messages (tenant_id, call_sid, purpose, from_number, "
+           "to_number, body, state, attempts, message_sid, error_code, "
+           "error_message, node_id, created_at, updated_at) VALUES "
+           "('acme', 'CA1', 'missed_call.text_back', '+15557650002', "
+           "'+15551230001', 'Sorry we missed you!', 'sent', 1, 'SM1', 0, '', "
+           "'n1', 1700000000500, 1700000000600), "
+           "('acme', 'CA2', 'missed_call.text_back', '+15557650002', "
+           "'+15551230001', 'Sorry we missed you!', 'queued', 0, '', 0, '', "
+           "'n1', 1700000000700, 1700000000700)");
+  auto s = open();
+  EXPECT_EQ(s->schema_version(), 3);
+  auto old = s->find_message_by_sid("SM1");
+  ASSERT_TRUE(old);
+  EXPECT_EQ(old->call_sid, "CA1");
+  EXPECT_EQ(old->state, engine::message_state::sent);
+  EXPECT_EQ(old->kind, engine::send_kind::automated);
+  EXPECT_TRUE(old->urgent);
+  EXPECT_EQ(old->not_before, 0);
+  EXPECT_EQ(old->reason, "");
+  EXPECT_EQ(old->sent_at, 0);
+  EXPECT_EQ(old->status_at, 0);
+  EXPECT_EQ(old->updated_at, 1'700'000'000'600);
+  // The outbox and the delivery reports work on them.
+  EXPECT_EQ(ids(s->pending_messages("n1")),
+            (std::vector<std::int64_t>{old->id + 1}));
+  EXPECT_TRUE(s->claim_message(old->id + 1, "n1", 1'700'000'001'000));
+  auto r = s->record_status(
+    make_report("SM1", engine::message_state::delivered, 1'700'000'002'000));
+  EXPECT_TRUE(r.applied);
+  EXPECT_EQ(s->find_message(old->id)->state, engine::message_state::delivered);
+  engine::gate_query q;
+  q.tenant_id = "acme";
+  q.phone = "+15551230001";
+  q.now = 1'700'000'003'000;
+  EXPECT_EQ(s->gate_facts_for(q).automated_last_hour, 2);
+}
+
+TEST_F(SqliteStore, the_gate_queries_use_their_indexes) {
+  auto s = open();
+  auto plan = [&](const std::string& sql) {
+    sqlite3* db = nullptr;
+    sqlite3_open(path().c_str(), &db);
+    sqlite3_stmt* stmt = nullptr;
+    std::string result;
+    if (sqlite3_prepare_v2(db, ("EXPLAIN QUERY PLAN " + sql).c_str(), -1, &stmt,
+                           nullptr)
+        == SQLITE_OK)
+      while (sqlite3_step(stmt) == SQLITE_ROW)
+        result += std::string(
+                    reinterpret_cast<const char*>(sqlite3_column_text(stmt, 3)))
+                  + "\n";
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+    return result;
+  };
+  auto gate = plan(adapters::store_detail::sql_text(
+    adapters::store_detail::sql_id::gate_facts,
+    adapters::store_detail::sql_dialect::sqlite));
+  EXPECT_NE(gate.find("messages_recipient_idx"), std::string::npos) << gate;
+  EXPECT_NE(gate.find("inbound_messages_sender_idx"), std::string::npos)
+    << gate;
+  EXPECT_NE(gate.find("calls_caller_idx"), std::string::npos) << gate;
+  EXPECT_NE(gate.find("sqlite_autoindex_opt_outs_1"), std::string::npos)
+    << gate;
+  auto by_sid = plan("SELECT id FROM messages WHERE message_sid = 'SM1' AND "
+                     "message_sid <> ''");
+  EXPECT_NE(by_sid.find("messages_sid_idx"), std::string::npos) << by_sid;
+  auto reports = plan("SELECT id FROM status_reports WHERE message_sid = "
+                      "'SM1'");
+  EXPECT_NE(reports.find("status_reports_sid_idx"), std::string::npos)
+    << reports;
+}
+
+TEST_F(SqliteStore, an_unknown_kind_or_source_in_a_row_is_an_error) {
+  auto s = open();
+  s->insert_message(make_message("CA1"));
+  s->save_opt_out({"acme", "+15551230001", true, 1, "STOP",
+                   engine::opt_out_source::keyword, 1});
+  s->record_status(make_report("SM1", engine::message_state::sent, 1));
+  exec_raw("UPDATE messages SET kind = 'spam'; UPDATE opt_outs SET source = "
+           "'rumour'; UPDATE status_reports SET state = 'lost'");
+  EXPECT_EQ(error_of([&] { s->messages_for_call("CA1"); }),
+            "sqlite messages_for_call: unknown kind 'spam' in the database");
+  EXPECT_EQ(error_of([&] { s->find_opt_out("acme", "+15551230001"); }),
+            "sqlite find_opt_out: unknown source 'rumour' in the database");
+  EXPECT_EQ(error_of([&] { s->status_reports("SM1"); }),
+            "sqlite status_reports: unknown state 'lost' in the database");
 }
 
 TEST_F(SqliteStore, deleting_a_contact_deletes_its_tags) {

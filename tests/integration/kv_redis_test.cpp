@@ -1,4 +1,6 @@
+#include "ringback/adapters/kv/memory_kv.hpp"
 #include "ringback/adapters/kv/redis_kv.hpp"
+#include "ringback/engine/messaging.hpp"
 
 #include <gtest/gtest.h>
 
@@ -6,14 +8,20 @@
 #include <hiredis/hiredis.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <random>
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 // redis_kv against a real Redis, given as RINGBACK_TEST_REDIS
@@ -255,6 +263,213 @@ TEST_F(redis_kv_integration, a_wrong_password_is_a_port_error_naming_auth) {
     EXPECT_EQ(what.rfind("redis AUTH: ", 0), 0u) << what;
     EXPECT_EQ(what.find("hunter2"), std::string::npos) << what;
   }
+}
+
+// -- pace
+// -----------------------------------------------------------------------
+
+engine::epoch_ms wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+           std::chrono::system_clock::now().time_since_epoch())
+    .count();
+}
+
+engine::pace_request pace_at(std::string number_key, engine::pace number,
+                             engine::epoch_ms now, std::string tenant_key = {},
+                             std::optional<engine::pace> cap = std::nullopt) {
+  engine::pace_request r;
+  r.number_key = std::move(number_key);
+  r.number = number;
+  r.tenant_key = std::move(tenant_key);
+  r.tenant = cap;
+  r.now = now;
+  return r;
+}
+
+/// Hammers `request(i)` from one thread per kv (each its own connection, as
+/// separate processes would) for `duration`, on the wall clock; returns the
+/// `now` of every allowed send, sorted.
+template <class Request>
+std::vector<engine::epoch_ms>
+hammer(std::vector<std::unique_ptr<redis_kv>>& kvs,
+       std::chrono::milliseconds duration, Request request) {
+  std::mutex mutex;
+  std::vector<engine::epoch_ms> allowed;
+  std::atomic<int> errors{0};
+  std::vector<std::thread> pool;
+  auto until = std::chrono::steady_clock::now() + duration;
+  for (std::size_t i = 0; i < kvs.size(); ++i) {
+    pool.emplace_back([&, i] {
+      while (std::chrono::steady_clock::now() < until) {
+        auto now = wall_ms();
+        try {
+          if (kvs[i]->pace(request(i, now)).allowed) {
+            std::lock_guard<std::mutex> guard{mutex};
+            allowed.push_back(now);
+          }
+        } catch (const engine::port_error&) {
+          ++errors;
+        }
+        std::this_thread::sleep_for(1ms);
+      }
+    });
+  }
+  for (auto& t : pool)
+    t.join();
+  EXPECT_EQ(errors.load(), 0);
+  std::sort(allowed.begin(), allowed.end());
+  return allowed;
+}
+
+/// The most sends whose `now` falls in one window `[k * w, (k + 1) * w)`,
+/// and the most in any window of `w` ms starting at a send.
+std::pair<int, int> most_per_window(const std::vector<engine::epoch_ms>& at,
+                                    engine::epoch_ms w) {
+  std::map<engine::epoch_ms, int> fixed;
+  int most_fixed = 0;
+  for (auto x : at)
+    most_fixed = std::max(most_fixed, ++fixed[x / w]);
+  int most_sliding = 0;
+  for (std::size_t i = 0; i < at.size(); ++i) {
+    auto end = std::lower_bound(at.begin() + static_cast<std::ptrdiff_t>(i),
+                                at.end(), at[i] + w);
+    most_sliding = std::max(
+      most_sliding,
+      static_cast<int>(end - (at.begin() + static_cast<std::ptrdiff_t>(i))));
+  }
+  return {most_fixed, most_sliding};
+}
+
+TEST_F(redis_kv_integration, two_processes_never_exceed_a_numbers_pace) {
+  std::vector<std::unique_ptr<redis_kv>> kvs;
+  for (int i = 0; i < 2; ++i) {
+    kvs.push_back(std::make_unique<redis_kv>(url_, options()));
+    ASSERT_TRUE(kvs.back()->ping());
+  }
+  auto key = prefix_ + "number";
+  engine::pace five{5.0, 1};
+  auto allowed = hammer(kvs, 3s, [&](std::size_t, engine::epoch_ms now) {
+    return pace_at(key, five, now);
+  });
+  auto [fixed, sliding] = most_per_window(allowed, 1000);
+  EXPECT_LE(fixed, 5);
+  EXPECT_LE(sliding, 5);
+  for (std::size_t i = 1; i < allowed.size(); ++i)
+    EXPECT_GE(allowed[i] - allowed[i - 1], 200) << i;
+  // Not vacuous: about 15 in 3 s (a slow machine may lose a few).
+  EXPECT_GE(allowed.size(), 10u);
+  EXPECT_LE(allowed.size(), 16u);
+}
+
+TEST_F(redis_kv_integration, two_processes_never_exceed_a_tenants_cap) {
+  std::vector<std::unique_ptr<redis_kv>> kvs;
+  for (int i = 0; i < 2; ++i) {
+    kvs.push_back(std::make_unique<redis_kv>(url_, options()));
+    ASSERT_TRUE(kvs.back()->ping());
+  }
+  // Each number may send 10/s, but the tenant only 4/s with a burst of 2.
+  auto tenant = prefix_ + "tenant";
+  engine::pace cap{4.0, 2};
+  auto allowed = hammer(kvs, 3s, [&](std::size_t i, engine::epoch_ms now) {
+    return pace_at(prefix_ + "number-" + std::to_string(i), {10.0, 1}, now,
+                   tenant, cap);
+  });
+  // GCRA: at most burst + (window / interval) in any window.
+  auto [fixed, sliding] = most_per_window(allowed, 1000);
+  EXPECT_LE(fixed, 2 + 4);
+  EXPECT_LE(sliding, 2 + 4);
+  // Over the whole run: the burst plus the rate.
+  ASSERT_FALSE(allowed.empty());
+  auto span = allowed.back() - allowed.front();
+  EXPECT_LE(static_cast<engine::epoch_ms>(allowed.size()), 2 + span / 250 + 1);
+  EXPECT_GE(allowed.size(), 8u);
+}
+
+TEST_F(redis_kv_integration, pace_keys_hold_the_time_with_the_scripts_ttl) {
+  redis_kv kv{url_, options()};
+  auto number = prefix_ + "number";
+  auto tenant = prefix_ + "tenant";
+  constexpr engine::epoch_ms t0 = 1'700'000'000'000;
+  ASSERT_TRUE(
+    kv.pace(pace_at(number, {1.0, 1}, t0, tenant, engine::pace{0.5, 1}))
+      .allowed);
+  EXPECT_EQ(admin_->run({"GET", number}), std::to_string(t0 + 1000));
+  EXPECT_EQ(admin_->run({"GET", tenant}), std::to_string(t0 + 2000));
+  auto number_ttl = std::stoll(admin_->run({"PTTL", number}));
+  auto tenant_ttl = std::stoll(admin_->run({"PTTL", tenant}));
+  EXPECT_GT(number_ttl, 0);
+  EXPECT_LE(number_ttl, 2000); // tat - now + 1 s
+  EXPECT_GT(tenant_ttl, 2000);
+  EXPECT_LE(tenant_ttl, 3000);
+  // A refusal writes nothing, TTLs included.
+  ASSERT_FALSE(kv.pace(pace_at(number, {1.0, 1}, t0 + 1)).allowed);
+  EXPECT_EQ(admin_->run({"GET", number}), std::to_string(t0 + 1000));
+  EXPECT_LE(std::stoll(admin_->run({"PTTL", number})), number_ttl);
+  // The key goes away by itself, and with it the state.
+  ASSERT_TRUE(kv_conformance::eventually([&] {
+    return admin_->run({"EXISTS", number}) == "0";
+  }));
+  EXPECT_TRUE(kv.pace(pace_at(number, {1.0, 1}, t0 + 1)).allowed);
+}
+
+TEST_F(redis_kv_integration, pace_works_after_the_script_cache_was_flushed) {
+  redis_kv kv{url_, options()};
+  auto number = prefix_ + "number";
+  constexpr engine::epoch_ms t0 = 1'700'000'000'000;
+  ASSERT_TRUE(kv.pace(pace_at(number, {1.0, 1}, t0)).allowed);
+  EXPECT_EQ(admin_->run({"SCRIPT", "FLUSH"}), "OK");
+  auto again = kv.pace(pace_at(number, {1.0, 1}, t0 + 1));
+  EXPECT_FALSE(again.allowed);
+  EXPECT_EQ(again.retry_after_ms, 999);
+  EXPECT_TRUE(kv.pace(pace_at(number, {1.0, 1}, t0 + 1000)).allowed);
+}
+
+TEST_F(redis_kv_integration, pace_answers_exactly_like_the_memory_kv) {
+  // The Lua script against `gcra_pair` (through memory_kv), step by step:
+  // odd rates, bursts, bad rates, caps, clocks that jump back and forth.
+  // Very slow paces (one send in 1000 s or a year) lock their key for long,
+  // so they get keys of their own.
+  redis_kv redis{url_, options()};
+  memory_kv memory;
+  std::mt19937_64 rng{20240611};
+  const std::vector<double> rates{1.0, 3.0,  100.0, 0.5,  1.0 / 7.0, 0.3, 2.5,
+                                  0.0, -1.0, 33.3,  5000, 1.0 / 3.0, 10.0};
+  const std::vector<double> slow_rates{1e-3, 1e-12};
+  const std::vector<std::int32_t> bursts{1, 1, 2, 3, 10, 0, -4, 1'000'000};
+  auto pick = [&](const auto& xs) {
+    return xs[static_cast<std::size_t>(rng() % xs.size())];
+  };
+  auto one_in = [&](unsigned n) { return rng() % n == 0; };
+  engine::epoch_ms now = 1'700'000'000'000;
+  int allowed = 0;
+  for (int step = 0; step < 1000; ++step) {
+    now += static_cast<engine::epoch_ms>(rng() % 1500) - 200;
+    engine::pace number{pick(rates), pick(bursts)};
+    auto n = "number-" + std::to_string(rng() % 4);
+    if (one_in(10)) {
+      number.rate_per_s = pick(slow_rates);
+      n = "number-slow";
+    }
+    std::optional<engine::pace> cap;
+    std::string t;
+    if (one_in(2)) {
+      cap = engine::pace{pick(rates), pick(bursts)};
+      t = "tenant-" + std::to_string(rng() % 2);
+      if (one_in(10)) {
+        cap->rate_per_s = pick(slow_rates);
+        t = "tenant-slow";
+      }
+    }
+    auto m = memory.pace(pace_at(n, number, now, t, cap));
+    auto x = redis.pace(pace_at(prefix_ + n, number, now,
+                                cap ? prefix_ + t : std::string{}, cap));
+    ASSERT_EQ(x.allowed, m.allowed) << "step " << step;
+    ASSERT_EQ(x.retry_after_ms, m.retry_after_ms) << "step " << step;
+    allowed += x.allowed ? 1 : 0;
+  }
+  // Both outcomes were exercised, many times.
+  EXPECT_GT(allowed, 200);
+  EXPECT_LT(allowed, 800);
 }
 
 } // namespace

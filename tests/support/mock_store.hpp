@@ -32,6 +32,23 @@ public:
               (override));
   MOCK_METHOD(std::vector<engine::message_record>, pending_messages,
               (std::string_view), (override));
+  MOCK_METHOD(std::optional<engine::message_record>, claim_message,
+              (std::int64_t, std::string_view, engine::epoch_ms), (override));
+  MOCK_METHOD(std::vector<std::int64_t>, release_held,
+              (std::string_view, engine::epoch_ms, std::size_t), (override));
+  MOCK_METHOD(std::optional<engine::message_record>, find_message_by_sid,
+              (std::string_view), (override));
+  MOCK_METHOD(engine::status_report_result, record_status,
+              (const engine::status_report&), (override));
+  MOCK_METHOD(std::vector<engine::status_report>, status_reports,
+              (std::string_view), (override));
+  MOCK_METHOD(engine::gate_facts, gate_facts_for, (const engine::gate_query&),
+              (override));
+  MOCK_METHOD(std::optional<engine::opt_out_state>, find_opt_out,
+              (std::string_view, std::string_view), (override));
+  MOCK_METHOD(void, save_opt_out, (const engine::opt_out_state&), (override));
+  MOCK_METHOD(std::vector<engine::opt_out_state>, opted_out, (std::string_view),
+              (override));
   MOCK_METHOD(bool, insert_inbound, (const engine::inbound_message&), (override));
   MOCK_METHOD(void, touch_contact,
               (std::string_view, std::string_view, engine::epoch_ms), (override));

@@ -23,11 +23,13 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -138,6 +140,12 @@ inline void expect_same(const engine::message_record& x,
   EXPECT_EQ(x.node_id, y.node_id);
   EXPECT_EQ(x.created_at, y.created_at);
   EXPECT_EQ(x.updated_at, y.updated_at);
+  EXPECT_EQ(x.kind, y.kind);
+  EXPECT_EQ(x.urgent, y.urgent);
+  EXPECT_EQ(x.not_before, y.not_before);
+  EXPECT_EQ(x.reason, y.reason);
+  EXPECT_EQ(x.sent_at, y.sent_at);
+  EXPECT_EQ(x.status_at, y.status_at);
 }
 
 inline std::vector<std::string>
@@ -294,6 +302,30 @@ inline std::vector<std::string> race(int n, const std::function<void(int)>& f) {
     if (!e.empty())
       result.push_back(std::move(e));
   return result;
+}
+
+/// A delivery report as the status callback handler records it.
+inline engine::status_report
+make_report(std::string sid, engine::message_state state, engine::epoch_ms at,
+            std::string carrier_status = "") {
+  engine::status_report r;
+  r.message_sid = std::move(sid);
+  r.carrier_status = carrier_status.empty() ? std::string{to_string(state)}
+                                            : std::move(carrier_status);
+  r.state = state;
+  r.at = at;
+  return r;
+}
+
+inline void expect_same(const engine::opt_out_state& x,
+                        const engine::opt_out_state& y) {
+  EXPECT_EQ(x.tenant_id, y.tenant_id);
+  EXPECT_EQ(x.phone, y.phone);
+  EXPECT_EQ(x.opted_out, y.opted_out);
+  EXPECT_EQ(x.since, y.since);
+  EXPECT_EQ(x.keyword, y.keyword);
+  EXPECT_EQ(x.source, y.source);
+  EXPECT_EQ(x.last_event_at, y.last_event_at);
 }
 
 template <class Env>
@@ -628,6 +660,12 @@ TYPED_TEST_P(StoreConformance, insert_message_returns_fresh_ids) {
   m.message_sid = "SM1";
   m.error_code = 21211;
   m.error_message = "Invalid 'To' Phone Number";
+  m.kind = engine::send_kind::notification;
+  m.urgent = false;
+  m.not_before = 4'102'444'800'123;
+  m.reason = "quiet_hours";
+  m.sent_at = 1'700'000'000'600;
+  m.status_at = 1'700'000'000'700;
   auto a = s.insert_message(m);
   auto b = s.insert_message(m);
   auto c = s.insert_message(make_message("CA2"));
@@ -642,19 +680,31 @@ TYPED_TEST_P(StoreConformance, insert_message_returns_fresh_ids) {
   EXPECT_FALSE(s.find_message(c + 1000));
 }
 
-TYPED_TEST_P(StoreConformance, update_message_changes_delivery_fields_only) {
+TYPED_TEST_P(StoreConformance, update_message_changes_the_mutable_fields_only) {
   auto& s = this->store();
   auto m = make_message("CA1");
+  m.kind = engine::send_kind::text_back;
+  m.urgent = true;
   m.id = s.insert_message(m);
   auto u = make_message("CA-other", "n-other");
   u.id = m.id;
-  u.body = "changed"; // ignored
-  u.created_at = 1;   // ignored
+  u.tenant_id = "beta";                // ignored
+  u.purpose = "other";                 // ignored
+  u.from = "+15550000001";             // ignored
+  u.to = "+15550000002";               // ignored
+  u.body = "changed";                  // ignored
+  u.created_at = 1;                    // ignored
+  u.kind = engine::send_kind::relayed; // ignored
+  u.urgent = false;                    // ignored
   u.state = engine::message_state::undelivered;
   u.attempts = 4;
   u.message_sid = "SM42";
   u.error_code = 30003;
   u.error_message = "Unreachable destination handset";
+  u.not_before = 1'700'000'008'000;
+  u.reason = "quiet_hours";
+  u.sent_at = 1'700'000'008'500;
+  u.status_at = 1'700'000'008'900;
   u.updated_at = 1'700'000'009'000;
   s.update_message(u);
   auto expected = m;
@@ -663,8 +713,25 @@ TYPED_TEST_P(StoreConformance, update_message_changes_delivery_fields_only) {
   expected.message_sid = u.message_sid;
   expected.error_code = u.error_code;
   expected.error_message = u.error_message;
+  expected.node_id = u.node_id;
+  expected.not_before = u.not_before;
+  expected.reason = u.reason;
+  expected.sent_at = u.sent_at;
+  expected.status_at = u.status_at;
   expected.updated_at = u.updated_at;
   expect_same(*s.find_message(m.id), expected);
+  // And back: empty and zero values are written too.
+  auto cleared = expected;
+  cleared.state = engine::message_state::queued;
+  cleared.message_sid.clear();
+  cleared.error_code = 0;
+  cleared.error_message.clear();
+  cleared.not_before = 0;
+  cleared.reason.clear();
+  cleared.sent_at = 0;
+  cleared.status_at = 0;
+  s.update_message(cleared);
+  expect_same(*s.find_message(m.id), cleared);
   u.id = m.id + 1000;
   EXPECT_EQ(error_of([&] { s.update_message(u); }),
             this->message("update_message",
@@ -672,24 +739,26 @@ TYPED_TEST_P(StoreConformance, update_message_changes_delivery_fields_only) {
 }
 
 TYPED_TEST_P(StoreConformance,
-             pending_messages_are_queued_or_sending_of_a_node) {
+             pending_messages_are_queued_sending_or_held_of_a_node) {
   auto& s = this->store();
   std::vector<std::int64_t> expected;
   for (auto state :
        {engine::message_state::queued, engine::message_state::sending,
         engine::message_state::sent, engine::message_state::delivered,
         engine::message_state::undelivered, engine::message_state::failed,
+        engine::message_state::held, engine::message_state::refused,
         engine::message_state::queued}) {
     auto m = make_message("CA1");
     m.state = state;
     auto id = s.insert_message(m);
     if (state == engine::message_state::queued
-        || state == engine::message_state::sending)
+        || state == engine::message_state::sending
+        || state == engine::message_state::held)
       expected.push_back(id);
     s.insert_message(make_message("CA1", "n2"));
   }
   EXPECT_EQ(ids(s.pending_messages("n1")), expected);
-  EXPECT_EQ(s.pending_messages("n2").size(), 7u);
+  EXPECT_EQ(s.pending_messages("n2").size(), 9u);
   EXPECT_TRUE(s.pending_messages("n9").empty());
   // A message that leaves the outbox is no longer pending.
   auto m = *s.find_message(expected[1]);
@@ -725,6 +794,624 @@ TYPED_TEST_P(StoreConformance, message_ids_are_unique_across_instances) {
   all.insert(got[1].begin(), got[1].end());
   EXPECT_EQ(all.size(), 80u);
   EXPECT_EQ(this->store().messages_for_call("CArace").size(), 80u);
+}
+
+// -- messaging: the outbox, delivery reports, the gate, the opt-out ledger ----
+
+TYPED_TEST_P(StoreConformance, claim_message_claims_a_queued_message_once) {
+  auto& s = this->store();
+  auto m = make_message("CA1", "n0");
+  m.attempts = 2;
+  m.id = s.insert_message(m);
+  auto claimed = s.claim_message(m.id, "n1", 1'700'000'001'000);
+  ASSERT_TRUE(claimed);
+  auto expected = m;
+  expected.state = engine::message_state::sending;
+  expected.node_id = "n1";
+  expected.attempts = 3;
+  expected.updated_at = 1'700'000'001'000;
+  expect_same(*claimed, expected);
+  expect_same(*s.find_message(m.id), expected);
+  // Claimed already (by this or another process).
+  EXPECT_FALSE(s.claim_message(m.id, "n2", 1'700'000'002'000));
+  expect_same(*s.find_message(m.id), expected);
+  // Only a queued message can be claimed.
+  using engine::message_state;
+  for (auto state : {message_state::sent, message_state::delivered,
+                     message_state::undelivered, message_state::failed,
+                     message_state::held, message_state::refused}) {
+    auto x = make_message("CA1");
+    x.state = state;
+    x.id = s.insert_message(x);
+    EXPECT_FALSE(s.claim_message(x.id, "n2", 1'700'000'002'000))
+      << to_string(state);
+    expect_same(*s.find_message(x.id), x);
+  }
+  EXPECT_FALSE(s.claim_message(m.id + 1000, "n1", 1)); // unknown
+  // The outbox queues a failed attempt again: it can be claimed again.
+  expected.state = message_state::queued;
+  s.update_message(expected);
+  claimed = s.claim_message(m.id, "n2", 1'700'000'003'000);
+  ASSERT_TRUE(claimed);
+  EXPECT_EQ(claimed->attempts, 4);
+  EXPECT_EQ(claimed->node_id, "n2");
+  EXPECT_EQ(claimed->state, message_state::sending);
+}
+
+TYPED_TEST_P(StoreConformance, claim_message_race_has_one_winner) {
+  if (!TypeParam::shared)
+    GTEST_SKIP() << "instances do not share a database";
+  this->store();
+  std::vector<std::unique_ptr<adapters::audited_store>> stores;
+  for (int i = 0; i < 3; ++i)
+    stores.push_back(this->open());
+  for (int round = 0; round < 60; ++round) {
+    bool in_transactions = round % 2 == 1;
+    auto id = this->store().insert_message(make_message("CArace"));
+    std::vector<char> won(stores.size(), 0);
+    auto errors = race(static_cast<int>(stores.size()), [&](int i) {
+      auto& s = *stores[i];
+      if (in_transactions)
+        s.begin();
+      won[i] = s.claim_message(id, "p" + std::to_string(i), 10 + round) ? 1 : 0;
+      if (in_transactions)
+        s.commit();
+    });
+    ASSERT_TRUE(errors.empty()) << errors.front();
+    int winners = 0;
+    std::string winner;
+    for (std::size_t i = 0; i < won.size(); ++i)
+      if (won[i] != 0) {
+        ++winners;
+        winner = "p" + std::to_string(i);
+      }
+    ASSERT_EQ(winners, 1) << "round " << round;
+    auto stored = this->store().find_message(id);
+    ASSERT_TRUE(stored);
+    EXPECT_EQ(stored->node_id, winner);
+    EXPECT_EQ(stored->attempts, 1);
+    EXPECT_EQ(stored->state, engine::message_state::sending);
+  }
+}
+
+TYPED_TEST_P(StoreConformance,
+             release_held_requeues_the_due_messages_of_a_node) {
+  auto& s = this->store();
+  using engine::message_state;
+  const engine::epoch_ms now = 1'700'000'100'000;
+  auto add = [&](std::string node, message_state state,
+                 engine::epoch_ms not_before) {
+    auto m = make_message("CA1", std::move(node));
+    m.state = state;
+    m.not_before = not_before;
+    m.reason = state == message_state::refused ? "opted_out" : "quiet_hours";
+    m.error_message = "quiet hours: not urgent, held for 2 h until they end";
+    m.attempts = 1;
+    m.id = s.insert_message(m);
+    return m;
+  };
+  auto due_a = add("n1", message_state::held, now - 5'000);
+  auto later = add("n1", message_state::held, now + 1);
+  auto due_b = add("n1", message_state::held, now); // due at now
+  auto other_node = add("n2", message_state::held, now - 1);
+  auto refused = add("n1", message_state::refused, now - 1);
+  auto queued = add("n1", message_state::queued, now - 1);
+  auto due_c = add("n1", message_state::held, now - 1);
+  // Lowest ids first, at most `limit`.
+  EXPECT_EQ(s.release_held("n1", now, 2),
+            (std::vector<std::int64_t>{due_a.id, due_b.id}));
+  auto expected = due_a;
+  expected.state = message_state::queued;
+  expected.not_before = 0;
+  expected.reason.clear();
+  expected.error_message.clear();
+  expected.updated_at = now;
+  expect_same(*s.find_message(due_a.id), expected);
+  EXPECT_EQ(s.find_message(due_b.id)->state, message_state::queued);
+  EXPECT_EQ(s.find_message(due_c.id)->state, message_state::held);
+  EXPECT_TRUE(s.release_held("n1", now, 0).empty());
+  EXPECT_EQ(s.find_message(due_c.id)->state, message_state::held);
+  EXPECT_EQ(s.release_held("n1", now, 10),
+            (std::vector<std::int64_t>{due_c.id}));
+  EXPECT_TRUE(s.release_held("n1", now, 10).empty()); // nothing else due
+  expect_same(*s.find_message(later.id), later);
+  expect_same(*s.find_message(refused.id), refused);
+  expect_same(*s.find_message(queued.id), queued);
+  expect_same(*s.find_message(other_node.id), other_node);
+  EXPECT_EQ(s.release_held("n1", now + 1, 10),
+            (std::vector<std::int64_t>{later.id}));
+  EXPECT_EQ(s.release_held("n2", now, 10),
+            (std::vector<std::int64_t>{other_node.id}));
+  // Released messages are claimable.
+  EXPECT_TRUE(s.claim_message(due_b.id, "n1", now + 2));
+}
+
+TYPED_TEST_P(StoreConformance, find_message_by_sid_finds_the_carriers_id) {
+  auto& s = this->store();
+  auto a = make_message("CA1");
+  a.message_sid = "SM1";
+  a.state = engine::message_state::sent;
+  a.id = s.insert_message(a);
+  auto b = make_message("CA2");
+  b.message_sid = "SM2";
+  b.id = s.insert_message(b);
+  auto c = make_message("CA3");
+  c.id = s.insert_message(c); // no MessageSid yet
+  expect_same(*s.find_message_by_sid("SM1"), a);
+  expect_same(*s.find_message_by_sid("SM2"), b);
+  EXPECT_FALSE(s.find_message_by_sid("SM404"));
+  EXPECT_FALSE(s.find_message_by_sid("")); // the empty sid is nobody's
+  EXPECT_FALSE(s.find_message_by_sid("sm1"));
+  c.message_sid = "SM3";
+  s.update_message(c);
+  expect_same(*s.find_message_by_sid("SM3"), c);
+}
+
+TYPED_TEST_P(StoreConformance, record_status_moves_a_message_forward_only) {
+  auto& s = this->store();
+  using engine::message_state;
+  auto m = make_message("CA1");
+  m.state = message_state::sent;
+  m.message_sid = "SM1";
+  m.sent_at = 1'000;
+  m.id = s.insert_message(m);
+  auto r = s.record_status(make_report("SM1", message_state::delivered, 2'000));
+  EXPECT_TRUE(r.known);
+  EXPECT_TRUE(r.applied);
+  ASSERT_TRUE(r.message);
+  auto expected = m;
+  expected.state = message_state::delivered;
+  expected.status_at = 2'000;
+  expect_same(*r.message, expected);
+  expect_same(*s.find_message(m.id), expected);
+  // A late "sent" never moves it back; a repeated or another final report
+  // changes nothing either.
+  for (auto late : {make_report("SM1", message_state::sent, 1'500, "sent"),
+                    make_report("SM1", message_state::delivered, 2'500),
+                    make_report("SM1", message_state::undelivered, 3'000)}) {
+    r = s.record_status(late);
+    EXPECT_TRUE(r.known);
+    EXPECT_FALSE(r.applied);
+    ASSERT_TRUE(r.message);
+    expect_same(*r.message, expected);
+    expect_same(*s.find_message(m.id), expected);
+  }
+  EXPECT_EQ(s.status_reports("SM1").size(), 4u); // all kept for audit
+  // A report with an error: the error is kept.
+  auto n = make_message("CA2");
+  n.state = message_state::sending;
+  n.message_sid = "SM2";
+  n.id = s.insert_message(n);
+  auto failed = make_report("SM2", message_state::undelivered, 3'000);
+  failed.error_code = 30003;
+  failed.error_message = "Unreachable destination handset";
+  r = s.record_status(failed);
+  EXPECT_TRUE(r.applied);
+  auto stored = *s.find_message(n.id);
+  EXPECT_EQ(stored.state, message_state::undelivered);
+  EXPECT_EQ(stored.error_code, 30003);
+  EXPECT_EQ(stored.error_message, "Unreachable destination handset");
+  EXPECT_EQ(stored.status_at, 3'000);
+  expect_same(*r.message, stored);
+  // A report without an error leaves an earlier attempt's error alone.
+  auto retried = make_message("CA3");
+  retried.state = message_state::sending;
+  retried.message_sid = "SM3";
+  retried.error_code = 20429;
+  retried.error_message = "Too Many Requests";
+  retried.id = s.insert_message(retried);
+  r = s.record_status(make_report("SM3", message_state::sent, 4'000, "queued"));
+  EXPECT_TRUE(r.applied);
+  stored = *s.find_message(retried.id);
+  EXPECT_EQ(stored.state, message_state::sent);
+  EXPECT_EQ(stored.error_code, 20429);
+  EXPECT_EQ(stored.error_message, "Too Many Requests");
+  EXPECT_EQ(stored.status_at, 4'000);
+  // Held and refused messages have no MessageSid; the empty one is nobody's.
+  r = s.record_status(make_report("", message_state::delivered, 5'000));
+  EXPECT_FALSE(r.known);
+  EXPECT_FALSE(r.applied);
+  EXPECT_FALSE(r.message);
+}
+
+TYPED_TEST_P(StoreConformance, status_reports_are_kept_oldest_first) {
+  auto& s = this->store();
+  using engine::message_state;
+  auto failed = make_report("SM1", message_state::failed, 3'000, "canceled");
+  failed.error_code = 30008;
+  failed.error_message = "Unknown error: \"quoted\" 'single' Grüße";
+  s.record_status(failed);
+  s.record_status(make_report("SM1", message_state::sent, 1'000, "accepted"));
+  s.record_status(make_report("SM2", message_state::delivered, 2'000));
+  s.record_status(make_report("SM1", message_state::sent, 1'000, "sending"));
+  auto xs = s.status_reports("SM1");
+  ASSERT_EQ(xs.size(), 3u);
+  EXPECT_EQ(xs[0].carrier_status, "accepted");
+  EXPECT_EQ(xs[1].carrier_status, "sending"); // same time: arrival order
+  EXPECT_EQ(xs[2].message_sid, "SM1");
+  EXPECT_EQ(xs[2].carrier_status, "canceled");
+  EXPECT_EQ(xs[2].state, message_state::failed);
+  EXPECT_EQ(xs[2].error_code, 30008);
+  EXPECT_EQ(xs[2].error_message, failed.error_message);
+  EXPECT_EQ(xs[2].at, 3'000);
+  EXPECT_EQ(s.status_reports("SM2").size(), 1u);
+  EXPECT_TRUE(s.status_reports("SM404").empty());
+}
+
+TYPED_TEST_P(StoreConformance,
+             a_report_that_overtook_the_send_is_applied_by_update_message) {
+  auto& s = this->store();
+  using engine::message_state;
+  auto m = make_message("CA1");
+  m.state = message_state::sending;
+  m.attempts = 1;
+  m.id = s.insert_message(m);
+  // The status callbacks arrive before the API's answer.
+  auto r = s.record_status(make_report("SM9", message_state::delivered, 1'200));
+  EXPECT_FALSE(r.known);
+  EXPECT_FALSE(r.applied);
+  EXPECT_FALSE(r.message);
+  r = s.record_status(make_report("SM9", message_state::sent, 900, "queued"));
+  EXPECT_FALSE(r.known);
+  EXPECT_EQ(s.status_reports("SM9").size(), 2u);
+  EXPECT_FALSE(s.find_message_by_sid("SM9"));
+  expect_same(*s.find_message(m.id), m);
+  // The API's answer gives the message that MessageSid.
+  auto sent = m;
+  sent.state = message_state::sent;
+  sent.message_sid = "SM9";
+  sent.sent_at = 1'300;
+  sent.updated_at = 1'300;
+  s.update_message(sent);
+  auto expected = sent;
+  expected.state = message_state::delivered;
+  expected.status_at = 1'200;
+  expect_same(*s.find_message(m.id), expected);
+  // An update that knows nothing of the reports does not move it back.
+  sent.updated_at = 1'400;
+  s.update_message(sent);
+  expected.updated_at = 1'400;
+  expect_same(*s.find_message(m.id), expected);
+  // The first report applies now: known.
+  r = s.record_status(make_report("SM9", message_state::delivered, 1'500));
+  EXPECT_TRUE(r.known);
+  EXPECT_FALSE(r.applied);
+  // An error reported early is applied with its code.
+  auto n = make_message("CA2");
+  n.state = message_state::sending;
+  n.id = s.insert_message(n);
+  auto undelivered = make_report("SM8", message_state::undelivered, 2'000);
+  undelivered.error_code = 30007;
+  undelivered.error_message = "Message filtered";
+  s.record_status(undelivered);
+  n.state = message_state::sent;
+  n.message_sid = "SM8";
+  s.update_message(n);
+  auto stored = *s.find_message(n.id);
+  EXPECT_EQ(stored.state, message_state::undelivered);
+  EXPECT_EQ(stored.error_code, 30007);
+  EXPECT_EQ(stored.error_message, "Message filtered");
+  EXPECT_EQ(stored.status_at, 2'000);
+  // A message given a MessageSid nobody reported on stays as written.
+  auto o = make_message("CA3");
+  o.id = s.insert_message(o);
+  o.state = message_state::sent;
+  o.message_sid = "SM7";
+  s.update_message(o);
+  expect_same(*s.find_message(o.id), o);
+}
+
+TYPED_TEST_P(StoreConformance, a_report_racing_the_send_answer_is_never_lost) {
+  // The status callback (one process) and the API's answer (another) race;
+  // whichever comes second must see the first.
+  if (!TypeParam::shared)
+    GTEST_SKIP() << "instances do not share a database";
+  this->store();
+  auto a = this->open();
+  auto b = this->open();
+  for (int round = 0; round < 60; ++round) {
+    bool in_transactions = round % 2 == 1;
+    auto m = make_message("CArace");
+    m.state = engine::message_state::sending;
+    m.id = this->store().insert_message(m);
+    auto sid = "SMrace" + std::to_string(round);
+    auto errors = race(2, [&](int i) {
+      auto& s = i == 0 ? *a : *b;
+      if (in_transactions)
+        s.begin();
+      if (i == 0) {
+        auto sent = m;
+        sent.state = engine::message_state::sent;
+        sent.message_sid = sid;
+        sent.sent_at = 5;
+        s.update_message(sent);
+      } else {
+        s.record_status(make_report(sid, engine::message_state::delivered, 7));
+      }
+      if (in_transactions)
+        s.commit();
+    });
+    ASSERT_TRUE(errors.empty()) << errors.front();
+    auto stored = this->store().find_message(m.id);
+    ASSERT_TRUE(stored);
+    EXPECT_EQ(stored->state, engine::message_state::delivered)
+      << "round " << round;
+    EXPECT_EQ(stored->status_at, 7);
+    EXPECT_EQ(stored->sent_at, 5);
+  }
+}
+
+TYPED_TEST_P(StoreConformance, gate_facts_count_within_each_window) {
+  auto& s = this->store();
+  using engine::message_state;
+  using engine::send_kind;
+  const engine::epoch_ms now = 1'700'000'100'000;
+  const engine::epoch_ms hour = 3'600'000;
+  const engine::epoch_ms day = 86'400'000;
+  const engine::epoch_ms loop = 600'000;
+  const engine::epoch_ms rate = 60'000;
+  const std::string phone = "+15551230001";
+  const std::string other_phone = "+15551230002";
+  engine::gate_query q;
+  q.tenant_id = "acme";
+  q.phone = phone;
+  q.now = now;
+  q.repeat_caller_window = std::chrono::milliseconds{day};
+  q.loop_window = std::chrono::milliseconds{loop};
+  q.caller_rate_window = std::chrono::milliseconds{rate};
+  auto message = [&](send_kind kind, engine::epoch_ms created_at,
+                     message_state state = message_state::sent,
+                     std::string tenant = "acme", std::string to = "") {
+    auto m = make_message("CA1");
+    m.kind = kind;
+    m.created_at = created_at;
+    m.state = state;
+    m.tenant_id = std::move(tenant);
+    m.to = to.empty() ? phone : to;
+    s.insert_message(m);
+  };
+  int inbound = 0;
+  auto received = [&](engine::epoch_ms at, std::string tenant = "acme",
+                      std::string from = "") {
+    engine::inbound_message m{"SMin" + std::to_string(++inbound),
+                              std::move(tenant),
+                              from.empty() ? phone : from,
+                              "+15557650002",
+                              "hi",
+                              at};
+    ASSERT_TRUE(s.insert_inbound(m));
+  };
+  int calls = 0;
+  auto called = [&](engine::epoch_ms at, std::string tenant = "acme",
+                    std::string from = "") {
+    auto c = make_call("CAgate" + std::to_string(++calls));
+    c.started_at = at;
+    c.tenant_id = std::move(tenant);
+    c.from = from.empty() ? phone : from;
+    ASSERT_TRUE(s.insert_call(c));
+  };
+  struct expected_facts {
+    bool opted_out = false;
+    std::optional<engine::epoch_ms> last_text_back_at;
+    std::int32_t automated = 0;
+    std::int32_t exchanged = 0;
+    std::int32_t calls = 0;
+  } e;
+  auto check = [&](const char* step) {
+    SCOPED_TRACE(step);
+    auto f = s.gate_facts_for(q);
+    EXPECT_EQ(f.opted_out, e.opted_out);
+    EXPECT_EQ(f.last_text_back_at, e.last_text_back_at);
+    EXPECT_EQ(f.automated_last_hour, e.automated);
+    EXPECT_EQ(f.exchanged_in_loop_window, e.exchanged);
+    EXPECT_EQ(f.calls_in_rate_window, e.calls);
+    // Not the store's to know.
+    EXPECT_FALSE(f.own_number);
+    EXPECT_FALSE(f.other_tenant_number);
+    EXPECT_FALSE(f.quiet_hours_end);
+  };
+  check("nothing stored");
+  message(send_kind::text_back, now - day); // the window's start: outside
+  check("text-back just outside the repeat-caller window");
+  message(send_kind::text_back, now - day + 1);
+  e.last_text_back_at = now - day + 1;
+  check("text-back just inside the repeat-caller window");
+  message(send_kind::text_back, now - 5, message_state::refused);
+  message(send_kind::automated, now - 4, message_state::refused);
+  check("refused messages do not count");
+  message(send_kind::automated, now - hour);
+  check("automated message just outside the hour");
+  message(send_kind::automated, now - hour + 1);
+  e.automated = 1;
+  check("automated message just inside the hour");
+  message(send_kind::compliance, now - loop);
+  check("message just outside the loop window");
+  message(send_kind::relayed, now - loop + 1);
+  e.exchanged = 1;
+  check("relayed message just inside the loop window: not automated");
+  message(send_kind::automated, now - 1, message_state::held);
+  e.automated = 2;
+  e.exchanged = 2;
+  check("a held message counts");
+  message(send_kind::notification, now - 3, message_state::queued);
+  e.exchanged = 3;
+  check("a notification is exchanged, not automated");
+  received(now - loop);
+  received(now - 1, "beta");
+  received(now - 1, "acme", other_phone);
+  check("inbound messages outside the window or of others");
+  received(now - loop + 1);
+  e.exchanged = 4;
+  check("inbound message just inside the loop window");
+  called(now - rate);
+  called(now, "beta");
+  called(now, "acme", other_phone);
+  check("calls outside the window or of others");
+  called(now - rate + 1);
+  called(now); // the call that triggered the message
+  e.calls = 2;
+  check("calls inside the caller-rate window");
+  message(send_kind::text_back, now - 1, message_state::sent, "beta");
+  message(send_kind::text_back, now - 1, message_state::sent, "acme",
+          other_phone);
+  check("messages of another tenant or to another phone");
+  message(send_kind::text_back, now + 5'000); // another process's clock
+  e.last_text_back_at = now + 5'000;
+  e.automated = 3;
+  e.exchanged = 5;
+  check("a message stamped ahead of now counts");
+  s.save_opt_out(
+    {"beta", phone, true, 10, "STOP", engine::opt_out_source::keyword, 10});
+  check("another tenant's opt-out");
+  s.save_opt_out(
+    {"acme", phone, true, 20, "STOP", engine::opt_out_source::keyword, 20});
+  e.opted_out = true;
+  check("opted out");
+  s.save_opt_out(
+    {"acme", phone, false, 30, "START", engine::opt_out_source::keyword, 30});
+  e.opted_out = false;
+  check("opted back in");
+  // Shorter windows count less.
+  q.repeat_caller_window = std::chrono::milliseconds{1'000};
+  q.loop_window = std::chrono::milliseconds{2};
+  q.caller_rate_window = std::chrono::milliseconds{0};
+  e.exchanged = 2; // the held one at now - 1 and the one ahead of now
+  e.calls = 0;
+  check("shorter windows");
+}
+
+TYPED_TEST_P(StoreConformance, gate_facts_wait_for_a_transaction_on_them) {
+  // Two processes about to text the same caller: the second asks only once
+  // the first committed its text-back, and sees it.
+  if (!TypeParam::shared)
+    GTEST_SKIP() << "instances do not share a database";
+  this->store();
+  auto a = this->open();
+  auto b = this->open();
+  engine::gate_query q;
+  q.tenant_id = "acme";
+  q.phone = "+15551230001";
+  q.now = 1'700'000'100'000;
+  a->begin();
+  EXPECT_FALSE(a->gate_facts_for(q).last_text_back_at);
+  auto m = make_message("CA1");
+  m.kind = engine::send_kind::text_back;
+  m.to = q.phone;
+  m.created_at = q.now;
+  a->insert_message(m);
+  std::thread committer{[&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds{150});
+    a->commit();
+  }};
+  auto started = std::chrono::steady_clock::now();
+  b->begin();
+  auto facts = b->gate_facts_for(q);
+  b->commit();
+  auto waited = std::chrono::steady_clock::now() - started;
+  committer.join();
+  EXPECT_EQ(facts.last_text_back_at, q.now);
+  EXPECT_EQ(facts.automated_last_hour, 1);
+  EXPECT_GE(waited, std::chrono::milliseconds{100});
+}
+
+TYPED_TEST_P(StoreConformance, the_opt_out_ledger_round_trips) {
+  auto& s = this->store();
+  using engine::opt_out_source;
+  const std::string alice = "+15551230001";
+  const std::string bob = "+15551230002";
+  EXPECT_FALSE(s.find_opt_out("acme", alice));
+  engine::opt_out_state stop{"acme", alice,  true,
+                             1'000,  "STOP", opt_out_source::keyword,
+                             1'000};
+  s.save_opt_out(stop);
+  expect_same(*s.find_opt_out("acme", alice), stop);
+  EXPECT_FALSE(s.find_opt_out("beta", alice)); // per tenant
+  EXPECT_FALSE(s.find_opt_out("acme", bob));   // per phone
+  // Replaced as a whole.
+  engine::opt_out_state start{"acme", alice,   false,
+                              2'000,  "START", opt_out_source::keyword,
+                              2'500};
+  s.save_opt_out(start);
+  expect_same(*s.find_opt_out("acme", alice), start);
+  // A no-op START on a phone that never opted out: only ordering moved on.
+  engine::opt_out_state noop{"acme", "+15550000003",       false, 0,
+                             "",     opt_out_source::none, 500};
+  s.save_opt_out(noop);
+  expect_same(*s.find_opt_out("acme", noop.phone), noop);
+  engine::opt_out_state carrier{"acme", bob,     true,
+                                3'000,  "21610", opt_out_source::carrier,
+                                3'000};
+  s.save_opt_out(carrier);
+  expect_same(*s.find_opt_out("acme", bob), carrier);
+  s.save_opt_out(
+    {"beta", alice, true, 4'000, "QUIT", opt_out_source::keyword, 4'000});
+  // The opted-out entries of a tenant, by phone (bytewise).
+  auto list = s.opted_out("acme");
+  ASSERT_EQ(list.size(), 1u);
+  expect_same(list[0], carrier);
+  engine::opt_out_state first{"acme",    "+15550000001",          true, 5'000,
+                              "STOPALL", opt_out_source::keyword, 5'000};
+  s.save_opt_out(first);
+  list = s.opted_out("acme");
+  ASSERT_EQ(list.size(), 2u);
+  expect_same(list[0], first);
+  expect_same(list[1], carrier);
+  EXPECT_EQ(s.opted_out("beta").size(), 1u);
+  EXPECT_TRUE(s.opted_out("nobody").empty());
+}
+
+TYPED_TEST_P(StoreConformance, messaging_calls_before_migrate_throw) {
+  auto s = this->open();
+  engine::gate_query q;
+  q.tenant_id = "acme";
+  q.phone = "+15551230001";
+  auto starts = [&](std::string_view op, const std::function<void()>& f) {
+    auto what = error_of(f);
+    EXPECT_EQ(what.rfind(this->message(op, ""), 0), 0u) << what;
+  };
+  starts("claim_message", [&] { s->claim_message(1, "n1", 1); });
+  starts("release_held", [&] { s->release_held("n1", 1, 10); });
+  starts("find_message_by_sid", [&] { s->find_message_by_sid("SM1"); });
+  starts("record_status", [&] {
+    s->record_status(make_report("SM1", engine::message_state::sent, 1));
+  });
+  starts("status_reports", [&] { s->status_reports("SM1"); });
+  starts("gate_facts_for", [&] { s->gate_facts_for(q); });
+  starts("find_opt_out", [&] { s->find_opt_out("acme", "+1555"); });
+  engine::opt_out_state entry;
+  entry.tenant_id = "acme";
+  entry.phone = "+15551230001";
+  starts("save_opt_out", [&] { s->save_opt_out(entry); });
+  starts("opted_out", [&] { s->opted_out("acme"); });
+}
+
+TYPED_TEST_P(StoreConformance, messaging_writes_roll_back_together) {
+  auto& s = this->store();
+  auto queued = make_message("CA1");
+  queued.id = s.insert_message(queued);
+  auto held = make_message("CA1");
+  held.state = engine::message_state::held;
+  held.not_before = 10;
+  held.id = s.insert_message(held);
+  auto sent = make_message("CA1");
+  sent.state = engine::message_state::sent;
+  sent.message_sid = "SM1";
+  sent.id = s.insert_message(sent);
+  s.begin();
+  EXPECT_TRUE(s.claim_message(queued.id, "n1", 20));
+  EXPECT_EQ(s.release_held("n1", 20, 10), (std::vector<std::int64_t>{held.id}));
+  EXPECT_TRUE(
+    s.record_status(make_report("SM1", engine::message_state::delivered, 30))
+      .applied);
+  s.save_opt_out({"acme", "+15551230001", true, 40, "STOP",
+                  engine::opt_out_source::keyword, 40});
+  EXPECT_EQ(s.find_message(queued.id)->state, engine::message_state::sending);
+  s.rollback();
+  expect_same(*s.find_message(queued.id), queued);
+  expect_same(*s.find_message(held.id), held);
+  expect_same(*s.find_message(sent.id), sent);
+  EXPECT_TRUE(s.status_reports("SM1").empty());
+  EXPECT_FALSE(s.find_opt_out("acme", "+15551230001"));
 }
 
 // -- inbound messages, contacts, tenants
@@ -1473,9 +2160,20 @@ REGISTER_TYPED_TEST_SUITE_P(
   decide_outcome_rejects_bad_requests, decide_outcome_race_has_one_winner,
   decide_outcome_race_in_transactions_has_one_winner,
   unfinished_calls_are_undecided_and_owned_or_overdue, webhooks_are_stored_raw,
-  insert_message_returns_fresh_ids, update_message_changes_delivery_fields_only,
-  pending_messages_are_queued_or_sending_of_a_node,
+  insert_message_returns_fresh_ids,
+  update_message_changes_the_mutable_fields_only,
+  pending_messages_are_queued_sending_or_held_of_a_node,
   messages_for_call_in_id_order, message_ids_are_unique_across_instances,
+  claim_message_claims_a_queued_message_once, claim_message_race_has_one_winner,
+  release_held_requeues_the_due_messages_of_a_node,
+  find_message_by_sid_finds_the_carriers_id,
+  record_status_moves_a_message_forward_only,
+  status_reports_are_kept_oldest_first,
+  a_report_that_overtook_the_send_is_applied_by_update_message,
+  a_report_racing_the_send_answer_is_never_lost,
+  gate_facts_count_within_each_window,
+  gate_facts_wait_for_a_transaction_on_them, the_opt_out_ledger_round_trips,
+  messaging_calls_before_migrate_throw, messaging_writes_roll_back_together,
   insert_inbound_once_per_message_sid,
   touch_contact_keeps_first_and_last_contact,
   upsert_tenant_replaces_its_numbers, commit_publishes_the_writes,

@@ -118,25 +118,7 @@ opt_out_transition apply_carrier_error(const opt_out_state& state,
 
 // -- the pre-send gate --------------------------------------------------------
 
-/// Which guards apply to an outbound message.
-enum class send_kind : std::uint8_t {
-  /// The missed-call text-back: automated; at most one per caller per tenant
-  /// per `gate_settings::repeat_caller_window`; subject to the caller rate.
-  text_back,
-  /// Any other automated message (workflow replies, follow-ups, review
-  /// requests): automated cap; held in quiet hours unless urgent.
-  automated,
-  /// Written by a person (the owner's reply relayed to the customer): never
-  /// capped, held or taken for a bot loop, but still refused to opted-out
-  /// recipients and to numbers that are not a customer's phone.
-  relayed,
-  /// The answer to STOP, START or HELP: may reach an opted-out recipient
-  /// (one confirmation is allowed by the carriers' rules); never capped nor
-  /// held.
-  compliance,
-};
-
-/// "text_back", "automated", "relayed", "compliance".
+/// "text_back", "automated", "relayed", "compliance", "notification".
 const char* to_string(send_kind x);
 std::optional<send_kind> parse_send_kind(std::string_view x);
 
@@ -179,23 +161,7 @@ struct gate_facts {
   std::optional<epoch_ms> quiet_hours_end;
 };
 
-/// The guards, each a tenant setting. A limit or window of 0 turns its guard
-/// off.
-struct gate_settings {
-  /// At most one missed-call text-back per caller per tenant in this window.
-  std::chrono::milliseconds repeat_caller_window{std::chrono::hours{24}};
-  /// At most this many automated messages per recipient per hour.
-  std::int32_t automated_per_hour = 10;
-  /// At most this many messages exchanged with one number per `loop_window`
-  /// before the conversation looks like two bots answering each other (the
-  /// carrier pauses a pair after about 20 rapid messages).
-  std::int32_t loop_limit = 15;
-  std::chrono::milliseconds loop_window{std::chrono::minutes{10}};
-  /// At most this many calls from one caller per `caller_rate_window` get
-  /// texted (someone calling 50 times a minute gets nothing more).
-  std::int32_t caller_rate_limit = 5;
-  std::chrono::milliseconds caller_rate_window{std::chrono::minutes{1}};
-};
+// `gate_settings` (the guards, each a tenant setting) is in records.hpp.
 
 /// Why a message was held or refused. The names (`to_string`) are stable:
 /// metrics labels and audit rows use them.
@@ -245,7 +211,7 @@ struct gate_decision {
 /// 1. the recipient is a short code or not an E.164 number, the tenant's own
 ///    number or another tenant's (every kind);
 /// 2. the recipient opted out (every kind but `compliance`);
-/// 3. a bot loop (every kind but `relayed`);
+/// 3. a bot loop (every kind but `relayed` and `notification`);
 /// 4. for text-backs: the caller rate, then the repeat caller;
 /// 5. for text-backs and automated messages: the automated cap, then quiet
 ///    hours (a non-urgent one is held until `facts.quiet_hours_end` if that
@@ -269,12 +235,7 @@ std::string format_duration(std::chrono::milliseconds d);
 
 // -- pacing -------------------------------------------------------------------
 
-/// A pace: `rate_per_s` messages per second on average, up to `burst` at
-/// once after an idle period.
-struct pace {
-  double rate_per_s = 1.0;
-  std::int32_t burst = 1;
-};
+// `pace` is in records.hpp.
 
 /// The carrier's default pace of a kind of sending number: long code 1/s,
 /// toll-free 3/s, short code 100/s, each with a burst of 1 (sends spread

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "ringback/engine/messaging.hpp"
 #include "ringback/engine/records.hpp"
 
 #include <chrono>
@@ -18,6 +19,39 @@ namespace ringback::engine {
 class port_error : public std::runtime_error {
 public:
   using std::runtime_error::runtime_error;
+};
+
+/// A delivery report from the carrier (Twilio's status callback).
+struct status_report {
+  std::string message_sid;
+  /// The carrier's status as received ("delivered", "undelivered"...).
+  std::string carrier_status;
+  /// Its engine state (`message_state_from_twilio`).
+  message_state state = message_state::sent;
+  std::int32_t error_code = 0; ///< 0 = none
+  std::string error_message;
+  epoch_ms at = 0; ///< when it was received
+};
+
+/// What `store::record_status` did with a report.
+struct status_report_result {
+  /// Whether a message has that MessageSid.
+  bool known = false;
+  /// Whether the report moved the message forward (false: late or repeated).
+  bool applied = false;
+  /// The message after the report (set iff `known`).
+  std::optional<message_record> message;
+};
+
+/// What the pre-send gate asks the store (see `store::gate_facts_for`).
+struct gate_query {
+  std::string tenant_id;
+  std::string phone; ///< the recipient
+  epoch_ms now = 0;
+  /// The windows of the tenant's `gate_settings`.
+  std::chrono::milliseconds repeat_caller_window{std::chrono::hours{24}};
+  std::chrono::milliseconds loop_window{std::chrono::minutes{10}};
+  std::chrono::milliseconds caller_rate_window{std::chrono::minutes{1}};
 };
 
 /// The durable store (SQLite embedded, PostgreSQL shared).
@@ -73,14 +107,78 @@ public:
   /// Inserts a message; returns its id.
   virtual std::int64_t insert_message(const message_record& m) = 0;
 
-  /// Updates state, attempts, sid, error and `updated_at` of a message by id.
+  /// Updates every mutable field of a message by id (state, attempts, sid,
+  /// error, node, not_before, reason, sent_at, status_at, updated_at). When
+  /// this gives the message a MessageSid for which delivery reports were
+  /// recorded before (`record_status`), they are applied too, forward only.
   virtual void update_message(const message_record& m) = 0;
 
   virtual std::optional<message_record> find_message(std::int64_t id) = 0;
 
-  /// Messages still `queued` or `sending` that belong to `node_id`.
+  /// Messages still `queued`, `sending` or `held` that belong to `node_id`,
+  /// by id.
   virtual std::vector<message_record> pending_messages(std::string_view node_id)
     = 0;
+
+  // -- messaging (the outbox, delivery reports, the opt-out ledger) ---------
+
+  /// Claims message `id` for one send attempt: if it is still `queued`, sets
+  /// it `sending`, `node_id`, `attempts + 1` and `updated_at = now`, and
+  /// returns the updated record; otherwise (sent already, held, refused,
+  /// claimed by another process, unknown) returns nullopt and changes
+  /// nothing. One conditional write: of processes claiming the same message,
+  /// exactly one gets it.
+  virtual std::optional<message_record>
+  claim_message(std::int64_t id, std::string_view node_id, epoch_ms now)
+    = 0;
+
+  /// Held messages of `node_id` whose `not_before` is at or before `now`
+  /// become `queued` again (conditionally: a message that changed meanwhile
+  /// stays as it is); returns their ids, lowest first, at most `limit`.
+  virtual std::vector<std::int64_t>
+  release_held(std::string_view node_id, epoch_ms now, std::size_t limit)
+    = 0;
+
+  /// The message the carrier knows as `message_sid`, if any.
+  virtual std::optional<message_record>
+  find_message_by_sid(std::string_view message_sid)
+    = 0;
+
+  /// Records a delivery report (a status callback) and applies it to the
+  /// message with that MessageSid, forward only (`advances`): the state
+  /// becomes `r.state`, `status_at` `r.at`, and a non-zero `r.error_code`
+  /// with its message is kept. A report for a MessageSid no message has yet
+  /// (the callback overtook the API's answer) is kept and applied by
+  /// `update_message` when a message gets that MessageSid. Every report is
+  /// kept for audit (`status_reports`).
+  virtual status_report_result record_status(const status_report& r) = 0;
+
+  /// The delivery reports received for a MessageSid, oldest first.
+  virtual std::vector<status_report>
+  status_reports(std::string_view message_sid)
+    = 0;
+
+  /// Everything the pre-send gate needs to know from the store about sending
+  /// `q.phone` a message on behalf of `q.tenant_id` at `q.now` (the fields of
+  /// `gate_facts` that come from the store; `own_number`,
+  /// `other_tenant_number` and `quiet_hours_end` are left unset). Messages
+  /// `refused` by the gate do not count. Serializes, until the end of the
+  /// transaction, with other transactions asking about the same tenant and
+  /// phone (PostgreSQL: an advisory transaction lock; SQLite: its single
+  /// writer), so that two processes cannot both send a first text-back.
+  virtual gate_facts gate_facts_for(const gate_query& q) = 0;
+
+  /// The ledger entry of `phone` for `tenant_id`, nullopt if it never
+  /// changed.
+  virtual std::optional<opt_out_state> find_opt_out(std::string_view tenant_id,
+                                                    std::string_view phone)
+    = 0;
+
+  /// Inserts or replaces the ledger entry (`s.tenant_id`, `s.phone`).
+  virtual void save_opt_out(const opt_out_state& s) = 0;
+
+  /// A tenant's ledger entries that are opted out, by phone.
+  virtual std::vector<opt_out_state> opted_out(std::string_view tenant_id) = 0;
 
   /// Records an inbound SMS once per MessageSid; returns false if known.
   virtual bool insert_inbound(const inbound_message& m) = 0;
@@ -160,6 +258,23 @@ public:
     = 0;
 };
 
+/// A pacing question for `kv::pace`: may one message go out now through
+/// the sending number (and within its tenant's cap)?
+struct pace_request {
+  std::string number_key; ///< `pace_key_for_number(tenant, number)`
+  pace number;
+  std::string tenant_key; ///< `pace_key_for_tenant(tenant)`; empty: no cap
+  std::optional<pace> tenant;
+  epoch_ms now = 0;
+};
+
+/// The kv's answer.
+struct pace_answer {
+  bool allowed = false;
+  /// When refused: how long until a send would be allowed (> 0).
+  epoch_ms retry_after_ms = 0;
+};
+
 /// Fast shared key-value state for dedup and claims (memory or Redis).
 ///
 /// Blocking; called from the kv executor's threads only. May throw
@@ -180,6 +295,12 @@ public:
     = 0;
 
   virtual bool ping() = 0;
+
+  /// Paces one send with GCRA (`gcra_pair`): allowed only if both the
+  /// number's pace and the tenant's cap allow it, and only then are both
+  /// stored times moved on. Atomic across every process sharing the kv
+  /// (Redis: one Lua script, `gcra_lua_script`; memory: a mutex).
+  virtual pace_answer pace(const pace_request& r) = 0;
 };
 
 /// Outcome of a carrier REST request, as a value.

@@ -19,6 +19,31 @@ enum class number_kind : std::uint8_t { long_code, toll_free, short_code };
 const char* to_string(number_kind x);
 std::optional<number_kind> parse_number_kind(std::string_view x);
 
+/// A pace: `rate_per_s` messages per second on average, up to `burst` at
+/// once after an idle period.
+struct pace {
+  double rate_per_s = 1.0;
+  std::int32_t burst = 1;
+};
+
+/// The guards, each a tenant setting. A limit or window of 0 turns its guard
+/// off.
+struct gate_settings {
+  /// At most one missed-call text-back per caller per tenant in this window.
+  std::chrono::milliseconds repeat_caller_window{std::chrono::hours{24}};
+  /// At most this many automated messages per recipient per hour.
+  std::int32_t automated_per_hour = 10;
+  /// At most this many messages exchanged with one number per `loop_window`
+  /// before the conversation looks like two bots answering each other (the
+  /// carrier pauses a pair after about 20 rapid messages).
+  std::int32_t loop_limit = 15;
+  std::chrono::milliseconds loop_window{std::chrono::minutes{10}};
+  /// At most this many calls from one caller per `caller_rate_window` get
+  /// texted (someone calling 50 times a minute gets nothing more).
+  std::int32_t caller_rate_limit = 5;
+  std::chrono::milliseconds caller_rate_window{std::chrono::minutes{1}};
+};
+
 /// A business number of a tenant.
 struct business_number {
   std::string number; // E.164
@@ -46,6 +71,17 @@ struct tenant {
   /// Hosts a workflow `http` step may call: "api.example.com" or
   /// "*.example.com"; empty = none.
   std::vector<std::string> http_allow{};
+  /// The messaging guards (`messaging:` in the config).
+  gate_settings guards{};
+  /// The tenant's cap over all its numbers; none: only the numbers' paces.
+  std::optional<pace> max_rate{};
+  /// The answer to HELP and INFO; empty: "<name>: reply STOP to opt out..."
+  /// (see `help_reply`).
+  std::string help_text{};
+  /// Sent after a STOP or START; empty: nothing (the carrier confirms opt-outs
+  /// itself on long codes and toll-free numbers).
+  std::string stop_reply{};
+  std::string start_reply{};
 };
 
 /// Life of a call: ringing the owner, then exactly one outcome.
@@ -95,7 +131,11 @@ struct webhook_record {
   epoch_ms received_at = 0;
 };
 
-/// Delivery state of an outbound message (the outbox).
+/// Delivery state of an outbound message (the outbox):
+/// `queued -> sending -> sent -> delivered | undelivered | failed`, and two
+/// states the pre-send gate gives instead of `queued`: `held` (quiet hours:
+/// queued again at `message_record::not_before`) and `refused` (final; the
+/// reason is in `message_record::reason`).
 enum class message_state : std::uint8_t {
   queued,
   sending,
@@ -103,10 +143,35 @@ enum class message_state : std::uint8_t {
   delivered,
   undelivered,
   failed,
+  held,
+  refused,
 };
 
 const char* to_string(message_state x);
 std::optional<message_state> parse_message_state(std::string_view x);
+
+/// Which guards of the pre-send gate apply to an outbound message
+/// (ringback/engine/messaging.hpp has the rules and the names).
+enum class send_kind : std::uint8_t {
+  /// The missed-call text-back: automated; at most one per caller per tenant
+  /// per `gate_settings::repeat_caller_window`; subject to the caller rate.
+  text_back,
+  /// Any other automated message (workflow replies, follow-ups, review
+  /// requests): automated cap; held in quiet hours unless urgent.
+  automated,
+  /// Written by a person (the owner's reply relayed to the customer): never
+  /// capped, held or taken for a bot loop, but still refused to opted-out
+  /// recipients and to numbers that are not a customer's phone.
+  relayed,
+  /// The answer to STOP, START or HELP: may reach an opted-out recipient
+  /// (one confirmation is allowed by the carriers' rules); never capped nor
+  /// held.
+  compliance,
+  /// A notification to the tenant's owner (missed call, voicemail, page):
+  /// never capped, held or taken for a bot loop; refused only if the owner's
+  /// phone opted out or is not a phone.
+  notification,
+};
 
 /// An outbound SMS. Written before it is sent.
 struct message_record {
@@ -125,6 +190,19 @@ struct message_record {
   std::string node_id; // the process that sends it
   epoch_ms created_at = 0;
   epoch_ms updated_at = 0;
+  send_kind kind = send_kind::automated;
+  /// Urgent messages are not held in quiet hours.
+  bool urgent = true;
+  /// `held`: when the hold ends and the message is queued again. 0 otherwise.
+  epoch_ms not_before = 0;
+  /// `held` and `refused`: the gate's reason (`to_string(gate_reason)`, e.g.
+  /// "opted_out"), and a sentence for people in `error_message`. Empty
+  /// otherwise.
+  std::string reason;
+  /// When the carrier accepted it (state `sent` or later); 0 before.
+  epoch_ms sent_at = 0;
+  /// When the last delivery report (status callback) was applied; 0 = none.
+  epoch_ms status_at = 0;
 };
 
 /// An inbound SMS (logged; conversations come later).

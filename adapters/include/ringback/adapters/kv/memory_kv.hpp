@@ -45,6 +45,17 @@ public:
   bool claim(std::string_view key, std::string_view owner,
              std::chrono::milliseconds ttl);
 
+  /// See `engine::kv::pace`: `engine::gcra_pair` over the stored theoretical
+  /// arrival times, under the mutex. Only an allowed send writes: each time
+  /// as decimal epoch milliseconds, living `tat - now + 1 s` (as
+  /// `engine::gcra_lua_script` does; `now` is the request's). A stored value
+  /// that is not an integer counts as 0, as in the script. Throws
+  /// `engine::port_error` if `r.number_key` is empty (`memory kv pace:
+  /// number_key is empty`) or `r.tenant` is set with an empty
+  /// `r.tenant_key` (`memory kv pace: a tenant cap needs a tenant_key`); a
+  /// `tenant_key` without `tenant` is no cap.
+  engine::pace_answer pace(const engine::pace_request& r);
+
   /// The live value of `key`, if any (tests and diagnostics).
   std::optional<std::string> get(std::string_view key) const;
 
@@ -69,6 +80,11 @@ private:
   void insert(std::string key, std::string_view value, time_point expires_at,
               time_point now);
 
+  /// Sets `key` to `value` until `expires_at`, whether or not it exists.
+  /// Needs mutex_.
+  void put(const std::string& key, std::string_view value,
+           time_point expires_at, time_point now);
+
   clock_function now_;
   mutable std::mutex mutex_;
   map_type entries_;
@@ -76,9 +92,9 @@ private:
   std::size_t sweep_threshold_ = 1024;
 };
 
-/// `engine::kv` in process memory: dedup and claims for a single process
-/// (and the fake used by tests). Handles are cheap; every handle built on
-/// the same `memory_kv_state` sees the same keys. Thread-safe.
+/// `engine::kv` in process memory: dedup, claims and pacing for a single
+/// process (and the fake used by tests). Handles are cheap; every handle
+/// built on the same `memory_kv_state` sees the same keys. Thread-safe.
 class memory_kv final : public engine::kv {
 public:
   /// A handle on a private, fresh state.
@@ -92,6 +108,9 @@ public:
 
   bool claim(std::string_view key, std::string_view owner,
              std::chrono::milliseconds ttl) override;
+
+  /// See `memory_kv_state::pace`.
+  engine::pace_answer pace(const engine::pace_request& r) override;
 
   /// Always true.
   bool ping() override;

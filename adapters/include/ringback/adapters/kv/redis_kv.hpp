@@ -3,6 +3,7 @@
 #include "ringback/engine/ports.hpp"
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <initializer_list>
 #include <memory>
@@ -60,7 +61,9 @@ struct redis_kv_options {
 /// `claim` and `ping` are idempotent, so they are also retried once on a
 /// fresh connection when an established connection fails mid-command;
 /// `set_if_absent` is not (the first attempt may have set the key), so it
-/// reports the failure.
+/// reports the failure. `pace` is retried like `claim`: a first attempt that
+/// did run has only used up a slot that goes unused, which errs on the slow
+/// side and never exceeds the pace.
 class redis_kv final : public engine::kv {
 public:
   explicit redis_kv(redis_url url, redis_kv_options options = {});
@@ -82,6 +85,17 @@ public:
 
   /// `PING`; true on PONG. Throws `engine::port_error` when unreachable.
   bool ping() override;
+
+  /// `engine::gcra_lua_script` (EVALSHA, EVAL on NOSCRIPT, which caches it
+  /// again) with KEYS `r.number_key` and, for a cap, `r.tenant_key`; ARGV
+  /// `r.now`, then each rate (shortest round-trip decimal text, so the
+  /// script reads the very same double) and burst. Throws
+  /// `engine::port_error` on an error reply or an unexpected reply (`redis
+  /// EVALSHA: unexpected reply ...`), if `r.number_key` is empty (`redis
+  /// EVALSHA: number_key is empty`) or if `r.tenant` is set with an empty
+  /// `r.tenant_key` (`redis EVALSHA: a tenant cap needs a tenant_key`); a
+  /// `tenant_key` without `tenant` is no cap.
+  engine::pace_answer pace(const engine::pace_request& r) override;
 
   /// Whether a connection is currently open (it may still be dead).
   bool connected() const noexcept {
@@ -112,13 +126,19 @@ private:
   /// error reply (keeping it).
   reply command(std::initializer_list<std::string_view> argv);
 
+  /// The same for a command of `argc` arguments at `argv`.
+  reply command(const std::string_view* argv, std::size_t argc);
+
+  /// `EVALSHA sha args...`, or `EVAL script args...` if the server does not
+  /// know the script (never seen, or flushed); EVAL caches it again. The
+  /// `count` arguments at `args` start with numkeys.
+  reply run_script(std::string_view script, const std::string& sha,
+                   const std::string_view* args, std::size_t count);
+
   /// Runs `fn` and, if it fails with an I/O error on a connection that was
   /// already established before, runs it once more on a fresh connection.
   template <class F>
   auto idempotent(F fn) -> decltype(fn());
-
-  reply run_claim_script(std::string_view key, std::string_view owner,
-                         std::string_view ttl_ms);
 
   redis_url url_;
   redis_kv_options options_;

@@ -70,6 +70,24 @@ public:
   std::optional<engine::message_record> find_message(std::int64_t id) override;
   std::vector<engine::message_record>
   pending_messages(std::string_view node_id) override;
+  std::optional<engine::message_record>
+  claim_message(std::int64_t id, std::string_view node_id,
+                engine::epoch_ms now) override;
+  std::vector<std::int64_t> release_held(std::string_view node_id,
+                                         engine::epoch_ms now,
+                                         std::size_t limit) override;
+  std::optional<engine::message_record>
+  find_message_by_sid(std::string_view message_sid) override;
+  engine::status_report_result
+  record_status(const engine::status_report& r) override;
+  std::vector<engine::status_report>
+  status_reports(std::string_view message_sid) override;
+  engine::gate_facts gate_facts_for(const engine::gate_query& q) override;
+  std::optional<engine::opt_out_state>
+  find_opt_out(std::string_view tenant_id, std::string_view phone) override;
+  void save_opt_out(const engine::opt_out_state& s) override;
+  std::vector<engine::opt_out_state>
+  opted_out(std::string_view tenant_id) override;
   bool insert_inbound(const engine::inbound_message& m) override;
   void touch_contact(std::string_view tenant_id, std::string_view phone,
                      engine::epoch_ms at) override;

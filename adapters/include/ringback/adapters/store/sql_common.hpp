@@ -7,18 +7,23 @@
 //   std::string_view backend() const;                    // "sqlite", ...
 //   std::int64_t execute(sql_id, Bind bind);             // rows affected
 //   void query(sql_id, Bind bind, OnRow on_row);         // on_row per row
+//   void serialize(std::int64_t key);  // a transaction lock on `key` (a
+//                                      // no-op where writers are serial)
 //
 // `bind(binder&)` binds the parameters in order through `text`, `bytes`,
 // `int64`, `int32`, `boolean` and `real`; `on_row(const row&)` reads columns
-// by index through the same names. Connections, transactions and turning
-// backend errors into `port_error` stay with each adapter.
+// by index through the same names, and `null(i)` tells a NULL column.
+// Connections, transactions and turning backend errors into `port_error`
+// stay with each adapter.
 
 #include "ringback/adapters/store/audited_store.hpp"
 #include "ringback/adapters/store/detail.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <optional>
 #include <string>
@@ -49,6 +54,16 @@ enum class sql_id : std::size_t {
   find_message,
   pending_messages,
   messages_for_call,
+  claim_message,
+  release_held,
+  find_message_by_sid,
+  apply_status,
+  insert_status_report,
+  status_reports,
+  gate_facts,
+  find_opt_out,
+  save_opt_out,
+  opted_out,
   insert_inbound,
   find_inbound,
   touch_contact,
@@ -172,7 +187,8 @@ engine::webhook_record read_webhook(const Row& r) {
   return w;
 }
 
-/// tenant_id .. updated_at, without id (14).
+/// tenant_id .. status_at in the column order of the messages table, without
+/// id (20).
 template <class Binder>
 void bind_message(Binder& b, const engine::message_record& m) {
   b.text(m.tenant_id)
@@ -188,10 +204,18 @@ void bind_message(Binder& b, const engine::message_record& m) {
     .text(m.error_message)
     .text(m.node_id)
     .int64(m.created_at)
-    .int64(m.updated_at);
+    .int64(m.updated_at)
+    .text(to_string(m.kind))
+    .boolean(m.urgent)
+    .int64(m.not_before)
+    .text(m.reason)
+    .int64(m.sent_at)
+    .int64(m.status_at);
 }
 
-/// id, state, attempts, message_sid, error_code, error_message, updated_at.
+/// id, then the mutable fields: state, attempts, message_sid, error_code,
+/// error_message, node_id, not_before, reason, sent_at, status_at,
+/// updated_at (12).
 template <class Binder>
 void bind_message_update(Binder& b, const engine::message_record& m) {
   b.int64(m.id)
@@ -200,6 +224,11 @@ void bind_message_update(Binder& b, const engine::message_record& m) {
     .text(m.message_sid)
     .int32(m.error_code)
     .text(m.error_message)
+    .text(m.node_id)
+    .int64(m.not_before)
+    .text(m.reason)
+    .int64(m.sent_at)
+    .int64(m.status_at)
     .int64(m.updated_at);
 }
 
@@ -225,8 +254,100 @@ read_message(const Row& r, std::string_view backend, std::string_view op) {
   m.node_id = r.text(12);
   m.created_at = r.int64(13);
   m.updated_at = r.int64(14);
+  auto kind = r.text(15);
+  m.kind = parse_column(engine::parse_send_kind(kind), backend, op, "kind",
+                        kind);
+  m.urgent = r.boolean(16);
+  m.not_before = r.int64(17);
+  m.reason = r.text(18);
+  m.sent_at = r.int64(19);
+  m.status_at = r.int64(20);
   return m;
 }
+
+/// message_sid, carrier_status, state, error_code, error_message, at (6).
+template <class Binder>
+void bind_status_report(Binder& b, const engine::status_report& r) {
+  b.text(r.message_sid)
+    .text(r.carrier_status)
+    .text(to_string(r.state))
+    .int32(r.error_code)
+    .text(r.error_message)
+    .int64(r.at);
+}
+
+/// The columns of `bind_status_report`.
+template <class Row>
+engine::status_report read_status_report(const Row& r, std::string_view backend,
+                                         std::string_view op) {
+  engine::status_report x;
+  x.message_sid = r.text(0);
+  x.carrier_status = r.text(1);
+  auto state = r.text(2);
+  x.state = parse_column(engine::parse_message_state(state), backend, op,
+                         "state", state);
+  x.error_code = r.int32(3);
+  x.error_message = r.text(4);
+  x.at = r.int64(5);
+  return x;
+}
+
+/// tenant_id, phone, opted_out, since, keyword, source, last_event_at (7).
+template <class Binder>
+void bind_opt_out(Binder& b, const engine::opt_out_state& s) {
+  b.text(s.tenant_id)
+    .text(s.phone)
+    .boolean(s.opted_out)
+    .int64(s.since)
+    .text(s.keyword)
+    .text(to_string(s.source))
+    .int64(s.last_event_at);
+}
+
+/// The columns of `bind_opt_out`.
+template <class Row>
+engine::opt_out_state
+read_opt_out(const Row& r, std::string_view backend, std::string_view op) {
+  engine::opt_out_state s;
+  s.tenant_id = r.text(0);
+  s.phone = r.text(1);
+  s.opted_out = r.boolean(2);
+  s.since = r.int64(3);
+  s.keyword = r.text(4);
+  auto source = r.text(5);
+  s.source = parse_column(engine::parse_opt_out_source(source), backend, op,
+                          "source", source);
+  s.last_event_at = r.int64(6);
+  return s;
+}
+
+/// The key of a transaction-scoped advisory lock (PostgreSQL) on the pair
+/// `a`, `b`: 64-bit FNV-1a of `a`, a NUL byte and `b`. Stable across
+/// processes, builds and server versions (unlike a server-side hash of a
+/// given release), so every process locks the same key for the same pair.
+inline std::int64_t lock_key(std::string_view a, std::string_view b) {
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  auto mix = [&](unsigned char ch) {
+    h ^= ch;
+    h *= 0x100000001b3ULL;
+  };
+  for (unsigned char ch : a)
+    mix(ch);
+  mix(0);
+  for (unsigned char ch : b)
+    mix(ch);
+  std::int64_t key = 0;
+  static_assert(sizeof key == sizeof h);
+  std::memcpy(&key, &h, sizeof key);
+  return key;
+}
+
+/// The first half of the lock on a MessageSid (`record_status` and
+/// `update_message` take it, so that a report and the message getting its
+/// MessageSid never miss each other). The gate's locks have the tenant id
+/// there, which never starts with a control character.
+inline constexpr std::string_view status_lock_space = "\x01"
+                                                      "status";
 
 template <class Binder>
 void bind_inbound(Binder& b, const engine::inbound_message& m) {
@@ -344,6 +465,54 @@ engine::workflow_version_record read_workflow_version(const Row& r) {
   v.loaded_at = r.int64(5);
   return v;
 }
+
+// -- delivery reports and the gate (shared with memory_store) ---------------
+
+/// Applies delivery report `r` to `m` if it moves it forward
+/// (`engine::advances`): state, status_at and a non-zero error. Returns
+/// whether it did.
+inline bool apply_report(engine::message_record& m,
+                         const engine::status_report& r) {
+  if (!engine::advances(m.state, r.state))
+    return false;
+  m.state = r.state;
+  m.status_at = r.at;
+  if (r.error_code != 0) {
+    m.error_code = r.error_code;
+    m.error_message = r.error_message;
+  }
+  return true;
+}
+
+/// Applies the reports of `m`'s MessageSid, oldest first, each that moves it
+/// forward from where the earlier ones left it (so the newest report that
+/// still advances wins, and nothing moves back). Returns whether any did.
+inline bool replay_reports(engine::message_record& m,
+                           const std::vector<engine::status_report>& reports) {
+  bool applied = false;
+  for (const auto& r : reports)
+    applied = apply_report(m, r) || applied;
+  return applied;
+}
+
+/// `now - window`, saturated (a window never overflows the subtraction).
+inline engine::epoch_ms window_start(engine::epoch_ms now,
+                                     std::chrono::milliseconds window) {
+  constexpr auto lowest = std::numeric_limits<engine::epoch_ms>::min();
+  auto w = window.count();
+  if (w > 0 && now < lowest + w)
+    return lowest;
+  if (w < 0 && now > std::numeric_limits<engine::epoch_ms>::max() + w)
+    return std::numeric_limits<engine::epoch_ms>::max();
+  return now - w;
+}
+
+/// The automated cap counts over the last hour, whatever the settings.
+inline constexpr std::chrono::milliseconds automated_window{3'600'000};
+
+/// How often a conditional write of a delivery state is retried after
+/// another writer changed the message in between.
+inline constexpr int status_write_attempts = 8;
 
 /// The precondition of `update_run`: the caller bumped `seq` (otherwise two
 /// writers expecting the same seq could both win). memory_store checks it
@@ -490,15 +659,6 @@ std::int64_t insert_message(Driver& d, const engine::message_record& m) {
 }
 
 template <class Driver>
-void update_message(Driver& d, const engine::message_record& m) {
-  if (d.execute(sql_id::update_message,
-                [&](auto& b) { bind_message_update(b, m); })
-      == 0)
-    fail(d.backend(), "update_message",
-         "unknown message id " + std::to_string(m.id));
-}
-
-template <class Driver>
 std::optional<engine::message_record> find_message(Driver& d, std::int64_t id) {
   std::optional<engine::message_record> m;
   d.query(
@@ -515,6 +675,217 @@ std::vector<engine::message_record> messages_where(Driver& d, sql_id id,
   d.query(
     id, [&](auto& b) { b.text(key); },
     [&](const auto& r) { xs.push_back(read_message(r, d.backend(), op)); });
+  return xs;
+}
+
+/// `limit` as a SQL LIMIT (which is signed; negative means none in SQLite).
+inline std::int64_t sql_limit(std::size_t limit) {
+  constexpr auto max
+    = static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max());
+  return static_cast<std::int64_t>(std::min(limit, max));
+}
+
+template <class Driver>
+std::optional<engine::message_record> claim_message(Driver& d, std::int64_t id,
+                                                    std::string_view node_id,
+                                                    engine::epoch_ms now) {
+  // One conditional update: of claimers, exactly one matches `queued`.
+  std::optional<engine::message_record> m;
+  d.query(
+    sql_id::claim_message,
+    [&](auto& b) { b.int64(id).text(node_id).int64(now); },
+    [&](const auto& r) { m = read_message(r, d.backend(), "claim_message"); });
+  return m;
+}
+
+template <class Driver>
+std::vector<std::int64_t> release_held(Driver& d, std::string_view node_id,
+                                       engine::epoch_ms now,
+                                       std::size_t limit) {
+  std::vector<std::int64_t> ids;
+  if (limit == 0)
+    return ids;
+  d.query(
+    sql_id::release_held,
+    [&](auto& b) { b.text(node_id).int64(now).int64(sql_limit(limit)); },
+    [&](const auto& r) { ids.push_back(r.int64(0)); });
+  // RETURNING has no order.
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
+template <class Driver>
+std::optional<engine::message_record>
+find_message_by_sid(Driver& d, std::string_view message_sid,
+                    std::string_view op = "find_message_by_sid") {
+  std::optional<engine::message_record> m;
+  d.query(
+    sql_id::find_message_by_sid, [&](auto& b) { b.text(message_sid); },
+    [&](const auto& r) { m = read_message(r, d.backend(), op); });
+  return m;
+}
+
+template <class Driver>
+std::vector<engine::status_report>
+status_reports(Driver& d, std::string_view message_sid,
+               std::string_view op = "status_reports") {
+  std::vector<engine::status_report> xs;
+  d.query(
+    sql_id::status_reports, [&](auto& b) { b.text(message_sid); },
+    [&](const auto& r) {
+      xs.push_back(read_status_report(r, d.backend(), op));
+    });
+  return xs;
+}
+
+/// Writes the delivery fields of `next` if the stored message still has the
+/// state and MessageSid of `seen` (so a concurrent writer is never
+/// overwritten with an older view). Returns whether it wrote.
+template <class Driver>
+bool write_status(Driver& d, const engine::message_record& seen,
+                  const engine::message_record& next) {
+  return d.execute(sql_id::apply_status, [&](auto& b) {
+    b.int64(seen.id)
+      .text(to_string(next.state))
+      .int64(next.status_at)
+      .int32(next.error_code)
+      .text(next.error_message)
+      .text(to_string(seen.state))
+      .text(seen.message_sid);
+  }) == 1;
+}
+
+/// Applies the recorded reports of `m`'s MessageSid to the stored message
+/// `m.id` (forward only; re-read and retried if another writer got there
+/// in between).
+template <class Driver>
+void apply_recorded_reports(Driver& d, const engine::message_record& m,
+                            std::string_view op) {
+  auto reports = status_reports(d, m.message_sid, op);
+  if (reports.empty())
+    return;
+  for (int attempt = 0; attempt < status_write_attempts; ++attempt) {
+    auto seen = find_message(d, m.id);
+    if (!seen || seen->message_sid != m.message_sid)
+      return; // changed meanwhile: whoever set the MessageSid applies them
+    auto next = *seen;
+    if (!replay_reports(next, reports) || write_status(d, *seen, next))
+      return;
+  }
+  fail(d.backend(), op,
+       "message id " + std::to_string(m.id)
+         + " kept changing; its delivery reports were not applied");
+}
+
+template <class Driver>
+void update_message(Driver& d, const engine::message_record& m) {
+  // Serialized with record_status on the same MessageSid: one of the two
+  // sees the other's write (see record_status).
+  if (!m.message_sid.empty())
+    d.serialize(lock_key(status_lock_space, m.message_sid));
+  if (d.execute(sql_id::update_message,
+                [&](auto& b) { bind_message_update(b, m); })
+      == 0)
+    fail(d.backend(), "update_message",
+         "unknown message id " + std::to_string(m.id));
+  if (!m.message_sid.empty())
+    apply_recorded_reports(d, m, "update_message");
+}
+
+template <class Driver>
+engine::status_report_result
+record_status(Driver& d, const engine::status_report& r) {
+  // The lock on the MessageSid orders this with an update_message giving a
+  // message that MessageSid: either the message is found below, or that
+  // update_message finds the report. (Serial writers need no lock.)
+  d.serialize(lock_key(status_lock_space, r.message_sid));
+  d.execute(sql_id::insert_status_report,
+            [&](auto& b) { bind_status_report(b, r); });
+  engine::status_report_result result;
+  auto seen = find_message_by_sid(d, r.message_sid, "record_status");
+  for (int attempt = 0; seen && attempt < status_write_attempts; ++attempt) {
+    result.known = true;
+    auto next = *seen;
+    if (!apply_report(next, r)) {
+      result.message = std::move(seen);
+      return result;
+    }
+    if (write_status(d, *seen, next)) {
+      result.applied = true;
+      result.message = std::move(next);
+      return result;
+    }
+    // Another writer changed it in between: judge the report again.
+    seen = find_message(d, seen->id);
+    if (seen && seen->message_sid != r.message_sid)
+      seen = find_message_by_sid(d, r.message_sid, "record_status");
+  }
+  if (seen)
+    fail(d.backend(), "record_status",
+         "message id " + std::to_string(seen->id)
+           + " kept changing; the report was not applied");
+  result.known = false; // the message lost that MessageSid meanwhile
+  return result;
+}
+
+template <class Driver>
+engine::gate_facts gate_facts_for(Driver& d, const engine::gate_query& q) {
+  // Until the end of the transaction, other gates asking about this tenant
+  // and phone wait here, and then see what this one wrote.
+  d.serialize(lock_key(q.tenant_id, q.phone));
+  engine::gate_facts f;
+  d.query(
+    sql_id::gate_facts,
+    [&](auto& b) {
+      b.text(q.tenant_id)
+        .text(q.phone)
+        .int64(window_start(q.now, q.repeat_caller_window))
+        .int64(window_start(q.now, automated_window))
+        .int64(window_start(q.now, q.loop_window))
+        .int64(window_start(q.now, q.caller_rate_window));
+    },
+    [&](const auto& r) {
+      auto count = [&](int i) {
+        return static_cast<std::int32_t>(std::min<std::int64_t>(
+          r.int64(i), std::numeric_limits<std::int32_t>::max()));
+      };
+      f.opted_out = r.int64(0) > 0;
+      if (!r.null(1))
+        f.last_text_back_at = r.int64(1);
+      f.automated_last_hour = count(2);
+      f.exchanged_in_loop_window = count(3);
+      f.calls_in_rate_window = count(4);
+    });
+  return f;
+}
+
+template <class Driver>
+std::optional<engine::opt_out_state>
+find_opt_out(Driver& d, std::string_view tenant_id, std::string_view phone) {
+  std::optional<engine::opt_out_state> s;
+  d.query(
+    sql_id::find_opt_out, [&](auto& b) { b.text(tenant_id).text(phone); },
+    [&](const auto& r) { s = read_opt_out(r, d.backend(), "find_opt_out"); });
+  return s;
+}
+
+template <class Driver>
+void save_opt_out(Driver& d, const engine::opt_out_state& s) {
+  d.execute(sql_id::save_opt_out, [&](auto& b) { bind_opt_out(b, s); });
+}
+
+template <class Driver>
+std::vector<engine::opt_out_state>
+opted_out(Driver& d, std::string_view tenant_id) {
+  std::vector<engine::opt_out_state> xs;
+  d.query(
+    sql_id::opted_out, [&](auto& b) { b.text(tenant_id); },
+    [&](const auto& r) {
+      xs.push_back(read_opt_out(r, d.backend(), "opted_out"));
+    });
+  // Bytewise, whatever the database's collation (as contact_tags).
+  std::sort(xs.begin(), xs.end(),
+            [](const auto& x, const auto& y) { return x.phone < y.phone; });
   return xs;
 }
 
@@ -610,13 +981,6 @@ runs_where(Driver& d, sql_id id, Bind&& bind, std::string_view op) {
     xs.push_back(read_run(row, d.backend(), op));
   });
   return xs;
-}
-
-/// `limit` as a SQL LIMIT (which is signed; negative means none in SQLite).
-inline std::int64_t sql_limit(std::size_t limit) {
-  constexpr auto max
-    = static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max());
-  return static_cast<std::int64_t>(std::min(limit, max));
 }
 
 template <class Driver>
