@@ -69,8 +69,9 @@ void claim_outcome(const caf::actor& self, const services_ptr& svc,
 }
 
 /// Starts the workflows of `trigger` for `call` as segments to store.
-segments start_runs(const services_ptr& svc, const tenant_info& info,
+segments start_runs(const services_ptr& svc, const tenant_info_ptr& info_ptr,
                     std::string_view trigger, const engine::call_record& call) {
+  const auto& info = *info_ptr;
   segments out;
   if (!svc->workflows)
     return out;
@@ -86,7 +87,7 @@ segments start_runs(const services_ptr& svc, const tenant_info& info,
     run.call_sid = call.call_sid;
     run.contact = call.from;
     out.push_back(std::make_shared<stored_segment>(
-      make_segment(*wf, r, std::move(run), svc->node_id, now)));
+      make_segment(*wf, r, std::move(run), *svc, info_ptr, now)));
   }
   return out;
 }
@@ -129,7 +130,7 @@ caf::behavior call_actor(state_t* self, engine::call_record record,
     auto& in = *self->state.incoming;
     log_segment(*in.wf, r, sid);
     auto seg = std::make_shared<stored_segment>(
-      make_segment(*in.wf, r, in.run, svc->node_id, now()));
+      make_segment(*in.wf, r, in.run, *svc, info, now()));
     in.run = seg->run;
     auto cell = in.stored_id;
     auto ids = std::make_shared<std::vector<std::int64_t>>();
@@ -239,7 +240,7 @@ caf::behavior call_actor(state_t* self, engine::call_record record,
       auto decided = fsm.pending_outcome();
       auto trigger = *fx.decide == call_phase::missed ? "call.missed"
                                                       : "call.answered";
-      auto runs_to_start = start_runs(svc, *info, trigger, decided);
+      auto runs_to_start = start_runs(svc, info, trigger, decided);
       self->state.fsm_finished = false;
       claim_outcome(caf::actor{self}, svc, std::move(decided),
                     std::move(runs_to_start));

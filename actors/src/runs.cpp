@@ -1,9 +1,95 @@
 #include "ringback/actors/runs.hpp"
 
+#include "ringback/actors/services.hpp"
 #include "ringback/engine/log.hpp"
+#include "ringback/engine/messaging.hpp"
 #include "ringback/workflows/diagnostic.hpp"
 
 namespace ringback::actors {
+
+tenant_directory::tenant_directory(const std::vector<engine::tenant>& tenants) {
+  for (const auto& t : tenants) {
+    for (const auto& n : t.numbers)
+      tenant_of_.emplace(n.number, t.id);
+    tenants_.emplace(t.id,
+                     tenant_info::make(std::make_shared<const engine::tenant>(t)));
+  }
+}
+
+const std::string* tenant_directory::tenant_of(std::string_view number) const {
+  auto i = tenant_of_.find(std::string{number});
+  return i == tenant_of_.end() ? nullptr : &i->second;
+}
+
+tenant_info_ptr tenant_directory::find(std::string_view tenant_id) const {
+  auto i = tenants_.find(std::string{tenant_id});
+  return i == tenants_.end() ? nullptr : i->second;
+}
+
+engine::opt_out_state ledger_entry(engine::store& db, std::string_view tenant_id,
+                                   std::string_view phone) {
+  if (auto old = db.find_opt_out(tenant_id, phone))
+    return std::move(*old);
+  engine::opt_out_state s;
+  s.tenant_id = std::string{tenant_id};
+  s.phone = std::string{phone};
+  return s;
+}
+
+const engine::opt_out_transition& save_ledger(engine::store& db,
+                                              const engine::opt_out_transition& t) {
+  if (t.persist)
+    db.save_opt_out(t.state);
+  return t;
+}
+
+engine::gate_decision gate_message(engine::store& db, engine::message_record& m,
+                                   const tenant_info& info,
+                                   const tenant_directory* numbers,
+                                   engine::epoch_ms now) {
+  const auto& guards = info.tenant->guards;
+  engine::gate_facts facts;
+  if (engine::is_e164(m.to)) {
+    engine::gate_query q;
+    q.tenant_id = m.tenant_id;
+    q.phone = m.to;
+    q.now = now;
+    q.repeat_caller_window = guards.repeat_caller_window;
+    q.loop_window = guards.loop_window;
+    q.caller_rate_window = guards.caller_rate_window;
+    facts = db.gate_facts_for(q);
+  }
+  if (numbers != nullptr) {
+    if (const auto* owner = numbers->tenant_of(m.to)) {
+      facts.own_number = *owner == m.tenant_id;
+      facts.other_tenant_number = *owner != m.tenant_id;
+    }
+  }
+  const auto& cal = info.calendar;
+  if (cal.quiet_hours() && cal.is_quiet(now))
+    facts.quiet_hours_end = cal.quiet_hours()->next_end(now, cal.zone());
+  engine::outbound_candidate c;
+  c.tenant_id = m.tenant_id;
+  c.from = m.from;
+  c.to = m.to;
+  c.kind = m.kind;
+  c.urgent = m.urgent;
+  auto d = engine::decide(c, facts, guards, now);
+  m.reason.clear();
+  m.not_before = 0;
+  m.error_message.clear();
+  if (d.sends()) {
+    m.state = engine::message_state::queued;
+    return d;
+  }
+  m.state = d.holds() ? engine::message_state::held
+                      : engine::message_state::refused;
+  m.reason = engine::to_string(d.reason);
+  m.error_message = d.message;
+  if (d.holds())
+    m.not_before = d.hold_until;
+  return d;
+}
 
 std::shared_ptr<const tenant_info>
 tenant_info::make(std::shared_ptr<const engine::tenant> t) {
@@ -34,9 +120,12 @@ workflows::context tenant_info::calendar_vars(engine::epoch_ms now) const {
 
 stored_segment make_segment(const workflows::workflow& wf,
                             const workflows::segment_result& r,
-                            engine::run_record run, const std::string& node_id,
-                            engine::epoch_ms now) {
+                            engine::run_record run, const services& svc,
+                            const tenant_info_ptr& info, engine::epoch_ms now) {
+  const auto& node_id = svc.node_id;
   stored_segment s;
+  s.info = info;
+  s.numbers = svc.numbers;
   s.expected_seq = run.seq;
   // A call actor's incoming run keeps id 0 in memory until the store assigns
   // one (the store job fills it in), so a run's first segment is seq 0, not
@@ -90,8 +179,23 @@ stored_segment make_segment(const workflows::workflow& wf,
     st.at = now;
     s.steps.push_back(std::move(st));
   }
+  // The first text to the caller of a missed call is its text-back; texts to
+  // the owner are notifications; anything else a workflow sends is automated.
+  bool text_back_given = false;
+  const std::string* owner = info ? &info->tenant->owner_phone : nullptr;
   for (const auto& sms : r.fx.sms) {
     engine::message_record m;
+    m.urgent = sms.urgent;
+    if (owner != nullptr && sms.to == *owner) {
+      m.kind = engine::send_kind::notification;
+    } else if (!text_back_given && run.trigger == "call.missed"
+               && !run.contact.empty() && sms.to == run.contact) {
+      m.kind = engine::send_kind::text_back;
+      m.urgent = true;
+      text_back_given = true;
+    } else {
+      m.kind = engine::send_kind::automated;
+    }
     m.tenant_id = run.tenant_id;
     m.call_sid = run.call_sid;
     m.purpose = wf.name + "/" + sms.step_id;
@@ -123,8 +227,12 @@ bool write_segment(engine::store& db, stored_segment& s,
     st.run_id = s.run.id;
   if (!s.steps.empty())
     db.insert_run_steps(s.steps);
-  for (const auto& m : s.messages)
-    message_ids.push_back(db.insert_message(m));
+  for (auto& m : s.messages) {
+    if (s.info)
+      gate_message(db, m, *s.info, s.numbers.get(), m.created_at);
+    m.id = db.insert_message(m);
+    message_ids.push_back(m.id);
+  }
   for (const auto& t : s.tags)
     db.tag_contact(s.run.tenant_id, t.phone, t.tag, s.run.updated_at);
   return true;

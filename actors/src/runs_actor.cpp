@@ -88,7 +88,7 @@ public:
     log_segment(*wf, r,
                 who_ + (run.call_sid.empty() ? "" : " " + run.call_sid));
     auto seg = std::make_shared<stored_segment>(
-      make_segment(*wf, r, std::move(run), svc_->node_id, now()));
+      make_segment(*wf, r, std::move(run), *svc_, info_, now()));
     auto http = seg->http;
     auto ids = std::make_shared<std::vector<std::int64_t>>();
     auto won = std::make_shared<bool>(false);

@@ -61,6 +61,8 @@ std::optional<inbound_event::kind> kind_of(std::string_view path) {
     return inbound_event::kind::transcription;
   if (rest == "sms")
     return inbound_event::kind::sms;
+  if (rest == "sms/status")
+    return inbound_event::kind::sms_status;
   return std::nullopt;
 }
 
@@ -204,13 +206,18 @@ void twilio_webhooks::handle(const http_request& req,
   }
   inbound_event ev;
   ev.what = *what;
-  const bool sms = *what == inbound_event::kind::sms;
+  const bool sms = *what == inbound_event::kind::sms
+                   || *what == inbound_event::kind::sms_status;
+  // A status callback is about a message the business number sent: it is
+  // routed by `From`; everything else by the number that was called/texted.
+  const bool by_from = *what == inbound_event::kind::sms_status;
   const char* sid_name = sms ? "MessageSid" : "CallSid";
   ev.sid = field(form.fields, sid_name);
   ev.from = field(form.fields, "From");
   ev.to = field(form.fields, "To");
-  for (auto [name, value] : {std::pair{sid_name, &ev.sid},
-                             std::pair{"To", &ev.to}}) {
+  for (auto [name, value] :
+       {std::pair{sid_name, &ev.sid},
+        by_from ? std::pair{"From", &ev.from} : std::pair{"To", &ev.to}}) {
     if (value->empty()) {
       slot->reply(http_response::text(
         400, std::string{"missing form field '"} + name + "'\n"));
@@ -246,6 +253,13 @@ void twilio_webhooks::handle(const http_request& req,
     case inbound_event::kind::call_incoming:
       ev.status = field(form.fields, "CallStatus");
       break;
+    case inbound_event::kind::sms_status:
+      ev.status = field(form.fields, "MessageStatus");
+      if (ev.status.empty())
+        ev.status = field(form.fields, "SmsStatus");
+      ev.error_code = to_int(field(form.fields, "ErrorCode"));
+      ev.body = field(form.fields, "ErrorMessage");
+      break;
   }
   ev.raw.kind = engine::to_string(*what);
   ev.raw.call_sid = ev.sid;
@@ -253,7 +267,7 @@ void twilio_webhooks::handle(const http_request& req,
   ev.raw.body = req.body;
   ev.raw.signature = std::string{*signature};
   ev.raw.received_at = clock_.now();
-  auto tenant = by_number_.find(ev.to);
+  auto tenant = by_number_.find(by_from ? ev.from : ev.to);
   if (tenant == by_number_.end()) {
     engine::log_warn("webhooks", std::string{ev.raw.kind} + " " + ev.sid
                                    + " for unknown number " + ev.to
@@ -261,6 +275,8 @@ void twilio_webhooks::handle(const http_request& req,
     sink_.record_unrouted(std::move(ev.raw));
     if (*what == inbound_event::kind::call_incoming)
       slot->reply(xml(tw::twiml_response{}.reject().str()));
+    else if (by_from)
+      slot->reply(http_response::text(204, ""));
     else
       slot->reply(empty_twiml());
     return;
@@ -289,6 +305,9 @@ void twilio_webhooks::handle(const http_request& req,
     case inbound_event::kind::sms:
     case inbound_event::kind::transcription:
       slot->reply(empty_twiml());
+      break;
+    case inbound_event::kind::sms_status:
+      slot->reply(http_response::text(204, ""));
       break;
   }
   sink_.deliver(tenant->second.id, std::move(ev), nullptr);

@@ -40,6 +40,8 @@ const char* to_string(inbound_event::kind x) {
       return "recording";
     case inbound_event::kind::transcription:
       return "transcription";
+    case inbound_event::kind::sms_status:
+      return "sms-status";
   }
   return "unknown";
 }

@@ -8,6 +8,7 @@
 #include "ringback/workflows/diagnostic.hpp"
 #include "ringback/workflows/loader.hpp"
 
+#include "actor_test.hpp"
 #include "fakes.hpp"
 
 #include <caf/all.hpp>
@@ -31,7 +32,7 @@ struct node {
        std::shared_ptr<adapters::memory_database> database,
        std::shared_ptr<adapters::memory_kv_state> kv_state,
        testkit::manual_clock& clock)
-    : db(std::move(database)), kv(std::move(kv_state)), store_q(db), kv_q(kv),
+    : db(std::move(database)), kv(std::move(kv_state)), store_q(db), kv_q(unpaced),
       carrier_q(carrier) {
     db.migrate();
     auto s = std::make_shared<actors::services>();
@@ -64,13 +65,23 @@ steps:
     t->id = "acme";
     t->name = "Acme Plumbing";
     t->owner_phone = "+15005550002";
+    // These tests are about calls: texts are not paced (`unpaced_kv`) and
+    // the guards are off (pacing and the guards have their own
+    // tests in outbox_test.cpp).
     t->numbers.push_back({"+15005550001", engine::number_kind::long_code, 1.0});
+    t->guards.repeat_caller_window = std::chrono::milliseconds{0};
+    t->guards.automated_per_hour = 0;
+    t->guards.loop_limit = 0;
+    t->guards.caller_rate_limit = 0;
+    s->numbers = std::make_shared<const actors::tenant_directory>(
+      std::vector<engine::tenant>{*t});
     outbox = sys.spawn(actors::outbox_actor, svc);
     tenant = sys.spawn(actors::tenant_actor, t, svc, outbox);
   }
 
   adapters::memory_store db;
   adapters::memory_kv kv;
+  testkit::unpaced_kv unpaced{kv};
   engine::inline_store_queue store_q;
   engine::inline_queue<engine::kv> kv_q;
   testkit::fake_carrier carrier;
@@ -80,18 +91,10 @@ steps:
   caf::actor tenant;
 };
 
-class CallFlow : public ::testing::Test {
+class CallFlow : public testkit::actor_test {
 protected:
-  static caf::actor_system_config& configure(caf::actor_system_config& cfg) {
-    cfg.set("scheduler.policy", caf::atom("testing"));
-    cfg.set("logger.file-verbosity", caf::atom("quiet"));
-    return cfg;
-  }
-
   CallFlow()
-    : sys_(configure(cfg_)),
-      sched_(dynamic_cast<caf::scheduler::test_coordinator&>(sys_.scheduler())),
-      database_(adapters::memory_store{}.database()),
+    : database_(adapters::memory_store{}.database()),
       kv_state_(std::make_shared<adapters::memory_kv_state>()),
       a_(sys_, "node-a", database_, kv_state_, clock_) {
     sched_.run();
@@ -143,9 +146,6 @@ protected:
     return a_.db.messages_for_call(sid);
   }
 
-  caf::actor_system_config cfg_;
-  caf::actor_system sys_;
-  caf::scheduler::test_coordinator& sched_;
   testkit::manual_clock clock_;
   std::shared_ptr<adapters::memory_database> database_;
   std::shared_ptr<adapters::memory_kv_state> kv_state_;

@@ -20,6 +20,7 @@
 #include <gtest/gtest.h>
 
 #include "fake_http_fetcher.hpp"
+#include "actor_test.hpp"
 #include "fakes.hpp"
 
 #include <algorithm>
@@ -340,7 +341,7 @@ struct node {
     : db(std::move(database)),
       kv(std::move(kv_state)),
       store_q(db),
-      kv_q(kv),
+      kv_q(unpaced),
       carrier_q(carrier),
       http_q(http) {
     db.migrate();
@@ -360,15 +361,19 @@ struct node {
     for (const auto& wf : wfs)
       EXPECT_TRUE(cat.add(wf)) << workflows::to_string(cat.diagnostics());
     s->workflows = std::make_shared<actors::catalog_source>(std::move(cat));
+    s->numbers = std::make_shared<const actors::tenant_directory>(
+      std::vector<engine::tenant>{*t});
     svc = s;
     outbox = sys.spawn(actors::outbox_actor, svc);
     tenant = sys.spawn(actors::tenant_actor, t, svc, outbox);
     sink = std::make_unique<actors::actor_event_sink>(
-      svc, std::unordered_map<std::string, caf::actor>{{t->id, tenant}});
+      svc, std::unordered_map<std::string, caf::actor>{{t->id, tenant}},
+      outbox);
   }
 
   adapters::memory_store db;
   adapters::memory_kv kv;
+  testkit::unpaced_kv unpaced{kv};
   gated_store_queue store_q;
   engine::inline_queue<engine::kv> kv_q;
   testkit::fake_carrier carrier;
@@ -384,18 +389,10 @@ struct node {
 
 using reply_ptr = std::shared_ptr<testkit::recorded_reply>;
 
-class WorkflowRuns : public ::testing::Test {
+class WorkflowRuns : public testkit::actor_test {
 protected:
-  static caf::actor_system_config& configure(caf::actor_system_config& cfg) {
-    cfg.set("scheduler.policy", caf::atom("testing"));
-    cfg.set("logger.file-verbosity", caf::atom("quiet"));
-    return cfg;
-  }
-
   WorkflowRuns()
-    : sys_(configure(cfg_)),
-      sched_(dynamic_cast<caf::scheduler::test_coordinator&>(sys_.scheduler())),
-      database_(adapters::memory_store{}.database()),
+    : database_(adapters::memory_store{}.database()),
       kv_state_(std::make_shared<adapters::memory_kv_state>()),
       db_(database_) {
     db_.migrate();
@@ -404,7 +401,14 @@ protected:
     t->name = "Acme Plumbing";
     t->owner_phone = owner;
     t->timezone = "UTC";
+    // These tests are about runs: texts are not paced (`unpaced_kv`) and
+    // the guards are off (pacing and the guards have their own
+    // tests in outbox_test.cpp).
     t->numbers.push_back({business, engine::number_kind::long_code, 1.0});
+    t->guards.repeat_caller_window = std::chrono::milliseconds{0};
+    t->guards.automated_per_hour = 0;
+    t->guards.loop_limit = 0;
+    t->guards.caller_rate_limit = 0;
     t->http_allow = {"crm.example.com", "*.hooks.example.com"};
     tenant_ = t;
   }
@@ -587,9 +591,6 @@ protected:
     return out;
   }
 
-  caf::actor_system_config cfg_;
-  caf::actor_system sys_;
-  caf::scheduler::test_coordinator& sched_;
   testkit::manual_clock clock_;
   std::shared_ptr<adapters::memory_database> database_;
   std::shared_ptr<adapters::memory_kv_state> kv_state_;

@@ -247,6 +247,60 @@ TEST_F(TwilioWebhooks, InboundSmsIsDeliveredWithItsBody) {
   EXPECT_EQ(sink_.delivered[0].ev.body, "is anyone there? <3 & co");
 }
 
+TEST_F(TwilioWebhooks, DeliveryReportIsRoutedByTheSendingNumber) {
+  // As Twilio posts a message's status callback (ErrorCode only on failure).
+  auto slot = handle(post("/webhooks/twilio/sms/status",
+                          {{"AccountSid", "AC00000000000000000000000000000000"},
+                           {"ApiVersion", "2010-04-01"},
+                           {"ErrorCode", "30003"},
+                           {"From", "+15005550001"},
+                           {"MessageSid", "SM9"},
+                           {"MessageStatus", "undelivered"},
+                           {"SmsSid", "SM9"},
+                           {"SmsStatus", "undelivered"},
+                           {"To", "+15550100"}}));
+  auto r = slot->response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 204);
+  EXPECT_TRUE(r->body.empty());
+  ASSERT_EQ(sink_.delivered.size(), 1u);
+  const auto& d = sink_.delivered[0];
+  EXPECT_EQ(d.tenant_id, "acme");
+  EXPECT_EQ(d.ev.what, inbound_event::kind::sms_status);
+  EXPECT_EQ(d.ev.sid, "SM9");
+  EXPECT_EQ(d.ev.status, "undelivered");
+  EXPECT_EQ(d.ev.error_code, 30003);
+  EXPECT_EQ(d.ev.raw.kind, "sms-status");
+  EXPECT_FALSE(d.reply);
+  // The older SmsStatus alone is understood too.
+  handle(post("/webhooks/twilio/sms/status", {{"From", "+15005550001"},
+                                               {"MessageSid", "SM10"},
+                                               {"SmsStatus", "delivered"},
+                                               {"To", "+15550100"}}));
+  ASSERT_EQ(sink_.delivered.size(), 2u);
+  EXPECT_EQ(sink_.delivered[1].ev.status, "delivered");
+  EXPECT_EQ(sink_.delivered[1].ev.error_code, 0);
+}
+
+TEST_F(TwilioWebhooks, DeliveryReportsAreCheckedAndAnUnknownSenderIsOnlyRecorded) {
+  tw::form_fields form{{"From", "+19995550000"},
+                       {"MessageSid", "SM11"},
+                       {"MessageStatus", "delivered"},
+                       {"To", "+15550100"}};
+  auto forged = handle(post("/webhooks/twilio/sms/status", form, "bad"))->response();
+  EXPECT_EQ(forged->status, 403);
+  auto r = handle(post("/webhooks/twilio/sms/status", form))->response();
+  EXPECT_EQ(r->status, 204);
+  EXPECT_TRUE(sink_.delivered.empty());
+  ASSERT_EQ(sink_.unrouted.size(), 1u);
+  EXPECT_EQ(sink_.unrouted[0].kind, "sms-status");
+  auto no_from = handle(post("/webhooks/twilio/sms/status",
+                             {{"MessageSid", "SM12"}, {"MessageStatus", "sent"}}))
+                   ->response();
+  EXPECT_EQ(no_from->status, 400);
+  EXPECT_EQ(no_from->body, "missing form field 'From'\n");
+}
+
 TEST_F(TwilioWebhooks, UnknownNumberGetsAPoliteRejectNeverA5xx) {
   auto slot = handle(post("/webhooks/twilio/voice", incoming("+19995550000")));
   auto r = slot->response();
@@ -301,6 +355,7 @@ TEST_F(TwilioWebhooks, OwnsOnlyItsPaths) {
   EXPECT_TRUE(adapters::twilio_webhooks::owns("/webhooks/twilio/voice/dial-result"));
   EXPECT_TRUE(adapters::twilio_webhooks::owns("/webhooks/twilio/voice/status"));
   EXPECT_TRUE(adapters::twilio_webhooks::owns("/webhooks/twilio/sms"));
+  EXPECT_TRUE(adapters::twilio_webhooks::owns("/webhooks/twilio/sms/status"));
   EXPECT_FALSE(adapters::twilio_webhooks::owns("/webhooks/twilio/voicemail"));
   EXPECT_FALSE(adapters::twilio_webhooks::owns("/healthz"));
 }

@@ -126,6 +126,40 @@ private:
   std::mutex mtx_;
 };
 
+/// A kv that forwards dedup and claims to `inner` but never paces: for tests
+/// of call and run flows, where texts should leave at once (pacing has its
+/// own tests in tests/actors/outbox_test.cpp).
+class unpaced_kv final : public engine::kv {
+public:
+  explicit unpaced_kv(engine::kv& inner) : inner_(inner) {
+    // nop
+  }
+
+  bool set_if_absent(std::string_view key, std::string_view value,
+                     std::chrono::milliseconds ttl) override {
+    return inner_.set_if_absent(key, value, ttl);
+  }
+
+  bool claim(std::string_view key, std::string_view owner,
+             std::chrono::milliseconds ttl) override {
+    return inner_.claim(key, owner, ttl);
+  }
+
+  bool ping() override {
+    return inner_.ping();
+  }
+
+  engine::pace_answer pace(const engine::pace_request&) override {
+    ++paced;
+    return {true, 0};
+  }
+
+  std::atomic<int> paced{0};
+
+private:
+  engine::kv& inner_;
+};
+
 /// Captures the answers to a voice webhook.
 class recorded_reply final : public engine::voice_reply {
 public:

@@ -6,6 +6,7 @@
 #include "ringback/actors/tenant_actor.hpp"
 #include "ringback/adapters/http/http_server.hpp"
 #include "ringback/adapters/kv/kv_factory.hpp"
+#include "ringback/adapters/metrics/prometheus_metrics.hpp"
 #include "ringback/adapters/store/make_store.hpp"
 #include "ringback/adapters/twilio/rest_client.hpp"
 #include "ringback/adapters/webhooks/twilio_webhooks.hpp"
@@ -107,6 +108,7 @@ struct service::impl {
   std::unique_ptr<actors::actor_event_sink> sink;
   std::unique_ptr<adapters::twilio_webhooks> webhooks;
   std::unique_ptr<adapters::http_server> http;
+  std::shared_ptr<engine::metrics> metrics;
 
   void route(const adapters::http_request& req,
              std::shared_ptr<adapters::reply_slot> slot) {
@@ -143,6 +145,18 @@ struct service::impl {
         }
         r->report("kv", ok);
       });
+      return;
+    }
+    if (req.path == "/metrics") {
+      if (req.method != "GET" && req.method != "HEAD") {
+        auto r = adapters::http_response::text(405, "method not allowed: use GET\n");
+        r.headers.push_back({"Allow", "GET"});
+        slot->reply(std::move(r));
+        return;
+      }
+      auto r = adapters::http_response::text(200, metrics->render());
+      r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+      slot->reply(std::move(r));
       return;
     }
     slot->reply(adapters::http_response::text(404, "not found\n"));
@@ -217,6 +231,9 @@ std::optional<std::string> service::start() {
   svc->http = d.http_pool.get();
   svc->node_id = cfg.node_id;
   svc->public_url = cfg.public_url;
+  svc->numbers = std::make_shared<const actors::tenant_directory>(cfg.tenants);
+  d.metrics = std::make_shared<adapters::prometheus_metrics>();
+  svc->metrics = d.metrics;
   svc->timing.ring_timeout = cfg.calls.ring_timeout;
   svc->timing.fallback_grace = cfg.calls.fallback_grace;
   svc->timing.recheck_interval = cfg.calls.recheck_interval;
@@ -238,7 +255,8 @@ std::optional<std::string> service::start() {
     d.tenants.push_back(tenant);
     by_id.emplace(t.id, tenant);
   }
-  d.sink = std::make_unique<actors::actor_event_sink>(svc, std::move(by_id));
+  d.sink = std::make_unique<actors::actor_event_sink>(svc, std::move(by_id),
+                                                      d.outbox);
   adapters::twilio_webhooks::options wo;
   wo.public_url = cfg.public_url;
   wo.auth_token = cfg.twilio.auth_token;

@@ -13,11 +13,18 @@ namespace ringback::actors {
 /// The inbound port implemented with actors: records every webhook in the
 /// store (batched), drops carrier retries of callbacks already handled (kv
 /// dedup, shared across processes), and hands the rest to the tenant actor.
-/// Called from HTTP threads; never blocks.
+///
+/// Inbound messages are stored once per MessageSid; STOP, START and HELP
+/// (`classify_keyword`) update the tenant's opt-out ledger and get their
+/// compliance reply (through the gate and the `outbox`), and start no
+/// workflow; other messages go to the tenant. Delivery reports
+/// (`sms_status`) are applied to the outbox's messages in the store, forward
+/// only. Called from HTTP threads; never blocks.
 class actor_event_sink final : public engine::event_sink {
 public:
   actor_event_sink(services_ptr svc,
-                   std::unordered_map<std::string, caf::actor> tenants);
+                   std::unordered_map<std::string, caf::actor> tenants,
+                   caf::actor outbox = {});
 
   void deliver(const std::string& tenant_id, engine::inbound_event ev,
                std::shared_ptr<engine::voice_reply> reply) override;
@@ -25,9 +32,18 @@ public:
   void record_unrouted(engine::webhook_record raw) override;
 
 private:
+  void deliver_sms(const caf::actor& tenant, engine::inbound_event ev);
+  void deliver_status(const std::string& tenant_id, engine::inbound_event ev);
+
   services_ptr svc_;
   std::unordered_map<std::string, caf::actor> tenants_;
+  caf::actor outbox_;
 };
+
+/// The answer to HELP or INFO: the tenant's `help_text`, or "<name>: reply
+/// STOP to stop these texts, START to get them again. Questions? Call
+/// <first number>." when it has none.
+std::string help_reply(const engine::tenant& t);
 
 /// The kv key that makes a callback "handled once".
 std::string dedup_key(const engine::inbound_event& ev);

@@ -47,6 +47,14 @@ CAF_BEGIN_TYPE_ID_BLOCK(ringback, caf::first_custom_type_id)
   CAF_ADD_ATOM(ringback, ringback::actors, reconcile_atom, "reconcile")
   // outbox <- carrier pool: the answer to that question
   CAF_ADD_ATOM(ringback, ringback::actors, checked_atom, "checked")
+  // outbox <- store: stored messages loaded, to queue, hold or count
+  CAF_ADD_ATOM(ringback, ringback::actors, enqueue_atom, "enqueue")
+  // outbox <- kv pool: a lane's pacing answer
+  CAF_ADD_ATOM(ringback, ringback::actors, paced_atom, "paced")
+  // outbox -> outbox: pace a lane's head again
+  CAF_ADD_ATOM(ringback, ringback::actors, pump_atom, "pump")
+  // outbox -> outbox: held messages may be due
+  CAF_ADD_ATOM(ringback, ringback::actors, unhold_atom, "unhold")
   // runs <- anyone: start the workflows of a trigger
   CAF_ADD_ATOM(ringback, ringback::actors, start_atom, "start")
   // runs <- tenant: run a record_voicemail's on_transcription branch
@@ -72,6 +80,7 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ringback::engine::call_report)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ringback::engine::call_fsm::claim_result)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ringback::engine::sms_receipt)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ringback::engine::sms_lookup)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ringback::engine::pace_answer)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ringback::engine::message_record)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<ringback::engine::message_record>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<ringback::engine::call_record>)
@@ -113,6 +122,9 @@ struct outbox_stats {
   std::size_t waiting_retry = 0;
   std::size_t sent = 0;
   std::size_t failed = 0;
+  std::size_t queued = 0;  ///< in lanes, waiting for their pace
+  std::size_t held = 0;    ///< held until quiet hours end
+  std::size_t refused = 0; ///< refused by the gate (at queueing or at send)
 };
 
 } // namespace ringback::actors

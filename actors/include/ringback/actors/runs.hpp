@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 /// What the actors share to host workflow runs: where workflows come from,
@@ -79,6 +80,46 @@ struct tenant_info {
 
 using tenant_info_ptr = std::shared_ptr<const tenant_info>;
 
+struct services;
+
+/// The tenants of this deployment, by id, and which tenant each business
+/// number belongs to: the pre-send gate refuses texts to a tenant's own
+/// numbers and to other tenants' numbers; the outbox paces by them.
+class tenant_directory {
+public:
+  tenant_directory() = default;
+  explicit tenant_directory(const std::vector<engine::tenant>& tenants);
+
+  /// The tenant of `number`, or nullptr if it is no business number here.
+  const std::string* tenant_of(std::string_view number) const;
+
+  /// A tenant by id, or null.
+  tenant_info_ptr find(std::string_view tenant_id) const;
+
+private:
+  std::unordered_map<std::string, std::string> tenant_of_;
+  std::unordered_map<std::string, tenant_info_ptr> tenants_;
+};
+
+/// Passes `m` through the pre-send gate inside the store transaction that
+/// writes it: looks up the facts (`store::gate_facts_for`, the directory,
+/// the tenant's quiet hours at `now`), decides (`engine::decide`) and sets
+/// `m.state` to `queued`, `held` (with `not_before`) or `refused` (with
+/// `reason` and `error_message`). Returns the decision.
+engine::gate_decision gate_message(engine::store& db, engine::message_record& m,
+                                   const tenant_info& info,
+                                   const tenant_directory* numbers,
+                                   engine::epoch_ms now);
+
+/// The opt-out ledger entry of `phone` for `tenant_id` as stored, or a fresh
+/// one (not opted out, never changed).
+engine::opt_out_state ledger_entry(engine::store& db, std::string_view tenant_id,
+                                   std::string_view phone);
+
+/// Stores `t.state` if the event changed anything (`t.persist`); returns `t`.
+const engine::opt_out_transition& save_ledger(engine::store& db,
+                                              const engine::opt_out_transition& t);
+
 /// One segment of a run, ready to be written in one store transaction.
 struct stored_segment {
   engine::run_record run;        ///< id 0: a new run
@@ -89,6 +130,9 @@ struct stored_segment {
   std::optional<engine::workflow_version_record> version; ///< saved once
   /// The request to send once stored (the run then waits for "http").
   std::optional<workflows::http_action> http;
+  /// For the pre-send gate of `messages` (null: no gate, tests).
+  tenant_info_ptr info;
+  std::shared_ptr<const tenant_directory> numbers;
 };
 
 /// Turns `r` (a segment of a run of `wf`) into store writes. `run` carries
@@ -97,13 +141,17 @@ struct stored_segment {
 /// waiting, state, seq + 1).
 stored_segment make_segment(const workflows::workflow& wf,
                             const workflows::segment_result& r,
-                            engine::run_record run, const std::string& node_id,
-                            engine::epoch_ms now);
+                            engine::run_record run, const services& svc,
+                            const tenant_info_ptr& info, engine::epoch_ms now);
 
 /// Writes `s` (inside the store executor's transaction). A new run is
 /// inserted (and `s.run.id` set); an existing one is updated only if its seq
 /// is still `s.expected_seq` — returns false, writing nothing, otherwise.
-/// Message ids go to `message_ids`.
+/// Each message passes the pre-send gate first (`gate_message`; its state in
+/// `s.messages` says what the gate decided); the ids of every message go to
+/// `message_ids` (the outbox sends the queued, holds the held and counts the
+/// refused). May run more than
+/// once for one segment (a batch retried alone): it starts afresh each time.
 bool write_segment(engine::store& db, stored_segment& s,
                    std::vector<std::int64_t>& message_ids);
 

@@ -4,6 +4,7 @@
 #include "ringback/engine/call_fsm.hpp"
 #include "ringback/engine/executors.hpp"
 #include "ringback/engine/http_port.hpp"
+#include "ringback/engine/metrics.hpp"
 #include "ringback/engine/ports.hpp"
 #include "ringback/engine/records.hpp"
 #include "ringback/engine/retry_policy.hpp"
@@ -31,6 +32,12 @@ struct services {
   workflows::run_limits run_limits;
   std::string node_id;
   std::string public_url;
+  /// The tenants and their business numbers (the pre-send gate, pacing);
+  /// null: no number is refused for being one, and numbers pace at 1/s.
+  std::shared_ptr<const tenant_directory> numbers;
+  /// Where the actors count what they do (never null).
+  std::shared_ptr<engine::metrics> metrics
+    = std::make_shared<engine::null_metrics>();
   engine::call_timing timing;
   engine::retry_policy retry;
   /// How long an outcome claim in the kv outlives its owner.

@@ -61,17 +61,19 @@ struct inbound_event {
     sms,
     recording,     // a `record_voicemail` finished (needs a voice answer)
     transcription, // its transcription arrived
+    sms_status,    // a delivery report of an outbound message (status callback)
   };
   kind what = kind::call_incoming;
-  std::string sid;      // CallSid, or MessageSid for sms
+  std::string sid;      // CallSid, or MessageSid for sms and sms_status
   std::string from;
   std::string to;
-  std::string status;   // DialCallStatus or CallStatus
+  std::string status;   // DialCallStatus, CallStatus or MessageStatus
   std::int32_t duration = 0;
   std::string body;     // sms text; transcription text
   std::string url;      // recording: RecordingUrl
   std::string run;      // recording, transcription: the run that asked (query)
   std::string step;     // recording, transcription: its step ordinal (query)
+  std::int32_t error_code = 0; // sms_status: ErrorCode (0 = none)
   webhook_record raw;   // for the audit log
 };
 

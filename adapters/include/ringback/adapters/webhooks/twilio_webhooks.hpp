@@ -23,7 +23,10 @@ std::string render_twiml(const engine::voice_answer& a);
 ///   actor is later than `answer_deadline`;
 /// - `POST /webhooks/twilio/voice/dial-result`: the Dial action callback;
 /// - `POST /webhooks/twilio/voice/status`: call status callbacks;
-/// - `POST /webhooks/twilio/sms`: inbound messages.
+/// - `POST /webhooks/twilio/sms`: inbound messages;
+/// - `POST /webhooks/twilio/sms/status`: delivery reports of outbound
+///   messages (status callbacks), routed by `From` (the business number that
+///   sent), answered 204.
 /// Every request must carry a valid `X-Twilio-Signature` computed over
 /// `public_url` + the request target (403 otherwise, and nothing changes).
 /// Calls are routed to a tenant by the `To` number; an unknown number gets a
