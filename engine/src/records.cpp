@@ -29,6 +29,10 @@ constexpr std::array<const char*, 8> message_state_names{
   "undelivered", "failed", "held", "refused"};
 constexpr std::array<const char*, 4> run_status_names{"running", "waiting",
                                                       "finished", "failed"};
+constexpr std::array<const char*, 4> conversation_state_names{
+  "owner_window", "owner_active", "ai_active", "closed"};
+constexpr std::array<const char*, 3> window_outcome_names{"none", "owner",
+                                                          "ai"};
 
 } // namespace
 
@@ -70,6 +74,22 @@ const char* to_string(run_status x) {
 
 std::optional<run_status> parse_run_status(std::string_view x) {
   return parse_enum<run_status>(x, run_status_names);
+}
+
+const char* to_string(conversation_state x) {
+  return conversation_state_names[static_cast<std::size_t>(x)];
+}
+
+std::optional<conversation_state> parse_conversation_state(std::string_view x) {
+  return parse_enum<conversation_state>(x, conversation_state_names);
+}
+
+const char* to_string(window_outcome x) {
+  return window_outcome_names[static_cast<std::size_t>(x)];
+}
+
+std::optional<window_outcome> parse_window_outcome(std::string_view x) {
+  return parse_enum<window_outcome>(x, window_outcome_names);
 }
 
 epoch_ms system_clock::now() const {

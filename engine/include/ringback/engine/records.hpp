@@ -273,4 +273,100 @@ struct workflow_version_record {
   epoch_ms loaded_at = 0;
 };
 
+// -- conversations (issue 5) -------------------------------------------------
+
+/// Where a conversation with a customer is.
+enum class conversation_state : std::uint8_t {
+  /// A customer message waits for the owner; the owner-reply window runs.
+  owner_window,
+  /// The owner answered (or took the conversation back): the AI is silent.
+  owner_active,
+  /// The window ran out: the AI answers the customer.
+  ai_active,
+  /// Idle for the tenant's close time; the next message reopens it.
+  closed,
+};
+
+const char* to_string(conversation_state x);
+std::optional<conversation_state> parse_conversation_state(std::string_view x);
+
+/// Who won an owner-reply window. Exactly one outcome per window.
+enum class window_outcome : std::uint8_t { none, owner, ai };
+
+const char* to_string(window_outcome x);
+std::optional<window_outcome> parse_window_outcome(std::string_view x);
+
+/// One conversation of a tenant with one customer (one row per tenant and
+/// customer number; a closed one is reopened by the next message).
+struct conversation_record {
+  std::int64_t id = 0; ///< assigned by the store
+  std::string tenant_id;
+  std::string customer;        ///< E.164
+  std::string business_number; ///< the number the customer last texted or called
+  /// Short reference per tenant (1, 2, 3 ...) shown to the owner as `#12`.
+  std::int32_t ref = 0;
+  conversation_state state = conversation_state::owner_window;
+  /// Bumped each time a window opens; the outcome belongs to this window.
+  std::int32_t window_seq = 0;
+  epoch_ms window_deadline = 0; ///< 0: no window open
+  window_outcome outcome = window_outcome::none;
+  /// When the AI's next turn is due (batching customer texts); 0: none.
+  epoch_ms turn_at = 0;
+  /// When the conversation closes for idleness; 0: closed or never.
+  epoch_ms close_at = 0;
+  std::int32_t ai_replies = 0; ///< AI turns since it was (re)opened
+  epoch_ms opened_at = 0;
+  epoch_ms last_customer_at = 0;
+  epoch_ms last_owner_at = 0;
+  epoch_ms last_ai_at = 0;
+  std::string node_id;
+  /// Bumped by every update; `store::update_conversation` compares it, so of
+  /// two processes deciding one window exactly one writes.
+  std::int64_t seq = 0;
+  epoch_ms updated_at = 0;
+};
+
+/// One message of a conversation's transcript.
+struct conversation_message {
+  std::int64_t id = 0; ///< assigned by the store
+  std::int64_t conversation_id = 0;
+  std::string tenant_id;
+  /// "customer", "owner", "ai" or "rule" (an automated, non-AI text).
+  std::string author;
+  std::string body;
+  /// The outbox message that carries it (outbound), 0 for inbound.
+  std::int64_t message_id = 0;
+  /// The carrier's id (inbound), empty for outbound.
+  std::string message_sid;
+  epoch_ms at = 0;
+};
+
+/// Something that happened to a conversation (audit): "opened", "relayed",
+/// "window_opened", "owner_won", "ai_won", "taken_back", "ai_turn",
+/// "ai_error", "closed", "reopened", "emergency".
+struct conversation_event {
+  std::int64_t id = 0; ///< assigned by the store
+  std::int64_t conversation_id = 0;
+  std::string tenant_id;
+  std::string kind;
+  std::string detail;
+  std::int32_t window_seq = 0;
+  // For "ai_turn" and "ai_error":
+  std::string provider; ///< "openai", "offline"
+  std::int64_t latency_ms = 0;
+  std::int32_t prompt_tokens = 0;
+  std::int32_t completion_tokens = 0;
+  double cost_usd = 0;
+  epoch_ms at = 0;
+};
+
+/// AI usage of a tenant over a period (token and cost accounting).
+struct ai_usage {
+  std::int64_t turns = 0;
+  std::int64_t errors = 0; ///< turns the model did not answer (fell back)
+  std::int64_t prompt_tokens = 0;
+  std::int64_t completion_tokens = 0;
+  double cost_usd = 0;
+};
+
 } // namespace ringback::engine
