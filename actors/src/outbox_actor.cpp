@@ -48,6 +48,7 @@ void forget(state_t* self, std::int64_t id) {
   st.known.erase(id);
   st.queued_at.erase(id);
   st.lookups.erase(id);
+  st.unsure.erase(id);
   st.in_flight.erase(id);
   st.waiting.erase(id);
 }
@@ -175,6 +176,14 @@ void record_carrier_opt_out(const services_ptr& svc, const message_record& m,
                                      + "'s texts at the carrier (21610)");
       }
     });
+}
+
+/// The metrics label of a failed attempt's cause.
+const char* retry_label(const engine::carrier_status& s) {
+  return s.http_status == 429   ? "429"
+         : s.http_status >= 500 ? "5xx"
+         : s.http_status == 0   ? "timeout"
+                                : "error";
 }
 
 /// Schedules another attempt after a transient failure, or fails the message
@@ -443,15 +452,12 @@ caf::behavior outbox_actor(state_t* self, services_ptr svc) {
         // before sending it again. It stays `sending` in the store meanwhile.
         engine::log_warn("outbox", describe(m, r.status)
                                      + ": the carrier may have it, checking");
+        st.unsure[m.id] = r.status;
         save(svc, m);
         reconcile(self, svc, std::move(m));
         return;
       }
-      const char* label = r.status.http_status == 429   ? "429"
-                          : r.status.http_status >= 500 ? "5xx"
-                          : r.status.http_status == 0   ? "timeout"
-                                                        : "error";
-      retry_or_fail(self, svc, m, r.status, label);
+      retry_or_fail(self, svc, m, r.status, retry_label(r.status));
     },
     [=](reconcile_atom, message_record& m) { reconcile(self, svc, std::move(m)); },
     [=](checked_atom, message_record& m, const engine::sms_lookup& found) {
@@ -476,7 +482,17 @@ caf::behavior outbox_actor(state_t* self, services_ptr svc) {
         return;
       }
       if (found.status.ok) {
-        // Not there: the earlier attempt never arrived; send it again.
+        // Not there: the earlier attempt never arrived; send it again, after
+        // the delay its own answer asks for (a 5xx's Retry-After), and fail
+        // with that answer's code when the attempts are used up.
+        auto i = st.unsure.find(m.id);
+        if (i != st.unsure.end()) {
+          auto why = i->second;
+          st.unsure.erase(i);
+          why.outcome_unknown = false;
+          retry_or_fail(self, svc, m, why, retry_label(why));
+          return;
+        }
         engine::carrier_status lost;
         lost.error_message = "earlier attempt never reached the carrier";
         retry_or_fail(self, svc, m, lost, "lost");

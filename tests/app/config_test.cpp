@@ -806,18 +806,23 @@ TEST_F(Config, HolidayQuietHoursAndHttpAllowErrors) {
                      "hour 25 is out of range 00-23"}));
 }
 
-TEST_F(Config, TheSampleCalendarExampleLoads) {
-  // deploy/ringback.yaml carries the calendar keys as a commented example;
-  // uncommented, it must load and build a calendar.
+namespace {
+
+/// deploy/ringback.yaml with the commented example under `marker` (a line
+/// `    # --- <name> example ---`) uncommented: the lines after it that start
+/// with "    # " lose their "# ". Counts them in `lines`.
+std::string uncomment_sample(const std::string& marker, int& lines) {
   std::ifstream in(RINGBACK_SOURCE_DIR "/deploy/ringback.yaml");
   std::string text((std::istreambuf_iterator<char>(in)),
                    std::istreambuf_iterator<char>());
-  const std::string marker = "    # --- calendar example ---\n";
+  lines = 0;
   auto at = text.find(marker);
-  ASSERT_NE(at, std::string::npos);
+  EXPECT_NE(at, std::string::npos) << marker;
+  if (at == std::string::npos) {
+    return text;
+  }
   std::string uncommented = text.substr(0, at);
   std::size_t pos = at + marker.size();
-  int lines = 0;
   while (pos < text.size() && text.compare(pos, 6, "    # ") == 0) {
     auto end = text.find('\n', pos);
     end = end == std::string::npos ? text.size() : end + 1;
@@ -825,8 +830,18 @@ TEST_F(Config, TheSampleCalendarExampleLoads) {
     pos = end;
     ++lines;
   }
+  return uncommented + text.substr(pos);
+}
+
+} // namespace
+
+TEST_F(Config, TheSampleCalendarExampleLoads) {
+  // deploy/ringback.yaml carries the calendar keys as a commented example;
+  // uncommented, it must load and build a calendar.
+  int lines = 0;
+  auto uncommented = uncomment_sample("    # --- calendar example ---\n",
+                                      lines);
   EXPECT_GE(lines, 5);
-  uncommented += text.substr(pos);
   vars_.clear();
   auto r = load_config_string(uncommented, "ringback.yaml",
                               RINGBACK_SOURCE_DIR "/deploy", env_);
@@ -837,6 +852,279 @@ TEST_F(Config, TheSampleCalendarExampleLoads) {
   EXPECT_FALSE(t.quiet_hours.empty());
   EXPECT_FALSE(t.http_allow.empty());
   EXPECT_TRUE(ringback::workflows::business_calendar::from_tenant(t).ok());
+}
+
+namespace {
+
+using ringback::engine::gate_settings;
+
+/// Field by field: `gate_settings` has no operator==.
+void expect_guards(const gate_settings& got, const gate_settings& want) {
+  EXPECT_EQ(got.repeat_caller_window, want.repeat_caller_window);
+  EXPECT_EQ(got.automated_per_hour, want.automated_per_hour);
+  EXPECT_EQ(got.loop_limit, want.loop_limit);
+  EXPECT_EQ(got.loop_window, want.loop_window);
+  EXPECT_EQ(got.caller_rate_limit, want.caller_rate_limit);
+  EXPECT_EQ(got.caller_rate_window, want.caller_rate_window);
+}
+
+// The messaging keys of a tenant, appended to `base` (lines 19-29).
+const std::string messaging
+  = "    messaging:\n"                                                    // 19
+    "      repeat_caller_window: 12h\n"                                   // 20
+    "      automated_per_hour: 4\n"                                       // 21
+    "      loop_limit: 8\n"                                               // 22
+    "      loop_window: 5m\n"                                             // 23
+    "      caller_rate_limit: 3\n"                                        // 24
+    "      caller_rate_window: 30s\n"                                     // 25
+    "      max_mps: 2.5\n"                                                // 26
+    "      help_text: \"Acme: call +1 500 555 0001. STOP to opt out.\"\n" // 27
+    "      stop_reply: \"No more texts from Acme.\"\n"                    // 28
+    "      start_reply: ''\n";                                            // 29
+
+} // namespace
+
+TEST_F(Config, MessagingDefaultsAreTheGateDefaults) {
+  // Absent, empty or an empty map: the engine's defaults, no tenant cap and
+  // no texts (the default HELP answer is the messaging layer's).
+  for (const auto& tail : {std::string{}, std::string("    messaging:\n"),
+                           std::string("    messaging: {}\n")}) {
+    auto t = ok(base + tail).tenants[0];
+    expect_guards(t.guards, gate_settings{});
+    EXPECT_FALSE(t.max_rate.has_value()) << tail;
+    EXPECT_EQ(t.help_text, "") << tail;
+    EXPECT_EQ(t.stop_reply, "") << tail;
+    EXPECT_EQ(t.start_reply, "") << tail;
+  }
+  // The defaults as documented (deploy/ringback.yaml, docs/operations.md).
+  const gate_settings d;
+  EXPECT_EQ(d.repeat_caller_window, 24h);
+  EXPECT_EQ(d.automated_per_hour, 10);
+  EXPECT_EQ(d.loop_limit, 15);
+  EXPECT_EQ(d.loop_window, 10min);
+  EXPECT_EQ(d.caller_rate_limit, 5);
+  EXPECT_EQ(d.caller_rate_window, 1min);
+}
+
+TEST_F(Config, MessagingSettings) {
+  auto t = ok(base + messaging).tenants[0];
+  EXPECT_EQ(t.guards.repeat_caller_window, 12h);
+  EXPECT_EQ(t.guards.automated_per_hour, 4);
+  EXPECT_EQ(t.guards.loop_limit, 8);
+  EXPECT_EQ(t.guards.loop_window, 5min);
+  EXPECT_EQ(t.guards.caller_rate_limit, 3);
+  EXPECT_EQ(t.guards.caller_rate_window, 30s);
+  ASSERT_TRUE(t.max_rate.has_value());
+  EXPECT_EQ(t.max_rate->rate_per_s, 2.5);
+  EXPECT_EQ(t.max_rate->burst, 1);
+  EXPECT_EQ(t.help_text, "Acme: call +1 500 555 0001. STOP to opt out.");
+  EXPECT_EQ(t.stop_reply, "No more texts from Acme.");
+  EXPECT_EQ(t.start_reply, "");
+  // Keys left out keep their defaults.
+  auto some = ok(base + "    messaging: {loop_limit: 20}\n").tenants[0];
+  gate_settings want;
+  want.loop_limit = 20;
+  expect_guards(some.guards, want);
+  // A multi-line text and ${NAME} substitution work; a null text is empty.
+  vars_["HELP"] = "Acme help";
+  auto texts = ok(base
+                  + "    messaging:\n"
+                    "      help_text: ${HELP}\n"
+                    "      stop_reply: |\n"
+                    "        You are opted out.\n"
+                    "        Reply START to opt back in.\n"
+                    "      start_reply:\n")
+                 .tenants[0];
+  EXPECT_EQ(texts.help_text, "Acme help");
+  EXPECT_EQ(texts.stop_reply,
+            "You are opted out.\nReply START to opt back in.\n");
+  EXPECT_EQ(texts.start_reply, "");
+  // Each tenant has its own.
+  auto two = ok(base + messaging
+                + "  - id: bob\n"
+                  "    name: Bob's Bikes\n"
+                  "    numbers: [\"+15005550005\"]\n"
+                  "    owner_phone: \"+15005550006\"\n"
+                  "    timezone: UTC\n");
+  ASSERT_EQ(two.tenants.size(), 2u);
+  EXPECT_EQ(two.tenants[0].guards.loop_limit, 8);
+  expect_guards(two.tenants[1].guards, gate_settings{});
+  EXPECT_FALSE(two.tenants[1].max_rate.has_value());
+}
+
+TEST_F(Config, MessagingGuardsTurnOff) {
+  for (const std::string off : {"off", "OFF", "0", "0s", "0ms", "0h"}) {
+    auto t = ok(base + "    messaging:\n      repeat_caller_window: " + off
+                + "\n      loop_window: " + off
+                + "\n      caller_rate_window: " + off + "\n")
+               .tenants[0];
+    EXPECT_EQ(t.guards.repeat_caller_window, 0ms) << off;
+    EXPECT_EQ(t.guards.loop_window, 0ms) << off;
+    EXPECT_EQ(t.guards.caller_rate_window, 0ms) << off;
+  }
+  for (const std::string off : {"off", "Off", "0"}) {
+    auto t = ok(base + "    messaging:\n      automated_per_hour: " + off
+                + "\n      loop_limit: " + off
+                + "\n      caller_rate_limit: " + off + "\n")
+               .tenants[0];
+    EXPECT_EQ(t.guards.automated_per_hour, 0) << off;
+    EXPECT_EQ(t.guards.loop_limit, 0) << off;
+    EXPECT_EQ(t.guards.caller_rate_limit, 0) << off;
+  }
+  auto big
+    = ok(base + "    messaging: {loop_limit: 1000000, loop_window: 1ms}\n")
+        .tenants[0];
+  EXPECT_EQ(big.guards.loop_limit, 1000000);
+  EXPECT_EQ(big.guards.loop_window, 1ms);
+}
+
+TEST_F(Config, MessagingErrors) {
+  auto with = [&](const std::string& from, const std::string& to) {
+    return errors(base + replace(messaging, from, to));
+  };
+  // Unknown keys, with a suggestion when one is close.
+  EXPECT_EQ(with("      loop_limit:", "      loop_limt:"),
+            (strings{"ringback.yaml:22:7: error: tenants[0].messaging: "
+                     "unknown key 'loop_limt' (did you mean 'loop_limit'?)"}));
+  EXPECT_EQ(with("      max_mps: 2.5\n", "      colour: blue\n"),
+            (strings{"ringback.yaml:26:7: error: tenants[0].messaging: "
+                     "unknown key 'colour' (expected one of: "
+                     "repeat_caller_window, automated_per_hour, loop_limit, "
+                     "loop_window, caller_rate_limit, caller_rate_window, "
+                     "max_mps, help_text, stop_reply, start_reply)"}));
+  EXPECT_EQ(errors(base + "    mesaging: {}\n"),
+            (strings{"ringback.yaml:19:5: error: tenants[0]: unknown key "
+                     "'mesaging' (did you mean 'messaging'?)"}));
+  EXPECT_EQ(with("      loop_limit: 8\n",
+                 "      loop_limit: 8\n      loop_limit: 9\n"),
+            (strings{"ringback.yaml:23:7: error: tenants[0].messaging: "
+                     "duplicate key 'loop_limit' (first defined at line 22)"}));
+  // Wrong types.
+  EXPECT_EQ(errors(base + "    messaging: [loop_limit]\n"),
+            (strings{"ringback.yaml:19:16: error: tenants[0].messaging: "
+                     "expected a map, got a list"}));
+  EXPECT_EQ(with("loop_limit: 8", "loop_limit: [8]"),
+            (strings{"ringback.yaml:22:19: error: "
+                     "tenants[0].messaging.loop_limit: expected a whole number "
+                     "or off, got a list"}));
+  EXPECT_EQ(with("loop_window: 5m", "loop_window: {m: 5}"),
+            (strings{"ringback.yaml:23:20: error: "
+                     "tenants[0].messaging.loop_window: expected a duration "
+                     "(e.g. 10m) or off, got a map"}));
+  EXPECT_EQ(with("help_text: \"Acme: call +1 500 555 0001. STOP to opt out.\"",
+                 "help_text: [Acme]"),
+            (strings{"ringback.yaml:27:18: error: "
+                     "tenants[0].messaging.help_text: expected a string, got a "
+                     "list"}));
+  // Limits: whole numbers, not negative, not huge.
+  EXPECT_EQ(with("loop_limit: 8", "loop_limit: -1"),
+            (strings{"ringback.yaml:22:19: error: "
+                     "tenants[0].messaging.loop_limit: '-1' must not be "
+                     "negative (0 or off turns the guard off)"}));
+  EXPECT_EQ(with("automated_per_hour: 4", "automated_per_hour: 2.5"),
+            (strings{
+              "ringback.yaml:21:27: error: "
+              "tenants[0].messaging.automated_per_hour: expected a "
+              "whole number (0 or off turns the guard off), got '2.5'"}));
+  EXPECT_EQ(with("caller_rate_limit: 3", "caller_rate_limit: many"),
+            (strings{
+              "ringback.yaml:24:26: error: "
+              "tenants[0].messaging.caller_rate_limit: expected a "
+              "whole number (0 or off turns the guard off), got 'many'"}));
+  EXPECT_EQ(with("caller_rate_limit: 3", "caller_rate_limit: 1000001"),
+            (strings{"ringback.yaml:24:26: error: "
+                     "tenants[0].messaging.caller_rate_limit: '1000001' is too "
+                     "large (at most 1000000)"}));
+  EXPECT_EQ(with("caller_rate_limit: 3", "caller_rate_limit: 99999999999"),
+            (strings{"ringback.yaml:24:26: error: "
+                     "tenants[0].messaging.caller_rate_limit: '99999999999' is "
+                     "too large (at most 1000000)"}));
+  // Windows: durations or off.
+  EXPECT_EQ(with("repeat_caller_window: 12h", "repeat_caller_window: 24"),
+            (strings{"ringback.yaml:20:29: error: "
+                     "tenants[0].messaging.repeat_caller_window: '24' has no "
+                     "unit (did you mean '24s'?)"}));
+  EXPECT_EQ(with("repeat_caller_window: 12h", "repeat_caller_window: 1day"),
+            (strings{"ringback.yaml:20:29: error: "
+                     "tenants[0].messaging.repeat_caller_window: '1day' is not "
+                     "a duration (expected a whole number and a unit: 500ms, "
+                     "20s, 10m or 24h; or off)"}));
+  EXPECT_EQ(with("loop_window: 5m", "loop_window: 5min"),
+            (strings{"ringback.yaml:23:20: error: "
+                     "tenants[0].messaging.loop_window: '5min' is not a "
+                     "duration (did you mean '5m'?)"}));
+  EXPECT_EQ(with("loop_window: 5m", "loop_window: -5m"),
+            (strings{"ringback.yaml:23:20: error: "
+                     "tenants[0].messaging.loop_window: '-5m' must not be "
+                     "negative (0 or off turns the guard off)"}));
+  EXPECT_EQ(with("caller_rate_window: 30s", "caller_rate_window: 9999999999s"),
+            (strings{"ringback.yaml:25:27: error: "
+                     "tenants[0].messaging.caller_rate_window: '9999999999s' "
+                     "is too large"}));
+  EXPECT_EQ(with("caller_rate_window: 30s", "caller_rate_window: ''"),
+            (strings{"ringback.yaml:25:27: error: "
+                     "tenants[0].messaging.caller_rate_window: '' is not a "
+                     "duration (expected a whole number and a unit: 500ms, "
+                     "20s, 10m or 24h; or off)"}));
+  // max_mps: a positive number.
+  const std::string mps_error
+    = "tenants[0].messaging.max_mps: expected a positive number of messages "
+      "per second (at most 10000; leave max_mps out for no cap), got ";
+  EXPECT_EQ(with("max_mps: 2.5", "max_mps: 0"),
+            (strings{"ringback.yaml:26:16: error: " + mps_error + "'0'"}));
+  EXPECT_EQ(with("max_mps: 2.5", "max_mps: -3"),
+            (strings{"ringback.yaml:26:16: error: " + mps_error + "'-3'"}));
+  EXPECT_EQ(with("max_mps: 2.5", "max_mps: off"),
+            (strings{"ringback.yaml:26:16: error: " + mps_error + "'off'"}));
+  EXPECT_EQ(with("max_mps: 2.5", "max_mps: 10/s"),
+            (strings{"ringback.yaml:26:16: error: " + mps_error + "'10/s'"}));
+  EXPECT_EQ(with("max_mps: 2.5", "max_mps: .nan"),
+            (strings{"ringback.yaml:26:16: error: " + mps_error + "'.nan'"}));
+  EXPECT_EQ(with("max_mps: 2.5", "max_mps: 20000"),
+            (strings{"ringback.yaml:26:16: error: " + mps_error + "'20000'"}));
+  // Texts: at most 1600 characters (code points, not bytes).
+  EXPECT_EQ(with("\"No more texts from Acme.\"",
+                 "\"" + std::string(1601, 'x') + "\""),
+            (strings{"ringback.yaml:28:19: error: "
+                     "tenants[0].messaging.stop_reply: the text is 1601 "
+                     "characters long (at most 1600, the limit of one SMS)"}));
+  std::string euros;
+  for (int i = 0; i < 1600; ++i) {
+    euros += "\xe2\x82\xac"; // 1600 characters, 4800 bytes
+  }
+  EXPECT_EQ(ok(base + replace(messaging, "''", "\"" + euros + "\""))
+              .tenants[0]
+              .start_reply,
+            euros);
+  EXPECT_EQ(with("start_reply: ''", "start_reply: \"" + euros + "!\""),
+            (strings{"ringback.yaml:29:20: error: "
+                     "tenants[0].messaging.start_reply: the text is 1601 "
+                     "characters long (at most 1600, the limit of one SMS)"}));
+  // Every problem at once.
+  auto all = errors(base
+                    + "    messaging: {loop_limit: x, loop_window: y, max_mps: "
+                      "z, repeat_caller_window: 1d}\n");
+  EXPECT_EQ(all.size(), 4u) << ::testing::PrintToString(all);
+}
+
+TEST_F(Config, TheSampleMessagingExampleLoads) {
+  // deploy/ringback.yaml carries the messaging keys as a commented example
+  // (the defaults, a tenant cap and a HELP text); uncommented, it loads.
+  int lines = 0;
+  auto uncommented = uncomment_sample("    # --- messaging example ---\n",
+                                      lines);
+  EXPECT_GE(lines, 11);
+  vars_.clear();
+  auto r = load_config_string(uncommented, "ringback.yaml",
+                              RINGBACK_SOURCE_DIR "/deploy", env_);
+  ASSERT_TRUE(r.ok()) << ::testing::PrintToString(r.errors) << uncommented;
+  const auto& t = r.value->tenants[0];
+  expect_guards(t.guards, gate_settings{});
+  ASSERT_TRUE(t.max_rate.has_value());
+  EXPECT_EQ(t.max_rate->rate_per_s, 10.0);
+  EXPECT_NE(t.help_text, "");
+  EXPECT_EQ(t.stop_reply, "");
+  EXPECT_EQ(t.start_reply, "");
 }
 
 TEST_F(Config, EveryProblemIsReportedAtOnce) {

@@ -2,11 +2,16 @@
 
 Pieces:
   * TwilioMock    a recording mock of Twilio's REST API (Messages, Calls) with
-                  HTTP Basic auth, fault injection and a per-call state table.
+                  HTTP Basic auth, fault injection (global or per recipient:
+                  HTTP errors with Twilio error codes, lost answers, timeouts),
+                  send times for pacing checks, a per-call state table and
+                  optional, signed message status callbacks.
   * Ringback      the real binary as a child process: config file, log file,
                   health/readiness wait, kill9(), restart(), stop().
   * Webhooks      signs requests like Twilio (X-Twilio-Signature) and posts the
                   voice / dial-result / status / sms webhooks to a Ringback.
+  * metrics       parse_metrics() / metric_value() read GET /metrics (Prometheus
+                  text format).
   * E2ETestCase   unittest base class: a fresh mock per test, processes and temp
                   dirs cleaned up, the ringback log and the mock's request list
                   printed when a test fails, the binary / services checks.
@@ -65,6 +70,7 @@ VOICE_PATH = "/webhooks/twilio/voice"
 DIAL_RESULT_PATH = "/webhooks/twilio/voice/dial-result"
 STATUS_PATH = "/webhooks/twilio/voice/status"
 SMS_PATH = "/webhooks/twilio/sms"
+SMS_STATUS_PATH = "/webhooks/twilio/sms/status"
 MISSED_STATUSES = ("no-answer", "busy", "failed", "canceled")
 
 SOURCE_DIR = os.path.abspath(
@@ -282,10 +288,44 @@ def twilio_error(code, message, status):
             "more_info": "https://www.twilio.com/docs/errors/%d" % code, "status": status}
 
 
+# Twilio's messages for the error codes the mock answers with ({to}: the recipient).
+ERROR_MESSAGES = {
+    20429: "Too Many Requests",
+    20500: "Internal Server Error",
+    21211: "The 'To' number {to} is not a valid phone number.",
+    21610: "Attempt to send to unsubscribed recipient",
+    21612: "The 'To' phone number: {to}, is not currently reachable using the 'From' "
+           "phone number via SMS.",
+    21614: "'To' number is not a valid mobile number",
+    30003: "Unreachable destination handset",
+}
+
+# How far along a message is, by Twilio's MessageStatus (status callbacks never
+# move the mock's own copy backwards either).
+_STATUS_RANK = {"queued": 1, "sending": 2, "sent": 3, "delivered": 4, "undelivered": 4,
+                "failed": 4}
+
+
+def _fault(kind, **kw):
+    """A fault for the Messages POST: kind "error" (status, retry_after, code,
+    message), "drop" (accepted, answer lost) or "hold" (seconds, then)."""
+    fault = {"kind": kind, "status": None, "retry_after": None, "code": None, "message": None,
+             "seconds": 0, "then": "drop"}
+    fault.update(kw)
+    return fault
+
+
 class _MockServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 512
     allow_reuse_address = True
+
+    def handle_error(self, request, client_address):
+        # A client that goes away mid-request (ringback killed with SIGKILL, a
+        # request timeout) is part of the tests, not an error of the mock.
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
 
 
 class _MockHandler(http.server.BaseHTTPRequestHandler):
@@ -351,6 +391,10 @@ class TwilioMock:
         self._messages = []  # (RecordedRequest, message JSON) of accepted sends
         self._message_by_sid = {}
         self._failures = []  # pending fault specs for Messages POSTs
+        self._to_failures = {}  # To -> pending fault specs for that recipient
+        self._callbacks_config = None  # see enable_status_callbacks()
+        self._callbacks = []  # status callbacks sent
+        self._callback_turn = itertools.count()
         self._calls = {}  # sid -> call JSON
         self._children = {}  # parent sid -> [child sid]
         self._server = None
@@ -393,17 +437,97 @@ class TwilioMock:
         """The next n Message POSTs (with valid credentials) fail with `status`.
 
         status 429 adds a Retry-After header when retry_after is given; status 400
-        defaults to code 21211 (invalid 'To' number)."""
+        defaults to code 21211 (invalid 'To' number); `code` puts another Twilio
+        error code in the JSON body (21610 unsubscribed recipient, 21614 not a
+        mobile number, ...: see ERROR_MESSAGES), with Twilio's message for it
+        unless `message` is given."""
         with self._lock:
             for _ in range(n):
-                self._failures.append((status, retry_after, code, message))
+                self._failures.append(_fault("error", status=status, retry_after=retry_after,
+                                             code=code, message=message))
 
     def drop_next_message_answers(self, n):
         """The next n Message POSTs are accepted (the message exists and counts),
         but the connection is closed before the answer: the sender cannot know."""
         with self._lock:
             for _ in range(n):
-                self._failures.append(("drop", None, None, None))
+                self._failures.append(_fault("drop"))
+
+    def hold_next_messages(self, n, seconds, then="drop"):
+        """The next n Message POSTs get no answer for `seconds` (a carrier that
+        times out), then:
+          then="drop"    the connection is closed and the message does not exist
+                         (the carrier never took it: it must be sent again);
+          then="accept"  the message was taken when the request arrived (a
+                         lookup finds it at once) and the 201 goes out late,
+                         after the sender gave up: it must not be sent again.
+        """
+        if then not in ("drop", "accept"):
+            raise ValueError("then must be 'drop' or 'accept', not %r" % (then,))
+        with self._lock:
+            for _ in range(n):
+                self._failures.append(_fault("hold", seconds=seconds, then=then))
+
+    def fail_messages_to(self, to, status=400, code=None, message=None, retry_after=None,
+                         times=None, hold=None, then="drop"):
+        """Message POSTs whose To is `to` fail like fail_next_messages(), or with
+        hold=<seconds> like hold_next_messages(): the next `times` of them, or
+        every one when times is None. Faults for a recipient come before the
+        global ones (fail_next_messages, drop_next_message_answers); other
+        recipients are not affected."""
+        if hold is not None:
+            fault = _fault("hold", seconds=hold, then=then)
+        else:
+            fault = _fault("error", status=status, retry_after=retry_after, code=code,
+                           message=message)
+        with self._lock:
+            queue = self._to_failures.setdefault(to, [])
+            if times is None:
+                queue.append(dict(fault, forever=True))
+            else:
+                queue.extend(dict(fault) for _ in range(times))
+
+    def clear_faults(self):
+        with self._lock:
+            self._failures.clear()
+            self._to_failures.clear()
+
+    def enable_status_callbacks(self, targets, undelivered=(), order="forward", repeat=1,
+                                delay=0.05, error_code=30003):
+        """After accepting a Message POST whose form has StatusCallback, POSTs
+        the message's status to that URL from a thread, as Twilio does: "sent"
+        then "delivered", or "sent" then "undelivered" with ErrorCode
+        `error_code` for recipients in `undelivered`. order="reverse" sends the
+        final status first (a late "sent"); each callback is sent `repeat`
+        times (carrier retries). Requests are signed with the auth token over
+        the StatusCallback URL, which names the public URL: they are sent to
+        the base URL(s) in `targets` instead (one ringback URL, or a list used
+        in turn). Results are in status_callbacks()."""
+        if order not in ("forward", "reverse"):
+            raise ValueError("order must be 'forward' or 'reverse', not %r" % (order,))
+        targets = [targets] if isinstance(targets, str) else list(targets)
+        with self._lock:
+            self._callbacks_config = {"targets": targets, "undelivered": set(undelivered),
+                                      "order": order, "repeat": repeat, "delay": delay,
+                                      "error_code": error_code}
+
+    def disable_status_callbacks(self):
+        with self._lock:
+            self._callbacks_config = None
+
+    def status_callbacks(self):
+        """Status callbacks posted so far: dicts with sid, to, status, target,
+        http_status (None when the request failed), seconds (round trip) and
+        the form."""
+        with self._lock:
+            return [dict(c) for c in self._callbacks]
+
+    def wait_for_status_callbacks(self, n, timeout=None):
+        """Waits until at least n status callbacks got an answer; returns them."""
+        timeout = scaled(15) if timeout is None else timeout
+        return wait_until(lambda: (lambda cs: cs if len(cs) >= n else None)(
+            [c for c in self.status_callbacks() if "http_status" in c]), timeout,
+            message="%d status callback(s)" % n)
 
     def message_lookups(self):
         """GET Messages.json (list) requests seen."""
@@ -440,6 +564,16 @@ class TwilioMock:
     def message_count(self):
         with self._lock:
             return len(self._messages)
+
+    def send_times(self, to=None, from_=None):
+        """(arrival time, form) of each accepted Message POST, by arrival time
+        (time.monotonic() when the request reached the mock), optionally only
+        those to `to` / from `from_`. For pacing checks."""
+        with self._lock:
+            out = [(req.time, dict(req.form)) for req, _ in self._messages
+                   if (to is None or req.form.get("To") == to)
+                   and (from_ is None or req.form.get("From") == from_)]
+        return sorted(out, key=lambda x: x[0])
 
     def message_posts(self):
         """Every Message POST, accepted or not."""
@@ -553,14 +687,19 @@ class TwilioMock:
 
         status, obj, headers = self._route(h.command, path, rec, authorized)
         drop = bool(headers and headers.pop("__drop__", False))
+        hold = headers.pop("__hold__", None) if headers else None
         with self._lock:
             rec.status = status
             if status == 201:
                 self._messages.append((rec, obj))
                 self._message_by_sid[obj["sid"]] = obj
             self._lock.notify_all()
+        if status == 201 and rec.form.get("StatusCallback"):
+            self._schedule_status_callbacks(rec, obj)
+        if hold is not None:
+            time.sleep(hold)
         if drop:
-            h.close_connection = True  # accepted, but the answer is lost
+            h.close_connection = True  # accepted or not, the answer is lost
             return
         try:
             h.send_json(status, obj, headers)
@@ -598,27 +737,48 @@ class TwilioMock:
             return (405, twilio_error(20004, "Method not allowed", 405), None)
         return not_found
 
-    def _create_message(self, rec):
+    def _next_fault(self, to):
         with self._lock:
-            failure = self._failures.pop(0) if self._failures else None
+            queue = self._to_failures.get(to)
+            if queue:
+                fault = queue[0]
+                if not fault.get("forever"):
+                    queue.pop(0)
+                return fault
+            return self._failures.pop(0) if self._failures else None
+
+    def _create_message(self, rec):
         form = rec.form
         to = form.get("To", "")
-        drop = failure is not None and failure[0] == "drop"
-        if drop:
-            failure = None
-        if failure:
-            status, retry_after, code, message = failure
+        fault = self._next_fault(to if isinstance(to, str) else "")
+        drop = fault is not None and fault["kind"] == "drop"
+        if fault is not None and fault["kind"] == "hold":
+            if fault["then"] == "drop":
+                # Never taken: no answer for a while, then a closed connection.
+                return (0, None, {"__drop__": True, "__hold__": fault["seconds"]})
+            status, obj, headers = self._create_message_now(rec)
+            headers = dict(headers or {}, __hold__=fault["seconds"])
+            return (status, obj, headers)
+        if fault is not None and fault["kind"] == "error":
+            status, retry_after = fault["status"], fault["retry_after"]
+            code, message = fault["code"], fault["message"]
             headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
             if status == 400:
                 code = code or 21211
-                message = message or "The 'To' number %s is not a valid phone number." % to
             elif status == 429:
                 code = code or 20429
-                message = message or "Too Many Requests"
             else:
                 code = code or 20500
-                message = message or "Internal Server Error"
+            message = message or ERROR_MESSAGES.get(code, "Error %d" % code).replace("{to}", to)
             return (status, twilio_error(code, message, status), headers)
+        status, obj, headers = self._create_message_now(rec)
+        if drop:
+            headers = dict(headers or {}, __drop__=True)
+        return (status, obj, headers)
+
+    def _create_message_now(self, rec):
+        form = rec.form
+        to = form.get("To", "")
         if not isinstance(to, str) or not to:
             return (400, twilio_error(21604, "A 'To' phone number is required.", 400), None)
         if not re.fullmatch(r"\+[1-9][0-9]{6,14}", to):
@@ -640,7 +800,61 @@ class TwilioMock:
             "num_media": "0", "num_segments": str(max(1, (len(body) + 152) // 153)),
             "price": None, "price_unit": "USD", "sid": sid, "status": "queued",
             "subresource_uris": {"media": base + "/Media.json"}, "to": to, "uri": base + ".json",
-        }, {"__drop__": True} if drop else None)
+        }, None)
+
+    def _schedule_status_callbacks(self, rec, msg):
+        with self._lock:
+            cfg = self._callbacks_config
+        if cfg is None:
+            return
+        to = rec.form.get("To", "")
+        final = "undelivered" if to in cfg["undelivered"] else "delivered"
+        statuses = ["sent", final]
+        if cfg["order"] == "reverse":
+            statuses.reverse()
+        turn = next(self._callback_turn)
+        target = cfg["targets"][turn % len(cfg["targets"])]
+        url = rec.form["StatusCallback"]
+        threading.Thread(target=self._post_status_callbacks, daemon=True,
+                         args=(url, target, msg, statuses, cfg)).start()
+
+    def _post_status_callbacks(self, url, target, msg, statuses, cfg):
+        parts = urllib.parse.urlsplit(url)
+        local = target.rstrip("/") + parts.path + ("?" + parts.query if parts.query else "")
+        time.sleep(cfg["delay"])
+        for status in statuses:
+            params = {"AccountSid": self.account_sid, "ApiVersion": "2010-04-01",
+                      "From": msg["from"] or "", "MessageSid": msg["sid"],
+                      "MessageStatus": status, "SmsSid": msg["sid"], "SmsStatus": status,
+                      "To": msg["to"]}
+            if status == "undelivered":
+                params["ErrorCode"] = str(cfg["error_code"])
+            with self._lock:
+                stored = self._message_by_sid.get(msg["sid"])
+                if stored is not None and _STATUS_RANK.get(status, 0) > _STATUS_RANK.get(
+                        stored["status"], 0):
+                    stored["status"] = status
+                    if status == "undelivered":
+                        stored["error_code"] = cfg["error_code"]
+            for _ in range(cfg["repeat"]):
+                entry = {"sid": msg["sid"], "to": msg["to"], "status": status, "target": target,
+                         "form": dict(params)}
+                body = urllib.parse.urlencode(params).encode()
+                headers = {"Content-Type": "application/x-www-form-urlencoded",
+                           "User-Agent": "TwilioProxy/1.1",
+                           "X-Twilio-Signature": twilio_signature(self.auth_token, url, params),
+                           "I-Twilio-Idempotency-Token": uuid.uuid4().hex}
+                started = time.monotonic()
+                try:
+                    r = http_request(local, "POST", body, headers, timeout=scaled(10))
+                    entry["http_status"] = r.status
+                except OSError as e:
+                    entry["http_status"] = None
+                    entry["error"] = str(e)
+                entry["seconds"] = time.monotonic() - started
+                with self._lock:
+                    self._callbacks.append(entry)
+                    self._lock.notify_all()
 
     def _list_messages(self, path, query):
         """Newest first, filtered by To and From, like Twilio's list."""
@@ -790,12 +1004,47 @@ class Webhooks:
         params.update(kw.pop("extra", {}))
         return self.post(SMS_PATH, params, **kw)
 
+    def sms_status(self, message_sid, status, from_=BUSINESS_NUMBER, to=None, error_code=None,
+                   **kw):
+        """A message status callback (POST /webhooks/twilio/sms/status), as
+        Twilio sends it for an outbound message: MessageStatus sent, delivered,
+        undelivered (with ErrorCode), failed..."""
+        params = {
+            "AccountSid": self.account_sid, "ApiVersion": "2010-04-01", "From": from_,
+            "MessageSid": message_sid, "MessageStatus": status, "SmsSid": message_sid,
+            "SmsStatus": status, "To": to or "+17205550100",
+        }
+        if error_code is not None:
+            params["ErrorCode"] = str(error_code)
+        params.update(kw.pop("extra", {}))
+        return self.post(SMS_STATUS_PATH, params, **kw)
+
 
 # -- config ----------------------------------------------------------------------------------
 
 def _q(value):
     """A YAML double-quoted scalar (JSON strings are valid YAML)."""
     return json.dumps(value)
+
+
+def _flow_map(d):
+    """{key: "value", n: 5} (numbers stay numbers)."""
+    return "{%s}" % ", ".join("%s: %s" % (k, _q(v)) for k, v in d.items())
+
+
+def tenant_config(numbers=None, messaging=None, **overrides):
+    """The standard test tenant (TENANT) with changes, for tenants=[...].
+
+    numbers: a list of E.164 strings or dicts ({"number": ..., "mps": 5,
+    "type": "toll_free"}); messaging: the tenant's `messaging:` settings
+    (e.g. {"repeat_caller_window": "off", "max_mps": 10})."""
+    t = dict(TENANT)
+    if numbers is not None:
+        t["numbers"] = list(numbers)
+    if messaging is not None:
+        t["messaging"] = dict(messaging)
+    t.update(overrides)
+    return t
 
 
 def render_config(listen, node_id, store, kv, workflows, api_url, account_sid, auth_token,
@@ -822,18 +1071,70 @@ def render_config(listen, node_id, store, kv, workflows, api_url, account_sid, a
     for t in tenants:
         lines.append("  - id: %s" % _q(t["id"]))
         for key in ("name", "numbers", "owner_phone", "timezone", "business_hours",
-                    "holidays", "quiet_hours", "http_allow"):
+                    "holidays", "quiet_hours", "http_allow", "messaging"):
             if key in t:
                 value = t[key]
                 if isinstance(value, dict):
-                    lines.append("    %s: {%s}" % (key, ", ".join(
-                        "%s: %s" % (k, _q(v)) for k, v in value.items())))
+                    lines.append("    %s: %s" % (key, _flow_map(value)))
                     continue
-                lines.append("    %s: %s" % (key, "[%s]" % ", ".join(_q(v) for v in value)
-                                              if isinstance(value, list) else _q(value)))
+                lines.append("    %s: %s" % (key, "[%s]" % ", ".join(
+                    _flow_map(v) if isinstance(v, dict) else _q(v) for v in value)
+                    if isinstance(value, list) else _q(value)))
     if extra:
         lines.append(extra.rstrip("\n"))
     return "\n".join(lines) + "\n"
+
+
+# -- GET /metrics -----------------------------------------------------------------------------
+
+_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+-?\d+)?$')
+_LABEL = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"\s*(?:,|$)')
+
+
+def _unescape_label(v):
+    return re.sub(r'\\(.)', lambda m: "\n" if m.group(1) == "n" else m.group(1), v)
+
+
+def parse_metrics(text):
+    """Prometheus text format -> [(name, {label: value}, float)], in order.
+
+    Raises ValueError on a line that is neither a comment nor a sample."""
+    samples = []
+    for line in text.splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        m = _SAMPLE.match(line)
+        if not m:
+            raise ValueError("not a Prometheus sample: %r" % line)
+        labels = {}
+        rest = m.group(2) or ""
+        pos = 0
+        while pos < len(rest):
+            lm = _LABEL.match(rest, pos)
+            if not lm:
+                raise ValueError("bad labels in %r" % line)
+            labels[lm.group(1)] = _unescape_label(lm.group(2))
+            pos = lm.end()
+        samples.append((m.group(1), labels, float(m.group(3))))
+    return samples
+
+
+def metric_value(samples, name, **labels):
+    """The sum of the samples called `name` whose labels include `labels`
+    (0.0 when there is none). E.g. metric_value(s, "ringback_messages_sent_total",
+    tenant="acme")."""
+    return sum(v for n, ls, v in samples
+               if n == name and all(ls.get(k) == str(x) for k, x in labels.items()))
+
+
+def metric_families(text):
+    """The names declared by `# TYPE name kind` lines -> kind."""
+    out = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 4 and parts[:2] == ["#", "TYPE"]:
+            out[parts[2]] = parts[3]
+    return out
 
 
 # -- the process under test ------------------------------------------------------------
@@ -942,6 +1243,17 @@ class Ringback:
     def get(self, path, **kw):
         return http_request(self.url + path, "GET", **kw)
 
+    def metrics(self):
+        """GET /metrics, parsed (see parse_metrics); fails on a non-200 answer."""
+        r = self.get("/metrics")
+        if r.status != 200:
+            raise AssertionError("GET /metrics answered %d: %s" % (r.status, r.text[:500]))
+        return parse_metrics(r.text)
+
+    def metric(self, name, **labels):
+        """One value from GET /metrics (see metric_value)."""
+        return metric_value(self.metrics(), name, **labels)
+
     def request(self, method, path, body=None, headers=None, **kw):
         return http_request(self.url + path, method, body, headers, **kw)
 
@@ -982,6 +1294,7 @@ def create_pg_database(prefix="rb_e2e"):
 REDIS_DB_INDEX = {
     "test_stores": 11,
     "test_two_processes": 12,
+    "test_messaging": 14,  # 13: benchmarks/run-scenario --pg (test_simulator_smoke)
 }
 
 

@@ -5,8 +5,8 @@ import collections
 import itertools
 import unittest
 
-from harness import (E2ETestCase, OWNER_PHONE, new_call_sid, new_caller, redis_url_for,
-                     run_concurrently, scaled)
+from harness import (BUSINESS_NUMBER, E2ETestCase, OWNER_PHONE, new_call_sid, new_caller,
+                     redis_url_for, run_concurrently, scaled, tenant_config)
 
 
 class TwoProcesses(E2ETestCase):
@@ -15,8 +15,11 @@ class TwoProcesses(E2ETestCase):
         self.require_services()
         store = self.pg_store()
         kv = redis_url_for("test_two_processes")
-        self.a = self.start_ringback("node-a", store=store, kv=kv)
-        self.b = self.start_ringback("node-b", store=store, kv=kv)
+        # 40 texts from one number would take 40 s at a long code's pace (1/s):
+        # these tests are about exactly-once (test_messaging checks the pace).
+        tenants = [tenant_config(numbers=[{"number": BUSINESS_NUMBER, "mps": 100}])]
+        self.a = self.start_ringback("node-a", store=store, kv=kv, tenants=tenants)
+        self.b = self.start_ringback("node-b", store=store, kv=kv, tenants=tenants)
 
     def test_callbacks_split_across_nodes(self):
         sid, caller, child = new_call_sid(), new_caller(), new_call_sid()

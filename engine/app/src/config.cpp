@@ -766,8 +766,8 @@ private:
     const std::vector<std::string> keys{"id", "name", "numbers", "owner_phone",
                                         "timezone"};
     auto allowed = keys;
-    allowed.insert(allowed.end(),
-                   {"business_hours", "holidays", "quiet_hours", "http_allow"});
+    allowed.insert(allowed.end(), {"business_hours", "holidays", "quiet_hours",
+                                   "http_allow", "messaging"});
     auto s = section(e.value, e.value.Mark(), e.path, {allowed, keys});
     engine::tenant t;
     if (auto* x = find(s, "id")) {
@@ -833,6 +833,9 @@ private:
     }
     if (auto* x = find(s, "http_allow")) {
       read_http_allow(*x, t);
+    }
+    if (auto* x = find(s, "messaging")) {
+      read_messaging(*x, t);
     }
     if (out_.count() > before) {
       return std::nullopt;
@@ -1068,6 +1071,178 @@ private:
       }
       t.http_allow.push_back(*text);
     }
+  }
+
+  /// `messaging:`: the guards of the pre-send gate, the tenant's pace cap and
+  /// the compliance texts. Every key is optional; absent keys keep the
+  /// defaults of `engine::gate_settings` and `engine::tenant`.
+  void read_messaging(const entry& e, engine::tenant& t) {
+    auto s = subsection(e, {{"repeat_caller_window", "automated_per_hour",
+                             "loop_limit", "loop_window", "caller_rate_limit",
+                             "caller_rate_window", "max_mps", "help_text",
+                             "stop_reply", "start_reply"},
+                            {}});
+    if (!s) {
+      return;
+    }
+    auto& g = t.guards;
+    if (auto* x = find(*s, "repeat_caller_window")) {
+      if (auto d = guard_window(*x)) {
+        g.repeat_caller_window = *d;
+      }
+    }
+    if (auto* x = find(*s, "automated_per_hour")) {
+      if (auto n = guard_limit(*x)) {
+        g.automated_per_hour = *n;
+      }
+    }
+    if (auto* x = find(*s, "loop_limit")) {
+      if (auto n = guard_limit(*x)) {
+        g.loop_limit = *n;
+      }
+    }
+    if (auto* x = find(*s, "loop_window")) {
+      if (auto d = guard_window(*x)) {
+        g.loop_window = *d;
+      }
+    }
+    if (auto* x = find(*s, "caller_rate_limit")) {
+      if (auto n = guard_limit(*x)) {
+        g.caller_rate_limit = *n;
+      }
+    }
+    if (auto* x = find(*s, "caller_rate_window")) {
+      if (auto d = guard_window(*x)) {
+        g.caller_rate_window = *d;
+      }
+    }
+    if (auto* x = find(*s, "max_mps")) {
+      if (auto v = scalar(*x)) {
+        double rate = 0;
+        auto [end, ec] = std::from_chars(v->data(), v->data() + v->size(),
+                                         rate);
+        if (ec != std::errc{} || end != v->data() + v->size()
+            || !std::isfinite(rate) || rate <= 0 || rate > 10000) {
+          error(*x, "expected a positive number of messages per second (at "
+                    "most 10000; leave max_mps out for no cap), got "
+                      + quote_value(*v));
+        } else {
+          t.max_rate = engine::pace{rate, 1};
+        }
+      }
+    }
+    if (auto* x = find(*s, "help_text")) {
+      if (auto v = message_text(*x)) {
+        t.help_text = *v;
+      }
+    }
+    if (auto* x = find(*s, "stop_reply")) {
+      if (auto v = message_text(*x)) {
+        t.stop_reply = *v;
+      }
+    }
+    if (auto* x = find(*s, "start_reply")) {
+      if (auto v = message_text(*x)) {
+        t.start_reply = *v;
+      }
+    }
+  }
+
+  /// A guard's window: a duration, or `off` / `0` (also `0s`, `0m`...): the
+  /// guard is off (0 ms).
+  std::optional<std::chrono::milliseconds> guard_window(const entry& e) {
+    if (!e.value.IsScalar()) {
+      error(e, "expected a duration (e.g. 10m) or off, got "
+                 + workflows::kind_name(e.value));
+      return std::nullopt;
+    }
+    auto text = substitute(e.value.Scalar(), e);
+    if (!text) {
+      return std::nullopt;
+    }
+    auto [number, unit] = number_and_unit(*text);
+    bool zero = !number.empty()
+                && number.find_first_not_of('0') == std::string_view::npos
+                && (unit.empty() || duration_unit(unit) != 0);
+    if (lower(*text) == "off" || zero) {
+      return std::chrono::milliseconds{0};
+    }
+    if (auto d = parse_duration(*text)) {
+      return d;
+    }
+    if (!number.empty() && unit.empty()) {
+      error(e, quote_value(*text) + " has no unit (did you mean '" + *text
+                 + "s'?)");
+    } else if (!number.empty() && duration_unit(unit) != 0) {
+      error(e, quote_value(*text) + " is too large");
+    } else if (auto hint = duration_hint(unit);
+               !number.empty() && !hint.empty()) {
+      error(e, quote_value(*text) + " is not a duration (did you mean '"
+                 + std::string(number) + hint + "'?)");
+    } else if (!text->empty() && text->front() == '-') {
+      error(e, quote_value(*text)
+                 + " must not be negative (0 or off turns the guard off)");
+    } else {
+      error(e, quote_value(*text)
+                 + " is not a duration (expected a whole number and a unit: "
+                   "500ms, 20s, 10m or 24h; or off)");
+    }
+    return std::nullopt;
+  }
+
+  /// A guard's limit: a whole number from 0 to 1000000, or `off` (0): the
+  /// guard is off.
+  std::optional<std::int32_t> guard_limit(const entry& e) {
+    if (!e.value.IsScalar()) {
+      error(e, "expected a whole number or off, got "
+                 + workflows::kind_name(e.value));
+      return std::nullopt;
+    }
+    auto text = substitute(e.value.Scalar(), e);
+    if (!text) {
+      return std::nullopt;
+    }
+    if (lower(*text) == "off") {
+      return 0;
+    }
+    constexpr std::int64_t max = 1000000;
+    if (all_digits(*text)) {
+      if (text->size() > 9 || std::strtoll(text->c_str(), nullptr, 10) > max) {
+        error(e, quote_value(*text) + " is too large (at most "
+                   + std::to_string(max) + ")");
+        return std::nullopt;
+      }
+      return static_cast<std::int32_t>(
+        std::strtoll(text->c_str(), nullptr, 10));
+    }
+    if (text->size() > 1 && text->front() == '-'
+        && all_digits(std::string_view(*text).substr(1))) {
+      error(e, quote_value(*text)
+                 + " must not be negative (0 or off turns the guard off)");
+    } else {
+      error(e, "expected a whole number (0 or off turns the guard off), got "
+                 + quote_value(*text));
+    }
+    return std::nullopt;
+  }
+
+  /// A text ringback sends as one SMS: at most 1600 characters (the
+  /// carrier's limit for one message). An empty value is "".
+  std::optional<std::string> message_text(const entry& e) {
+    if (e.value.IsNull()) {
+      return std::string{};
+    }
+    auto text = scalar(e);
+    if (!text) {
+      return std::nullopt;
+    }
+    constexpr std::size_t max = 1600;
+    if (auto n = workflows::code_points(*text); n > max) {
+      error(e, "the text is " + std::to_string(n) + " characters long (at most "
+                 + std::to_string(max) + ", the limit of one SMS)");
+      return std::nullopt;
+    }
+    return text;
   }
 
   /// An IANA name that exists in the time zone database ($TZDIR, default

@@ -46,6 +46,10 @@ struct outbox_state {
   std::unordered_map<std::int64_t, engine::epoch_ms> held;
   /// Failed lookups per message whose send had an unknown outcome.
   std::unordered_map<std::int64_t, std::int32_t> lookups;
+  /// The carrier's answer to a send whose outcome was unknown (a 5xx, a
+  /// timeout): if the lookup then finds no message, the retry (its delay,
+  /// Retry-After, the final error code) follows that answer.
+  std::unordered_map<std::int64_t, engine::carrier_status> unsure;
   /// In-process pacing state used while the kv cannot be reached.
   std::unordered_map<std::string, engine::epoch_ms> local_tats;
   std::size_t sent = 0;
