@@ -212,7 +212,7 @@ TEST(Loader, StepShapeProblems) {
   EXPECT_EQ(diags(wf("sms.received", "  - id: a\n")),
             strings{"wf.yaml:4:5: error: /steps/0: missing step type (known "
                     "step types: dial, say, play, record_voicemail, hangup, "
-                    "reject, send_sms, notify_owner, if, switch, set, stop, "
+                    "reject, send_sms, notify_owner, ai_reply, if, switch, set, stop, "
                     "wait, wait_for_reply, repeat, http, log, tag_contact)"});
 }
 
@@ -220,7 +220,7 @@ TEST(Loader, MisspeltStepTypeFieldAndBranch) {
   EXPECT_EQ(first(wf("call.missed", "  - sendsms: {to: x, body: y}\n")),
             "wf.yaml:4:5: error: /steps/0: unknown key 'sendsms' (did you mean "
             "'send_sms'?); known step types: dial, say, play, "
-            "record_voicemail, hangup, reject, send_sms, notify_owner, if, "
+            "record_voicemail, hangup, reject, send_sms, notify_owner, ai_reply, if, "
             "switch, set, stop, wait, wait_for_reply, repeat, http, log, "
             "tag_contact");
   EXPECT_EQ(diags(wf("call.missed",
@@ -1085,7 +1085,7 @@ TEST(Loader, CatalogRules) {
               + dir.file("e.yaml")
               + ":4:5: error: /steps/0: unknown key 'lg' (did you mean "
                 "'log'?); known step types: dial, say, play, "
-                "record_voicemail, hangup, reject, send_sms, notify_owner, if, "
+                "record_voicemail, hangup, reject, send_sms, notify_owner, ai_reply, if, "
                 "switch, set, stop, wait, wait_for_reply, repeat, http, log, "
                 "tag_contact\n");
 }

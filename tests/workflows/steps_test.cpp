@@ -635,7 +635,7 @@ TEST(Steps, RegistryIsConsistent) {
   EXPECT_EQ(lang.steps.names(),
             (std::vector<std::string>{
               "dial", "say", "play", "record_voicemail", "hangup", "reject",
-              "send_sms", "notify_owner", "if", "switch", "set", "stop", "wait",
+              "send_sms", "notify_owner", "ai_reply", "if", "switch", "set", "stop", "wait",
               "wait_for_reply", "repeat", "http", "log", "tag_contact"}));
   for (const auto& s : lang.steps.all()) {
     EXPECT_FALSE(s->doc.empty()) << s->type;
@@ -710,4 +710,81 @@ TEST(Steps, TriggersAndVariables) {
   EXPECT_EQ(text(m, "tenant.number"), "+15005550001");
   EXPECT_EQ(text(c, "call.answered"), "false");
   EXPECT_EQ(text(c, "call.duration"), "0");
+}
+
+// -- ai_reply --------------------------------------------------------------------
+
+namespace {
+
+resume_event ai_event(std::string text, std::string intent = "booking",
+                      std::string error = {}) {
+  resume_event ev;
+  ev.what = resume_event::kind::ai;
+  ev.body = std::move(text);
+  ev.status = std::move(intent);
+  ev.provider = error.empty() ? "openai" : "offline";
+  ev.error = std::move(error);
+  ev.elapsed_ms = 840;
+  return ev;
+}
+
+} // namespace
+
+TEST(Steps, AiReplyAsksTheAIAndTextsItsAnswer) {
+  auto w = load("sms.received",
+                "  - id: answer\n    ai_reply: {max_chars: 200}\n"
+                "  - log: \"{{ steps.answer.intent }} by {{ steps.answer.provider }}\"\n");
+  ASSERT_TRUE(w);
+  auto a = start(*w, sms("can someone come today?"), t0);
+  EXPECT_EQ(a.status, run_status::waiting);
+  EXPECT_EQ(a.state.waiting_for, "ai");
+  ASSERT_TRUE(a.fx.ai);
+  EXPECT_EQ(a.fx.ai->to, "+15005550007");
+  EXPECT_EQ(a.fx.ai->from, "+15005550001");
+  EXPECT_EQ(a.fx.ai->max_chars, 200u);
+  EXPECT_TRUE(a.fx.sms.empty()) << "nothing is sent before the reply";
+  auto b = resume(*w, a.state, ai_event("Yes! Book here: https://acme.example/book"),
+                  {}, t0 + 900);
+  EXPECT_EQ(b.status, run_status::finished);
+  ASSERT_EQ(b.fx.sms.size(), 1u);
+  EXPECT_EQ(b.fx.sms[0].to, "+15005550007");
+  EXPECT_EQ(b.fx.sms[0].from, "+15005550001");
+  EXPECT_EQ(b.fx.sms[0].body, "Yes! Book here: https://acme.example/book");
+  EXPECT_EQ(b.fx.sms[0].author, "ai");
+  ASSERT_EQ(b.fx.logs.size(), 1u);
+  EXPECT_EQ(b.fx.logs[0].text, "booking by openai");
+  EXPECT_EQ(b.trace[0].detail,
+            "openai answered in 840 ms (booking); texted +15005550007");
+}
+
+TEST(Steps, AiReplyRecordsAModelFailureAndSendsTheFallback) {
+  auto w = load("sms.received", "  - id: answer\n    ai_reply: {}\n");
+  ASSERT_TRUE(w);
+  auto a = start(*w, sms("leak!"), t0);
+  auto b = resume(*w, a.state,
+                  ai_event("We're paging the owner now.", "emergency",
+                           "chat completions: timed out after 10000 ms"),
+                  {}, t0 + 10'100);
+  ASSERT_EQ(b.fx.sms.size(), 1u);
+  EXPECT_EQ(b.state.vars.at("steps.answer.error"),
+            value{"chat completions: timed out after 10000 ms"});
+  EXPECT_NE(b.trace[0].detail.find("the model failed: chat completions: timed out"),
+            std::string::npos)
+    << b.trace[0].detail;
+  // An empty reply sends nothing.
+  auto c = resume(*w, a.state, ai_event("  "), {}, t0 + 900);
+  EXPECT_TRUE(c.fx.sms.empty());
+  EXPECT_NE(c.trace[0].detail.find("nothing to send"), std::string::npos);
+  // Only an AI answer resumes it.
+  auto d = resume(*w, a.state, timer_event(), {}, t0 + 900);
+  EXPECT_EQ(d.status, run_status::failed);
+  EXPECT_EQ(d.error, "the run waits for ai, not for timer");
+}
+
+TEST(Steps, AiReplyToSomeoneWithoutANumberIsSkipped) {
+  auto r = run("sms.received", "  - ai_reply: {to: \"anonymous\"}\n", sms());
+  EXPECT_EQ(r.status, run_status::finished);
+  EXPECT_FALSE(r.fx.ai);
+  EXPECT_EQ(trace_of(r),
+            "#0 ai_reply skipped: to: 'anonymous' is not a phone number\n");
 }

@@ -291,6 +291,8 @@ const char* to_string(resume_event::kind x) {
       return "reply";
     case resume_event::kind::http:
       return "http";
+    case resume_event::kind::ai:
+      return "ai";
   }
   return "?";
 }

@@ -56,6 +56,64 @@ step_result ask_sms(const step& s, step_frame& f, const std::string& to,
   return {step_outcome::ok, std::move(detail)};
 }
 
+step_result execute_ai_reply(const step& s, step_frame& f) {
+  std::vector<std::string> notes;
+  auto to = f.render(*s.field("to"), notes, max_number_bytes);
+  auto from = f.render(*s.field("from"), notes, max_number_bytes);
+  auto to_number = normalize_e164(to);
+  if (!to_number)
+    return {step_outcome::skipped,
+            "to: " + quote(to) + " is not a phone number"};
+  auto from_number = normalize_e164(from);
+  if (!from_number)
+    return {step_outcome::failed,
+            "from: " + quote(from) + " is not a phone number"};
+  ai_action a;
+  a.step_id = s.display_id();
+  a.to = *to_number;
+  a.from = *from_number;
+  a.max_chars = static_cast<std::size_t>(s.field("max_chars")->number);
+  std::string detail = "asking the AI to answer " + a.to;
+  if (!notes.empty())
+    detail += "; " + join(notes, "; ");
+  f.fx.ai = std::move(a);
+  step_result r{step_outcome::ok, std::move(detail)};
+  r.suspend = "ai";
+  return r;
+}
+
+std::string resume_ai_reply(const step& s, const resume_event& ev,
+                            step_frame& f, std::string& detail) {
+  std::vector<std::string> notes;
+  auto to = normalize_e164(f.render(*s.field("to"), notes, max_number_bytes));
+  auto from
+    = normalize_e164(f.render(*s.field("from"), notes, max_number_bytes));
+  detail = (ev.provider.empty() ? std::string{"AI"} : ev.provider) + " answered in "
+           + std::to_string(ev.elapsed_ms) + " ms";
+  if (!ev.status.empty())
+    detail += " (" + ev.status + ")";
+  if (!ev.error.empty())
+    detail += "; the model failed: " + ev.error;
+  if (!s.id.empty()) {
+    const std::string p = "steps." + s.id + ".";
+    f.vars[p + "text"] = value{ev.body};
+    f.vars[p + "intent"] = value{ev.status};
+    f.vars[p + "provider"] = value{ev.provider};
+    f.vars[p + "error"] = value{ev.error};
+  }
+  auto body = ev.body;
+  if (!to || !from || body.find_first_not_of(" \t\r\n") == std::string::npos) {
+    detail += "; nothing to send";
+    return {};
+  }
+  truncate_code_points(body, max_body_chars);
+  sms_action m{s.display_id(), *to, *from, std::move(body), true};
+  m.author = "ai";
+  f.fx.sms.push_back(std::move(m));
+  detail += "; texted " + *to;
+  return {};
+}
+
 step_result execute_send_sms(const step& s, step_frame& f) {
   std::vector<std::string> notes;
   auto to = f.render(*s.field("to"), notes, max_number_bytes);
@@ -79,9 +137,8 @@ step_result execute_notify_owner(const step& s, step_frame& f) {
 
 field_spec urgent_field() {
   return {"urgent", field_kind::boolean, false, "true",
-          "false marks a deferrable text (follow-ups, review requests) for "
-          "the messaging layer's quiet-hours gate; until that gate exists "
-          "every text is sent at once."};
+          "false marks a deferrable text (follow-ups, review requests): in "
+          "the tenant's quiet hours it is held until they end."};
 }
 
 } // namespace
@@ -122,6 +179,33 @@ void add_messaging_steps(step_registry& r) {
     };
     s.execute = execute_notify_owner;
     s.example = "- notify_owner: \"Missed call from {{ call.from | phone }}\"";
+    r.add(std::move(s));
+  }
+  {
+    step_spec s;
+    s.type = "ai_reply";
+    s.family = step_family::messaging;
+    s.doc = "Let the AI answer the customer: it reads the tenant's profile "
+            "and the conversation's transcript and writes one reply, which "
+            "is texted like send_sms. The run waits for the reply; when the "
+            "model fails or is too slow the built-in offline responder "
+            "answers, so the customer always gets one. With an id, later "
+            "steps read steps.<id>.text, .intent (emergency, booking, quote, "
+            "hours_location, opt_out, other), .provider and .error.";
+    s.fields = {
+      {"to", field_kind::text, false, "{{ contact.phone }}",
+       "The customer; default: the conversation's."},
+      {"from", field_kind::text, false, "{{ tenant.number }}",
+       "Sending number; default: the number the customer texted."},
+      {"max_chars", field_kind::integer, false, "320",
+       "Longest reply (40-1600 characters); longer ones are cut at a "
+       "sentence.",
+       40, 1600},
+    };
+    s.result_fields = {"text", "intent", "provider", "error"};
+    s.execute = execute_ai_reply;
+    s.resume = resume_ai_reply;
+    s.example = "- id: answer\n  ai_reply: {}";
     r.add(std::move(s));
   }
 }

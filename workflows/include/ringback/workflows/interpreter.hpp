@@ -42,6 +42,9 @@ struct sms_action {
   std::string body;
   /// Sent at once even in the tenant's quiet hours (text-backs, owner pages).
   bool urgent = true;
+  /// Who wrote it, for a conversation's transcript: "ai" for `ai_reply`,
+  /// empty for the workflow's own texts.
+  std::string author{};
 };
 
 struct log_action {
@@ -67,6 +70,14 @@ struct http_action {
   std::int32_t max_attempts = 1;
 };
 
+/// An AI turn (`ai_reply`); the run waits for the reply, then texts it.
+struct ai_action {
+  std::string step_id;
+  std::string to;   ///< the customer, E.164
+  std::string from; ///< the business number
+  std::size_t max_chars = 320;
+};
+
 /// Everything one segment of a run asks for, in step order.
 struct effects {
   /// Voice verbs for the live call's current webhook answer (TwiML). A
@@ -77,10 +88,11 @@ struct effects {
   std::vector<log_action> logs;
   std::vector<tag_action> tags;
   std::optional<http_action> http;
+  std::optional<ai_action> ai;
 
   bool empty() const {
     return voice.empty() && sms.empty() && logs.empty() && tags.empty()
-           && !http;
+           && !http && !ai;
   }
 };
 
@@ -106,7 +118,7 @@ struct run_state {
   context vars;                       ///< everything the run has seen and set
   std::vector<std::int64_t> counters; ///< loop counters
   std::int64_t executed = 0;          ///< steps executed so far
-  /// While waiting: "dial", "recording", "timer", "reply" or "http".
+  /// While waiting: "dial", "recording", "timer", "reply", "http" or "ai".
   std::string waiting_for;
   std::size_t waiting_op = 0;   ///< the instruction of the waiting step
   engine::epoch_ms wake_at = 0; ///< deadline of a timer or reply wait
@@ -120,7 +132,7 @@ struct run_state {
 
 /// What happened while a run waited.
 struct resume_event {
-  enum class kind : std::uint8_t { dial, recording, timer, reply, http };
+  enum class kind : std::uint8_t { dial, recording, timer, reply, http, ai };
   kind what = kind::timer;
   std::string status;          ///< dial: DialCallStatus
   std::int64_t duration = 0;   ///< dial, recording: seconds
@@ -132,7 +144,13 @@ struct resume_event {
   std::string content_type;    ///< http
   std::string error;           ///< http: why no response / not allowed
   std::int32_t attempts = 0;   ///< http
-  std::int64_t elapsed_ms = 0; ///< http
+  std::int64_t elapsed_ms = 0; ///< http; ai: the AI's latency
+  // ai: `body` is the reply, `error` why the model did not write it (the
+  // offline responder did), `status` the intent read from the customer.
+  std::string provider;          ///< ai: "openai" or "offline"
+  std::int32_t prompt_tokens = 0;     ///< ai
+  std::int32_t completion_tokens = 0; ///< ai
+  double cost_usd = 0;                ///< ai
 };
 
 const char* to_string(resume_event::kind x);

@@ -98,7 +98,8 @@ struct step_result {
 
   step_outcome outcome = step_outcome::ok;
   std::string detail;
-  /// Set to suspend the run: "dial", "recording", "timer", "reply", "http".
+  /// Set to suspend the run: "dial", "recording", "timer", "reply", "http",
+  /// "ai".
   std::string suspend;
   engine::epoch_ms wake_at = 0; ///< timer, reply: the deadline
   std::string contact;          ///< reply: whose reply to wait for
