@@ -22,21 +22,7 @@
 
 namespace ringback::engine {
 
-/// A tenant's conversation settings (`conversations:` in the config).
-struct conversation_settings {
-  /// How long the owner has to answer a customer message before the AI does.
-  std::chrono::milliseconds owner_reply_window{std::chrono::seconds{60}};
-  /// Customer texts within this time of the first make one AI turn.
-  std::chrono::milliseconds batch{std::chrono::seconds{5}};
-  /// A conversation with no message for this long closes (a summary goes to
-  /// the owner); the next message reopens it.
-  std::chrono::milliseconds idle_close{std::chrono::hours{24}};
-  /// AI turns per conversation (since it was opened); then the AI stops and
-  /// the customer's messages wait for the owner.
-  std::int32_t max_ai_replies = 10;
-  /// Longest AI reply, in bytes.
-  std::size_t max_reply_chars = 320;
-};
+// `conversation_settings` is in records.hpp (a tenant setting).
 
 /// What a transition asks the host to do (besides storing `next`).
 struct conversation_effects {

@@ -44,6 +44,51 @@ struct gate_settings {
   std::chrono::milliseconds caller_rate_window{std::chrono::minutes{1}};
 };
 
+/// What the AI may say about the business (the tenant's `profile:` in the
+/// config). Every field is optional.
+struct business_profile {
+  std::string name;                  ///< "Acme Plumbing"
+  std::vector<std::string> services; ///< "water heaters", "drain cleaning"
+  std::string hours;                 ///< "Mon-Fri 8am-5pm, emergencies 24/7"
+  std::string service_area;          ///< "Denver metro"
+  std::string booking_link;          ///< "https://acme.example/book"
+  std::string phone;                 ///< the business number, E.164
+  /// Free text the owner wants the AI to know ("we don't do gas lines").
+  std::string notes;
+};
+
+/// A tenant's conversation settings (`conversations:` in the config).
+struct conversation_settings {
+  /// How long the owner has to answer a customer message before the AI does.
+  std::chrono::milliseconds owner_reply_window{std::chrono::seconds{60}};
+  /// Customer texts within this time of the first make one AI turn.
+  std::chrono::milliseconds batch{std::chrono::seconds{5}};
+  /// A conversation with no message for this long closes (a summary goes to
+  /// the owner); the next message reopens it.
+  std::chrono::milliseconds idle_close{std::chrono::hours{24}};
+  /// AI turns per conversation (since it was opened); then the AI stops and
+  /// the customer's messages wait for the owner.
+  std::int32_t max_ai_replies = 10;
+  /// Longest AI reply, in bytes.
+  std::size_t max_reply_chars = 320;
+};
+
+/// Which AI answers for a tenant (`ai:` in the config, globally and per
+/// tenant).
+struct ai_settings {
+  /// "offline" (the built-in responder, no network) or "openai" (any
+  /// OpenAI-compatible chat-completions server).
+  std::string provider = "offline";
+  std::string base_url; ///< openai: e.g. https://api.openai.com/v1
+  std::string model;    ///< openai: e.g. gpt-4o-mini
+  std::string api_key;  ///< openai: secret, never logged; may be empty
+  std::chrono::milliseconds timeout{std::chrono::seconds{10}};
+  std::int32_t max_attempts = 2;
+  /// For cost accounting, US dollars per 1000 tokens.
+  double usd_per_1k_prompt = 0;
+  double usd_per_1k_completion = 0;
+};
+
 /// A business number of a tenant.
 struct business_number {
   std::string number; // E.164
@@ -82,6 +127,12 @@ struct tenant {
   /// itself on long codes and toll-free numbers).
   std::string stop_reply{};
   std::string start_reply{};
+  /// What the AI may say about the business (`profile:`).
+  business_profile profile{};
+  /// The owner-reply window and the AI's limits (`conversations:`).
+  conversation_settings conversations{};
+  /// Which AI answers (`ai:`; the global one unless the tenant has its own).
+  ai_settings ai{};
 };
 
 /// Life of a call: ringing the owner, then exactly one outcome.
