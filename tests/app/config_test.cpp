@@ -337,7 +337,7 @@ TEST_F(Config, UnknownAndDuplicateKeys) {
               "ringback.yaml:19:1: error: unknown key 'colour' (expected one "
               "of: listen, "
               "public_url, node_id, store, kv, workflows, http, twilio, calls, "
-              "tenants)"}));
+              "ai, tenants)"}));
   EXPECT_EQ(errors("  account_sid:", "  acount_sid:"),
             (strings{"ringback.yaml:8:3: error: twilio: unknown key "
                      "'acount_sid' (did you mean "
@@ -482,6 +482,9 @@ TEST_F(Config, Durations) {
   EXPECT_EQ(parse_duration("20s"), 20s);
   EXPECT_EQ(parse_duration("2m"), 2min);
   EXPECT_EQ(parse_duration("1h"), 1h);
+  EXPECT_EQ(parse_duration("7d"), 168h);
+  EXPECT_EQ(ring("2days"),
+            (strings{at + "'2days' is not a duration (did you mean '2d'?)"}));
   EXPECT_EQ(parse_duration("20"), std::nullopt);
   EXPECT_EQ(parse_duration(""), std::nullopt);
   EXPECT_EQ(parse_duration("s"), std::nullopt);
@@ -809,9 +812,10 @@ TEST_F(Config, HolidayQuietHoursAndHttpAllowErrors) {
 namespace {
 
 /// deploy/ringback.yaml with the commented example under `marker` (a line
-/// `    # --- <name> example ---`) uncommented: the lines after it that start
-/// with "    # " lose their "# ". Counts them in `lines`.
-std::string uncomment_sample(const std::string& marker, int& lines) {
+/// `<indent># --- <name> example ---`) uncommented: the lines after it that
+/// start with `<indent># ` lose their "# ". Counts them in `lines`.
+std::string uncomment_sample(const std::string& marker, int& lines,
+                             const std::string& indent = "    ") {
   std::ifstream in(RINGBACK_SOURCE_DIR "/deploy/ringback.yaml");
   std::string text((std::istreambuf_iterator<char>(in)),
                    std::istreambuf_iterator<char>());
@@ -823,10 +827,12 @@ std::string uncomment_sample(const std::string& marker, int& lines) {
   }
   std::string uncommented = text.substr(0, at);
   std::size_t pos = at + marker.size();
-  while (pos < text.size() && text.compare(pos, 6, "    # ") == 0) {
+  const auto prefix = indent + "# ";
+  while (pos < text.size() && text.compare(pos, prefix.size(), prefix) == 0) {
     auto end = text.find('\n', pos);
     end = end == std::string::npos ? text.size() : end + 1;
-    uncommented += "    " + text.substr(pos + 6, end - pos - 6);
+    uncommented
+      += indent + text.substr(pos + prefix.size(), end - pos - prefix.size());
     pos = end;
     ++lines;
   }
@@ -1047,8 +1053,18 @@ TEST_F(Config, MessagingErrors) {
   EXPECT_EQ(with("repeat_caller_window: 12h", "repeat_caller_window: 1day"),
             (strings{"ringback.yaml:20:29: error: "
                      "tenants[0].messaging.repeat_caller_window: '1day' is not "
-                     "a duration (expected a whole number and a unit: 500ms, "
-                     "20s, 10m or 24h; or off)"}));
+                     "a duration (did you mean '1d'?)"}));
+  EXPECT_EQ(with("repeat_caller_window: 12h", "repeat_caller_window: 1week"),
+            (strings{"ringback.yaml:20:29: error: "
+                     "tenants[0].messaging.repeat_caller_window: '1week' is "
+                     "not a duration (expected a whole number and a unit: "
+                     "500ms, 20s, 10m or 24h; or off)"}));
+  EXPECT_EQ(ok(base
+               + replace(messaging, "repeat_caller_window: 12h",
+                         "repeat_caller_window: 2d"))
+              .tenants[0]
+              .guards.repeat_caller_window,
+            48h);
   EXPECT_EQ(with("loop_window: 5m", "loop_window: 5min"),
             (strings{"ringback.yaml:23:20: error: "
                      "tenants[0].messaging.loop_window: '5min' is not a "
@@ -1103,7 +1119,7 @@ TEST_F(Config, MessagingErrors) {
   // Every problem at once.
   auto all = errors(base
                     + "    messaging: {loop_limit: x, loop_window: y, max_mps: "
-                      "z, repeat_caller_window: 1d}\n");
+                      "z, repeat_caller_window: 1w}\n");
   EXPECT_EQ(all.size(), 4u) << ::testing::PrintToString(all);
 }
 
@@ -1146,4 +1162,671 @@ TEST_F(Config, DescribeMasksSecrets) {
     << line;
   EXPECT_NE(line.find("kv=redis://:***@127.0.0.1:6379/0"), std::string::npos)
     << line;
+  EXPECT_NE(line.find("ai.provider=offline"), std::string::npos) << line;
+  EXPECT_NE(line.find("tenants=acme(2 numbers, ai offline)"), std::string::npos)
+    << line;
+}
+
+// -- conversations and the AI (issue 5) ---------------------------------------
+
+namespace {
+
+using ringback::engine::ai_settings;
+using ringback::engine::business_profile;
+using ringback::engine::conversation_settings;
+
+/// Field by field: the settings have no operator==.
+void expect_conversations(const conversation_settings& got,
+                          const conversation_settings& want) {
+  EXPECT_EQ(got.owner_reply_window, want.owner_reply_window);
+  EXPECT_EQ(got.batch, want.batch);
+  EXPECT_EQ(got.idle_close, want.idle_close);
+  EXPECT_EQ(got.max_ai_replies, want.max_ai_replies);
+  EXPECT_EQ(got.max_reply_chars, want.max_reply_chars);
+}
+
+void expect_ai(const ai_settings& got, const ai_settings& want) {
+  EXPECT_EQ(got.provider, want.provider);
+  EXPECT_EQ(got.base_url, want.base_url);
+  EXPECT_EQ(got.model, want.model);
+  EXPECT_EQ(got.api_key, want.api_key);
+  EXPECT_EQ(got.timeout, want.timeout);
+  EXPECT_EQ(got.max_attempts, want.max_attempts);
+  EXPECT_EQ(got.usd_per_1k_prompt, want.usd_per_1k_prompt);
+  EXPECT_EQ(got.usd_per_1k_completion, want.usd_per_1k_completion);
+}
+
+// The global `ai:`, appended to `base` (lines 19-27).
+const std::string global_ai = "ai:\n"                                   // 19
+                              "  provider: openai\n"                    // 20
+                              "  base_url: https://api.openai.com/v1\n" // 21
+                              "  model: gpt-4o-mini\n"                  // 22
+                              "  api_key: ${OPENAI_API_KEY}\n"          // 23
+                              "  timeout: 15s\n"                        // 24
+                              "  max_attempts: 3\n"                     // 25
+                              "  usd_per_1k_prompt: 0.00015\n"          // 26
+                              "  usd_per_1k_completion: 0.0006\n";      // 27
+
+// A tenant's profile, conversation settings and own AI, appended to `base`
+// (lines 19-34).
+const std::string conversation
+  = "    profile:\n"                                            // 19
+    "      services: [\"water heaters\", \"drain cleaning\"]\n" // 20
+    "      hours: \"Mon-Fri 8am-5pm, emergencies 24/7\"\n"      // 21
+    "      service_area: Denver metro\n"                        // 22
+    "      booking_link: https://acme.example/book?src=sms\n"   // 23
+    "      notes: \"We don't work on gas lines.\"\n"            // 24
+    "    conversations:\n"                                      // 25
+    "      owner_reply_window: 90s\n"                           // 26
+    "      batch: 0s\n"                                         // 27
+    "      idle_close: 7d\n"                                    // 28
+    "      max_ai_replies: 3\n"                                 // 29
+    "      max_reply_chars: 160\n"                              // 30
+    "    ai:\n"                                                 // 31
+    "      provider: openai\n"                                  // 32
+    "      base_url: http://127.0.0.1:11434/v1/\n"              // 33
+    "      model: llama3.1:8b\n";                               // 34
+
+const std::string second_tenant = "  - id: bob\n"
+                                  "    name: Bob's Bikes\n"
+                                  "    numbers: [\"+15005550005\"]\n"
+                                  "    owner_phone: \"+15005550006\"\n"
+                                  "    timezone: UTC\n";
+
+} // namespace
+
+TEST_F(Config, ConversationDefaultsAreTheEngineDefaults) {
+  // Absent, empty or an empty map: the engine's defaults; the offline AI.
+  for (const auto& tail :
+       {std::string{}, std::string("    conversations:\n    profile:\n"),
+        std::string("    conversations: {}\n    profile: {}\n")}) {
+    auto c = ok(base + tail);
+    const auto& t = c.tenants[0];
+    expect_conversations(t.conversations, conversation_settings{});
+    expect_ai(t.ai, ai_settings{});
+    expect_ai(c.ai, ai_settings{});
+    // The profile's name and phone default to the tenant's.
+    EXPECT_EQ(t.profile.name, "Acme Plumbing") << tail;
+    EXPECT_EQ(t.profile.phone, "+15005550001") << tail;
+    EXPECT_TRUE(t.profile.services.empty()) << tail;
+    EXPECT_EQ(t.profile.hours, "") << tail;
+    EXPECT_EQ(t.profile.service_area, "") << tail;
+    EXPECT_EQ(t.profile.booking_link, "") << tail;
+    EXPECT_EQ(t.profile.notes, "") << tail;
+  }
+  // The defaults as documented (deploy/ringback.yaml, docs/operations.md).
+  const conversation_settings d;
+  EXPECT_EQ(d.owner_reply_window, 60s);
+  EXPECT_EQ(d.batch, 5s);
+  EXPECT_EQ(d.idle_close, 24h);
+  EXPECT_EQ(d.max_ai_replies, 10);
+  EXPECT_EQ(d.max_reply_chars, 320u);
+  const ai_settings a;
+  EXPECT_EQ(a.provider, "offline");
+  EXPECT_EQ(a.timeout, 10s);
+  EXPECT_EQ(a.max_attempts, 2);
+  EXPECT_EQ(a.usd_per_1k_prompt, 0.0);
+  EXPECT_EQ(a.usd_per_1k_completion, 0.0);
+}
+
+TEST_F(Config, ProfileAndConversationSettings) {
+  auto t = ok(base + conversation).tenants[0];
+  EXPECT_EQ(t.profile.name, "Acme Plumbing");
+  EXPECT_EQ(t.profile.phone, "+15005550001");
+  EXPECT_EQ(t.profile.services, (strings{"water heaters", "drain cleaning"}));
+  EXPECT_EQ(t.profile.hours, "Mon-Fri 8am-5pm, emergencies 24/7");
+  EXPECT_EQ(t.profile.service_area, "Denver metro");
+  EXPECT_EQ(t.profile.booking_link, "https://acme.example/book?src=sms");
+  EXPECT_EQ(t.profile.notes, "We don't work on gas lines.");
+  EXPECT_EQ(t.conversations.owner_reply_window, 90s);
+  EXPECT_EQ(t.conversations.batch, 0s);
+  EXPECT_EQ(t.conversations.idle_close, 7 * 24h);
+  EXPECT_EQ(t.conversations.max_ai_replies, 3);
+  EXPECT_EQ(t.conversations.max_reply_chars, 160u);
+  // The tenant's own AI; its trailing slash dropped.
+  ai_settings want;
+  want.provider = "openai";
+  want.base_url = "http://127.0.0.1:11434/v1";
+  want.model = "llama3.1:8b";
+  expect_ai(t.ai, want);
+  // Keys left out keep their defaults; name and phone may be set.
+  auto some = ok(base
+                 + "    conversations: {max_ai_replies: 0}\n"
+                   "    profile: {name: Acme, phone: '+1 500 555 0009', "
+                   "services: []}\n")
+                .tenants[0];
+  conversation_settings c;
+  c.max_ai_replies = 0;
+  expect_conversations(some.conversations, c);
+  EXPECT_EQ(some.profile.name, "Acme");
+  EXPECT_EQ(some.profile.phone, "+15005550009");
+  EXPECT_TRUE(some.profile.services.empty());
+  // The bounds are included; batch may be 0 written any way.
+  for (const std::string zero : {"0", "0s", "0ms"}) {
+    EXPECT_EQ(ok(base + "    conversations: {batch: " + zero + "}\n")
+                .tenants[0]
+                .conversations.batch,
+              0ms)
+      << zero;
+  }
+  auto low = ok(base
+                + "    conversations: {owner_reply_window: 5s, batch: 60s, "
+                  "idle_close: 2m, max_ai_replies: 100, max_reply_chars: 40}\n")
+               .tenants[0]
+               .conversations;
+  EXPECT_EQ(low.owner_reply_window, 5s);
+  EXPECT_EQ(low.batch, 60s);
+  EXPECT_EQ(low.idle_close, 2min);
+  EXPECT_EQ(low.max_ai_replies, 100);
+  EXPECT_EQ(low.max_reply_chars, 40u);
+  auto high = ok(base
+                 + "    conversations: {owner_reply_window: 1h, "
+                   "idle_close: 30d, max_reply_chars: 1600}\n")
+                .tenants[0]
+                .conversations;
+  EXPECT_EQ(high.owner_reply_window, 1h);
+  EXPECT_EQ(high.idle_close, 30 * 24h);
+  EXPECT_EQ(high.max_reply_chars, 1600u);
+  EXPECT_EQ(ok(base
+               + "    conversations: {owner_reply_window: 30s, idle_close: "
+                 "1m}\n")
+              .tenants[0]
+              .conversations.idle_close,
+            1min);
+  // Multi-line texts of 1600 characters are fine.
+  std::string euros;
+  for (int i = 0; i < 1600; ++i) {
+    euros += "\xe2\x82\xac"; // 1600 characters, 4800 bytes
+  }
+  EXPECT_EQ(ok(base + "    profile: {notes: \"" + euros + "\"}\n")
+              .tenants[0]
+              .profile.notes,
+            euros);
+  EXPECT_EQ(ok(base
+               + "    profile:\n"
+                 "      notes: |\n"
+                 "        No gas lines.\n"
+                 "        No roofs.\n")
+              .tenants[0]
+              .profile.notes,
+            "No gas lines.\nNo roofs.\n");
+}
+
+TEST_F(Config, GlobalAiAndTenantOverrides) {
+  vars_["OPENAI_API_KEY"] = "sk-test-123";
+  auto c = ok(base + second_tenant
+              + "    ai: {provider: offline}\n"
+                "  - id: carl\n"
+                "    name: Carl's Cooling\n"
+                "    numbers: [\"+15005550007\"]\n"
+                "    owner_phone: \"+15005550008\"\n"
+                "    timezone: UTC\n"
+                "    ai:\n"
+                "      provider: openai\n"
+                "      base_url: http://127.0.0.1:8000/v1\n"
+                "      model: Qwen/Qwen2.5-7B-Instruct\n"
+              + global_ai);
+  ai_settings global;
+  global.provider = "openai";
+  global.base_url = "https://api.openai.com/v1";
+  global.model = "gpt-4o-mini";
+  global.api_key = "sk-test-123";
+  global.timeout = 15s;
+  global.max_attempts = 3;
+  global.usd_per_1k_prompt = 0.00015;
+  global.usd_per_1k_completion = 0.0006;
+  expect_ai(c.ai, global);
+  ASSERT_EQ(c.tenants.size(), 3u);
+  // Without its own `ai:`, a tenant gets the global one...
+  expect_ai(c.tenants[0].ai, global);
+  // ... with one, that one whole: keys it leaves out are the defaults, not
+  // the global values.
+  expect_ai(c.tenants[1].ai, ai_settings{});
+  ai_settings carl;
+  carl.provider = "openai";
+  carl.base_url = "http://127.0.0.1:8000/v1";
+  carl.model = "Qwen/Qwen2.5-7B-Instruct";
+  expect_ai(c.tenants[2].ai, carl);
+  // The global `ai:` may come before the tenants too.
+  auto after = ok(global_ai + base + second_tenant);
+  expect_ai(after.tenants[0].ai, global);
+  expect_ai(after.tenants[1].ai, global);
+  // With offline, the openai keys are still checked but not needed; a
+  // literal api_key works too.
+  auto offline = ok(base
+                    + "ai:\n  provider: offline\n  model: gpt-4o-mini\n  "
+                      "api_key: literal-key\n");
+  EXPECT_EQ(offline.ai.provider, "offline");
+  EXPECT_EQ(offline.ai.model, "gpt-4o-mini");
+  EXPECT_EQ(offline.ai.api_key, "literal-key");
+  EXPECT_EQ(offline.tenants[0].ai.provider, "offline");
+  // A local server needs no key; prices may be 0; the bounds are included.
+  auto local = ok(base
+                  + "ai: {provider: openai, base_url: 'http://[::1]:8081/v1', "
+                    "model: local, timeout: 120s, max_attempts: 5, "
+                    "usd_per_1k_prompt: 0, usd_per_1k_completion: 1e-3}\n");
+  EXPECT_EQ(local.ai.base_url, "http://[::1]:8081/v1");
+  EXPECT_EQ(local.ai.api_key, "");
+  EXPECT_EQ(local.ai.timeout, 120s);
+  EXPECT_EQ(local.ai.max_attempts, 5);
+  EXPECT_EQ(local.ai.usd_per_1k_completion, 0.001);
+  EXPECT_EQ(ok(base
+               + "ai: {provider: openai, base_url: 'http://x/v1', model: m, "
+                 "timeout: 1s, max_attempts: 1}\n")
+              .ai.timeout,
+            1s);
+}
+
+TEST_F(Config, AiApiKeyComesFromTheEnvironment) {
+  vars_["OPENAI_API_KEY"] = "sk-from-env";
+  EXPECT_EQ(ok(base + global_ai).ai.api_key, "sk-from-env");
+  EXPECT_EQ(ok(base
+               + replace(conversation, "      model: llama3.1:8b\n",
+                         "      model: llama3.1:8b\n"
+                         "      api_key: \"${OPENAI_API_KEY}\"\n"))
+              .tenants[0]
+              .ai.api_key,
+            "sk-from-env");
+  vars_.erase("OPENAI_API_KEY");
+  EXPECT_EQ(errors(base + global_ai),
+            (strings{"ringback.yaml:23:12: error: ai.api_key: environment "
+                     "variable OPENAI_API_KEY is not set"}));
+  vars_["OPENAI_API_KEY"] = "";
+  EXPECT_EQ(errors(base + global_ai),
+            (strings{"ringback.yaml:23:12: error: ai.api_key: must not be "
+                     "empty (leave api_key out when the server needs no "
+                     "key)"}));
+  // A stray line break (from a key file) or a space: refused, not echoed.
+  for (const std::string bad : {"sk-secret\n", "sk secret", "sk-\tsecret"}) {
+    vars_["OPENAI_API_KEY"] = bad;
+    auto out = errors(base + global_ai);
+    EXPECT_EQ(out, (strings{"ringback.yaml:23:12: error: ai.api_key: must not "
+                            "contain spaces, line breaks or control "
+                            "characters"}));
+  }
+}
+
+TEST_F(Config, AiErrors) {
+  vars_["OPENAI_API_KEY"] = "sk-test";
+  auto with = [&](const std::string& from, const std::string& to) {
+    return errors(base + replace(global_ai, from, to));
+  };
+  // Keys.
+  EXPECT_EQ(with("  model:", "  modle:"),
+            (strings{"ringback.yaml:20:3: error: ai: missing required key "
+                     "'model' (provider openai needs the model's name, e.g. "
+                     "gpt-4o-mini)",
+                     "ringback.yaml:22:3: error: ai: unknown key 'modle' (did "
+                     "you mean 'model'?)"}));
+  EXPECT_EQ(with("  timeout: 15s\n", "  colour: blue\n"),
+            (strings{"ringback.yaml:24:3: error: ai: unknown key 'colour' "
+                     "(expected one of: provider, base_url, model, api_key, "
+                     "timeout, max_attempts, usd_per_1k_prompt, "
+                     "usd_per_1k_completion)"}));
+  EXPECT_EQ(with("  provider: openai\n", ""),
+            (strings{"ringback.yaml:20:3: error: ai: missing required key "
+                     "'provider'"}));
+  EXPECT_EQ(errors(base + "ai:\n"),
+            (strings{"ringback.yaml:19:1: error: ai: missing required key "
+                     "'provider'"}));
+  EXPECT_EQ(errors(base + "ai: openai\n"),
+            (strings{"ringback.yaml:19:5: error: ai: expected a map, got a "
+                     "scalar"}));
+  EXPECT_EQ(with("  model: gpt-4o-mini\n", "  model: gpt-4o-mini\n  model: "
+                                           "gpt-4o\n"),
+            (strings{"ringback.yaml:23:3: error: ai: duplicate key 'model' "
+                     "(first defined at line 22)"}));
+  // The provider.
+  EXPECT_EQ(with("provider: openai", "provider: OpenAI"),
+            (strings{"ringback.yaml:20:13: error: ai.provider: unknown AI "
+                     "provider 'OpenAI' (did you mean 'openai'?); known "
+                     "providers: offline, openai"}));
+  EXPECT_EQ(with("provider: openai", "provider: anthropic"),
+            (strings{"ringback.yaml:20:13: error: ai.provider: unknown AI "
+                     "provider 'anthropic'; known providers: offline, "
+                     "openai"}));
+  EXPECT_EQ(with("provider: openai", "provider: [openai]"),
+            (strings{"ringback.yaml:20:13: error: ai.provider: expected a "
+                     "string, got a list"}));
+  // openai needs base_url and model.
+  EXPECT_EQ(errors(base + "ai: {provider: openai}\n"),
+            (strings{"ringback.yaml:19:5: error: ai: missing required key "
+                     "'base_url' (provider openai needs the API's base URL, "
+                     "e.g. https://api.openai.com/v1)",
+                     "ringback.yaml:19:5: error: ai: missing required key "
+                     "'model' (provider openai needs the model's name, e.g. "
+                     "gpt-4o-mini)"}));
+  // base_url.
+  EXPECT_EQ(with("https://api.openai.com/v1", "api.openai.com/v1"),
+            (strings{"ringback.yaml:21:13: error: ai.base_url: "
+                     "'api.openai.com/v1' is not an http:// or https:// URL "
+                     "(without ?query or #fragment)"}));
+  EXPECT_EQ(with("https://api.openai.com/v1", "https://api.openai.com/v1?x=1"),
+            (strings{"ringback.yaml:21:13: error: ai.base_url: "
+                     "'https://api.openai.com/v1?x=1' is not an http:// or "
+                     "https:// URL (without ?query or #fragment)"}));
+  EXPECT_EQ(with("https://api.openai.com/v1",
+                 "https://api.openai.com/v1/chat/completions"),
+            (strings{"ringback.yaml:21:13: error: ai.base_url: "
+                     "'https://api.openai.com/v1/chat/completions' is the "
+                     "endpoint itself: give the base URL without "
+                     "/chat/completions (e.g. https://api.openai.com/v1)"}));
+  // A password in the URL is not echoed.
+  auto leaked = with("https://api.openai.com/v1",
+                     "https://me:hunter2@api.openai.com/v1 x");
+  EXPECT_EQ(leaked,
+            (strings{"ringback.yaml:21:13: error: ai.base_url: "
+                     "'https://me:***@api.openai.com/v1 x' is not an http:// "
+                     "or https:// URL (without ?query or #fragment)"}));
+  // model.
+  EXPECT_EQ(with("model: gpt-4o-mini", "model: ''"),
+            (strings{"ringback.yaml:22:10: error: ai.model: must not be "
+                     "empty"}));
+  EXPECT_EQ(with("model: gpt-4o-mini", "model: " + std::string(257, 'm')),
+            (strings{"ringback.yaml:22:10: error: ai.model: the model name "
+                     "is 257 characters long (at most 256)"}));
+  EXPECT_EQ(with("model: gpt-4o-mini", "model: \"gpt\\t4\""),
+            (strings{"ringback.yaml:22:10: error: ai.model: the model name "
+                     "must not contain control characters"}));
+  // timeout: 1s to 120s.
+  const std::string timeout = "ringback.yaml:24:12: error: ai.timeout: ";
+  EXPECT_EQ(with("timeout: 15s", "timeout: 500ms"),
+            (strings{timeout + "'500ms' is too short (at least 1s)"}));
+  EXPECT_EQ(with("timeout: 15s", "timeout: 0s"),
+            (strings{timeout + "'0s' is too short (at least 1s)"}));
+  EXPECT_EQ(with("timeout: 15s", "timeout: 3m"),
+            (strings{timeout + "'3m' is too long (at most 2m)"}));
+  EXPECT_EQ(with("timeout: 15s", "timeout: 15"),
+            (strings{timeout + "'15' has no unit (did you mean '15s'?)"}));
+  EXPECT_EQ(with("timeout: 15s", "timeout: -15s"),
+            (strings{timeout + "'-15s' must not be negative"}));
+  // max_attempts: 1 to 5.
+  const std::string attempts
+    = "ringback.yaml:25:17: error: ai.max_attempts: expected a whole number "
+      "from 1 to 5, got ";
+  EXPECT_EQ(with("max_attempts: 3", "max_attempts: 0"),
+            (strings{attempts + "'0'"}));
+  EXPECT_EQ(with("max_attempts: 3", "max_attempts: 6"),
+            (strings{attempts + "'6'"}));
+  EXPECT_EQ(with("max_attempts: 3", "max_attempts: two"),
+            (strings{attempts + "'two'"}));
+  EXPECT_EQ(with("max_attempts: 3", "max_attempts: 2.5"),
+            (strings{attempts + "'2.5'"}));
+  // Prices: a number, 0 or more.
+  const std::string prompt
+    = "ringback.yaml:26:22: error: ai.usd_per_1k_prompt: expected a price in "
+      "US dollars per 1000 tokens (a number, 0 or more, e.g. 0.00015), got ";
+  EXPECT_EQ(with("usd_per_1k_prompt: 0.00015", "usd_per_1k_prompt: -1"),
+            (strings{prompt + "'-1'"}));
+  EXPECT_EQ(with("usd_per_1k_prompt: 0.00015", "usd_per_1k_prompt: free"),
+            (strings{prompt + "'free'"}));
+  EXPECT_EQ(with("usd_per_1k_prompt: 0.00015", "usd_per_1k_prompt: .inf"),
+            (strings{prompt + "'.inf'"}));
+  EXPECT_EQ(
+    with("usd_per_1k_completion: 0.0006", "usd_per_1k_completion: $0.60"),
+    (strings{"ringback.yaml:27:26: error: ai.usd_per_1k_completion: expected "
+             "a price in US dollars per 1000 tokens (a number, 0 or more, "
+             "e.g. 0.00015), got '$0.60'"}));
+  // A tenant's `ai:` is checked the same way, at its own path.
+  EXPECT_EQ(
+    errors(base + replace(conversation, "provider: openai", "provider: opnai")),
+    (strings{"ringback.yaml:32:17: error: tenants[0].ai.provider: unknown AI "
+             "provider 'opnai' (did you mean 'openai'?); known providers: "
+             "offline, openai"}));
+  EXPECT_EQ(errors(base
+                   + replace(conversation, "      model: llama3.1:8b\n", "")),
+            (strings{"ringback.yaml:32:7: error: tenants[0].ai: missing "
+                     "required key 'model' (provider openai needs the model's "
+                     "name, e.g. gpt-4o-mini)"}));
+  // Every problem at once.
+  auto all = errors(base
+                    + "ai: {provider: openai, base_url: x, model: '', timeout: "
+                      "1h, max_attempts: 9, usd_per_1k_prompt: -2}\n");
+  EXPECT_EQ(all.size(), 5u) << ::testing::PrintToString(all);
+}
+
+TEST_F(Config, ProfileErrors) {
+  auto with = [&](const std::string& from, const std::string& to) {
+    return errors(base + replace(conversation, from, to));
+  };
+  EXPECT_EQ(with("      services:", "      servces:"),
+            (strings{"ringback.yaml:20:7: error: tenants[0].profile: unknown "
+                     "key 'servces' (did you mean 'services'?)"}));
+  EXPECT_EQ(errors(base + "    profil: {}\n"),
+            (strings{"ringback.yaml:19:5: error: tenants[0]: unknown key "
+                     "'profil' (did you mean 'profile'?)"}));
+  EXPECT_EQ(errors(base + "    profile: [services]\n"),
+            (strings{"ringback.yaml:19:14: error: tenants[0].profile: "
+                     "expected a map, got a list"}));
+  // services: a list of distinct, non-empty names.
+  EXPECT_EQ(with("[\"water heaters\", \"drain cleaning\"]", "water heaters"),
+            (strings{
+              "ringback.yaml:20:17: error: tenants[0].profile.services: "
+              "expected a list like [\"water heaters\", \"drain cleaning\"], "
+              "got a scalar"}));
+  EXPECT_EQ(with("\"drain cleaning\"", "{name: drains}"),
+            (strings{"ringback.yaml:20:35: error: "
+                     "tenants[0].profile.services[1]: expected a service "
+                     "name, got a map"}));
+  EXPECT_EQ(with("\"drain cleaning\"", "''"),
+            (strings{"ringback.yaml:20:35: error: "
+                     "tenants[0].profile.services[1]: must not be empty"}));
+  EXPECT_EQ(with("\"drain cleaning\"", "\"water heaters\""),
+            (strings{"ringback.yaml:20:35: error: "
+                     "tenants[0].profile.services[1]: 'water heaters' is "
+                     "already listed (line 20)"}));
+  // Texts: at most 1600 characters.
+  EXPECT_EQ(with("\"We don't work on gas lines.\"",
+                 "\"" + std::string(1601, 'x') + "\""),
+            (strings{"ringback.yaml:24:14: error: tenants[0].profile.notes: "
+                     "the text is 1601 characters long (at most 1600)"}));
+  EXPECT_EQ(with("\"Mon-Fri 8am-5pm, emergencies 24/7\"",
+                 std::string(1601, 'h')),
+            (strings{"ringback.yaml:21:14: error: tenants[0].profile.hours: "
+                     "the text is 1601 characters long (at most 1600)"}));
+  EXPECT_EQ(with("Denver metro", std::string(1700, 'd')),
+            (strings{"ringback.yaml:22:21: error: "
+                     "tenants[0].profile.service_area: the text is 1700 "
+                     "characters long (at most 1600)"}));
+  EXPECT_EQ(with("\"drain cleaning\"", "\"" + std::string(1601, 's') + "\""),
+            (strings{"ringback.yaml:20:35: error: "
+                     "tenants[0].profile.services[1]: the text is 1601 "
+                     "characters long (at most 1600)"}));
+  EXPECT_EQ(with("Denver metro", "[Denver]"),
+            (strings{"ringback.yaml:22:21: error: "
+                     "tenants[0].profile.service_area: expected a string, got "
+                     "a list"}));
+  // booking_link: an http(s) link.
+  const std::string link
+    = "ringback.yaml:23:21: error: tenants[0].profile.booking_link: ";
+  EXPECT_EQ(with("https://acme.example/book?src=sms", "acme.example/book"),
+            (strings{link
+                     + "'acme.example/book' is not an http:// or https:// "
+                       "link (e.g. https://acme.example/book)"}));
+  EXPECT_EQ(with("https://acme.example/book?src=sms", "\"https://acme "
+                                                      "example/book\""),
+            (strings{link
+                     + "'https://acme example/book' is not an http:// or "
+                       "https:// link (e.g. https://acme.example/book)"}));
+  EXPECT_EQ(with("https://acme.example/book?src=sms", "https://"),
+            (strings{link
+                     + "'https://' is not an http:// or https:// link (e.g. "
+                       "https://acme.example/book)"}));
+  EXPECT_EQ(
+    with("https://acme.example/book?src=sms",
+         "https://x/" + std::string(1600, 'b')),
+    (strings{link + "the text is 1610 characters long (at most 1600)"}));
+  // phone: E.164.
+  EXPECT_EQ(errors(base + "    profile: {phone: 555-0100}\n"),
+            (strings{"ringback.yaml:19:22: error: tenants[0].profile.phone: "
+                     "'555-0100' is not an E.164 phone number (expected "
+                     "+<country><number>)"}));
+}
+
+TEST_F(Config, ConversationErrors) {
+  auto with = [&](const std::string& from, const std::string& to) {
+    return errors(base + replace(conversation, from, to));
+  };
+  EXPECT_EQ(with("      batch:", "      bach:"),
+            (strings{"ringback.yaml:27:7: error: tenants[0].conversations: "
+                     "unknown key 'bach' (did you mean 'batch'?)"}));
+  EXPECT_EQ(with("      batch: 0s\n", "      colour: blue\n"),
+            (strings{"ringback.yaml:27:7: error: tenants[0].conversations: "
+                     "unknown key 'colour' (expected one of: "
+                     "owner_reply_window, batch, idle_close, max_ai_replies, "
+                     "max_reply_chars)"}));
+  EXPECT_EQ(errors(base + "    conversations: 60s\n"),
+            (strings{"ringback.yaml:19:20: error: tenants[0].conversations: "
+                     "expected a map, got a scalar"}));
+  // owner_reply_window: 5s to 1h.
+  const std::string window = "ringback.yaml:26:27: error: "
+                             "tenants[0].conversations.owner_reply_window: ";
+  EXPECT_EQ(with("owner_reply_window: 90s", "owner_reply_window: 4s"),
+            (strings{window + "'4s' is too short (at least 5s)"}));
+  EXPECT_EQ(with("owner_reply_window: 90s", "owner_reply_window: 0"),
+            (strings{window + "'0' is too short (at least 5s)"}));
+  EXPECT_EQ(with("owner_reply_window: 90s", "owner_reply_window: 61m"),
+            (strings{window + "'61m' is too long (at most 1h)"}));
+  EXPECT_EQ(with("owner_reply_window: 90s", "owner_reply_window: 90"),
+            (strings{window + "'90' has no unit (did you mean '90s'?)"}));
+  EXPECT_EQ(
+    with("owner_reply_window: 90s", "owner_reply_window: 1min"),
+    (strings{window + "'1min' is not a duration (did you mean '1m'?)"}));
+  EXPECT_EQ(with("owner_reply_window: 90s", "owner_reply_window: [90s]"),
+            (strings{window + "expected a string, got a list"}));
+  // batch: 0 to 60s.
+  const std::string batch
+    = "ringback.yaml:27:14: error: tenants[0].conversations.batch: ";
+  EXPECT_EQ(with("batch: 0s", "batch: 61s"),
+            (strings{batch + "'61s' is too long (at most 1m)"}));
+  EXPECT_EQ(with("batch: 0s", "batch: -1s"),
+            (strings{batch + "'-1s' must not be negative"}));
+  EXPECT_EQ(with("batch: 0s", "batch: off"),
+            (strings{batch
+                     + "'off' is not a duration (expected a whole number and "
+                       "a unit: 500ms, 20s, 2m or 1h)"}));
+  // idle_close: 1m to 30d, and longer than the window.
+  const std::string idle
+    = "ringback.yaml:28:19: error: tenants[0].conversations.idle_close: ";
+  EXPECT_EQ(with("idle_close: 7d", "idle_close: 59s"),
+            (strings{idle + "'59s' is too short (at least 1m)"}));
+  EXPECT_EQ(with("idle_close: 7d", "idle_close: 31d"),
+            (strings{idle + "'31d' is too long (at most 30d)"}));
+  EXPECT_EQ(with("idle_close: 7d", "idle_close: 721h"),
+            (strings{idle + "'721h' is too long (at most 30d)"}));
+  EXPECT_EQ(with("idle_close: 7d", "idle_close: 90s"),
+            (strings{idle
+                     + "must be longer than owner_reply_window (90s): the "
+                       "conversation would close before the AI could "
+                       "answer"}));
+  // Compared only with a valid window.
+  EXPECT_EQ(with("owner_reply_window: 90s", "owner_reply_window: 2h"),
+            (strings{window + "'2h' is too long (at most 1h)"}));
+  EXPECT_EQ(with("owner_reply_window: 90s\n      batch: 0s\n      "
+                 "idle_close: 7d",
+                 "owner_reply_window: 2h\n      batch: 0s\n      "
+                 "idle_close: 2m"),
+            (strings{window + "'2h' is too long (at most 1h)"}));
+  EXPECT_EQ(errors(base
+                   + "    conversations: {owner_reply_window: 30s, batch: 60s, "
+                     "idle_close: 1m}\n"),
+            (strings{"ringback.yaml:19:70: error: "
+                     "tenants[0].conversations.idle_close: must be longer "
+                     "than batch (1m)"}));
+  // max_ai_replies: 0 to 100; max_reply_chars: 40 to 1600.
+  const std::string replies
+    = "ringback.yaml:29:23: error: tenants[0].conversations.max_ai_replies: "
+      "expected a whole number from 0 to 100, got ";
+  EXPECT_EQ(with("max_ai_replies: 3", "max_ai_replies: 101"),
+            (strings{replies + "'101'"}));
+  EXPECT_EQ(with("max_ai_replies: 3", "max_ai_replies: -1"),
+            (strings{replies + "'-1'"}));
+  EXPECT_EQ(with("max_ai_replies: 3", "max_ai_replies: many"),
+            (strings{replies + "'many'"}));
+  const std::string chars
+    = "ringback.yaml:30:24: error: tenants[0].conversations.max_reply_chars: "
+      "expected a whole number from 40 to 1600, got ";
+  EXPECT_EQ(with("max_reply_chars: 160", "max_reply_chars: 39"),
+            (strings{chars + "'39'"}));
+  EXPECT_EQ(with("max_reply_chars: 160", "max_reply_chars: 1601"),
+            (strings{chars + "'1601'"}));
+  EXPECT_EQ(with("max_reply_chars: 160",
+                 "max_reply_chars: 99999999999999999999"),
+            (strings{chars + "'99999999999999999999'"}));
+  // Every problem at once.
+  auto all = errors(base
+                    + "    conversations: {owner_reply_window: 1s, batch: 2m, "
+                      "idle_close: 40d, max_ai_replies: x, max_reply_chars: "
+                      "1}\n    profile: {booking_link: nope}\n");
+  EXPECT_EQ(all.size(), 6u) << ::testing::PrintToString(all);
+}
+
+TEST_F(Config, TheSampleAiExamplesLoad) {
+  // deploy/ringback.yaml carries a global `ai:` (OpenAI) and a tenant's
+  // profile, conversation settings and own AI (a local server) as commented
+  // examples; uncommented, they load.
+  int global_lines = 0;
+  auto text = uncomment_sample("# --- ai example ---\n", global_lines, "");
+  EXPECT_GE(global_lines, 8);
+  vars_.clear();
+  vars_["OPENAI_API_KEY"] = "sk-sample";
+  auto r = load_config_string(text, "ringback.yaml",
+                              RINGBACK_SOURCE_DIR "/deploy", env_);
+  ASSERT_TRUE(r.ok()) << ::testing::PrintToString(r.errors) << text;
+  EXPECT_EQ(r.value->ai.provider, "openai");
+  EXPECT_EQ(r.value->ai.base_url, "https://api.openai.com/v1");
+  EXPECT_EQ(r.value->ai.model, "gpt-4o-mini");
+  EXPECT_EQ(r.value->ai.api_key, "sk-sample");
+  EXPECT_GT(r.value->ai.usd_per_1k_prompt, 0.0);
+  EXPECT_GT(r.value->ai.usd_per_1k_completion, 0.0);
+  expect_ai(r.value->tenants[0].ai, r.value->ai);
+
+  int tenant_lines = 0;
+  auto tenant = uncomment_sample("    # --- conversations example ---\n",
+                                 tenant_lines);
+  EXPECT_GE(tenant_lines, 15);
+  r = load_config_string(tenant, "ringback.yaml", RINGBACK_SOURCE_DIR "/deploy",
+                         env_);
+  ASSERT_TRUE(r.ok()) << ::testing::PrintToString(r.errors) << tenant;
+  const auto& t = r.value->tenants[0];
+  EXPECT_FALSE(t.profile.services.empty());
+  EXPECT_NE(t.profile.hours, "");
+  EXPECT_NE(t.profile.service_area, "");
+  EXPECT_NE(t.profile.booking_link, "");
+  EXPECT_EQ(t.profile.name, "Acme Plumbing");
+  EXPECT_EQ(t.profile.phone, "+15005550001");
+  // The sample shows the defaults.
+  expect_conversations(t.conversations, conversation_settings{});
+  EXPECT_EQ(t.ai.provider, "openai");
+  EXPECT_NE(t.ai.base_url, "");
+  EXPECT_NE(t.ai.model, "");
+  EXPECT_EQ(r.value->ai.provider, "offline"); // the global one stays commented
+}
+
+TEST_F(Config, DescribeMasksTheAiKey) {
+  vars_["OPENAI_API_KEY"] = "sk-hunter4";
+  auto c = ok(base + second_tenant
+              + "    ai: {provider: openai, base_url: "
+                "'http://me:hunter5@127.0.0.1:8000/v1', model: m, api_key: "
+                "sk-hunter6}\n"
+              + global_ai);
+  auto line = describe(c);
+  EXPECT_EQ(line.find("hunter"), std::string::npos) << line;
+  EXPECT_NE(line.find(
+              " ai.provider=openai ai.base_url=https://api.openai.com/v1 "
+              "ai.model=gpt-4o-mini ai.api_key=*** ai.timeout=15000ms "
+              "ai.max_attempts=3 "),
+            std::string::npos)
+    << line;
+  EXPECT_NE(line.find("tenants=acme(2 numbers, ai openai gpt-4o-mini),bob(1 "
+                      "numbers, ai openai m)"),
+            std::string::npos)
+    << line;
+  // Without a key, it says so.
+  auto local
+    = ok(base
+         + "ai: {provider: openai, base_url: 'http://127.0.0.1:8081/v1', "
+           "model: local}\n");
+  EXPECT_NE(describe(local).find("ai.api_key=none"), std::string::npos)
+    << describe(local);
 }

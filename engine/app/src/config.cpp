@@ -77,19 +77,32 @@ std::int64_t duration_unit(std::string_view unit) {
   if (unit == "h") {
     return std::int64_t{60} * 60 * 1000;
   }
+  if (unit == "d") {
+    return std::int64_t{24} * 60 * 60 * 1000;
+  }
   return 0;
+}
+
+/// "90s" -> "90s", 3600000 -> "1h": the largest unit that divides it.
+std::string format_ms(std::chrono::milliseconds x) {
+  for (const char* unit : {"d", "h", "m", "s"}) {
+    auto per = duration_unit(unit);
+    if (x.count() != 0 && x.count() % per == 0) {
+      return std::to_string(x.count() / per) + unit;
+    }
+  }
+  return std::to_string(x.count()) + "ms";
 }
 
 /// The unit people meant by "sec", "minutes", ... or "".
 std::string duration_hint(std::string_view unit) {
   static const std::map<std::string, std::string> hints{
-    {"msec", "ms"},   {"millis", "ms"}, {"milliseconds", "ms"},
-    {"sec", "s"},     {"secs", "s"},    {"second", "s"},
-    {"seconds", "s"}, {"min", "m"},     {"mins", "m"},
-    {"minute", "m"},  {"minutes", "m"}, {"hr", "h"},
-    {"hrs", "h"},     {"hour", "h"},    {"hours", "h"},
-    {"S", "s"},       {"MS", "ms"},     {"M", "m"},
-    {"H", "h"}};
+    {"msec", "ms"}, {"millis", "ms"}, {"milliseconds", "ms"}, {"sec", "s"},
+    {"secs", "s"},  {"second", "s"},  {"seconds", "s"},       {"min", "m"},
+    {"mins", "m"},  {"minute", "m"},  {"minutes", "m"},       {"hr", "h"},
+    {"hrs", "h"},   {"hour", "h"},    {"hours", "h"},         {"day", "d"},
+    {"days", "d"},  {"S", "s"},       {"MS", "ms"},           {"M", "m"},
+    {"H", "h"},     {"D", "d"}};
   auto i = hints.find(std::string(unit));
   if (i == hints.end()) {
     i = hints.find(lower(unit));
@@ -267,11 +280,12 @@ public:
       return std::nullopt;
     }
     config c;
-    auto top = section(root, root.Mark(), "",
-                       {{"listen", "public_url", "node_id", "store", "kv",
-                         "workflows", "http", "twilio", "calls", "tenants"},
-                        {"listen", "public_url", "store", "kv", "workflows",
-                         "twilio", "calls", "tenants"}});
+    auto top
+      = section(root, root.Mark(), "",
+                {{"listen", "public_url", "node_id", "store", "kv", "workflows",
+                  "http", "twilio", "calls", "ai", "tenants"},
+                 {"listen", "public_url", "store", "kv", "workflows", "twilio",
+                  "calls", "tenants"}});
     bool listen_ok = false;
     if (auto* e = find(top, "listen")) {
       listen_ok = read_listen(*e, c.listen);
@@ -311,6 +325,11 @@ public:
     if (auto* e = find(top, "calls")) {
       read_calls(*e, c.calls);
     }
+    // Before the tenants: a tenant without its own `ai:` gets this one.
+    if (auto* e = find(top, "ai")) {
+      read_ai(*e, c.ai);
+    }
+    global_ai_ = c.ai;
     if (auto* e = find(top, "tenants")) {
       read_tenants(*e, c.tenants);
     }
@@ -453,24 +472,31 @@ private:
     if (!x) {
       return std::nullopt;
     }
-    if (auto d = parse_duration(*x)) {
+    return duration_of(e, *x);
+  }
+
+  /// `x` (the value of `e`, substituted) as a positive duration; reports why
+  /// not.
+  std::optional<std::chrono::milliseconds> duration_of(const entry& e,
+                                                       const std::string& x) {
+    if (auto d = parse_duration(x)) {
       return d;
     }
-    auto [number, unit] = number_and_unit(*x);
+    auto [number, unit] = number_and_unit(x);
     if (!number.empty() && unit.empty()) {
-      error(e, quote_value(*x) + " has no unit (did you mean '" + *x + "s'?)");
+      error(e, quote_value(x) + " has no unit (did you mean '" + x + "s'?)");
     } else if (!number.empty() && duration_unit(unit) != 0
                && number.size() > 9) {
-      error(e, quote_value(*x) + " is too large");
+      error(e, quote_value(x) + " is too large");
     } else if (!number.empty() && duration_unit(unit) != 0) {
-      error(e, quote_value(*x) + " must be greater than zero");
+      error(e, quote_value(x) + " must be greater than zero");
     } else if (auto hint = duration_hint(unit);
                !number.empty() && !hint.empty()) {
-      error(e, quote_value(*x) + " is not a duration (did you mean '"
+      error(e, quote_value(x) + " is not a duration (did you mean '"
                  + std::string(number) + hint + "'?)");
     } else {
       error(
-        e, quote_value(*x)
+        e, quote_value(x)
              + " is not a duration (expected a whole number and a unit: 500ms, "
                "20s, 2m or 1h)");
     }
@@ -766,8 +792,9 @@ private:
     const std::vector<std::string> keys{"id", "name", "numbers", "owner_phone",
                                         "timezone"};
     auto allowed = keys;
-    allowed.insert(allowed.end(), {"business_hours", "holidays", "quiet_hours",
-                                   "http_allow", "messaging"});
+    allowed.insert(allowed.end(),
+                   {"business_hours", "holidays", "quiet_hours", "http_allow",
+                    "messaging", "profile", "conversations", "ai"});
     auto s = section(e.value, e.value.Mark(), e.path, {allowed, keys});
     engine::tenant t;
     if (auto* x = find(s, "id")) {
@@ -836,6 +863,27 @@ private:
     }
     if (auto* x = find(s, "messaging")) {
       read_messaging(*x, t);
+    }
+    if (auto* x = find(s, "profile")) {
+      read_profile(*x, t.profile);
+    }
+    if (t.profile.name.empty()) {
+      t.profile.name = t.name;
+    }
+    if (t.profile.phone.empty() && !t.numbers.empty()) {
+      t.profile.phone = t.numbers.front().number;
+    }
+    if (auto* x = find(s, "conversations")) {
+      read_conversations(*x, t.conversations);
+    }
+    if (auto* x = find(s, "ai")) {
+      // The whole block replaces the global one: keys it leaves out take
+      // the defaults, not the global values.
+      engine::ai_settings own;
+      read_ai(*x, own);
+      t.ai = std::move(own);
+    } else {
+      t.ai = global_ai_;
     }
     if (out_.count() > before) {
       return std::nullopt;
@@ -997,80 +1045,80 @@ private:
     });
   }
 
-  void read_holidays(const entry& e, engine::tenant& t) {
+  /// Calls `fn(item)` for each item of the list `e` that is a scalar; a
+  /// null list has none. Reports "expected <list_what>, got ..." for a value
+  /// that is not a list and "expected <item_what>, got ..." for an item that
+  /// is not a scalar.
+  template <class F>
+  void for_each_scalar(const entry& e, std::string_view list_what,
+                       std::string_view item_what, F&& fn) {
     if (e.value.IsNull()) {
       return; // none
     }
     if (!e.value.IsSequence()) {
-      error(e, "expected a list of dates like [\"2026-12-25\", \"01-01\"], "
-               "got "
+      error(e, "expected " + std::string(list_what) + ", got "
                  + workflows::kind_name(e.value));
       return;
     }
-    std::map<std::string, int> seen; // date -> line
     std::size_t i = 0;
     for (auto it = e.value.begin(); it != e.value.end(); ++it, ++i) {
       entry item{*it, *it, workflows::child_path(style, e.path, i)};
       if (!it->IsScalar()) {
-        error(item, "expected a date (YYYY-MM-DD or MM-DD), got "
+        error(item, "expected " + std::string(item_what) + ", got "
                       + workflows::kind_name(*it));
         continue;
       }
-      auto text = scalar(item);
-      if (!text) {
-        continue;
-      }
-      auto h = workflows::parse_holiday(*text);
-      if (!h.ok()) {
-        error_in_value(item, *text, h.column, h.error);
-        continue;
-      }
-      std::array<char, 32> date{};
-      if (h.value->year == 0) {
-        std::snprintf(date.data(), date.size(), "%02d-%02d", h.value->month,
-                      h.value->day);
-      } else {
-        std::snprintf(date.data(), date.size(), "%04d-%02d-%02d", h.value->year,
-                      h.value->month, h.value->day);
-      }
-      auto [first, added] = seen.emplace(date.data(), item.mark().line + 1);
-      if (!added) {
-        error(item, std::string(date.data()) + " is already listed (line "
-                      + std::to_string(first->second) + ")");
-        continue;
-      }
-      t.holidays.push_back(*text);
+      fn(item);
     }
   }
 
+  void read_holidays(const entry& e, engine::tenant& t) {
+    std::map<std::string, int> seen; // date -> line
+    for_each_scalar(
+      e, "a list of dates like [\"2026-12-25\", \"01-01\"]",
+      "a date (YYYY-MM-DD or MM-DD)", [&](const entry& item) {
+        auto text = scalar(item);
+        if (!text) {
+          return;
+        }
+        auto h = workflows::parse_holiday(*text);
+        if (!h.ok()) {
+          error_in_value(item, *text, h.column, h.error);
+          return;
+        }
+        std::array<char, 32> date{};
+        if (h.value->year == 0) {
+          std::snprintf(date.data(), date.size(), "%02d-%02d", h.value->month,
+                        h.value->day);
+        } else {
+          std::snprintf(date.data(), date.size(), "%04d-%02d-%02d",
+                        h.value->year, h.value->month, h.value->day);
+        }
+        auto [first, added] = seen.emplace(date.data(), item.mark().line + 1);
+        if (!added) {
+          error(item, std::string(date.data()) + " is already listed (line "
+                        + std::to_string(first->second) + ")");
+          return;
+        }
+        t.holidays.push_back(*text);
+      });
+  }
+
   void read_http_allow(const entry& e, engine::tenant& t) {
-    if (e.value.IsNull()) {
-      return; // none
-    }
-    if (!e.value.IsSequence()) {
-      error(e, "expected a list of host names like [\"api.example.com\", "
-               "\"*.example.com\"], got "
-                 + workflows::kind_name(e.value));
-      return;
-    }
-    std::size_t i = 0;
-    for (auto it = e.value.begin(); it != e.value.end(); ++it, ++i) {
-      entry item{*it, *it, workflows::child_path(style, e.path, i)};
-      if (!it->IsScalar()) {
-        error(item, "expected a host name, got " + workflows::kind_name(*it));
-        continue;
-      }
-      auto text = scalar(item);
-      if (!text) {
-        continue;
-      }
-      auto p = workflows::parse_host_pattern(*text);
-      if (!p.ok()) {
-        error_in_value(item, *text, p.column, p.error);
-        continue;
-      }
-      t.http_allow.push_back(*text);
-    }
+    for_each_scalar(
+      e, "a list of host names like [\"api.example.com\", \"*.example.com\"]",
+      "a host name", [&](const entry& item) {
+        auto text = scalar(item);
+        if (!text) {
+          return;
+        }
+        auto p = workflows::parse_host_pattern(*text);
+        if (!p.ok()) {
+          error_in_value(item, *text, p.column, p.error);
+          return;
+        }
+        t.http_allow.push_back(*text);
+      });
   }
 
   /// `messaging:`: the guards of the pre-send gate, the tenant's pace cap and
@@ -1227,8 +1275,10 @@ private:
   }
 
   /// A text ringback sends as one SMS: at most 1600 characters (the
-  /// carrier's limit for one message). An empty value is "".
-  std::optional<std::string> message_text(const entry& e) {
+  /// carrier's limit for one message). An empty value is "". `why` follows
+  /// the limit in the error.
+  std::optional<std::string>
+  message_text(const entry& e, const char* why = ", the limit of one SMS") {
     if (e.value.IsNull()) {
       return std::string{};
     }
@@ -1239,10 +1289,366 @@ private:
     constexpr std::size_t max = 1600;
     if (auto n = workflows::code_points(*text); n > max) {
       error(e, "the text is " + std::to_string(n) + " characters long (at most "
-                 + std::to_string(max) + ", the limit of one SMS)");
+                 + std::to_string(max) + why + ")");
       return std::nullopt;
     }
     return text;
+  }
+
+  // -- conversations and the AI (issue 5) -------------------------------------
+
+  /// `ai:` (global, or a tenant's, which replaces the global one whole):
+  /// which AI answers. `provider` is required; openai also needs `base_url`
+  /// and `model`. Keys left out keep the defaults of `engine::ai_settings`.
+  void read_ai(const entry& e, engine::ai_settings& out) {
+    auto s = subsection(e, {{"provider", "base_url", "model", "api_key",
+                             "timeout", "max_attempts", "usd_per_1k_prompt",
+                             "usd_per_1k_completion"},
+                            {"provider"}});
+    if (!s) {
+      return;
+    }
+    bool openai = false;
+    if (auto* x = find(*s, "provider")) {
+      if (auto v = scalar(*x)) {
+        const std::vector<std::string> known{"offline", "openai"};
+        if (std::find(known.begin(), known.end(), *v) == known.end()) {
+          error(*x, "unknown AI provider " + quote_value(*v)
+                      + workflows::did_you_mean(*v, known)
+                      + "; known providers: " + workflows::join(known));
+        } else {
+          out.provider = *v;
+          openai = *v == "openai";
+        }
+      }
+    }
+    if (auto* x = find(*s, "base_url")) {
+      read_base_url(*x, out.base_url);
+    } else if (openai) {
+      out_.error(e.mark(), e.path,
+                 "missing required key 'base_url' (provider openai needs the "
+                 "API's base URL, e.g. https://api.openai.com/v1)");
+    }
+    if (auto* x = find(*s, "model")) {
+      if (auto v = non_empty(*x)) {
+        constexpr std::size_t max = 256;
+        if (auto n = workflows::code_points(*v); n > max) {
+          error(*x, "the model name is " + std::to_string(n)
+                      + " characters long (at most " + std::to_string(max)
+                      + ")");
+        } else if (has_control(*v)) {
+          error(*x, "the model name must not contain control characters");
+        } else {
+          out.model = *v;
+        }
+      }
+    } else if (openai) {
+      out_.error(e.mark(), e.path,
+                 "missing required key 'model' (provider openai needs the "
+                 "model's name, e.g. gpt-4o-mini)");
+    }
+    if (auto* x = find(*s, "api_key")) {
+      // A secret: never echoed. It travels in an HTTP header, so no spaces
+      // or line breaks (a stray newline from a key file is a common slip).
+      if (auto v = scalar(*x)) {
+        if (v->empty()) {
+          error(*x, "must not be empty (leave api_key out when the server "
+                    "needs no key)");
+        } else if (std::any_of(v->begin(), v->end(), [](char c) {
+                     auto u = static_cast<unsigned char>(c);
+                     return u <= 0x20 || u == 0x7f;
+                   })) {
+          error(*x, "must not contain spaces, line breaks or control "
+                    "characters");
+        } else {
+          out.api_key = *v;
+        }
+      }
+    }
+    if (auto* x = find(*s, "timeout")) {
+      if (auto d = duration_between(*x, std::chrono::seconds{1},
+                                    std::chrono::seconds{120})) {
+        out.timeout = *d;
+      }
+    }
+    if (auto* x = find(*s, "max_attempts")) {
+      if (auto n = whole_number(*x, 1, 5)) {
+        out.max_attempts = static_cast<std::int32_t>(*n);
+      }
+    }
+    if (auto* x = find(*s, "usd_per_1k_prompt")) {
+      if (auto v = price(*x)) {
+        out.usd_per_1k_prompt = *v;
+      }
+    }
+    if (auto* x = find(*s, "usd_per_1k_completion")) {
+      if (auto v = price(*x)) {
+        out.usd_per_1k_completion = *v;
+      }
+    }
+  }
+
+  /// The base of an OpenAI-compatible API: an http(s) URL without query or
+  /// fragment, trailing slashes dropped; ringback appends /chat/completions.
+  void read_base_url(const entry& e, std::string& out) {
+    auto x = scalar(e);
+    if (!x) {
+      return;
+    }
+    // The URL may carry credentials (user:password@): never echo those.
+    auto shown = quote_value(redact_url(*x));
+    auto u = http_url(*x);
+    if (!u) {
+      error(e, shown
+                 + " is not an http:// or https:// URL (without ?query or "
+                   "#fragment)");
+      return;
+    }
+    const std::string endpoint = "/chat/completions";
+    if (u->size() >= endpoint.size()
+        && lower(u->substr(u->size() - endpoint.size())) == endpoint) {
+      error(e, shown
+                 + " is the endpoint itself: give the base URL without "
+                   "/chat/completions (e.g. https://api.openai.com/v1)");
+      return;
+    }
+    out = *u;
+  }
+
+  /// `profile:`: what the AI may say about the business. Every key is
+  /// optional; `name` and `phone` default to the tenant's (set by the
+  /// caller).
+  void read_profile(const entry& e, engine::business_profile& p) {
+    auto s = subsection(e, {{"name", "phone", "services", "hours",
+                             "service_area", "booking_link", "notes"},
+                            {}});
+    if (!s) {
+      return;
+    }
+    if (auto* x = find(*s, "name")) {
+      if (auto v = profile_text(*x)) {
+        p.name = *v;
+      }
+    }
+    if (auto* x = find(*s, "phone")) {
+      if (auto v = phone(*x)) {
+        p.phone = *v;
+      }
+    }
+    if (auto* x = find(*s, "services")) {
+      read_services(*x, p.services);
+    }
+    if (auto* x = find(*s, "hours")) {
+      if (auto v = profile_text(*x)) {
+        p.hours = *v;
+      }
+    }
+    if (auto* x = find(*s, "service_area")) {
+      if (auto v = profile_text(*x)) {
+        p.service_area = *v;
+      }
+    }
+    if (auto* x = find(*s, "booking_link")) {
+      if (auto v = profile_text(*x)) {
+        if (v->empty() || is_link(*v)) {
+          p.booking_link = *v;
+        } else {
+          error(*x, quote_value(*v)
+                      + " is not an http:// or https:// link (e.g. "
+                        "https://acme.example/book)");
+        }
+      }
+    }
+    if (auto* x = find(*s, "notes")) {
+      if (auto v = profile_text(*x)) {
+        p.notes = *v;
+      }
+    }
+  }
+
+  void read_services(const entry& e, std::vector<std::string>& out) {
+    std::map<std::string, int> seen; // service -> line
+    for_each_scalar(
+      e, "a list like [\"water heaters\", \"drain cleaning\"]",
+      "a service name", [&](const entry& item) {
+        auto text = profile_text(item);
+        if (!text) {
+          return;
+        }
+        if (text->empty()) {
+          error(item, "must not be empty");
+          return;
+        }
+        auto [first, added] = seen.emplace(*text, item.mark().line + 1);
+        if (!added) {
+          error(item, quote_value(*text) + " is already listed (line "
+                        + std::to_string(first->second) + ")");
+          return;
+        }
+        out.push_back(*text);
+      });
+  }
+
+  /// `conversations:`: the owner-reply window, batching, idle close and the
+  /// AI's limits. Every key is optional; absent keys keep the defaults of
+  /// `engine::conversation_settings`.
+  void read_conversations(const entry& e, engine::conversation_settings& c) {
+    using std::chrono::hours;
+    using std::chrono::minutes;
+    using std::chrono::seconds;
+    auto s = subsection(e, {{"owner_reply_window", "batch", "idle_close",
+                             "max_ai_replies", "max_reply_chars"},
+                            {}});
+    if (!s) {
+      return;
+    }
+    bool others_ok = true; // compare idle_close only with valid values
+    if (auto* x = find(*s, "owner_reply_window")) {
+      if (auto d = duration_between(*x, seconds{5}, hours{1})) {
+        c.owner_reply_window = *d;
+      } else {
+        others_ok = false;
+      }
+    }
+    if (auto* x = find(*s, "batch")) {
+      if (auto d = duration_between(*x, seconds{0}, seconds{60})) {
+        c.batch = *d;
+      } else {
+        others_ok = false;
+      }
+    }
+    if (auto* x = find(*s, "idle_close")) {
+      if (auto d = duration_between(*x, minutes{1}, hours{24 * 30})) {
+        // Closing before the AI could take over (or answer a batch) would
+        // make the window meaningless.
+        if (others_ok && *d <= c.owner_reply_window) {
+          error(*x, "must be longer than owner_reply_window ("
+                      + format_ms(c.owner_reply_window)
+                      + "): the conversation would close before the AI "
+                        "could answer");
+        } else if (others_ok && *d <= c.batch) {
+          error(*x, "must be longer than batch (" + format_ms(c.batch) + ")");
+        } else {
+          c.idle_close = *d;
+        }
+      }
+    }
+    if (auto* x = find(*s, "max_ai_replies")) {
+      if (auto n = whole_number(*x, 0, 100)) {
+        c.max_ai_replies = static_cast<std::int32_t>(*n);
+      }
+    }
+    if (auto* x = find(*s, "max_reply_chars")) {
+      if (auto n = whole_number(*x, 40, 1600)) {
+        c.max_reply_chars = static_cast<std::size_t>(*n);
+      }
+    }
+  }
+
+  /// A duration from `min` to `max`. When `min` is 0, `0` (with or without a
+  /// unit) is allowed too.
+  std::optional<std::chrono::milliseconds>
+  duration_between(const entry& e, std::chrono::milliseconds min,
+                   std::chrono::milliseconds max) {
+    auto x = scalar(e);
+    if (!x) {
+      return std::nullopt;
+    }
+    auto [number, unit] = number_and_unit(*x);
+    bool zero = !number.empty()
+                && number.find_first_not_of('0') == std::string_view::npos
+                && (unit.empty() || duration_unit(unit) != 0);
+    std::optional<std::chrono::milliseconds> d;
+    if (zero) {
+      d = std::chrono::milliseconds{0};
+    } else if (x->size() > 1 && x->front() == '-'
+               && parse_duration(std::string_view(*x).substr(1))) {
+      error(e, quote_value(*x) + " must not be negative");
+      return std::nullopt;
+    } else {
+      d = duration_of(e, *x);
+      if (!d) {
+        return std::nullopt;
+      }
+    }
+    if (*d < min) {
+      error(e, quote_value(*x) + " is too short (at least " + format_ms(min)
+                 + ")");
+      return std::nullopt;
+    }
+    if (*d > max) {
+      error(e,
+            quote_value(*x) + " is too long (at most " + format_ms(max) + ")");
+      return std::nullopt;
+    }
+    return d;
+  }
+
+  /// A whole number from `min` to `max`.
+  std::optional<std::int64_t> whole_number(const entry& e, std::int64_t min,
+                                           std::int64_t max) {
+    auto x = scalar(e);
+    if (!x) {
+      return std::nullopt;
+    }
+    std::int64_t n = 0;
+    auto [end, ec] = std::from_chars(x->data(), x->data() + x->size(), n);
+    if (ec != std::errc{} || end != x->data() + x->size() || n < min
+        || n > max) {
+      error(e, "expected a whole number from " + std::to_string(min) + " to "
+                 + std::to_string(max) + ", got " + quote_value(*x));
+      return std::nullopt;
+    }
+    return n;
+  }
+
+  /// A price in US dollars per 1000 tokens: a finite number, 0 or more.
+  std::optional<double> price(const entry& e) {
+    auto x = scalar(e);
+    if (!x) {
+      return std::nullopt;
+    }
+    double v = 0;
+    auto [end, ec] = std::from_chars(x->data(), x->data() + x->size(), v);
+    if (ec != std::errc{} || end != x->data() + x->size() || !std::isfinite(v)
+        || v < 0) {
+      error(e, "expected a price in US dollars per 1000 tokens (a number, 0 "
+               "or more, e.g. 0.00015), got "
+                 + quote_value(*x));
+      return std::nullopt;
+    }
+    return v;
+  }
+
+  /// A profile text: at most 1600 characters; an empty value is "".
+  std::optional<std::string> profile_text(const entry& e) {
+    return message_text(e, "");
+  }
+
+  static bool has_control(std::string_view x) {
+    return std::any_of(x.begin(), x.end(), [](char c) {
+      auto u = static_cast<unsigned char>(c);
+      return u < 0x20 || u == 0x7f;
+    });
+  }
+
+  /// "http(s)://host..." with anything after the host (a path, a query, a
+  /// fragment) but no white space or control characters.
+  static bool is_link(std::string_view x) {
+    std::string_view rest;
+    auto l = lower(x.substr(0, 8));
+    if (l.rfind("http://", 0) == 0) {
+      rest = x.substr(7);
+    } else if (l.rfind("https://", 0) == 0) {
+      rest = x.substr(8);
+    } else {
+      return false;
+    }
+    auto host = rest.substr(0, rest.find_first_of("/?#"));
+    return !host.empty() && host.front() != ':' && !has_control(x)
+           && std::none_of(x.begin(), x.end(), [](char c) {
+                return std::isspace(static_cast<unsigned char>(c)) != 0;
+              });
   }
 
   /// An IANA name that exists in the time zone database ($TZDIR, default
@@ -1310,6 +1716,7 @@ private:
   const env_lookup& env_;
   reporter& out_;
   std::vector<std::string_view> lines_;
+  engine::ai_settings global_ai_; ///< the global `ai:`, for the tenants
 };
 
 std::vector<std::string> to_strings(const std::vector<diagnostic>& xs) {
@@ -1452,6 +1859,14 @@ std::string describe(const config& c) {
   add("calls.ring_timeout", ms(c.calls.ring_timeout));
   add("calls.fallback_grace", ms(c.calls.fallback_grace));
   add("calls.recheck_interval", ms(c.calls.recheck_interval));
+  add("ai.provider", c.ai.provider);
+  if (c.ai.provider != "offline") {
+    add("ai.base_url", redact_url(c.ai.base_url));
+    add("ai.model", c.ai.model);
+    add("ai.api_key", c.ai.api_key.empty() ? "none" : "***");
+    add("ai.timeout", ms(c.ai.timeout));
+    add("ai.max_attempts", std::to_string(c.ai.max_attempts));
+  }
   std::string tenants;
   for (const auto& t : c.tenants) {
     if (!tenants.empty()) {
@@ -1460,7 +1875,13 @@ std::string describe(const config& c) {
     tenants += t.id;
     tenants += '(';
     tenants += std::to_string(t.numbers.size());
-    tenants += " numbers)";
+    tenants += " numbers, ai ";
+    tenants += t.ai.provider;
+    if (t.ai.provider != "offline") {
+      tenants += ' ';
+      tenants += t.ai.model;
+    }
+    tenants += ')';
   }
   add("tenants", tenants);
   return out;

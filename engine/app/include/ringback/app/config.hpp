@@ -60,6 +60,14 @@ struct config {
   http_settings http;
   twilio_settings twilio;
   call_settings calls;
+  /// The global `ai:` section: which AI answers for tenants without their
+  /// own `ai:` (each tenant already holds its effective one in
+  /// `engine::tenant::ai`). Absent: the offline responder. `api_key` is a
+  /// secret: never log it.
+  engine::ai_settings ai;
+  /// Each with its effective `ai` (its own, else the global one) and a
+  /// `profile` whose `name` and `phone` default to the tenant's name and
+  /// first number.
   std::vector<engine::tenant> tenants;
 };
 
@@ -94,8 +102,8 @@ config_result load_config_string(const std::string& text,
                                  const std::string& base_dir,
                                  const env_lookup& env = process_env);
 
-/// "500ms", "20s", "2m", "1h" -> milliseconds; a positive whole number and a
-/// unit. nullopt otherwise.
+/// "500ms", "20s", "2m", "1h", "7d" -> milliseconds; a positive whole number
+/// and a unit. nullopt otherwise.
 std::optional<std::chrono::milliseconds> parse_duration(std::string_view x);
 
 /// "65536", "64KiB", "1MiB", "1GiB" (also with a "B" suffix for bytes) ->
@@ -107,7 +115,7 @@ std::optional<std::size_t> parse_size(std::string_view x);
 double default_mps(engine::number_kind kind);
 
 /// One line for the start-up log, secrets masked (the auth token, a store
-/// or kv password).
+/// or kv password, the AI's api_key).
 std::string describe(const config& c);
 
 } // namespace ringback::app
