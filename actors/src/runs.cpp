@@ -1,6 +1,7 @@
 #include "ringback/actors/runs.hpp"
 
 #include "ringback/actors/services.hpp"
+#include "ringback/engine/conversation.hpp"
 #include "ringback/engine/log.hpp"
 #include "ringback/engine/messaging.hpp"
 #include "ringback/workflows/diagnostic.hpp"
@@ -205,10 +206,15 @@ stored_segment make_segment(const workflows::workflow& wf,
     m.state = engine::message_state::queued;
     m.node_id = node_id;
     m.created_at = m.updated_at = now;
+    const bool to_owner = m.kind == engine::send_kind::notification;
+    s.authors.push_back(to_owner ? std::string{}
+                                 : (sms.author.empty() ? std::string{"rule"}
+                                                       : sms.author));
     s.messages.push_back(std::move(m));
   }
   s.tags = r.fx.tags;
   s.http = r.fx.http;
+  s.ai = r.fx.ai;
   s.run = std::move(run);
   return s;
 }
@@ -227,11 +233,61 @@ bool write_segment(engine::store& db, stored_segment& s,
     st.run_id = s.run.id;
   if (!s.steps.empty())
     db.insert_run_steps(s.steps);
-  for (auto& m : s.messages) {
+  std::vector<engine::conversation_message> said;
+  for (std::size_t i = 0; i < s.messages.size(); ++i) {
+    auto& m = s.messages[i];
     if (s.info)
       gate_message(db, m, *s.info, s.numbers.get(), m.created_at);
     m.id = db.insert_message(m);
     message_ids.push_back(m.id);
+    const auto& author = i < s.authors.size() ? s.authors[i] : std::string{};
+    if (author.empty() || m.state == engine::message_state::refused)
+      continue;
+    auto c = db.find_or_create_conversation(m.tenant_id, m.to, m.from,
+                                            m.created_at);
+    if (m.kind == engine::send_kind::text_back && s.info) {
+      // A missed call's text-back opens the conversation for the owner.
+      for (int attempt = 0; attempt < 3; ++attempt) {
+        auto st = engine::on_text_back(c, s.info->tenant->conversations,
+                                       m.created_at);
+        if (db.update_conversation(st.next, c.seq)) {
+          c = st.next;
+          for (const auto& e : st.fx.events) {
+            engine::conversation_event ev;
+            ev.conversation_id = c.id;
+            ev.tenant_id = c.tenant_id;
+            ev.kind = e;
+            ev.detail = "missed call " + s.run.call_sid;
+            ev.at = m.created_at;
+            db.insert_conversation_event(ev);
+          }
+          break;
+        }
+        if (auto again = db.find_conversation(c.id))
+          c = std::move(*again);
+      }
+    }
+    engine::conversation_message cm;
+    cm.conversation_id = c.id;
+    cm.tenant_id = m.tenant_id;
+    cm.author = author;
+    cm.body = m.body;
+    cm.message_id = m.id;
+    cm.at = m.created_at;
+    said.push_back(std::move(cm));
+  }
+  if (!said.empty())
+    db.insert_conversation_messages(said);
+  if (!s.ai_events.empty() && !s.run.contact.empty()) {
+    // The turn is recorded (tokens, cost, latency) even if its text was
+    // refused by the gate.
+    auto c = db.find_or_create_conversation(s.run.tenant_id, s.run.contact, "",
+                                            s.run.updated_at);
+    for (auto ev : s.ai_events) {
+      ev.conversation_id = c.id;
+      ev.tenant_id = c.tenant_id;
+      db.insert_conversation_event(ev);
+    }
   }
   for (const auto& t : s.tags)
     db.tag_contact(s.run.tenant_id, t.phone, t.tag, s.run.updated_at);

@@ -1,5 +1,6 @@
 #include "ringback/actors/runs_actor.hpp"
 
+#include "ringback/actors/wake.hpp"
 #include "ringback/engine/log.hpp"
 #include "ringback/workflows/contexts.hpp"
 #include "ringback/workflows/program.hpp"
@@ -29,19 +30,6 @@ std::string cron_key(const std::string& name) {
   return "cron:" + name;
 }
 
-void schedule_wake(state_t* self, const services_ptr& svc) {
-  auto next = self->state.timers.next();
-  if (!next)
-    return;
-  auto now = svc->clock->now();
-  if (self->state.wake_at != 0 && self->state.wake_at <= *next
-      && self->state.wake_at >= now)
-    return;
-  self->state.wake_at = *next;
-  auto delay
-    = std::chrono::milliseconds{std::max<engine::epoch_ms>(0, *next - now)};
-  self->delayed_send(self, delay, wake_atom_v);
-}
 
 /// The host side of one tenant's runs; every member runs on the actor.
 class host {
@@ -89,7 +77,12 @@ public:
                 who_ + (run.call_sid.empty() ? "" : " " + run.call_sid));
     auto seg = std::make_shared<stored_segment>(
       make_segment(*wf, r, std::move(run), *svc_, info_, now()));
+    if (auto i = ai_events_.find(seg->run.id); i != ai_events_.end()) {
+      seg->ai_events = std::move(i->second);
+      ai_events_.erase(i);
+    }
     auto http = seg->http;
+    auto ai = seg->ai;
     auto ids = std::make_shared<std::vector<std::int64_t>>();
     auto won = std::make_shared<bool>(false);
     auto me = caf::actor{self_};
@@ -97,7 +90,7 @@ public:
       [seg, ids, won](engine::store& db) {
         *won = write_segment(db, *seg, *ids);
       },
-      [me, seg, ids, won, http, wf](const std::string& error) {
+      [me, seg, ids, won, http, ai, wf](const std::string& error) {
         if (!error.empty()) {
           engine::log_error("workflow",
                             wf->name + ": storing a run failed: " + error);
@@ -106,6 +99,8 @@ public:
         caf::anon_send(me, written_atom_v, seg, *ids, *won);
         if (*won && http)
           caf::anon_send(me, http_atom_v, seg->run.id, *http);
+        if (*won && ai)
+          caf::anon_send(me, ai_atom_v, seg->run.id, *ai);
       });
   }
 
@@ -152,6 +147,100 @@ public:
     svc_->http->post([me, run_id, req](engine::http_fetcher& f) {
       caf::anon_send(me, http_atom_v, run_id, f.fetch(req));
     });
+  }
+
+  /// Asks the AI for an `ai_reply` step: reads the customer's conversation,
+  /// then the AI pool (or the offline responder) answers as
+  /// `(ai_atom, run_id, reply)`.
+  void send_ai(std::int64_t run_id, const workflows::ai_action& a) {
+    auto me = caf::actor{self_};
+    auto req = std::make_shared<engine::ai_request>();
+    auto info = info_;
+    auto svc = svc_;
+    auto now = svc_->clock->now();
+    svc_->store->post(
+      [req, info, a, now](engine::store& db) {
+        *req = {};
+        const auto& t = *info->tenant;
+        req->tenant_id = t.id;
+        req->profile = t.profile;
+        if (req->profile.name.empty())
+          req->profile.name = t.name;
+        if (req->profile.phone.empty())
+          req->profile.phone = a.from.empty() && !t.numbers.empty()
+                                 ? t.numbers.front().number
+                                 : a.from;
+        req->max_chars = a.max_chars;
+        auto c = db.find_or_create_conversation(t.id, a.to, a.from, now);
+        for (const auto& m : db.conversation_messages(c.id, 30)) {
+          if (m.at < c.opened_at)
+            continue;
+          engine::ai_turn turn;
+          turn.who = m.author == "customer" ? engine::ai_turn::speaker::customer
+                     : m.author == "owner"  ? engine::ai_turn::speaker::owner
+                                            : engine::ai_turn::speaker::ai;
+          turn.text = m.body;
+          turn.at = m.at;
+          req->transcript.push_back(std::move(turn));
+        }
+      },
+      [me, run_id, req, svc](const std::string& error) {
+        if (!error.empty())
+          engine::log_warn("workflow", "reading the conversation for an AI "
+                                       "turn failed ("
+                                         + error + "): answering without it");
+        if (svc->ai == nullptr) {
+          caf::anon_send(me, ai_atom_v, run_id, engine::offline_reply(*req));
+          return;
+        }
+        svc->ai->post([me, run_id, req](engine::ai_responder& r) {
+          caf::anon_send(me, ai_atom_v, run_id, r.respond(*req));
+        });
+      });
+  }
+
+  /// The AI's answer: resumes the run; the turn is recorded with its segment.
+  void ai_answered(std::int64_t run_id, const engine::ai_reply& reply) {
+    resume_event ev;
+    ev.what = resume_event::kind::ai;
+    ev.body = reply.text;
+    ev.status = engine::to_string(reply.about);
+    ev.provider = reply.provider;
+    ev.error = reply.error;
+    ev.elapsed_ms = reply.latency_ms;
+    ev.prompt_tokens = reply.prompt_tokens;
+    ev.completion_tokens = reply.completion_tokens;
+    ev.cost_usd = reply.cost_usd;
+    svc_->metrics->ai_turn(info_->tenant->id, reply.provider,
+                           !reply.error.empty(), reply.prompt_tokens,
+                           reply.completion_tokens, reply.cost_usd,
+                           static_cast<double>(reply.latency_ms) / 1000.0);
+    auto& events = ai_events_[run_id];
+    events.clear();
+    if (!reply.error.empty()) {
+      engine::conversation_event e;
+      e.kind = "ai_error";
+      e.detail = reply.error;
+      e.provider = reply.provider;
+      e.at = now();
+      events.push_back(std::move(e));
+      engine::log_warn("workflow", who_ + ": AI for run "
+                                     + std::to_string(run_id) + " failed ("
+                                     + reply.error
+                                     + "), the offline responder answered");
+    }
+    engine::conversation_event e;
+    e.kind = "ai_turn";
+    e.detail = std::string{engine::to_string(reply.about)}
+               + (reply.model.empty() ? "" : " by " + reply.model);
+    e.provider = reply.provider;
+    e.latency_ms = reply.latency_ms;
+    e.prompt_tokens = reply.prompt_tokens;
+    e.completion_tokens = reply.completion_tokens;
+    e.cost_usd = reply.cost_usd;
+    e.at = now();
+    events.push_back(std::move(e));
+    load_and_resume(run_id, std::move(ev));
   }
 
   /// Loads a stored run (and its workflow's source if this process does not
@@ -272,6 +361,11 @@ public:
         for (const auto& run : *found)
           caf::anon_send(me, adopt_atom_v, run.id, r);
       });
+    // The owner's texts answer customers (the conversations handle them):
+    // they resume runs waiting for the owner's reply but start nothing.
+    const auto& owner = info_->tenant->owner_phone;
+    if (!owner.empty() && ev.from == owner)
+      return;
     engine::inbound_message m{ev.sid, info_->tenant->id, ev.from,
                               ev.to,  ev.body,           ev.raw.received_at};
     start("sms.received", workflows::sms_context(m, *info_->tenant), "");
@@ -491,6 +585,15 @@ public:
         ++n;
         continue;
       }
+      if (run.waiting_for == "ai") {
+        // The AI's answer was lost with the process: ask again (the step
+        // renders its own recipient and sender when it resumes).
+        workflows::ai_action a;
+        a.to = run.contact;
+        send_ai(run.id, a);
+        ++n;
+        continue;
+      }
       arm(run);
       ++n;
     }
@@ -504,6 +607,10 @@ public:
   services_ptr svc_;
   caf::actor outbox_;
   std::string who_;
+  /// The AI turn of each run resumed by an AI answer, recorded with the
+  /// segment that resume writes.
+  std::unordered_map<std::int64_t, std::vector<engine::conversation_event>>
+    ai_events_;
 };
 
 } // namespace
@@ -535,7 +642,16 @@ caf::behavior runs_actor(caf::stateful_actor<runs_state>* self,
         const std::string& source) {
       h->transcription_for(parent, ordinal, std::move(extra), file, source);
     },
-    [=](adopt_atom, const engine::run_record& run) { h->arm(run); },
+    [=](adopt_atom, const engine::run_record& run) {
+      if (run.status == engine::run_status::waiting && run.waiting_for == "ai") {
+        // A run written elsewhere (a call's outcome) that waits for the AI.
+        workflows::ai_action a;
+        a.to = run.contact;
+        h->send_ai(run.id, a);
+        return;
+      }
+      h->arm(run);
+    },
     [=](adopt_atom, const engine::run_record& run,
         const workflows::http_action& a) { h->send_http(run.id, a); },
     [=](adopt_atom, std::int64_t run_id, resume_event& ev) {
@@ -554,6 +670,12 @@ caf::behavior runs_actor(caf::stateful_actor<runs_state>* self,
         bool won) { h->written(seg, ids, won); },
     [=](http_atom, std::int64_t run_id, const workflows::http_action& a) {
       h->send_http(run_id, a);
+    },
+    [=](ai_atom, std::int64_t run_id, const workflows::ai_action& a) {
+      h->send_ai(run_id, a);
+    },
+    [=](ai_atom, std::int64_t run_id, const engine::ai_reply& reply) {
+      h->ai_answered(run_id, reply);
     },
     [=](http_atom, std::int64_t run_id,
         const engine::outbound_http_response& r) {

@@ -1,6 +1,7 @@
 #include "ringback/actors/tenant_actor.hpp"
 
 #include "ringback/actors/call_actor.hpp"
+#include "ringback/actors/conversations_actor.hpp"
 #include "ringback/actors/runs_actor.hpp"
 #include "ringback/engine/log.hpp"
 
@@ -66,6 +67,9 @@ caf::behavior tenant_actor(state_t* self,
   auto info = tenant_info::make(tenant);
   auto runs = self->spawn<caf::linked>(runs_actor, info, svc, outbox);
   self->state.runs = runs;
+  auto conversations
+    = self->spawn<caf::linked>(conversations_actor, info, svc, runs, outbox);
+  self->state.conversations = conversations;
   auto spawn_call = [=](call_record rec, bool created) {
     auto sid = rec.call_sid;
     auto call = self->spawn(call_actor, std::move(rec), svc, info,
@@ -103,7 +107,12 @@ caf::behavior tenant_actor(state_t* self,
       auto& st = self->state;
       using kind = inbound_event::kind;
       if (ev.what == kind::sms) {
-        self->send(runs, event_atom_v, std::move(ev), std::move(reply));
+        // Every text goes to the conversations and to the workflows (runs
+        // waiting for a reply from the sender; sms.received, which the runs
+        // actor does not start for the owner's own texts).
+        self->send(runs, event_atom_v, ev, reply);
+        self->send(conversations, event_atom_v, std::move(ev),
+                   std::move(reply));
         return;
       }
       if (ev.what == kind::transcription) {
@@ -200,6 +209,7 @@ caf::behavior tenant_actor(state_t* self,
     },
     [=](recover_atom) {
       self->send(runs, recover_atom_v);
+      self->send(conversations, recover_atom_v);
       auto found = std::make_shared<std::vector<call_record>>();
       auto me = caf::actor{self};
       auto orphaned_before = svc->clock->now() - svc->adopt_after.count();

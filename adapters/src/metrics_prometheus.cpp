@@ -81,7 +81,25 @@ struct prometheus_metrics::families {
                       "in.")),
       status_reports(counter(r, "ringback_status_reports_total",
                              "Delivery status callbacks handled, by result "
-                             "(applied, stale, unknown).")) {
+                             "(applied, stale, unknown).")),
+      conversation_events(counter(r, "ringback_conversation_events_total",
+                                  "Conversation events: opened, owner_won, "
+                                  "ai_won, taken_back, closed...")),
+      ai_turns(counter(r, "ringback_ai_turns_total",
+                       "AI turns answered, by who wrote the answer (openai, "
+                       "offline).")),
+      ai_errors(counter(r, "ringback_ai_errors_total",
+                        "AI turns the model failed (the offline responder "
+                        "answered instead).")),
+      ai_tokens(counter(r, "ringback_ai_tokens_total",
+                        "Tokens the model reported, by kind (prompt, "
+                        "completion).")),
+      ai_cost(counter(r, "ringback_ai_cost_usd_total",
+                      "Estimated cost of the model's tokens in US dollars.")),
+      ai_latency(prometheus::BuildHistogram()
+                   .Name("ringback_ai_latency_seconds")
+                   .Help("Time an AI turn took, fallback included.")
+                   .Register(r)) {
     // nop
   }
 
@@ -99,6 +117,12 @@ struct prometheus_metrics::families {
   counter_family& opt_outs;
   counter_family& opt_ins;
   counter_family& status_reports;
+  counter_family& conversation_events;
+  counter_family& ai_turns;
+  counter_family& ai_errors;
+  counter_family& ai_tokens;
+  counter_family& ai_cost;
+  prometheus::Family<prometheus::Histogram>& ai_latency;
 };
 
 prometheus_metrics::prometheus_metrics()
@@ -241,6 +265,43 @@ void prometheus_metrics::opt_out_changed(std::string_view tenant,
 void prometheus_metrics::status_report(std::string_view result) {
   guarded([&] {
     families_->status_reports.Add({{"result", text(result)}}).Increment();
+  });
+}
+
+void prometheus_metrics::conversation_event(std::string_view tenant,
+                                            std::string_view event) {
+  guarded([&] {
+    families_->conversation_events
+      .Add({{"tenant", text(tenant)}, {"event", text(event)}})
+      .Increment();
+  });
+}
+
+void prometheus_metrics::ai_turn(std::string_view tenant,
+                                 std::string_view provider, bool failed,
+                                 std::int64_t prompt_tokens,
+                                 std::int64_t completion_tokens,
+                                 double cost_usd, double latency_seconds) {
+  guarded([&] {
+    const auto t = text(tenant);
+    families_->ai_turns.Add({{"tenant", t}, {"provider", text(provider)}})
+      .Increment();
+    if (failed)
+      families_->ai_errors.Add({{"tenant", t}}).Increment();
+    if (prompt_tokens > 0)
+      families_->ai_tokens.Add({{"tenant", t}, {"kind", "prompt"}})
+        .Increment(static_cast<double>(prompt_tokens));
+    if (completion_tokens > 0)
+      families_->ai_tokens.Add({{"tenant", t}, {"kind", "completion"}})
+        .Increment(static_cast<double>(completion_tokens));
+    if (cost_usd > 0 && std::isfinite(cost_usd))
+      families_->ai_cost.Add({{"tenant", t}}).Increment(cost_usd);
+    if (latency_seconds >= 0 && std::isfinite(latency_seconds))
+      families_->ai_latency
+        .Add({{"tenant", t}},
+             prometheus::Histogram::BucketBoundaries{0.05, 0.1, 0.25, 0.5, 1,
+                                                     2, 5, 10, 30})
+        .Observe(latency_seconds);
   });
 }
 

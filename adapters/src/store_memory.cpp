@@ -55,6 +55,14 @@ struct tables {
     contact_tags;
   std::map<std::pair<std::string, std::string>, engine::opt_out_state> opt_outs;
   std::vector<engine::status_report> status_reports; // in arrival order
+  std::map<std::int64_t, engine::conversation_record> conversations;
+  std::int64_t next_conversation_id = 1;
+  std::map<std::int64_t, engine::conversation_message> conversation_messages;
+  std::int64_t next_conversation_message_id = 1;
+  std::map<std::int64_t, engine::conversation_event> conversation_events;
+  std::int64_t next_conversation_event_id = 1;
+  /// tenant_id -> the conversation its owner last heard from.
+  std::map<std::string, std::int64_t, std::less<>> owner_focus;
 };
 
 /// The reports of a MessageSid, oldest first (as the SQL stores order them).
@@ -79,6 +87,31 @@ auto message_by_sid(Tables& db, std::string_view message_sid)
     if (m.message_sid == message_sid)
       return &m;
   return nullptr;
+}
+
+/// The conversation of a tenant with a customer, or null.
+const engine::conversation_record* conversation_of(const tables& db,
+                                                   std::string_view tenant_id,
+                                                   std::string_view customer) {
+  for (const auto& [id, c] : db.conversations)
+    if (c.tenant_id == tenant_id && c.customer == customer)
+      return &c;
+  return nullptr;
+}
+
+/// When a conversation is due at or before `now`: the earliest of its
+/// deadlines that are (see `store::due_conversations`), if any.
+std::optional<engine::epoch_ms> due_at(const engine::conversation_record& c,
+                                       engine::epoch_ms now) {
+  std::optional<engine::epoch_ms> result;
+  auto consider = [&](engine::epoch_ms at, bool applies) {
+    if (applies && at > 0 && at <= now && (!result || at < *result))
+      result = at;
+  };
+  consider(c.window_deadline, c.outcome == engine::window_outcome::none);
+  consider(c.turn_at, true);
+  consider(c.close_at, c.state != engine::conversation_state::closed);
+  return result;
 }
 
 /// The runs of `db` that `keep` accepts, in id order.
@@ -725,6 +758,190 @@ std::vector<std::string> memory_store::contact_tags(std::string_view tenant_id,
          ++i)
       result.push_back(std::get<2>(i->first));
     return result;
+  });
+}
+
+engine::conversation_record
+memory_store::find_or_create_conversation(std::string_view tenant_id,
+                                          std::string_view customer,
+                                          std::string_view business_number,
+                                          engine::epoch_ms now) {
+  constexpr std::string_view op = "find_or_create_conversation";
+  // Known conversations are read without the write lock, as in the SQL
+  // stores.
+  auto found = impl_->read(op, [&](const tables& db) {
+    std::optional<engine::conversation_record> result;
+    if (const auto* c = conversation_of(db, tenant_id, customer))
+      result = *c;
+    return result;
+  });
+  if (found)
+    return std::move(*found);
+  return impl_->write(op, [&](tables& db) {
+    if (const auto* c = conversation_of(db, tenant_id, customer))
+      return *c; // created meanwhile
+    std::int32_t ref = 0;
+    for (const auto& [id, c] : db.conversations)
+      if (c.tenant_id == tenant_id)
+        ref = std::max(ref, c.ref);
+    engine::conversation_record c;
+    c.id = db.next_conversation_id++;
+    c.tenant_id = std::string(tenant_id);
+    c.customer = std::string(customer);
+    c.business_number = std::string(business_number);
+    c.ref = ref + 1;
+    c.state = engine::conversation_state::closed;
+    c.opened_at = now;
+    c.updated_at = now;
+    db.conversations[c.id] = c;
+    return c;
+  });
+}
+
+std::optional<engine::conversation_record>
+memory_store::find_conversation(std::int64_t id) {
+  return impl_->read("find_conversation", [&](const tables& db) {
+    std::optional<engine::conversation_record> result;
+    if (auto i = db.conversations.find(id); i != db.conversations.end())
+      result = i->second;
+    return result;
+  });
+}
+
+std::optional<engine::conversation_record>
+memory_store::find_conversation_by_ref(std::string_view tenant_id,
+                                       std::int32_t ref) {
+  return impl_->read("find_conversation_by_ref", [&](const tables& db) {
+    std::optional<engine::conversation_record> result;
+    for (const auto& [id, c] : db.conversations)
+      if (c.tenant_id == tenant_id && c.ref == ref)
+        result = c;
+    return result;
+  });
+}
+
+bool memory_store::update_conversation(const engine::conversation_record& c,
+                                       std::int64_t expected_seq) {
+  return impl_->write("update_conversation", [&](tables& db) {
+    store_detail::check_conversation_update(memory_backend, c, expected_seq);
+    auto i = db.conversations.find(c.id);
+    if (i == db.conversations.end())
+      fail(memory_backend, "update_conversation",
+           "unknown conversation id " + std::to_string(c.id));
+    if (i->second.seq != expected_seq)
+      return false;
+    // The unique indexes of the SQL stores.
+    for (const auto& [id, x] : db.conversations)
+      if (id != c.id && x.tenant_id == c.tenant_id
+          && (x.customer == c.customer || x.ref == c.ref))
+        fail(memory_backend, "update_conversation",
+             "conversation id " + std::to_string(id)
+               + " has that tenant and customer or ref");
+    i->second = c;
+    return true;
+  });
+}
+
+std::vector<engine::conversation_record>
+memory_store::due_conversations(engine::epoch_ms now, std::size_t limit) {
+  return impl_->read("due_conversations", [&](const tables& db) {
+    // (due, id) pairs: sorted, the earliest deadline first, ties by id.
+    std::vector<std::pair<engine::epoch_ms, std::int64_t>> due;
+    for (const auto& [id, c] : db.conversations)
+      if (auto at = due_at(c, now))
+        due.emplace_back(*at, id);
+    std::sort(due.begin(), due.end());
+    if (due.size() > limit)
+      due.resize(limit);
+    std::vector<engine::conversation_record> result;
+    result.reserve(due.size());
+    for (const auto& [at, id] : due)
+      result.push_back(db.conversations.at(id));
+    return result;
+  });
+}
+
+void memory_store::insert_conversation_messages(
+  const std::vector<engine::conversation_message>& ms) {
+  impl_->write("insert_conversation_messages", [&](tables& db) {
+    for (const auto& m : ms) {
+      auto id = db.next_conversation_message_id++;
+      auto& stored = db.conversation_messages[id] = m;
+      stored.id = id;
+    }
+  });
+}
+
+std::vector<engine::conversation_message>
+memory_store::conversation_messages(std::int64_t conversation_id,
+                                    std::size_t limit) {
+  return impl_->read("conversation_messages", [&](const tables& db) {
+    std::vector<engine::conversation_message> result;
+    // Newest first up to the limit, then reversed.
+    for (auto i = db.conversation_messages.rbegin();
+         i != db.conversation_messages.rend() && result.size() < limit; ++i)
+      if (i->second.conversation_id == conversation_id)
+        result.push_back(i->second);
+    std::reverse(result.begin(), result.end());
+    return result;
+  });
+}
+
+void memory_store::insert_conversation_event(
+  const engine::conversation_event& e) {
+  impl_->write("insert_conversation_event", [&](tables& db) {
+    auto id = db.next_conversation_event_id++;
+    auto& stored = db.conversation_events[id] = e;
+    stored.id = id;
+  });
+}
+
+std::vector<engine::conversation_event>
+memory_store::conversation_events(std::int64_t conversation_id) {
+  return impl_->read("conversation_events", [&](const tables& db) {
+    std::vector<engine::conversation_event> result;
+    for (const auto& [id, e] : db.conversation_events)
+      if (e.conversation_id == conversation_id)
+        result.push_back(e);
+    return result;
+  });
+}
+
+void memory_store::set_owner_focus(std::string_view tenant_id,
+                                   std::int64_t conversation_id,
+                                   engine::epoch_ms) {
+  impl_->write("set_owner_focus", [&](tables& db) {
+    db.owner_focus[std::string(tenant_id)] = conversation_id;
+  });
+}
+
+std::optional<std::int64_t>
+memory_store::owner_focus(std::string_view tenant_id) {
+  return impl_->read("owner_focus", [&](const tables& db) {
+    std::optional<std::int64_t> result;
+    if (auto i = db.owner_focus.find(tenant_id); i != db.owner_focus.end())
+      result = i->second;
+    return result;
+  });
+}
+
+engine::ai_usage memory_store::ai_usage_since(std::string_view tenant_id,
+                                              engine::epoch_ms since) {
+  return impl_->read("ai_usage_since", [&](const tables& db) {
+    engine::ai_usage u;
+    for (const auto& [id, e] : db.conversation_events) {
+      if (e.tenant_id != tenant_id || e.at < since)
+        continue;
+      if (e.kind == "ai_turn") {
+        ++u.turns;
+        u.prompt_tokens += e.prompt_tokens;
+        u.completion_tokens += e.completion_tokens;
+        u.cost_usd += e.cost_usd;
+      } else if (e.kind == "ai_error") {
+        ++u.errors;
+      }
+    }
+    return u;
   });
 }
 

@@ -774,6 +774,110 @@ std::vector<std::string> pg_store::contact_tags(std::string_view tenant_id,
   });
 }
 
+engine::conversation_record
+pg_store::find_or_create_conversation(std::string_view tenant_id,
+                                      std::string_view customer,
+                                      std::string_view business_number,
+                                      engine::epoch_ms now) {
+  constexpr std::string_view op = "find_or_create_conversation";
+  auto& d = *impl_;
+  // Known conversations are read without a transaction or a lock.
+  auto found = d.guarded(op, [&](driver& dr) {
+    return sql_ops::find_conversation_by_customer(dr, tenant_id, customer, op);
+  });
+  if (found)
+    return std::move(*found);
+  // The lock on the tenant lasts until the end of the transaction: one of
+  // its own outside an open one.
+  return d.guarded(
+    op,
+    [&](driver& dr) {
+      return sql_ops::create_conversation(dr, tenant_id, customer,
+                                          business_number, now);
+    },
+    true);
+}
+
+std::optional<engine::conversation_record>
+pg_store::find_conversation(std::int64_t id) {
+  return impl_->guarded("find_conversation", [&](driver& dr) {
+    return sql_ops::find_conversation(dr, id);
+  });
+}
+
+std::optional<engine::conversation_record>
+pg_store::find_conversation_by_ref(std::string_view tenant_id,
+                                   std::int32_t ref) {
+  return impl_->guarded("find_conversation_by_ref", [&](driver& dr) {
+    return sql_ops::find_conversation_by_ref(dr, tenant_id, ref);
+  });
+}
+
+bool pg_store::update_conversation(const engine::conversation_record& c,
+                                   std::int64_t expected_seq) {
+  return impl_->guarded("update_conversation", [&](driver& dr) {
+    return sql_ops::update_conversation(dr, c, expected_seq);
+  });
+}
+
+std::vector<engine::conversation_record>
+pg_store::due_conversations(engine::epoch_ms now, std::size_t limit) {
+  return impl_->guarded("due_conversations", [&](driver& dr) {
+    return sql_ops::due_conversations(dr, now, limit);
+  });
+}
+
+void pg_store::insert_conversation_messages(
+  const std::vector<engine::conversation_message>& ms) {
+  // One message needs no transaction of its own.
+  impl_->guarded(
+    "insert_conversation_messages",
+    [&](driver& dr) { sql_ops::insert_conversation_messages(dr, ms); },
+    ms.size() > 1);
+}
+
+std::vector<engine::conversation_message>
+pg_store::conversation_messages(std::int64_t conversation_id,
+                                std::size_t limit) {
+  return impl_->guarded("conversation_messages", [&](driver& dr) {
+    return sql_ops::conversation_messages(dr, conversation_id, limit);
+  });
+}
+
+void pg_store::insert_conversation_event(const engine::conversation_event& e) {
+  impl_->guarded("insert_conversation_event", [&](driver& dr) {
+    sql_ops::insert_conversation_event(dr, e);
+  });
+}
+
+std::vector<engine::conversation_event>
+pg_store::conversation_events(std::int64_t conversation_id) {
+  return impl_->guarded("conversation_events", [&](driver& dr) {
+    return sql_ops::conversation_events(dr, conversation_id);
+  });
+}
+
+void pg_store::set_owner_focus(std::string_view tenant_id,
+                               std::int64_t conversation_id,
+                               engine::epoch_ms at) {
+  impl_->guarded("set_owner_focus", [&](driver& dr) {
+    sql_ops::set_owner_focus(dr, tenant_id, conversation_id, at);
+  });
+}
+
+std::optional<std::int64_t> pg_store::owner_focus(std::string_view tenant_id) {
+  return impl_->guarded("owner_focus", [&](driver& dr) {
+    return sql_ops::owner_focus(dr, tenant_id);
+  });
+}
+
+engine::ai_usage pg_store::ai_usage_since(std::string_view tenant_id,
+                                          engine::epoch_ms since) {
+  return impl_->guarded("ai_usage_since", [&](driver& dr) {
+    return sql_ops::ai_usage_since(dr, tenant_id, since);
+  });
+}
+
 std::optional<engine::tenant> pg_store::find_tenant(std::string_view id) {
   return impl_->guarded("find_tenant", [&](driver& dr) {
     return sql_ops::find_tenant(dr, id);

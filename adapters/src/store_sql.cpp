@@ -43,6 +43,19 @@ namespace {
 #define RINGBACK_WORKFLOW_VERSION_COLUMNS                                      \
   "tenant_id, name, version, file, source, loaded_at"
 
+#define RINGBACK_CONVERSATION_COLUMNS                                          \
+  "tenant_id, customer, business_number, ref, state, window_seq, "             \
+  "window_deadline, outcome, turn_at, close_at, ai_replies, opened_at, "       \
+  "last_customer_at, last_owner_at, last_ai_at, node_id, seq, updated_at"
+
+#define RINGBACK_CONVERSATION_MESSAGE_COLUMNS                                  \
+  "conversation_id, tenant_id, author, body, message_id, message_sid, "        \
+  "created_at"
+
+#define RINGBACK_CONVERSATION_EVENT_COLUMNS                                    \
+  "conversation_id, tenant_id, kind, detail, window_seq, provider, "           \
+  "latency_ms, prompt_tokens, completion_tokens, cost_usd, occurred_at"
+
 struct statement {
   sql_id id;
   const char* name;
@@ -275,6 +288,96 @@ constexpr std::array<statement, sql_count> statements{{
   // tenant_id, phone -> tag (sorted by sql_ops::contact_tags)
   {sql_id::contact_tags, "rb_contact_tags",
    "SELECT tag FROM contact_tags WHERE tenant_id = ?1 AND phone = ?2"},
+  // id -> read_conversation
+  {sql_id::find_conversation, "rb_find_conversation",
+   "SELECT id, " RINGBACK_CONVERSATION_COLUMNS " FROM conversations "
+   "WHERE id = ?1"},
+  // tenant_id, customer -> read_conversation
+  {sql_id::find_conversation_by_customer, "rb_find_conversation_by_customer",
+   "SELECT id, " RINGBACK_CONVERSATION_COLUMNS " FROM conversations "
+   "WHERE tenant_id = ?1 AND customer = ?2"},
+  // tenant_id, ref -> read_conversation
+  {sql_id::find_conversation_by_ref, "rb_find_conversation_by_ref",
+   "SELECT id, " RINGBACK_CONVERSATION_COLUMNS " FROM conversations "
+   "WHERE tenant_id = ?1 AND ref = ?2"},
+  // tenant_id, customer, business_number, now: a closed conversation with
+  // the tenant's next ref, unless the customer has one. (SQLite needs the
+  // WHERE to parse ON CONFLICT after a SELECT; PostgreSQL types the
+  // parameter only used in the select list by its cast.)
+  {sql_id::create_conversation, "rb_create_conversation",
+   "INSERT INTO conversations (" RINGBACK_CONVERSATION_COLUMNS ") "
+   "SELECT ?1, ?2, ?3, COALESCE(MAX(ref), 0) + 1, 'closed', 0, 0, 'none', 0, "
+   "0, 0, CAST(?4 AS BIGINT), 0, 0, 0, '', 0, CAST(?4 AS BIGINT) "
+   "FROM conversations WHERE tenant_id = ?1 "
+   "ON CONFLICT (tenant_id, customer) DO NOTHING"},
+  // id, bind_conversation, expected seq; the condition on seq makes the
+  // first writer the only one
+  {sql_id::update_conversation, "rb_update_conversation",
+   "UPDATE conversations SET tenant_id = ?2, customer = ?3, "
+   "business_number = ?4, ref = ?5, state = ?6, window_seq = ?7, "
+   "window_deadline = ?8, outcome = ?9, turn_at = ?10, close_at = ?11, "
+   "ai_replies = ?12, opened_at = ?13, last_customer_at = ?14, "
+   "last_owner_at = ?15, last_ai_at = ?16, node_id = ?17, seq = ?18, "
+   "updated_at = ?19 WHERE id = ?1 AND seq = ?20"},
+  // id -> 1
+  {sql_id::conversation_exists, "rb_conversation_exists",
+   "SELECT 1 FROM conversations WHERE id = ?1"},
+  // now, limit -> read_conversation. Each kind of deadline is read from its
+  // own partial index, at most `limit` of each (enough: a conversation
+  // among the first `limit` by its earliest due deadline is among the
+  // first `limit` of that deadline's kind); a conversation due for several
+  // counts at its earliest.
+  {sql_id::due_conversations, "rb_due_conversations",
+   "SELECT c.id, " RINGBACK_CONVERSATION_COLUMNS " FROM conversations AS c "
+   "JOIN (SELECT id, MIN(due) AS due FROM ("
+   "SELECT id, due FROM (SELECT id, window_deadline AS due FROM "
+   "conversations WHERE outcome = 'none' AND window_deadline > 0 AND "
+   "window_deadline <= ?1 ORDER BY window_deadline, id LIMIT ?2) AS w "
+   "UNION ALL SELECT id, due FROM (SELECT id, turn_at AS due FROM "
+   "conversations WHERE turn_at > 0 AND turn_at <= ?1 "
+   "ORDER BY turn_at, id LIMIT ?2) AS t "
+   "UNION ALL SELECT id, due FROM (SELECT id, close_at AS due FROM "
+   "conversations WHERE state <> 'closed' AND close_at > 0 AND "
+   "close_at <= ?1 ORDER BY close_at, id LIMIT ?2) AS k"
+   ") AS d GROUP BY id) AS x ON x.id = c.id ORDER BY x.due, c.id LIMIT ?2"},
+  // bind_conversation_message
+  {sql_id::insert_conversation_message, "rb_insert_conversation_message",
+   "INSERT INTO conversation_messages (" RINGBACK_CONVERSATION_MESSAGE_COLUMNS
+   ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"},
+  // conversation_id, limit -> read_conversation_message: the last `limit`,
+  // oldest first
+  {sql_id::conversation_messages, "rb_conversation_messages",
+   "SELECT id, " RINGBACK_CONVERSATION_MESSAGE_COLUMNS
+   " FROM (SELECT id, " RINGBACK_CONVERSATION_MESSAGE_COLUMNS
+   " FROM conversation_messages WHERE "
+   "conversation_id = ?1 ORDER BY id DESC LIMIT ?2) AS m ORDER BY id"},
+  // bind_conversation_event
+  {sql_id::insert_conversation_event, "rb_insert_conversation_event",
+   "INSERT INTO conversation_events (" RINGBACK_CONVERSATION_EVENT_COLUMNS
+   ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"},
+  // conversation_id -> read_conversation_event
+  {sql_id::conversation_events, "rb_conversation_events",
+   "SELECT id, " RINGBACK_CONVERSATION_EVENT_COLUMNS " FROM "
+   "conversation_events WHERE conversation_id = ?1 ORDER BY id"},
+  // tenant_id, conversation_id, at (replaces the focus)
+  {sql_id::set_owner_focus, "rb_set_owner_focus",
+   "INSERT INTO owner_focus (tenant_id, conversation_id, focused_at) "
+   "VALUES (?1, ?2, ?3) ON CONFLICT (tenant_id) DO UPDATE SET "
+   "conversation_id = excluded.conversation_id, "
+   "focused_at = excluded.focused_at"},
+  // tenant_id -> conversation_id
+  {sql_id::owner_focus, "rb_owner_focus",
+   "SELECT conversation_id FROM owner_focus WHERE tenant_id = ?1"},
+  // tenant_id, since -> turns, errors, prompt tokens, completion tokens,
+  // cost: tokens and cost count for AI turns only, an error is no turn
+  {sql_id::ai_usage_since, "rb_ai_usage_since",
+   "SELECT COALESCE(SUM(CASE WHEN kind = 'ai_turn' THEN 1 ELSE 0 END), 0), "
+   "COALESCE(SUM(CASE WHEN kind = 'ai_error' THEN 1 ELSE 0 END), 0), "
+   "COALESCE(SUM(CASE WHEN kind = 'ai_turn' THEN prompt_tokens ELSE 0 END), "
+   "0), COALESCE(SUM(CASE WHEN kind = 'ai_turn' THEN completion_tokens "
+   "ELSE 0 END), 0), COALESCE(SUM(CASE WHEN kind = 'ai_turn' THEN cost_usd "
+   "ELSE 0 END), 0) FROM conversation_events WHERE tenant_id = ?1 AND "
+   "kind IN ('ai_turn', 'ai_error') AND occurred_at >= ?2"},
 }};
 
 #undef RINGBACK_CALL_COLUMNS
@@ -286,6 +389,9 @@ constexpr std::array<statement, sql_count> statements{{
 #undef RINGBACK_RUN_COLUMNS
 #undef RINGBACK_RUN_STEP_COLUMNS
 #undef RINGBACK_WORKFLOW_VERSION_COLUMNS
+#undef RINGBACK_CONVERSATION_COLUMNS
+#undef RINGBACK_CONVERSATION_MESSAGE_COLUMNS
+#undef RINGBACK_CONVERSATION_EVENT_COLUMNS
 
 constexpr bool in_order() {
   for (std::size_t i = 0; i < statements.size(); ++i)

@@ -718,6 +718,108 @@ std::vector<std::string> sqlite_store::contact_tags(std::string_view tenant_id,
   });
 }
 
+engine::conversation_record
+sqlite_store::find_or_create_conversation(std::string_view tenant_id,
+                                          std::string_view customer,
+                                          std::string_view business_number,
+                                          engine::epoch_ms now) {
+  constexpr std::string_view op = "find_or_create_conversation";
+  auto& d = *impl_;
+  return d.guarded(op, [&] {
+    // Known conversations are read without the write lock.
+    if (auto c = sql_ops::find_conversation_by_customer(d, tenant_id, customer,
+                                                        op))
+      return std::move(*c);
+    engine::conversation_record c;
+    d.atomically([&] {
+      c = sql_ops::create_conversation(d, tenant_id, customer, business_number,
+                                       now);
+    });
+    return c;
+  });
+}
+
+std::optional<engine::conversation_record>
+sqlite_store::find_conversation(std::int64_t id) {
+  return impl_->guarded("find_conversation",
+                        [&] { return sql_ops::find_conversation(*impl_, id); });
+}
+
+std::optional<engine::conversation_record>
+sqlite_store::find_conversation_by_ref(std::string_view tenant_id,
+                                       std::int32_t ref) {
+  return impl_->guarded("find_conversation_by_ref", [&] {
+    return sql_ops::find_conversation_by_ref(*impl_, tenant_id, ref);
+  });
+}
+
+bool sqlite_store::update_conversation(const engine::conversation_record& c,
+                                       std::int64_t expected_seq) {
+  return impl_->guarded("update_conversation", [&] {
+    return sql_ops::update_conversation(*impl_, c, expected_seq);
+  });
+}
+
+std::vector<engine::conversation_record>
+sqlite_store::due_conversations(engine::epoch_ms now, std::size_t limit) {
+  return impl_->guarded("due_conversations", [&] {
+    return sql_ops::due_conversations(*impl_, now, limit);
+  });
+}
+
+void sqlite_store::insert_conversation_messages(
+  const std::vector<engine::conversation_message>& ms) {
+  auto& d = *impl_;
+  d.guarded("insert_conversation_messages", [&] {
+    if (ms.empty())
+      return; // no transaction (and no write lock) for nothing
+    d.atomically([&] { sql_ops::insert_conversation_messages(d, ms); });
+  });
+}
+
+std::vector<engine::conversation_message>
+sqlite_store::conversation_messages(std::int64_t conversation_id,
+                                    std::size_t limit) {
+  return impl_->guarded("conversation_messages", [&] {
+    return sql_ops::conversation_messages(*impl_, conversation_id, limit);
+  });
+}
+
+void sqlite_store::insert_conversation_event(
+  const engine::conversation_event& e) {
+  impl_->guarded("insert_conversation_event",
+                 [&] { sql_ops::insert_conversation_event(*impl_, e); });
+}
+
+std::vector<engine::conversation_event>
+sqlite_store::conversation_events(std::int64_t conversation_id) {
+  return impl_->guarded("conversation_events", [&] {
+    return sql_ops::conversation_events(*impl_, conversation_id);
+  });
+}
+
+void sqlite_store::set_owner_focus(std::string_view tenant_id,
+                                   std::int64_t conversation_id,
+                                   engine::epoch_ms at) {
+  impl_->guarded("set_owner_focus", [&] {
+    sql_ops::set_owner_focus(*impl_, tenant_id, conversation_id, at);
+  });
+}
+
+std::optional<std::int64_t>
+sqlite_store::owner_focus(std::string_view tenant_id) {
+  return impl_->guarded("owner_focus", [&] {
+    return sql_ops::owner_focus(*impl_, tenant_id);
+  });
+}
+
+engine::ai_usage sqlite_store::ai_usage_since(std::string_view tenant_id,
+                                              engine::epoch_ms since) {
+  return impl_->guarded("ai_usage_since", [&] {
+    return sql_ops::ai_usage_since(*impl_, tenant_id, since);
+  });
+}
+
 std::optional<engine::tenant> sqlite_store::find_tenant(std::string_view id) {
   return impl_->guarded("find_tenant",
                         [&] { return sql_ops::find_tenant(*impl_, id); });

@@ -254,6 +254,9 @@ private:
                 rest_not_found_ = 0, rest_other_ = 0;
   std::uint64_t unknown_recipient_ = 0, unattributed_owner_ = 0,
                 wrong_from_ = 0;
+  /// Texts to owners from the conversation layer: customers' replies relayed
+  /// ("[#12 +1 ...] ..."), summaries, and answers to the owner's own texts.
+  std::uint64_t owner_relays_ = 0;
   std::vector<step_stats> steps_;
   std::vector<sample> samples_;
   std::uint64_t baseline_rss_kib_ = 0;

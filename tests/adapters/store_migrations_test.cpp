@@ -34,12 +34,13 @@ TEST(StoreMigrations, both_dialects_create_the_same_tables) {
     }
     return names;
   };
-  EXPECT_EQ(
-    tables(sqlite_migrations()),
-    (std::vector<std::string>{"tenants", "tenant_numbers", "calls", "webhooks",
-                              "messages", "inbound_messages", "contacts",
-                              "runs", "run_steps", "workflow_versions",
-                              "contact_tags", "opt_outs", "status_reports"}));
+  EXPECT_EQ(tables(sqlite_migrations()),
+            (std::vector<std::string>{
+              "tenants", "tenant_numbers", "calls", "webhooks", "messages",
+              "inbound_messages", "contacts", "runs", "run_steps",
+              "workflow_versions", "contact_tags", "opt_outs", "status_reports",
+              "conversations", "conversation_messages", "conversation_events",
+              "owner_focus"}));
   EXPECT_EQ(tables(pg_migrations()), tables(sqlite_migrations()));
 }
 
@@ -97,6 +98,36 @@ TEST(StoreMigrations, version_3_adds_messaging_and_keeps_old_rows_valid) {
     EXPECT_EQ(columns,
               (std::vector<std::string>{"kind", "urgent", "not_before",
                                         "reason", "sent_at", "status_at"}));
+  }
+}
+
+TEST(StoreMigrations, version_4_adds_conversations_and_only_adds) {
+  // Version 4 creates tables and indexes only: rows of version 3 stay as
+  // they are (the store tests migrate a version 3 database with rows).
+  ASSERT_GE(sqlite_migrations().size(), 4u);
+  for (const auto* ms : {&sqlite_migrations(), &pg_migrations()}) {
+    const auto& v4 = (*ms)[3];
+    EXPECT_EQ(v4.version, 4);
+    EXPECT_EQ(v4.description,
+              "conversations: conversations, transcripts, events, owner focus");
+    for (const char* word : {"DROP ", "ALTER ", "UPDATE ", "DELETE "})
+      EXPECT_EQ(v4.sql.find(word), std::string::npos) << word;
+    for (const char* index :
+         {"UNIQUE INDEX conversations_customer_idx\n  ON conversations "
+          "(tenant_id, customer)",
+          "UNIQUE INDEX conversations_ref_idx ON conversations (tenant_id, "
+          "ref)",
+          "conversations_window_idx ON conversations (window_deadline, id)\n"
+          "  WHERE outcome = 'none' AND window_deadline > 0",
+          "conversations_turn_idx ON conversations (turn_at, id)\n"
+          "  WHERE turn_at > 0",
+          "conversations_close_idx ON conversations (close_at, id)\n"
+          "  WHERE state <> 'closed' AND close_at > 0",
+          "ON conversation_messages (conversation_id, id)",
+          "ON conversation_events (conversation_id, id)",
+          "ON conversation_events (tenant_id, occurred_at)\n"
+          "  WHERE kind IN ('ai_turn', 'ai_error')"})
+      EXPECT_NE(v4.sql.find(index), std::string::npos) << index;
   }
 }
 

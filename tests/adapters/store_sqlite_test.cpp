@@ -101,6 +101,24 @@ protected:
     return result;
   }
 
+  /// The lines of `EXPLAIN QUERY PLAN sql` on a raw connection.
+  std::string query_plan(const std::string& sql) {
+    sqlite3* db = nullptr;
+    sqlite3_open(path().c_str(), &db);
+    sqlite3_stmt* stmt = nullptr;
+    std::string result;
+    if (sqlite3_prepare_v2(db, ("EXPLAIN QUERY PLAN " + sql).c_str(), -1, &stmt,
+                           nullptr)
+        == SQLITE_OK)
+      while (sqlite3_step(stmt) == SQLITE_ROW)
+        result += std::string(
+                    reinterpret_cast<const char*>(sqlite3_column_text(stmt, 3)))
+                  + "\n";
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+    return result;
+  }
+
   ScratchDir dir_;
 };
 
@@ -149,36 +167,49 @@ TEST_F(SqliteStore, the_schema_has_its_tables_and_indexes) {
       reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0)));
   sqlite3_finalize(stmt);
   sqlite3_close(db);
-  const std::vector<std::string> expected{"calls",
-                                          "calls_caller_idx",
-                                          "calls_ended_phase_idx",
-                                          "calls_node_idx",
-                                          "calls_ringing_fallback_idx",
-                                          "contact_tags",
-                                          "contacts",
-                                          "inbound_messages",
-                                          "inbound_messages_sender_idx",
-                                          "messages",
-                                          "messages_call_idx",
-                                          "messages_node_state_idx",
-                                          "messages_recipient_idx",
-                                          "messages_sid_idx",
-                                          "opt_outs",
-                                          "run_steps",
-                                          "runs",
-                                          "runs_call_idx",
-                                          "runs_contact_waiting_idx",
-                                          "runs_node_status_idx",
-                                          "runs_status_wake_idx",
-                                          "schema_migrations",
-                                          "status_reports",
-                                          "status_reports_sid_idx",
-                                          "tenant_numbers",
-                                          "tenant_numbers_tenant_idx",
-                                          "tenants",
-                                          "webhooks",
-                                          "webhooks_call_idx",
-                                          "workflow_versions"};
+  const std::vector<std::string> expected{
+    "calls",
+    "calls_caller_idx",
+    "calls_ended_phase_idx",
+    "calls_node_idx",
+    "calls_ringing_fallback_idx",
+    "contact_tags",
+    "contacts",
+    "conversation_events",
+    "conversation_events_ai_idx",
+    "conversation_events_conversation_idx",
+    "conversation_messages",
+    "conversation_messages_conversation_idx",
+    "conversations",
+    "conversations_close_idx",
+    "conversations_customer_idx",
+    "conversations_ref_idx",
+    "conversations_turn_idx",
+    "conversations_window_idx",
+    "inbound_messages",
+    "inbound_messages_sender_idx",
+    "messages",
+    "messages_call_idx",
+    "messages_node_state_idx",
+    "messages_recipient_idx",
+    "messages_sid_idx",
+    "opt_outs",
+    "owner_focus",
+    "run_steps",
+    "runs",
+    "runs_call_idx",
+    "runs_contact_waiting_idx",
+    "runs_node_status_idx",
+    "runs_status_wake_idx",
+    "schema_migrations",
+    "status_reports",
+    "status_reports_sid_idx",
+    "tenant_numbers",
+    "tenant_numbers_tenant_idx",
+    "tenants",
+    "webhooks",
+    "webhooks_call_idx",
+    "workflow_versions"};
   EXPECT_EQ(names, expected);
 }
 
@@ -292,7 +323,7 @@ TEST_F(SqliteStore, a_database_of_version_1_is_migrated_to_the_latest) {
             (std::vector<std::string>{"vip"}));
   EXPECT_GT(s->insert_run(make_run()), 0);
   EXPECT_EQ(query_raw("SELECT group_concat(version) FROM schema_migrations"),
-            "1,2,3");
+            "1,2,3,4");
 }
 
 TEST_F(SqliteStore, a_database_of_version_2_keeps_its_messages_readable) {
@@ -317,7 +348,7 @@ TEST_F(SqliteStore, a_database_of_version_2_keeps_its_messages_readable) {
            "'+15551230001', 'Sorry we missed you!', 'queued', 0, '', 0, '', "
            "'n1', 1700000000700, 1700000000700)");
   auto s = open();
-  EXPECT_EQ(s->schema_version(), 3);
+  EXPECT_EQ(s->schema_version(), adapters::latest_schema_version());
   auto old = s->find_message_by_sid("SM1");
   ASSERT_TRUE(old);
   EXPECT_EQ(old->call_sid, "CA1");
@@ -346,23 +377,7 @@ TEST_F(SqliteStore, a_database_of_version_2_keeps_its_messages_readable) {
 
 TEST_F(SqliteStore, the_gate_queries_use_their_indexes) {
   auto s = open();
-  auto plan = [&](const std::string& sql) {
-    sqlite3* db = nullptr;
-    sqlite3_open(path().c_str(), &db);
-    sqlite3_stmt* stmt = nullptr;
-    std::string result;
-    if (sqlite3_prepare_v2(db, ("EXPLAIN QUERY PLAN " + sql).c_str(), -1, &stmt,
-                           nullptr)
-        == SQLITE_OK)
-      while (sqlite3_step(stmt) == SQLITE_ROW)
-        result += std::string(
-                    reinterpret_cast<const char*>(sqlite3_column_text(stmt, 3)))
-                  + "\n";
-    sqlite3_finalize(stmt);
-    sqlite3_close(db);
-    return result;
-  };
-  auto gate = plan(adapters::store_detail::sql_text(
+  auto gate = query_plan(adapters::store_detail::sql_text(
     adapters::store_detail::sql_id::gate_facts,
     adapters::store_detail::sql_dialect::sqlite));
   EXPECT_NE(gate.find("messages_recipient_idx"), std::string::npos) << gate;
@@ -371,13 +386,92 @@ TEST_F(SqliteStore, the_gate_queries_use_their_indexes) {
   EXPECT_NE(gate.find("calls_caller_idx"), std::string::npos) << gate;
   EXPECT_NE(gate.find("sqlite_autoindex_opt_outs_1"), std::string::npos)
     << gate;
-  auto by_sid = plan("SELECT id FROM messages WHERE message_sid = 'SM1' AND "
-                     "message_sid <> ''");
+  auto by_sid = query_plan(
+    "SELECT id FROM messages WHERE message_sid = 'SM1' AND "
+    "message_sid <> ''");
   EXPECT_NE(by_sid.find("messages_sid_idx"), std::string::npos) << by_sid;
-  auto reports = plan("SELECT id FROM status_reports WHERE message_sid = "
-                      "'SM1'");
+  auto reports = query_plan("SELECT id FROM status_reports WHERE message_sid = "
+                            "'SM1'");
   EXPECT_NE(reports.find("status_reports_sid_idx"), std::string::npos)
     << reports;
+}
+
+TEST_F(SqliteStore, a_database_of_version_3_keeps_its_rows) {
+  // A file written by the release before conversations: its data stays and
+  // conversations start from ref 1.
+  {
+    sqlite_store_options options;
+    options.path = path();
+    options.migrations = {adapters::sqlite_migrations().at(0),
+                          adapters::sqlite_migrations().at(1),
+                          adapters::sqlite_migrations().at(2)};
+    sqlite_store old{std::move(options)};
+    old.migrate();
+    EXPECT_EQ(old.schema_version(), 3);
+    write_version_3_rows(old);
+  }
+  auto s = open();
+  EXPECT_EQ(s->schema_version(), 4);
+  EXPECT_EQ(query_raw("SELECT group_concat(version) FROM schema_migrations"),
+            "1,2,3,4");
+  expect_version_3_rows_kept(*s);
+}
+
+TEST_F(SqliteStore, the_conversation_queries_use_their_indexes) {
+  auto s = open();
+  auto plan = [&](adapters::store_detail::sql_id id) {
+    return query_plan(adapters::store_detail::sql_text(
+      id, adapters::store_detail::sql_dialect::sqlite));
+  };
+  using adapters::store_detail::sql_id;
+  auto due = plan(sql_id::due_conversations);
+  for (const char* index :
+       {"conversations_window_idx", "conversations_turn_idx",
+        "conversations_close_idx"})
+    EXPECT_NE(due.find(index), std::string::npos) << index << "\n" << due;
+  for (auto [id, index] :
+       {std::pair{sql_id::find_conversation_by_customer,
+                  "conversations_customer_idx"},
+        std::pair{sql_id::find_conversation_by_ref, "conversations_ref_idx"},
+        std::pair{sql_id::create_conversation, "conversations_ref_idx"},
+        std::pair{sql_id::conversation_messages,
+                  "conversation_messages_conversation_idx"},
+        std::pair{sql_id::conversation_events,
+                  "conversation_events_conversation_idx"},
+        std::pair{sql_id::ai_usage_since, "conversation_events_ai_idx"}}) {
+    auto p = plan(id);
+    EXPECT_NE(p.find(index), std::string::npos) << index << "\n" << p;
+  }
+}
+
+TEST_F(SqliteStore, an_unknown_conversation_state_in_a_row_is_an_error) {
+  auto s = open();
+  auto c = s->find_or_create_conversation("acme", "+15551230001",
+                                          "+15557650002", 1);
+  exec_raw("UPDATE conversations SET state = 'paused'");
+  EXPECT_EQ(error_of([&] { s->find_conversation(c.id); }),
+            "sqlite find_conversation: unknown state 'paused' in the database");
+  EXPECT_EQ(error_of([&] {
+              s->find_or_create_conversation("acme", "+15551230001", "+1", 2);
+            }),
+            "sqlite find_or_create_conversation: unknown state 'paused' in "
+            "the database");
+  exec_raw("UPDATE conversations SET state = 'closed', outcome = 'draw', "
+           "turn_at = 1");
+  EXPECT_EQ(error_of([&] { s->due_conversations(5, 10); }),
+            "sqlite due_conversations: unknown outcome 'draw' in the "
+            "database");
+}
+
+TEST_F(SqliteStore, a_transcript_is_readable_as_text) {
+  auto s = open();
+  auto c = s->find_or_create_conversation("acme", "+15551230001",
+                                          "+15557650002", 1);
+  s->insert_conversation_messages(
+    {make_transcript_line(c.id, "customer", "Zoë's sink", 2)});
+  EXPECT_EQ(query_raw("SELECT body FROM conversation_messages"), "Zoë's sink");
+  EXPECT_EQ(query_raw("SELECT typeof(body) FROM conversation_messages"),
+            "text");
 }
 
 TEST_F(SqliteStore, an_unknown_kind_or_source_in_a_row_is_an_error) {

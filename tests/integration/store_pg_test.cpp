@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <random>
+#include <set>
 #include <thread>
 #include <tuple>
 #include <utility>
@@ -171,9 +172,16 @@ TEST_F(PgStore, the_schema_has_its_tables_and_indexes) {
   EXPECT_EQ(r[0][0].as<std::string>(),
             "calls,calls_caller_idx,calls_ended_phase_idx,calls_node_idx,"
             "calls_ringing_fallback_idx,contact_tags,contacts,"
+            "conversation_events,conversation_events_ai_idx,"
+            "conversation_events_conversation_idx,conversation_messages,"
+            "conversation_messages_conversation_idx,conversations,"
+            "conversations_close_idx,conversations_customer_idx,"
+            "conversations_ref_idx,conversations_turn_idx,"
+            "conversations_window_idx,"
             "inbound_messages,inbound_messages_sender_idx,messages,"
             "messages_call_idx,messages_node_state_idx,"
-            "messages_recipient_idx,messages_sid_idx,opt_outs,run_steps,runs,"
+            "messages_recipient_idx,messages_sid_idx,opt_outs,owner_focus,"
+            "run_steps,runs,"
             "runs_call_idx,runs_contact_waiting_idx,runs_node_status_idx,"
             "runs_status_wake_idx,schema_migrations,status_reports,"
             "status_reports_sid_idx,tenant_numbers,tenant_numbers_tenant_idx,"
@@ -448,6 +456,7 @@ TEST_F(PgStore, run_payloads_are_bytea_and_readable_as_json) {
     "table_schema = '"
     + schema_.name() + "' AND data_type = 'bytea'");
   EXPECT_EQ(types[0][0].as<std::string>(),
+            "conversation_events.detail,conversation_messages.body,"
             "run_steps.detail,runs.error,runs.state,webhooks.body,"
             "webhooks.call_sid,webhooks.path,webhooks.signature,"
             "workflow_versions.source");
@@ -512,7 +521,7 @@ TEST_F(PgStore, a_version_2_schema_keeps_its_messages_readable) {
     "'+15551230001', 'Sorry we missed you!', 'queued', 0, '', 0, '', 'n1', "
     "1700000000700, 1700000000700)");
   auto s = open();
-  EXPECT_EQ(s->schema_version(), 3);
+  EXPECT_EQ(s->schema_version(), adapters::latest_schema_version());
   auto old = s->find_message_by_sid("SM1");
   ASSERT_TRUE(old);
   EXPECT_EQ(old->call_sid, "CA1");
@@ -689,6 +698,267 @@ TEST_F(PgStore, an_unknown_kind_or_source_in_a_row_is_an_error) {
             "database");
   EXPECT_EQ(error_of([&] { s->opted_out("acme"); }),
             "postgresql opted_out: unknown source 'rumour' in the database");
+}
+
+// -- conversations ------------------------------------------------------------
+
+TEST_F(PgStore, a_version_3_schema_keeps_its_rows) {
+  // A database of the release before conversations: its data stays and
+  // conversations start from ref 1.
+  {
+    auto o = schema_.options();
+    o.migrations = {adapters::pg_migrations().at(0),
+                    adapters::pg_migrations().at(1),
+                    adapters::pg_migrations().at(2)};
+    pg_store old{std::move(o)};
+    old.migrate();
+    EXPECT_EQ(old.schema_version(), 3);
+    write_version_3_rows(old);
+  }
+  auto s = open();
+  EXPECT_EQ(s->schema_version(), 4);
+  EXPECT_EQ(schema_
+              .exec("SELECT string_agg(version::text, ',' ORDER BY "
+                    "version) FROM schema_migrations")[0][0]
+              .as<std::string>(),
+            "1,2,3,4");
+  expect_version_3_rows_kept(*s);
+}
+
+/// Connections race to decide one owner-reply window from the same expected
+/// seq, each in a transaction of its own on its own thread (as separate
+/// processes would): the owner's reply on one, the timer on the other.
+/// Exactly one wins a round, and its outcome is the one stored.
+TEST_F(PgStore, racing_transactions_decide_a_window_exactly_once) {
+  auto setup = open();
+  auto a = open();
+  auto b = open();
+  pg_store* racers[] = {a.get(), b.get()};
+  for (int round = 0; round < 60; ++round) {
+    auto c = setup->find_or_create_conversation("acme", customer(round),
+                                                "+15557650002", round);
+    auto window = bumped(c);
+    window.state = engine::conversation_state::owner_window;
+    window.window_seq = 1;
+    window.window_deadline = 60'000;
+    ASSERT_TRUE(setup->update_conversation(window, c.seq));
+    std::vector<char> won(2, 0);
+    auto errors = race(2, [&](int i) {
+      auto& s = *racers[i];
+      auto mine = bumped(window);
+      mine.outcome = i == 0 ? engine::window_outcome::owner
+                            : engine::window_outcome::ai;
+      mine.state = i == 0 ? engine::conversation_state::owner_active
+                          : engine::conversation_state::ai_active;
+      mine.window_deadline = 0;
+      mine.node_id = i == 0 ? "owner-reply" : "timer";
+      s.begin();
+      won[i] = s.update_conversation(mine, window.seq) ? 1 : 0;
+      auto e = make_event(
+        c.id, won[i] != 0 ? (i == 0 ? "owner_won" : "ai_won") : "lost", round);
+      e.window_seq = 1;
+      s.insert_conversation_event(e);
+      s.commit();
+    });
+    ASSERT_TRUE(errors.empty()) << errors.front();
+    ASSERT_EQ(won[0] + won[1], 1) << "round " << round;
+    auto stored = setup->find_conversation(c.id);
+    ASSERT_TRUE(stored);
+    EXPECT_EQ(stored->seq, window.seq + 1);
+    EXPECT_EQ(stored->outcome, won[0] != 0 ? engine::window_outcome::owner
+                                           : engine::window_outcome::ai);
+    EXPECT_EQ(stored->node_id, won[0] != 0 ? "owner-reply" : "timer");
+    std::multiset<std::string> kinds;
+    for (const auto& e : setup->conversation_events(c.id))
+      kinds.insert(e.kind);
+    EXPECT_EQ(kinds.count("lost"), 1u);
+    EXPECT_EQ(kinds.count("owner_won") + kinds.count("ai_won"), 1u);
+  }
+}
+
+TEST_F(PgStore, a_waiting_conversation_updater_sees_the_first_writer) {
+  auto a = open();
+  auto b = open();
+  auto c = a->find_or_create_conversation("acme", customer(1), "+15557650002",
+                                          1);
+  auto mine = bumped(c);
+  mine.outcome = engine::window_outcome::owner;
+  auto theirs = bumped(c);
+  theirs.outcome = engine::window_outcome::ai;
+  a->begin();
+  ASSERT_TRUE(a->update_conversation(mine, 0)); // holds the row lock
+  std::thread committer{[&] {
+    std::this_thread::sleep_for(100ms);
+    a->commit();
+  }};
+  auto started = std::chrono::steady_clock::now();
+  EXPECT_FALSE(b->update_conversation(theirs, 0)); // waits, then re-checks
+  EXPECT_GE(std::chrono::steady_clock::now() - started, 50ms);
+  committer.join();
+  EXPECT_EQ(b->find_conversation(c.id)->outcome, engine::window_outcome::owner);
+  // Had the first writer rolled back, the waiting one would have won.
+  auto next = bumped(*b->find_conversation(c.id));
+  next.node_id = "a";
+  a->begin();
+  ASSERT_TRUE(a->update_conversation(next, 1));
+  std::thread roller{[&] {
+    std::this_thread::sleep_for(100ms);
+    a->rollback();
+  }};
+  auto other = bumped(*b->find_conversation(c.id));
+  other.node_id = "b";
+  EXPECT_TRUE(b->update_conversation(other, 1));
+  roller.join();
+  EXPECT_EQ(a->find_conversation(c.id)->node_id, "b");
+}
+
+/// How long `b` waits to create `customer` of `tenant` while `a` holds an
+/// open transaction that created a conversation of acme (and then commits or
+/// rolls back after `hold`), and what it gets.
+std::pair<std::chrono::milliseconds, engine::conversation_record>
+create_while_another_creates(pg_store& a, pg_store& b, const std::string& mine,
+                             const std::string& tenant,
+                             const std::string& theirs,
+                             std::chrono::milliseconds hold, bool commit) {
+  a.begin();
+  a.find_or_create_conversation("acme", mine, "+15557650002", 1);
+  std::thread ender{[&] {
+    std::this_thread::sleep_for(hold);
+    if (commit)
+      a.commit();
+    else
+      a.rollback();
+  }};
+  auto started = std::chrono::steady_clock::now();
+  auto c = b.find_or_create_conversation(tenant, theirs, "+15557650002", 2);
+  auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(
+    std::chrono::steady_clock::now() - started);
+  ender.join();
+  return {waited, c};
+}
+
+TEST_F(PgStore, conversation_creation_takes_turns_per_tenant) {
+  auto a = open();
+  auto b = open();
+  // The same tenant: b waits for a's commit and takes the next ref.
+  auto [waited, c] = create_while_another_creates(*a, *b, customer(1), "acme",
+                                                  customer(2), 300ms, true);
+  EXPECT_GE(waited, 200ms);
+  EXPECT_EQ(c.ref, 2);
+  // The same customer: b gets a's row.
+  std::tie(waited, c) = create_while_another_creates(*a, *b, customer(3),
+                                                     "acme", customer(3), 300ms,
+                                                     true);
+  EXPECT_GE(waited, 200ms);
+  EXPECT_EQ(c.ref, 3);
+  EXPECT_EQ(c.id, a->find_conversation_by_ref("acme", 3)->id);
+  // A rolled back creation leaves its ref to the next.
+  std::tie(waited, c) = create_while_another_creates(*a, *b, customer(4),
+                                                     "acme", customer(5), 300ms,
+                                                     false);
+  EXPECT_GE(waited, 200ms);
+  EXPECT_EQ(c.ref, 4);
+  EXPECT_EQ(c.customer, customer(5));
+  EXPECT_FALSE(a->find_conversation_by_ref("acme", 5));
+  // Another tenant, or a known conversation: no waiting.
+  std::tie(waited, c) = create_while_another_creates(*a, *b, customer(6),
+                                                     "beta", customer(1),
+                                                     1500ms, true);
+  EXPECT_LT(waited, 1000ms);
+  EXPECT_EQ(c.ref, 1);
+  std::tie(waited, c) = create_while_another_creates(*a, *b, customer(7),
+                                                     "acme", customer(2),
+                                                     1500ms, true);
+  EXPECT_LT(waited, 1000ms);
+  EXPECT_EQ(c.ref, 2);
+}
+
+TEST_F(PgStore, the_conversation_queries_use_their_indexes) {
+  auto s = open();
+  // Generic plans need the parameters' types; tiny tables favour sequential
+  // scans, so those are turned off to see which indexes can serve.
+  auto plan = [&](adapters::store_detail::sql_id id, const std::string& types,
+                  const std::string& args) {
+    auto sql = adapters::store_detail::sql_text(
+      id, adapters::store_detail::sql_dialect::postgresql);
+    auto r = schema_.exec("SET enable_seqscan = off; PREPARE q (" + types
+                          + ") AS " + sql
+                          + "; SET plan_cache_mode = force_generic_plan; "
+                            "EXPLAIN EXECUTE q ("
+                          + args + ")");
+    std::string result;
+    for (const auto& row : r)
+      result += row[0].as<std::string>() + "\n";
+    return result;
+  };
+  // Statistics of a tenant with many customers (without them, the two
+  // unique indexes look alike for a lookup by customer).
+  schema_.exec(
+    "INSERT INTO conversations (tenant_id, customer, business_number, ref, "
+    "state, window_seq, window_deadline, outcome, turn_at, close_at, "
+    "ai_replies, opened_at, last_customer_at, last_owner_at, last_ai_at, "
+    "node_id, seq, updated_at) SELECT 'acme', '+1555' || g, '+1555765', g, "
+    "'owner_active', 1, 0, 'owner', 0, 0, 0, 1, 1, 1, 0, 'n1', 1, 1 FROM "
+    "generate_series(1, 2000) AS g; ANALYZE conversations");
+  using adapters::store_detail::sql_id;
+  auto due = plan(sql_id::due_conversations, "bigint, bigint", "5, 10");
+  for (const char* index :
+       {"conversations_window_idx", "conversations_turn_idx",
+        "conversations_close_idx"})
+    EXPECT_NE(due.find(index), std::string::npos) << index << "\n" << due;
+  auto usage = plan(sql_id::ai_usage_since, "text, bigint", "'acme', 0");
+  EXPECT_NE(usage.find("conversation_events_ai_idx"), std::string::npos)
+    << usage;
+  auto transcript = plan(sql_id::conversation_messages, "bigint, bigint",
+                         "1, 20");
+  EXPECT_NE(transcript.find("conversation_messages_conversation_idx"),
+            std::string::npos)
+    << transcript;
+  auto events = plan(sql_id::conversation_events, "bigint", "1");
+  EXPECT_NE(events.find("conversation_events_conversation_idx"),
+            std::string::npos)
+    << events;
+  auto by_ref = plan(sql_id::find_conversation_by_ref, "text, integer",
+                     "'acme', 1");
+  EXPECT_NE(by_ref.find("conversations_ref_idx"), std::string::npos) << by_ref;
+  auto by_customer = plan(sql_id::find_conversation_by_customer, "text, text",
+                          "'acme', '+1555'");
+  EXPECT_NE(by_customer.find("conversations_customer_idx"), std::string::npos)
+    << by_customer;
+}
+
+TEST_F(PgStore, transcripts_and_events_are_bytea_and_readable_as_text) {
+  auto s = open();
+  auto c = s->find_or_create_conversation("acme", "+15551230001",
+                                          "+15557650002", 1);
+  s->insert_conversation_messages(
+    {make_transcript_line(c.id, "customer", "Zoë's sink", 2),
+     make_transcript_line(c.id, "ai", raw_bytes(), 3)});
+  auto e = make_event(c.id, "ai_error", 4);
+  e.detail = "HTTP 500: \xff";
+  s->insert_conversation_event(e);
+  EXPECT_EQ(schema_
+              .exec("SELECT convert_from(body, 'UTF8') FROM "
+                    "conversation_messages ORDER BY id LIMIT 1")[0][0]
+              .as<std::string>(),
+            "Zoë's sink");
+  EXPECT_EQ(s->conversation_messages(c.id, 10).at(1).body, raw_bytes());
+  EXPECT_EQ(s->conversation_events(c.id).at(0).detail, "HTTP 500: \xff");
+}
+
+TEST_F(PgStore, an_unknown_conversation_state_in_a_row_is_an_error) {
+  auto s = open();
+  auto c = s->find_or_create_conversation("acme", "+15551230001",
+                                          "+15557650002", 1);
+  schema_.exec("UPDATE conversations SET state = 'paused'");
+  EXPECT_EQ(error_of([&] { s->find_conversation(c.id); }),
+            "postgresql find_conversation: unknown state 'paused' in the "
+            "database");
+  schema_.exec("UPDATE conversations SET state = 'closed', outcome = 'draw', "
+               "turn_at = 1");
+  EXPECT_EQ(error_of([&] { s->due_conversations(5, 10); }),
+            "postgresql due_conversations: unknown outcome 'draw' in the "
+            "database");
 }
 
 } // namespace

@@ -82,6 +82,33 @@ public:
               (override));
   MOCK_METHOD(std::vector<std::string>, contact_tags,
               (std::string_view, std::string_view), (override));
+  MOCK_METHOD(engine::conversation_record, find_or_create_conversation,
+              (std::string_view, std::string_view, std::string_view,
+               engine::epoch_ms),
+              (override));
+  MOCK_METHOD(std::optional<engine::conversation_record>, find_conversation,
+              (std::int64_t), (override));
+  MOCK_METHOD(std::optional<engine::conversation_record>,
+              find_conversation_by_ref, (std::string_view, std::int32_t),
+              (override));
+  MOCK_METHOD(bool, update_conversation,
+              (const engine::conversation_record&, std::int64_t), (override));
+  MOCK_METHOD(std::vector<engine::conversation_record>, due_conversations,
+              (engine::epoch_ms, std::size_t), (override));
+  MOCK_METHOD(void, insert_conversation_messages,
+              (const std::vector<engine::conversation_message>&), (override));
+  MOCK_METHOD(std::vector<engine::conversation_message>, conversation_messages,
+              (std::int64_t, std::size_t), (override));
+  MOCK_METHOD(void, insert_conversation_event,
+              (const engine::conversation_event&), (override));
+  MOCK_METHOD(std::vector<engine::conversation_event>, conversation_events,
+              (std::int64_t), (override));
+  MOCK_METHOD(void, set_owner_focus,
+              (std::string_view, std::int64_t, engine::epoch_ms), (override));
+  MOCK_METHOD(std::optional<std::int64_t>, owner_focus, (std::string_view),
+              (override));
+  MOCK_METHOD(engine::ai_usage, ai_usage_since,
+              (std::string_view, engine::epoch_ms), (override));
 };
 
 } // namespace ringback::testkit

@@ -61,6 +61,15 @@ public:
   void status_report(std::string_view result) override {
     add("status", result);
   }
+  void conversation_event(std::string_view t, std::string_view event) override {
+    add("conversation", t, event);
+  }
+  void ai_turn(std::string_view t, std::string_view provider, bool failed,
+               std::int64_t, std::int64_t, double, double) override {
+    add("ai", t, provider);
+    if (failed)
+      add("ai_error", t);
+  }
   std::string render() const override {
     std::lock_guard<std::mutex> guard{mtx_};
     std::string out;

@@ -328,6 +328,139 @@ inline void expect_same(const engine::opt_out_state& x,
   EXPECT_EQ(x.last_event_at, y.last_event_at);
 }
 
+inline void expect_same(const engine::conversation_record& x,
+                        const engine::conversation_record& y) {
+  EXPECT_EQ(x.id, y.id);
+  EXPECT_EQ(x.tenant_id, y.tenant_id);
+  EXPECT_EQ(x.customer, y.customer);
+  EXPECT_EQ(x.business_number, y.business_number);
+  EXPECT_EQ(x.ref, y.ref);
+  EXPECT_EQ(x.state, y.state);
+  EXPECT_EQ(x.window_seq, y.window_seq);
+  EXPECT_EQ(x.window_deadline, y.window_deadline);
+  EXPECT_EQ(x.outcome, y.outcome);
+  EXPECT_EQ(x.turn_at, y.turn_at);
+  EXPECT_EQ(x.close_at, y.close_at);
+  EXPECT_EQ(x.ai_replies, y.ai_replies);
+  EXPECT_EQ(x.opened_at, y.opened_at);
+  EXPECT_EQ(x.last_customer_at, y.last_customer_at);
+  EXPECT_EQ(x.last_owner_at, y.last_owner_at);
+  EXPECT_EQ(x.last_ai_at, y.last_ai_at);
+  EXPECT_EQ(x.node_id, y.node_id);
+  EXPECT_EQ(x.seq, y.seq);
+  EXPECT_EQ(x.updated_at, y.updated_at);
+}
+
+inline void expect_same(const engine::conversation_message& x,
+                        const engine::conversation_message& y) {
+  EXPECT_EQ(x.id, y.id);
+  EXPECT_EQ(x.conversation_id, y.conversation_id);
+  EXPECT_EQ(x.tenant_id, y.tenant_id);
+  EXPECT_EQ(x.author, y.author);
+  EXPECT_EQ(x.body, y.body);
+  EXPECT_EQ(x.message_id, y.message_id);
+  EXPECT_EQ(x.message_sid, y.message_sid);
+  EXPECT_EQ(x.at, y.at);
+}
+
+inline void expect_same(const engine::conversation_event& x,
+                        const engine::conversation_event& y) {
+  EXPECT_EQ(x.id, y.id);
+  EXPECT_EQ(x.conversation_id, y.conversation_id);
+  EXPECT_EQ(x.tenant_id, y.tenant_id);
+  EXPECT_EQ(x.kind, y.kind);
+  EXPECT_EQ(x.detail, y.detail);
+  EXPECT_EQ(x.window_seq, y.window_seq);
+  EXPECT_EQ(x.provider, y.provider);
+  EXPECT_EQ(x.latency_ms, y.latency_ms);
+  EXPECT_EQ(x.prompt_tokens, y.prompt_tokens);
+  EXPECT_EQ(x.completion_tokens, y.completion_tokens);
+  EXPECT_EQ(x.cost_usd, y.cost_usd);
+  EXPECT_EQ(x.at, y.at);
+}
+
+/// The next version of `c` as a writer stores it: seq bumped.
+inline engine::conversation_record bumped(engine::conversation_record c) {
+  ++c.seq;
+  return c;
+}
+
+inline std::vector<std::int64_t>
+ids(const std::vector<engine::conversation_record>& xs) {
+  std::vector<std::int64_t> result;
+  for (const auto& x : xs)
+    result.push_back(x.id);
+  return result;
+}
+
+/// A customer's number for `i` (E.164).
+inline std::string customer(int i) {
+  return "+1555200" + std::to_string(1000 + i);
+}
+
+inline engine::conversation_message
+make_transcript_line(std::int64_t conversation_id, std::string author,
+                     std::string body, engine::epoch_ms at) {
+  engine::conversation_message m;
+  m.conversation_id = conversation_id;
+  m.tenant_id = "acme";
+  m.author = std::move(author);
+  m.body = std::move(body);
+  m.at = at;
+  return m;
+}
+
+inline engine::conversation_event
+make_event(std::int64_t conversation_id, std::string kind, engine::epoch_ms at,
+           std::string tenant_id = "acme") {
+  engine::conversation_event e;
+  e.conversation_id = conversation_id;
+  e.tenant_id = std::move(tenant_id);
+  e.kind = std::move(kind);
+  e.at = at;
+  return e;
+}
+
+/// An "ai_turn" event with its accounting.
+inline engine::conversation_event
+make_ai_turn(std::int64_t conversation_id, engine::epoch_ms at,
+             std::int32_t prompt_tokens, std::int32_t completion_tokens,
+             double cost_usd, std::string tenant_id = "acme") {
+  auto e = make_event(conversation_id, "ai_turn", at, std::move(tenant_id));
+  e.provider = "openai";
+  e.latency_ms = 850;
+  e.prompt_tokens = prompt_tokens;
+  e.completion_tokens = completion_tokens;
+  e.cost_usd = cost_usd;
+  return e;
+}
+
+/// Writes rows of every kind that a version 3 database holds (migration
+/// tests: `s` has the schema of version 3).
+inline void write_version_3_rows(engine::store& s) {
+  ASSERT_TRUE(s.insert_call(make_call("CA1")));
+  s.insert_message(make_message("CA1"));
+  s.save_opt_out({"acme", "+15551230001", true, 1, "STOP",
+                  engine::opt_out_source::keyword, 1});
+  s.insert_run(make_run());
+  s.touch_contact("acme", "+15551230001", 10);
+}
+
+/// After the migration to version 4: the rows of `write_version_3_rows` are
+/// there, and conversations start from ref 1.
+inline void expect_version_3_rows_kept(adapters::audited_store& s) {
+  EXPECT_TRUE(s.find_call("CA1"));
+  EXPECT_EQ(s.messages_for_call("CA1").size(), 1u);
+  EXPECT_TRUE(s.find_opt_out("acme", "+15551230001")->opted_out);
+  EXPECT_EQ(s.runs_for_call("CA1").size(), 1u);
+  EXPECT_EQ(s.find_contact("acme", "+15551230001")->first_seen, 10);
+  auto c = s.find_or_create_conversation("acme", "+15551230001", "+15557650002",
+                                         20);
+  EXPECT_EQ(c.ref, 1);
+  s.insert_conversation_event(make_event(c.id, "opened", 20));
+  EXPECT_EQ(s.conversation_events(c.id).size(), 1u);
+}
+
 template <class Env>
 class StoreConformance : public ::testing::Test {
 public:
@@ -2150,6 +2283,530 @@ TYPED_TEST_P(StoreConformance, group_commit_of_many_runs) {
   EXPECT_EQ(s.find_run(runs[17].id)->seq, 1);
 }
 
+// -- conversations ------------------------------------------------------------
+
+TYPED_TEST_P(StoreConformance, find_or_create_conversation_creates_it_once) {
+  auto& s = this->store();
+  const engine::epoch_ms now = 1'700'000'000'000;
+  auto c = s.find_or_create_conversation("acme", customer(1), "+15557650002",
+                                         now);
+  EXPECT_GT(c.id, 0);
+  engine::conversation_record expected;
+  expected.id = c.id;
+  expected.tenant_id = "acme";
+  expected.customer = customer(1);
+  expected.business_number = "+15557650002";
+  expected.ref = 1;
+  expected.state = engine::conversation_state::closed;
+  expected.opened_at = now;
+  expected.updated_at = now;
+  expect_same(c, expected); // every other field zero
+  // Again, later, through another number: the row as stored.
+  auto again = s.find_or_create_conversation("acme", customer(1),
+                                             "+15557650003", now + 5'000);
+  expect_same(again, expected);
+  expect_same(*s.find_conversation(c.id), expected);
+  expect_same(*s.find_conversation_by_ref("acme", 1), expected);
+  EXPECT_FALSE(s.find_conversation(c.id + 1000));
+  EXPECT_FALSE(s.find_conversation_by_ref("acme", 2));
+  EXPECT_FALSE(s.find_conversation_by_ref("beta", 1));
+  // An existing row is returned as the last update left it.
+  auto u = bumped(c);
+  u.state = engine::conversation_state::ai_active;
+  u.business_number = "+15557650004";
+  ASSERT_TRUE(s.update_conversation(u, 0));
+  expect_same(s.find_or_create_conversation("acme", customer(1), "+15557650002",
+                                            now + 9'000),
+              u);
+}
+
+TYPED_TEST_P(StoreConformance, conversation_refs_count_per_tenant) {
+  auto& s = this->store();
+  auto a1 = s.find_or_create_conversation("acme", customer(1), "+1555765", 1);
+  auto b1 = s.find_or_create_conversation("beta", customer(1), "+1555766", 2);
+  auto a2 = s.find_or_create_conversation("acme", customer(2), "+1555765", 3);
+  auto a3 = s.find_or_create_conversation("acme", customer(3), "+1555765", 4);
+  auto b2 = s.find_or_create_conversation("beta", customer(3), "+1555766", 5);
+  EXPECT_EQ(a1.ref, 1);
+  EXPECT_EQ(a2.ref, 2);
+  EXPECT_EQ(a3.ref, 3);
+  EXPECT_EQ(b1.ref, 1);
+  EXPECT_EQ(b2.ref, 2);
+  // One row per tenant and customer: the same customer of two tenants has
+  // two conversations.
+  EXPECT_NE(a1.id, b1.id);
+  EXPECT_EQ(s.find_conversation_by_ref("acme", 3)->id, a3.id);
+  EXPECT_EQ(s.find_conversation_by_ref("beta", 1)->id, b1.id);
+  EXPECT_EQ(s.find_conversation_by_ref("beta", 2)->customer, customer(3));
+  EXPECT_FALSE(s.find_conversation_by_ref("beta", 3));
+  // Asking again makes no new ref.
+  s.find_or_create_conversation("acme", customer(2), "+1555765", 6);
+  EXPECT_EQ(
+    s.find_or_create_conversation("acme", customer(4), "+1555765", 7).ref, 4);
+}
+
+TYPED_TEST_P(
+  StoreConformance,
+  concurrent_creation_makes_one_row_per_customer_with_distinct_refs) {
+  if (!TypeParam::shared)
+    GTEST_SKIP() << "instances do not share a database";
+  constexpr int racers = 4;
+  this->store(); // migrated
+  std::vector<std::unique_ptr<adapters::audited_store>> stores;
+  for (int i = 0; i < racers; ++i)
+    stores.push_back(this->open());
+  for (int round = 0; round < 10; ++round) {
+    auto tenant = "t" + std::to_string(round);
+    // Each racer creates the shared customer's conversation and one of its
+    // own, in either order.
+    std::vector<engine::conversation_record> shared(racers);
+    std::vector<engine::conversation_record> own(racers);
+    auto errors = race(racers, [&](int i) {
+      auto& s = *stores[i];
+      auto create_shared = [&] {
+        shared[i] = s.find_or_create_conversation(tenant, customer(0),
+                                                  "+1555765", round);
+      };
+      if (i % 2 == 0)
+        create_shared();
+      own[i] = s.find_or_create_conversation(tenant, customer(1 + i),
+                                             "+1555765", round);
+      if (i % 2 != 0)
+        create_shared();
+    });
+    ASSERT_TRUE(errors.empty()) << errors.front();
+    std::set<std::int32_t> refs;
+    for (int i = 0; i < racers; ++i) {
+      EXPECT_EQ(shared[i].id, shared[0].id) << "round " << round;
+      EXPECT_EQ(shared[i].ref, shared[0].ref);
+      EXPECT_EQ(own[i].customer, customer(1 + i));
+      refs.insert(own[i].ref);
+    }
+    refs.insert(shared[0].ref);
+    EXPECT_EQ(refs, (std::set<std::int32_t>{1, 2, 3, 4, 5}))
+      << "round " << round;
+    for (int ref = 1; ref <= racers + 1; ++ref)
+      EXPECT_TRUE(this->store().find_conversation_by_ref(tenant, ref));
+  }
+}
+
+TYPED_TEST_P(StoreConformance,
+             update_conversation_writes_every_field_if_seq_matches) {
+  auto& s = this->store();
+  auto c = s.find_or_create_conversation("acme", customer(1), "+1555765", 10);
+  auto u = c;
+  u.business_number = "+15557650009";
+  u.state = engine::conversation_state::owner_window;
+  u.window_seq = 3;
+  u.window_deadline = 1'700'000'060'000;
+  u.outcome = engine::window_outcome::none;
+  u.turn_at = 1'700'000'005'000;
+  u.close_at = 1'700'003'600'000;
+  u.ai_replies = 2;
+  u.opened_at = 11;
+  u.last_customer_at = 1'700'000'000'000;
+  u.last_owner_at = 1'699'999'000'000;
+  u.last_ai_at = 1'699'999'500'000;
+  u.node_id = "n2";
+  u.seq = 1;
+  u.updated_at = 1'700'000'000'001;
+  EXPECT_TRUE(s.update_conversation(u, 0));
+  expect_same(*s.find_conversation(c.id), u);
+  // A writer that read seq 0 lost: nothing changes.
+  auto stale = bumped(c);
+  stale.state = engine::conversation_state::ai_active;
+  EXPECT_FALSE(s.update_conversation(stale, 0));
+  expect_same(*s.find_conversation(c.id), u);
+  // The next writer, from seq 1; seq may jump.
+  auto won = u;
+  won.state = engine::conversation_state::owner_active;
+  won.outcome = engine::window_outcome::owner;
+  won.window_deadline = 0;
+  won.seq = 9;
+  EXPECT_TRUE(s.update_conversation(won, 1));
+  expect_same(*s.find_conversation(c.id), won);
+  EXPECT_FALSE(s.update_conversation(bumped(won), 1));
+  EXPECT_TRUE(s.update_conversation(bumped(won), 9));
+  EXPECT_EQ(s.find_conversation(c.id)->seq, 10);
+  // A lost update is a value, not an error: the transaction goes on.
+  s.begin();
+  EXPECT_FALSE(s.update_conversation(bumped(won), 9));
+  s.set_owner_focus("acme", c.id, 20);
+  s.commit();
+  EXPECT_EQ(s.owner_focus("acme"), c.id);
+}
+
+TYPED_TEST_P(StoreConformance, update_conversation_rejects_bad_requests) {
+  auto& s = this->store();
+  auto c = s.find_or_create_conversation("acme", customer(1), "+1555765", 10);
+  auto unknown = bumped(c);
+  unknown.id = c.id + 1000;
+  EXPECT_EQ(error_of([&] { s.update_conversation(unknown, 0); }),
+            this->message("update_conversation",
+                          "unknown conversation id "
+                            + std::to_string(unknown.id)));
+  auto same = c; // seq not bumped: two writers could both win
+  same.state = engine::conversation_state::ai_active;
+  EXPECT_EQ(error_of([&] { s.update_conversation(same, 0); }),
+            this->message("update_conversation",
+                          "seq 0 must be greater than expected_seq 0 "
+                          "(conversation id "
+                            + std::to_string(c.id) + ")"));
+  same.seq = 2;
+  EXPECT_EQ(error_of([&] { s.update_conversation(same, 5); }),
+            this->message("update_conversation",
+                          "seq 2 must be greater than expected_seq 5 "
+                          "(conversation id "
+                            + std::to_string(c.id) + ")"));
+  expect_same(*s.find_conversation(c.id), c);
+  // An error aborts the transaction.
+  s.begin();
+  s.set_owner_focus("acme", c.id, 1);
+  EXPECT_THROW(s.update_conversation(unknown, 0), engine::port_error);
+  EXPECT_EQ(error_of([&] { s.owner_focus("acme"); }),
+            this->message("owner_focus",
+                          "the transaction was aborted by an earlier error; "
+                          "call rollback()"));
+  EXPECT_THROW(s.commit(), engine::port_error);
+  EXPECT_FALSE(s.owner_focus("acme"));
+}
+
+/// Instances (connections) decide the same owner-reply window from the same
+/// expected seq on as many threads, the owner's reply against the timer:
+/// exactly one outcome each round.
+template <class Fixture>
+void update_conversation_race(Fixture& self, bool in_transactions) {
+  constexpr int racers = 3;
+  std::vector<std::unique_ptr<adapters::audited_store>> stores;
+  for (int i = 0; i < racers; ++i)
+    stores.push_back(self.open());
+  for (int round = 0; round < 50; ++round) {
+    auto c = self.store().find_or_create_conversation("acme", customer(round),
+                                                      "+1555765", round);
+    auto open = bumped(c);
+    open.state = engine::conversation_state::owner_window;
+    open.window_seq = 1;
+    open.window_deadline = 60'000;
+    open.seq = 10 * round + 1; // any seq
+    ASSERT_TRUE(self.store().update_conversation(open, c.seq));
+    bool won[racers] = {};
+    auto errors = race(racers, [&](int i) {
+      auto mine = bumped(open);
+      mine.outcome = i == 0 ? engine::window_outcome::owner
+                            : engine::window_outcome::ai;
+      mine.state = i == 0 ? engine::conversation_state::owner_active
+                          : engine::conversation_state::ai_active;
+      mine.node_id = "n" + std::to_string(i);
+      auto& s = *stores[i];
+      if (in_transactions)
+        s.begin();
+      won[i] = s.update_conversation(mine, open.seq);
+      if (in_transactions) {
+        // The loser's transaction is not aborted: it commits what else it did.
+        auto e = make_event(c.id, won[i] ? "ai_won" : "lost", 1);
+        e.window_seq = 1;
+        s.insert_conversation_event(e);
+        s.commit();
+      }
+    });
+    ASSERT_TRUE(errors.empty()) << errors.front();
+    int winners = 0;
+    int winner = -1;
+    for (int i = 0; i < racers; ++i)
+      if (won[i]) {
+        ++winners;
+        winner = i;
+      }
+    ASSERT_EQ(winners, 1) << "round " << round;
+    auto stored = self.store().find_conversation(c.id);
+    ASSERT_TRUE(stored);
+    EXPECT_EQ(stored->seq, open.seq + 1);
+    EXPECT_EQ(stored->node_id, "n" + std::to_string(winner));
+    EXPECT_EQ(stored->outcome, winner == 0 ? engine::window_outcome::owner
+                                           : engine::window_outcome::ai);
+    if (in_transactions)
+      EXPECT_EQ(self.store().conversation_events(c.id).size(),
+                static_cast<std::size_t>(racers));
+  }
+}
+
+TYPED_TEST_P(StoreConformance, update_conversation_race_has_one_winner) {
+  if (!TypeParam::shared)
+    GTEST_SKIP() << "instances do not share a database";
+  update_conversation_race(*this, false);
+}
+
+TYPED_TEST_P(StoreConformance,
+             update_conversation_race_in_transactions_has_one_winner) {
+  if (!TypeParam::shared)
+    GTEST_SKIP() << "instances do not share a database";
+  update_conversation_race(*this, true);
+}
+
+TYPED_TEST_P(StoreConformance,
+             due_conversations_have_a_deadline_at_or_before_now) {
+  auto& s = this->store();
+  using engine::conversation_state;
+  using engine::window_outcome;
+  const engine::epoch_ms now = 1'000'000;
+  int next_customer = 0;
+  auto add = [&](conversation_state state, engine::epoch_ms window_deadline,
+                 window_outcome outcome, engine::epoch_ms turn_at,
+                 engine::epoch_ms close_at) {
+    auto c = s.find_or_create_conversation("acme", customer(next_customer++),
+                                           "+1555765", 1);
+    auto u = bumped(c);
+    u.state = state;
+    u.window_deadline = window_deadline;
+    u.outcome = outcome;
+    u.turn_at = turn_at;
+    u.close_at = close_at;
+    EXPECT_TRUE(s.update_conversation(u, c.seq));
+    return c.id;
+  };
+  const auto none = window_outcome::none;
+  // A window with no outcome yet, due exactly now.
+  auto window_now = add(conversation_state::owner_window, now, none, 0, 0);
+  // Not yet.
+  add(conversation_state::owner_window, now + 1, none, 0, now + 1);
+  // Decided windows are not due, however late.
+  add(conversation_state::owner_active, now - 50, window_outcome::owner, 0,
+      now + 10);
+  add(conversation_state::ai_active, now - 60, window_outcome::ai, 0, now + 10);
+  // An AI turn.
+  auto turn = add(conversation_state::ai_active, 0, window_outcome::ai,
+                  now - 30, now + 10);
+  // Idle close of an open conversation; a closed one's close_at is not due.
+  auto idle = add(conversation_state::owner_active, 0, window_outcome::owner, 0,
+                  now - 40);
+  add(conversation_state::closed, 0, window_outcome::owner, 0, now - 45);
+  // Due for two reasons: counts at its earliest (the turn).
+  auto both = add(conversation_state::owner_window, now - 10, none, now - 35,
+                  now + 10);
+  // Due for a decided window's late deadline only: not due.
+  add(conversation_state::ai_active, now - 70, window_outcome::ai, now + 5,
+      now + 10);
+  // Nothing set: never due.
+  add(conversation_state::closed, 0, none, 0, 0);
+  // A tie with `turn` on the deadline: by id.
+  auto tie = add(conversation_state::owner_window, now - 30, none, 0, 0);
+  auto all = std::numeric_limits<std::size_t>::max();
+  EXPECT_EQ(ids(s.due_conversations(now, all)),
+            (std::vector<std::int64_t>{idle, both, turn, tie, window_now}));
+  EXPECT_EQ(ids(s.due_conversations(now, 2)),
+            (std::vector<std::int64_t>{idle, both}));
+  EXPECT_EQ(ids(s.due_conversations(now, 4)),
+            (std::vector<std::int64_t>{idle, both, turn, tie}));
+  EXPECT_TRUE(s.due_conversations(now, 0).empty());
+  EXPECT_EQ(ids(s.due_conversations(now - 36, all)),
+            (std::vector<std::int64_t>{idle}));
+  EXPECT_TRUE(s.due_conversations(now - 41, all).empty());
+  // Every field comes back.
+  auto due = s.due_conversations(now, 1);
+  ASSERT_EQ(due.size(), 1u);
+  expect_same(due[0], *s.find_conversation(idle));
+  // Deciding a window takes it out.
+  auto c = *s.find_conversation(window_now);
+  auto decided = bumped(c);
+  decided.outcome = window_outcome::ai;
+  ASSERT_TRUE(s.update_conversation(decided, c.seq));
+  EXPECT_EQ(ids(s.due_conversations(now, all)),
+            (std::vector<std::int64_t>{idle, both, turn, tie}));
+}
+
+TYPED_TEST_P(StoreConformance,
+             a_transcript_reads_its_last_messages_oldest_first) {
+  auto& s = this->store();
+  auto c = s.find_or_create_conversation("acme", customer(1), "+1555765", 1);
+  auto other = s.find_or_create_conversation("acme", customer(2), "+1555765",
+                                             1);
+  std::vector<engine::conversation_message> first{
+    make_transcript_line(c.id, "customer", "my water heater is leaking", 100),
+    make_transcript_line(other.id, "customer", "hello?", 101),
+    make_transcript_line(c.id, "customer", "can someone come today?", 102)};
+  first[0].message_sid = "SM1";
+  auto owner = make_transcript_line(c.id, "owner", "On my way at 3 — Zoë 👋",
+                                    200);
+  owner.message_id = 41;
+  auto ai = make_transcript_line(c.id, "ai", raw_bytes(), 150);
+  ai.message_id = 42;
+  s.insert_conversation_messages(first);
+  s.insert_conversation_messages({ai, owner}); // ids in order, not by time
+  s.insert_conversation_messages({});
+  auto all = s.conversation_messages(c.id, 100);
+  ASSERT_EQ(all.size(), 4u);
+  // Ids in insertion order, every field back.
+  auto expected = std::vector<engine::conversation_message>{first[0], first[2],
+                                                            ai, owner};
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    if (i > 0)
+      EXPECT_GT(all[i].id, all[i - 1].id);
+    expected[i].id = all[i].id;
+    expect_same(all[i], expected[i]);
+  }
+  // The last two, oldest first.
+  auto last = s.conversation_messages(c.id, 2);
+  ASSERT_EQ(last.size(), 2u);
+  expect_same(last[0], all[2]);
+  expect_same(last[1], all[3]);
+  EXPECT_EQ(s.conversation_messages(c.id, 1).at(0).author, "owner");
+  EXPECT_TRUE(s.conversation_messages(c.id, 0).empty());
+  EXPECT_EQ(s.conversation_messages(other.id, 100).size(), 1u);
+  EXPECT_TRUE(s.conversation_messages(c.id + 1000, 100).empty());
+}
+
+TYPED_TEST_P(StoreConformance, conversation_events_round_trip_oldest_first) {
+  auto& s = this->store();
+  auto c = s.find_or_create_conversation("acme", customer(1), "+1555765", 1);
+  auto opened = make_event(c.id, "opened", 10);
+  auto window = make_event(c.id, "window_opened", 11);
+  window.window_seq = 1;
+  window.detail = "deadline 60000";
+  auto turn = make_ai_turn(c.id, 12, 1200, 80, 0.00125);
+  turn.window_seq = 1;
+  turn.detail = R"({"intent":"emergency"})";
+  auto error = make_event(c.id, "ai_error", 13);
+  error.provider = "openai";
+  error.latency_ms = 30'000;
+  error.detail = raw_bytes(); // an error body from outside
+  for (const auto& e : {opened, window, turn, error})
+    s.insert_conversation_event(e);
+  s.insert_conversation_event(make_event(c.id + 1, "opened", 9));
+  auto events = s.conversation_events(c.id);
+  ASSERT_EQ(events.size(), 4u);
+  std::vector<engine::conversation_event> expected{opened, window, turn, error};
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    EXPECT_GT(events[i].id, 0);
+    if (i > 0)
+      EXPECT_GT(events[i].id, events[i - 1].id);
+    expected[i].id = events[i].id;
+    expect_same(events[i], expected[i]);
+  }
+  EXPECT_TRUE(s.conversation_events(c.id + 1000).empty());
+}
+
+TYPED_TEST_P(StoreConformance, owner_focus_is_set_and_replaced_per_tenant) {
+  auto& s = this->store();
+  EXPECT_FALSE(s.owner_focus("acme"));
+  s.set_owner_focus("acme", 7, 100);
+  s.set_owner_focus("beta", 9, 100);
+  EXPECT_EQ(s.owner_focus("acme"), 7);
+  // The last call wins (whatever its time).
+  s.set_owner_focus("acme", 8, 50);
+  EXPECT_EQ(s.owner_focus("acme"), 8);
+  EXPECT_EQ(s.owner_focus("beta"), 9);
+  EXPECT_FALSE(s.owner_focus("gamma"));
+}
+
+TYPED_TEST_P(StoreConformance, ai_usage_sums_ai_turns_and_counts_errors_since) {
+  auto& s = this->store();
+  const engine::epoch_ms since = 1'000'000;
+  EXPECT_EQ(s.ai_usage_since("acme", since).turns, 0);
+  EXPECT_EQ(s.ai_usage_since("acme", since).cost_usd, 0);
+  // Before `since`: not counted; at it: counted. Costs are exact binary
+  // fractions, so that any order of summing gives the same.
+  s.insert_conversation_event(make_ai_turn(1, since - 1, 1000, 1000, 8));
+  s.insert_conversation_event(make_ai_turn(1, since, 100, 10, 0.25));
+  s.insert_conversation_event(make_ai_turn(2, since + 500, 200, 20, 0.5));
+  s.insert_conversation_event(make_ai_turn(2, since + 900, 0, 0, 0)); // offline
+  // An error counts as an error only, not as a turn: what it reports of
+  // tokens or cost is not added (the fallback's turn is an ai_turn event).
+  auto error = make_ai_turn(1, since + 600, 5000, 5000, 4);
+  error.kind = "ai_error";
+  s.insert_conversation_event(error);
+  s.insert_conversation_event(make_event(1, "ai_error", since + 700));
+  auto early_error = make_event(1, "ai_error", since - 1);
+  s.insert_conversation_event(early_error);
+  // Other kinds and other tenants are not counted.
+  auto relayed = make_ai_turn(1, since + 800, 7, 7, 1);
+  relayed.kind = "relayed";
+  s.insert_conversation_event(relayed);
+  s.insert_conversation_event(make_ai_turn(3, since + 100, 9, 9, 2, "beta"));
+  auto u = s.ai_usage_since("acme", since);
+  EXPECT_EQ(u.turns, 3);
+  EXPECT_EQ(u.errors, 2);
+  EXPECT_EQ(u.prompt_tokens, 300);
+  EXPECT_EQ(u.completion_tokens, 30);
+  EXPECT_EQ(u.cost_usd, 0.75);
+  auto later = s.ai_usage_since("acme", since + 1);
+  EXPECT_EQ(later.turns, 2);
+  EXPECT_EQ(later.prompt_tokens, 200);
+  EXPECT_EQ(later.cost_usd, 0.5);
+  auto everything = s.ai_usage_since("acme", 0);
+  EXPECT_EQ(everything.turns, 4);
+  EXPECT_EQ(everything.errors, 3);
+  EXPECT_EQ(everything.prompt_tokens, 1300);
+  EXPECT_EQ(everything.cost_usd, 8.75);
+  EXPECT_EQ(s.ai_usage_since("beta", 0).turns, 1);
+  EXPECT_EQ(s.ai_usage_since("beta", 0).cost_usd, 2);
+  auto nothing = s.ai_usage_since("acme", since + 1'000);
+  EXPECT_EQ(nothing.turns, 0);
+  EXPECT_EQ(nothing.errors, 0);
+  EXPECT_EQ(nothing.prompt_tokens, 0);
+  EXPECT_EQ(nothing.completion_tokens, 0);
+  EXPECT_EQ(nothing.cost_usd, 0);
+}
+
+TYPED_TEST_P(StoreConformance, conversation_calls_before_migrate_throw) {
+  auto s = this->open();
+  EXPECT_THROW(s->find_or_create_conversation("acme", customer(1), "+1", 1),
+               engine::port_error);
+  EXPECT_THROW(s->find_conversation(1), engine::port_error);
+  EXPECT_THROW(s->insert_conversation_event(make_event(1, "opened", 1)),
+               engine::port_error);
+  EXPECT_THROW(s->set_owner_focus("acme", 1, 1), engine::port_error);
+  auto what = error_of([&] { s->due_conversations(1, 10); });
+  EXPECT_EQ(what.rfind(this->message("due_conversations", ""), 0), 0u) << what;
+  what = error_of([&] { s->ai_usage_since("acme", 0); });
+  EXPECT_EQ(what.rfind(this->message("ai_usage_since", ""), 0), 0u) << what;
+}
+
+TYPED_TEST_P(StoreConformance,
+             conversation_writes_commit_and_roll_back_together) {
+  auto& s = this->store();
+  auto kept = s.find_or_create_conversation("acme", customer(1), "+1555765", 1);
+  auto write_all = [&] {
+    auto c = s.find_or_create_conversation("acme", customer(2), "+1555765", 2);
+    EXPECT_TRUE(s.update_conversation(bumped(kept), kept.seq));
+    s.insert_conversation_messages(
+      {make_transcript_line(c.id, "customer", "hi", 3),
+       make_transcript_line(kept.id, "customer", "hello", 3)});
+    s.insert_conversation_event(make_ai_turn(c.id, 4, 10, 1, 0.5));
+    s.set_owner_focus("acme", c.id, 4);
+    return c;
+  };
+  s.begin();
+  auto c = write_all();
+  EXPECT_TRUE(s.find_conversation(c.id)); // a transaction reads its own writes
+  EXPECT_EQ(s.conversation_messages(c.id, 10).size(), 1u);
+  s.rollback();
+  EXPECT_FALSE(s.find_conversation(c.id));
+  EXPECT_FALSE(s.find_conversation_by_ref("acme", 2));
+  EXPECT_EQ(s.find_conversation(kept.id)->seq, 0);
+  EXPECT_TRUE(s.conversation_messages(kept.id, 10).empty());
+  EXPECT_TRUE(s.conversation_events(c.id).empty());
+  EXPECT_EQ(s.ai_usage_since("acme", 0).turns, 0);
+  EXPECT_FALSE(s.owner_focus("acme"));
+  // The same, committed, is seen by another instance.
+  s.begin();
+  c = write_all();
+  EXPECT_EQ(c.ref, 2); // the rolled back ref is free again
+  if (TypeParam::shared) {
+    auto other = this->open();
+    EXPECT_FALSE(other->find_conversation(c.id)); // not committed yet
+    EXPECT_EQ(other->find_conversation(kept.id)->seq, 0);
+  }
+  s.commit();
+  auto other_instance = TypeParam::shared ? this->open() : nullptr;
+  adapters::audited_store& reader = other_instance ? *other_instance : s;
+  EXPECT_EQ(reader.find_conversation_by_ref("acme", 2)->id, c.id);
+  EXPECT_EQ(reader.find_conversation(kept.id)->seq, 1);
+  EXPECT_EQ(reader.conversation_messages(kept.id, 10).size(), 1u);
+  EXPECT_EQ(reader.conversation_events(c.id).size(), 1u);
+  EXPECT_EQ(reader.ai_usage_since("acme", 0).turns, 1);
+  EXPECT_EQ(reader.owner_focus("acme"), c.id);
+}
+
 REGISTER_TYPED_TEST_SUITE_P(
   StoreConformance, migrate_applies_the_latest_schema_once,
   concurrent_migrations_all_succeed, calls_before_migrate_throw,
@@ -2190,6 +2847,20 @@ REGISTER_TYPED_TEST_SUITE_P(
   a_step_recorded_again_keeps_the_first_record,
   workflow_versions_are_saved_once, contact_tags_are_kept_once_and_sorted,
   run_calls_before_migrate_throw, run_writes_commit_and_roll_back_together,
-  a_lost_update_run_does_not_abort_the_transaction, group_commit_of_many_runs);
+  a_lost_update_run_does_not_abort_the_transaction, group_commit_of_many_runs,
+  find_or_create_conversation_creates_it_once,
+  conversation_refs_count_per_tenant,
+  concurrent_creation_makes_one_row_per_customer_with_distinct_refs,
+  update_conversation_writes_every_field_if_seq_matches,
+  update_conversation_rejects_bad_requests,
+  update_conversation_race_has_one_winner,
+  update_conversation_race_in_transactions_has_one_winner,
+  due_conversations_have_a_deadline_at_or_before_now,
+  a_transcript_reads_its_last_messages_oldest_first,
+  conversation_events_round_trip_oldest_first,
+  owner_focus_is_set_and_replaced_per_tenant,
+  ai_usage_sums_ai_turns_and_counts_errors_since,
+  conversation_calls_before_migrate_throw,
+  conversation_writes_commit_and_roll_back_together);
 
 } // namespace ringback::store_conformance

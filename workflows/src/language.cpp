@@ -116,6 +116,9 @@ const std::vector<std::pair<std::string, std::string>>& variable_docs() {
     {"conversation.last_message", "The customer's last message."},
     {"conversation.transcript",
      "The conversation so far, one `who: text` line a message."},
+    {"conversation.takeover",
+     "True for the AI's first turn of a window (the takeover), false for "
+     "its later turns while it holds the conversation."},
     {"schedule.cron", "The cron expression that fired."},
     {"schedule.fired_at", "When it fired, local ISO-8601 time."},
   };
@@ -150,10 +153,12 @@ language make_default_language() {
   lang.triggers.add(
     {"conversation.owner_timeout",
      "The owner did not answer a customer's message within the owner-reply "
-     "window: the point where the AI takes over.",
+     "window: the point where the AI takes over; fired again for each batch "
+     "of the customer's texts while the AI holds the conversation (until the "
+     "owner writes). `tenant.number` is the number the customer texted.",
      with_common({"conversation.id", "conversation.customer",
                   "conversation.last_message", "conversation.transcript",
-                  "contact.phone"})});
+                  "conversation.takeover", "contact.phone"})});
   lang.triggers.add({"schedule",
                      "A cron expression (the workflow's `schedule` key) "
                      "fired, in the tenant's time zone; runs once per tenant.",

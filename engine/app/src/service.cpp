@@ -5,6 +5,7 @@
 #include "ringback/actors/outbox_actor.hpp"
 #include "ringback/actors/tenant_actor.hpp"
 #include "ringback/adapters/http/http_server.hpp"
+#include "ringback/adapters/ai/openai_responder.hpp"
 #include "ringback/adapters/kv/kv_factory.hpp"
 #include "ringback/adapters/metrics/prometheus_metrics.hpp"
 #include "ringback/adapters/store/make_store.hpp"
@@ -30,6 +31,56 @@ constexpr std::size_t kv_threads = 2;
 constexpr std::size_t carrier_threads = 8;
 
 constexpr std::size_t http_threads = 4;
+constexpr std::size_t ai_threads = 4;
+
+/// The AI of each tenant, for one worker thread: an OpenAI-compatible
+/// client for tenants whose `ai.provider` is openai (each with this worker's
+/// HTTP client), the offline responder for the others.
+class tenant_ai final : public engine::ai_responder {
+public:
+  /// Nullopt and an error naming the tenant for a bad `ai:` setting.
+  static std::unique_ptr<tenant_ai>
+  make(const std::vector<engine::tenant>& tenants,
+       const adapters::integration::http_fetcher_factory& fetchers,
+       std::string* error) {
+    auto out = std::unique_ptr<tenant_ai>(new tenant_ai);
+    out->fetcher_ = fetchers();
+    for (const auto& t : tenants) {
+      if (t.ai.provider != "openai")
+        continue;
+      adapters::ai::openai_settings o;
+      o.base_url = t.ai.base_url;
+      o.model = t.ai.model;
+      o.api_key = t.ai.api_key;
+      o.timeout = t.ai.timeout;
+      o.max_attempts = t.ai.max_attempts;
+      o.usd_per_1k_prompt = t.ai.usd_per_1k_prompt;
+      o.usd_per_1k_completion = t.ai.usd_per_1k_completion;
+      auto r = adapters::ai::make_openai_responder(o, *out->fetcher_);
+      if (!r) {
+        if (error != nullptr)
+          *error = "tenant " + t.id + ": ai: " + r.error;
+        return nullptr;
+      }
+      out->by_tenant_.emplace(t.id, std::move(r.value));
+    }
+    return out;
+  }
+
+  engine::ai_reply respond(const engine::ai_request& req) override {
+    auto i = by_tenant_.find(req.tenant_id);
+    if (i == by_tenant_.end())
+      return engine::offline_reply(req);
+    return i->second->respond(req);
+  }
+
+private:
+  tenant_ai() = default;
+
+  std::unique_ptr<engine::http_fetcher> fetcher_;
+  std::unordered_map<std::string, std::unique_ptr<adapters::ai::openai_responder>>
+    by_tenant_;
+};
 
 /// How often the workflows folder is checked for changes.
 constexpr std::chrono::seconds watch_interval{1};
@@ -97,6 +148,7 @@ struct service::impl {
   engine::system_clock clock;
   std::unique_ptr<workflows::workflow_registry> registry;
   std::unique_ptr<engine::worker_pool<engine::http_fetcher>> http_pool;
+  std::unique_ptr<engine::worker_pool<engine::ai_responder>> ai_pool;
   std::unique_ptr<engine::store_executor> store;
   std::unique_ptr<adapters::kv_factory> kv_factory;
   std::unique_ptr<engine::worker_pool<engine::kv>> kv;
@@ -212,6 +264,17 @@ std::optional<std::string> service::start() {
     return "http client: " + fetchers.error;
   d.http_pool = std::make_unique<engine::worker_pool<engine::http_fetcher>>(
     http_threads, fetchers.factory);
+  {
+    std::string error;
+    if (!tenant_ai::make(cfg.tenants, fetchers.factory, &error))
+      return error; // checked once here; the workers make their own below
+    auto tenants = cfg.tenants;
+    auto factory = fetchers.factory;
+    d.ai_pool = std::make_unique<engine::worker_pool<engine::ai_responder>>(
+      ai_threads, [tenants, factory]() -> std::unique_ptr<engine::ai_responder> {
+        return tenant_ai::make(tenants, factory, nullptr);
+      });
+  }
   adapters::twilio::rest_client_options rest;
   rest.api_url = cfg.twilio.api_url;
   rest.account_sid = cfg.twilio.account_sid;
@@ -229,6 +292,7 @@ std::optional<std::string> service::start() {
   svc->clock = &d.clock;
   svc->workflows = std::make_shared<registry_source>(*d.registry);
   svc->http = d.http_pool.get();
+  svc->ai = d.ai_pool.get();
   svc->node_id = cfg.node_id;
   svc->public_url = cfg.public_url;
   svc->numbers = std::make_shared<const actors::tenant_directory>(cfg.tenants);
@@ -332,6 +396,8 @@ void service::stop() {
     d.carrier->stop();
   if (d.http_pool)
     d.http_pool->stop();
+  if (d.ai_pool)
+    d.ai_pool->stop();
   if (d.kv)
     d.kv->stop();
   if (d.store)

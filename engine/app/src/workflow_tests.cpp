@@ -1,5 +1,7 @@
 #include "ringback/app/workflow_tests.hpp"
 
+#include "ringback/engine/ai.hpp"
+
 #include "ringback/actors/runs.hpp"
 
 #include "ringback/adapters/webhooks/twilio_webhooks.hpp"
@@ -1634,6 +1636,14 @@ private:
           {name + "/" + t.step_id, std::move(t.phone), std::move(t.tag)});
       }
       line("  " + r.label() + " " + status_text(r));
+      if (seg.fx.ai && r.status == run_status::waiting
+          && r.state.waiting_for == "ai" && refusals < max_refusals) {
+        // No network in tests: the built-in offline responder answers, as it
+        // does in the service when no AI is configured.
+        seg = wf::resume(*r.workflow, r.state, offline_ai(r, *seg.fx.ai),
+                         fresh(), now_);
+        continue;
+      }
       if (!seg.fx.http)
         return;
       const auto& h = *seg.fx.http;
@@ -1654,6 +1664,37 @@ private:
       ev.error = why;
       seg = wf::resume(*r.workflow, r.state, ev, fresh(), now_);
     }
+  }
+
+  /// The offline responder's answer to an `ai_reply` of `r`: the customer's
+  /// message is the conversation's last one (or the SMS that started it).
+  wf::resume_event offline_ai(const sim_run& r, const wf::ai_action& a) {
+    engine::ai_request req;
+    req.tenant_id = tenant_.id;
+    req.profile = tenant_.profile;
+    if (req.profile.name.empty())
+      req.profile.name = tenant_.name;
+    if (req.profile.phone.empty() && !tenant_.numbers.empty())
+      req.profile.phone = tenant_.numbers.front().number;
+    req.max_chars = a.max_chars;
+    std::string said;
+    for (const char* name : {"conversation.last_message", "sms.body"}) {
+      auto i = r.state.vars.find(name);
+      if (i != r.state.vars.end() && !i->second.to_text().empty()) {
+        said = i->second.to_text();
+        break;
+      }
+    }
+    req.transcript.push_back({engine::ai_turn::speaker::customer, said, now_});
+    auto reply = engine::offline_reply(req);
+    line("  AI (offline, " + std::string{engine::to_string(reply.about)}
+         + ") answers " + in_quotes(reply.text));
+    wf::resume_event ev;
+    ev.what = wf::resume_event::kind::ai;
+    ev.body = reply.text;
+    ev.status = engine::to_string(reply.about);
+    ev.provider = reply.provider;
+    return ev;
   }
 
   std::string status_text(const sim_run& r) const {
@@ -1895,6 +1936,7 @@ private:
       {"conversation.customer", wf::value{s.from}},
       {"conversation.last_message", wf::value{s.body}},
       {"conversation.transcript", wf::value{"customer: " + s.body}},
+      {"conversation.takeover", wf::value{true}},
       {"contact.phone", wf::value{s.from}},
     };
     wf::add_tenant_variables(tenant_, "", ctx);

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "ringback/actors/runs.hpp"
+#include "ringback/engine/ai.hpp"
 #include "ringback/engine/call_fsm.hpp"
 #include "ringback/engine/http_port.hpp"
 #include "ringback/engine/ingress.hpp"
@@ -55,6 +56,14 @@ CAF_BEGIN_TYPE_ID_BLOCK(ringback, caf::first_custom_type_id)
   CAF_ADD_ATOM(ringback, ringback::actors, pump_atom, "pump")
   // outbox -> outbox: held messages may be due
   CAF_ADD_ATOM(ringback, ringback::actors, unhold_atom, "unhold")
+  // runs <- ai pool: an ai_reply step's answer
+  CAF_ADD_ATOM(ringback, ringback::actors, ai_atom, "ai")
+  // conversation <- conversations: one job (customer, owner, due)
+  CAF_ADD_ATOM(ringback, ringback::actors, job_atom, "job")
+  // conversations <- conversation: nothing left to do for now
+  CAF_ADD_ATOM(ringback, ringback::actors, idle_atom, "idle")
+  // conversations -> conversations: scan the store for deadlines
+  CAF_ADD_ATOM(ringback, ringback::actors, scan_atom, "scan")
   // runs <- anyone: start the workflows of a trigger
   CAF_ADD_ATOM(ringback, ringback::actors, start_atom, "start")
   // runs <- tenant: run a record_voicemail's on_transcription branch
@@ -81,6 +90,10 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ringback::engine::call_fsm::claim_result)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ringback::engine::sms_receipt)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ringback::engine::sms_lookup)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ringback::engine::pace_answer)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ringback::engine::ai_reply)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ringback::engine::conversation_record)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::optional<ringback::engine::conversation_record>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ringback::workflows::ai_action)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ringback::engine::message_record)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<ringback::engine::message_record>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<ringback::engine::call_record>)
@@ -116,6 +129,17 @@ struct runs_stats {
   std::size_t lost = 0;       ///< resumes another process won first
 };
 
+/// Statistics a tenant's conversations actor reports on `stats_atom`.
+struct conversations_stats {
+  std::size_t live = 0;       ///< conversation actors in memory
+  std::size_t timers = 0;     ///< deadlines armed in memory
+  std::size_t loading = 0;    ///< conversations being loaded
+  std::size_t spawned = 0;    ///< conversation actors started so far
+  std::size_t passivated = 0; ///< conversation actors let go so far
+  std::size_t ai_turns = 0;   ///< AI turns started by this process
+  std::size_t lost = 0;       ///< writes another process won first
+};
+
 /// Statistics the outbox reports on `stats_atom`.
 struct outbox_stats {
   std::size_t in_flight = 0;
@@ -132,3 +156,4 @@ struct outbox_stats {
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ringback::actors::tenant_stats)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ringback::actors::outbox_stats)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ringback::actors::runs_stats)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ringback::actors::conversations_stats)

@@ -130,6 +130,16 @@ struct stored_segment {
   std::optional<engine::workflow_version_record> version; ///< saved once
   /// The request to send once stored (the run then waits for "http").
   std::optional<workflows::http_action> http;
+  /// The AI turn to produce once stored (the run then waits for "ai").
+  std::optional<workflows::ai_action> ai;
+  /// Who wrote each message, for the customer's conversation transcript:
+  /// "ai" (an `ai_reply`), "rule" (any other text to a customer); empty for
+  /// texts to the owner.
+  std::vector<std::string> authors;
+  /// The AI turn whose reply this segment sends ("ai_turn", with its
+  /// provider, latency, tokens and cost; "ai_error" when the model failed),
+  /// recorded on the customer's conversation.
+  std::vector<engine::conversation_event> ai_events;
   /// For the pre-send gate of `messages` (null: no gate, tests).
   tenant_info_ptr info;
   std::shared_ptr<const tenant_directory> numbers;
@@ -150,7 +160,9 @@ stored_segment make_segment(const workflows::workflow& wf,
 /// Each message passes the pre-send gate first (`gate_message`; its state in
 /// `s.messages` says what the gate decided); the ids of every message go to
 /// `message_ids` (the outbox sends the queued, holds the held and counts the
-/// refused). May run more than
+/// refused). Texts to a customer that were not refused are added to the
+/// customer's conversation transcript (a text-back opens the conversation);
+/// `ai_event` is recorded on it. May run more than
 /// once for one segment (a batch retried alone): it starts afresh each time.
 bool write_segment(engine::store& db, stored_segment& s,
                    std::vector<std::int64_t>& message_ids);

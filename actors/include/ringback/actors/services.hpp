@@ -2,6 +2,7 @@
 
 #include "ringback/actors/runs.hpp"
 #include "ringback/engine/call_fsm.hpp"
+#include "ringback/engine/ai.hpp"
 #include "ringback/engine/executors.hpp"
 #include "ringback/engine/http_port.hpp"
 #include "ringback/engine/metrics.hpp"
@@ -29,6 +30,9 @@ struct services {
   std::shared_ptr<const workflow_source> workflows;
   /// Runs `http` steps; null: they fail with "no HTTP client".
   engine::job_queue<engine::http_fetcher>* http = nullptr;
+  /// Answers `ai_reply` steps; null: the offline responder answers in the
+  /// actor's own thread (it is cheap and pure).
+  engine::job_queue<engine::ai_responder>* ai = nullptr;
   workflows::run_limits run_limits;
   std::string node_id;
   std::string public_url;

@@ -26,10 +26,12 @@ struct tenant_state {
   engine::epoch_ms wake_at = 0; // earliest wake-up already scheduled
   std::size_t restored = 0;
   caf::actor runs; // the tenant's runs actor (linked)
+  caf::actor conversations; // the tenant's conversations actor (linked)
 };
 
 /// One actor per tenant: supervises the tenant's call actors and holds their
-/// timers.
+/// timers; its linked children are the tenant's runs actor (workflow runs)
+/// and conversations actor (customer conversations and the AI takeover).
 ///
 /// Protocol:
 /// - `(event_atom, inbound_event, shared_ptr<voice_reply>)` from the ingress;

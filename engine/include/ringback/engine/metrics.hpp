@@ -10,6 +10,7 @@
 // not loop iterations.
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -103,6 +104,27 @@ public:
   /// ringback_status_reports_total{result}
   virtual void status_report(std::string_view result) = 0;
 
+  // -- conversations and the AI -----------------------------------------------
+
+  /// A conversation event ("opened", "owner_won", "ai_won", "taken_back",
+  /// "closed"...).
+  /// ringback_conversation_events_total{tenant,event}
+  virtual void conversation_event(std::string_view tenant,
+                                  std::string_view event)
+    = 0;
+
+  /// An AI turn answered (`provider` "openai" or "offline"; `failed` when
+  /// the model failed and the offline responder answered), with the tokens
+  /// and cost the model reported and how long it took.
+  /// ringback_ai_turns_total{tenant,provider}, ringback_ai_errors_total{tenant},
+  /// ringback_ai_tokens_total{tenant,kind="prompt"|"completion"},
+  /// ringback_ai_cost_usd_total{tenant}, ringback_ai_latency_seconds{tenant}
+  virtual void ai_turn(std::string_view tenant, std::string_view provider,
+                       bool failed, std::int64_t prompt_tokens,
+                       std::int64_t completion_tokens, double cost_usd,
+                       double latency_seconds)
+    = 0;
+
   // -- exposition -----------------------------------------------------------
 
   /// Every metric in the Prometheus text exposition format (version 0.0.4).
@@ -126,6 +148,9 @@ public:
   void inbound_message(std::string_view, std::string_view) override {}
   void opt_out_changed(std::string_view, bool, std::string_view) override {}
   void status_report(std::string_view) override {}
+  void conversation_event(std::string_view, std::string_view) override {}
+  void ai_turn(std::string_view, std::string_view, bool, std::int64_t,
+               std::int64_t, double, double) override {}
   std::string render() const override {
     return {};
   }

@@ -180,6 +180,72 @@ public:
   /// A tenant's ledger entries that are opted out, by phone.
   virtual std::vector<opt_out_state> opted_out(std::string_view tenant_id) = 0;
 
+  // -- conversations ---------------------------------------------------------
+
+  /// The conversation of `tenant_id` with `customer`, created if there is
+  /// none (state `closed`, `ref` the tenant's next: 1, 2, 3 ..., the other
+  /// fields zero, `opened_at` and `updated_at` = `now`, `business_number`
+  /// as given). One row per tenant and customer, also when two processes
+  /// create it at once (the loser reads the winner's). An existing row is
+  /// returned as stored (its `business_number` is not changed here).
+  virtual conversation_record
+  find_or_create_conversation(std::string_view tenant_id,
+                              std::string_view customer,
+                              std::string_view business_number, epoch_ms now)
+    = 0;
+
+  virtual std::optional<conversation_record> find_conversation(std::int64_t id)
+    = 0;
+
+  /// By the short reference the owner uses (`#12`).
+  virtual std::optional<conversation_record>
+  find_conversation_by_ref(std::string_view tenant_id, std::int32_t ref) = 0;
+
+  /// Writes every field of conversation `c.id` (including `c.seq`, which the
+  /// caller has bumped), but only if the stored `seq` is still
+  /// `expected_seq`. Returns false, changing nothing, if another writer moved
+  /// it first. Of writers expecting the same seq, exactly one wins. Throws
+  /// `port_error` if `c.seq <= expected_seq` or the id is unknown.
+  virtual bool
+  update_conversation(const conversation_record& c, std::int64_t expected_seq)
+    = 0;
+
+  /// Conversations (any node) with a deadline at or before `now`: a
+  /// `window_deadline` with no outcome yet, a `turn_at`, or a `close_at` of a
+  /// conversation not closed; earliest deadline first, at most `limit`.
+  virtual std::vector<conversation_record>
+  due_conversations(epoch_ms now, std::size_t limit) = 0;
+
+  /// Appends to a transcript (ids assigned in order).
+  virtual void
+  insert_conversation_messages(const std::vector<conversation_message>& ms)
+    = 0;
+
+  /// The last `limit` messages of a conversation, oldest first.
+  virtual std::vector<conversation_message>
+  conversation_messages(std::int64_t conversation_id, std::size_t limit) = 0;
+
+  virtual void insert_conversation_event(const conversation_event& e) = 0;
+
+  /// A conversation's events, oldest first.
+  virtual std::vector<conversation_event>
+  conversation_events(std::int64_t conversation_id) = 0;
+
+  /// Remembers the conversation the owner last heard from (a plain reply of
+  /// the owner goes there).
+  virtual void set_owner_focus(std::string_view tenant_id,
+                               std::int64_t conversation_id, epoch_ms at)
+    = 0;
+
+  /// The conversation the owner last heard from, if any.
+  virtual std::optional<std::int64_t> owner_focus(std::string_view tenant_id)
+    = 0;
+
+  /// The tenant's AI usage from "ai_turn" and "ai_error" events at or after
+  /// `since`.
+  virtual ai_usage ai_usage_since(std::string_view tenant_id, epoch_ms since)
+    = 0;
+
   /// Records an inbound SMS once per MessageSid; returns false if known.
   virtual bool insert_inbound(const inbound_message& m) = 0;
 
@@ -216,14 +282,12 @@ public:
   /// adopted run with `update_run`.
   virtual std::vector<run_record> unfinished_runs(std::string_view node_id,
                                                   epoch_ms orphaned_before,
-                                                  std::size_t limit)
-    = 0;
+                                                  std::size_t limit) = 0;
 
   /// Runs of a tenant waiting (`status` waiting, `waiting_for` "reply") for a
   /// reply from `contact`, oldest (lowest id) first.
   virtual std::vector<run_record> runs_waiting_for_reply(
-    std::string_view tenant_id, std::string_view contact)
-    = 0;
+    std::string_view tenant_id, std::string_view contact) = 0;
 
   /// Runs started for a call (audit, tests), oldest first.
   virtual std::vector<run_record> runs_for_call(std::string_view call_sid) = 0;
@@ -242,20 +306,17 @@ public:
 
   virtual std::optional<workflow_version_record>
   find_workflow_version(std::string_view tenant_id, std::string_view name,
-                        std::string_view version)
-    = 0;
+                        std::string_view version) = 0;
 
   /// Adds a tag to a tenant's contact (creating the contact, first and last
   /// contact `at`, if needed; a known contact's times stay); adding a tag
   /// twice keeps one.
   virtual void tag_contact(std::string_view tenant_id, std::string_view phone,
-                           std::string_view tag, epoch_ms at)
-    = 0;
+                           std::string_view tag, epoch_ms at) = 0;
 
   /// The contact's tags, sorted bytewise (whatever the database collation).
   virtual std::vector<std::string> contact_tags(std::string_view tenant_id,
-                                                std::string_view phone)
-    = 0;
+                                                std::string_view phone) = 0;
 };
 
 /// A pacing question for `kv::pace`: may one message go out now through

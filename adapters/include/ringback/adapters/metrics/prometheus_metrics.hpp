@@ -61,6 +61,11 @@ public:
   void opt_out_changed(std::string_view tenant, bool opted_out,
                        std::string_view source) override;
   void status_report(std::string_view result) override;
+  void conversation_event(std::string_view tenant,
+                          std::string_view event) override;
+  void ai_turn(std::string_view tenant, std::string_view provider, bool failed,
+               std::int64_t prompt_tokens, std::int64_t completion_tokens,
+               double cost_usd, double latency_seconds) override;
 
   /// The text exposition format (0.0.4) of the registry, through
   /// `prometheus::TextSerializer`; empty if rendering failed.

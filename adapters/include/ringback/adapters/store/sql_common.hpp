@@ -82,10 +82,24 @@ enum class sql_id : std::size_t {
   add_contact,
   tag_contact,
   contact_tags,
+  find_conversation,
+  find_conversation_by_customer,
+  find_conversation_by_ref,
+  create_conversation,
+  update_conversation,
+  conversation_exists,
+  due_conversations,
+  insert_conversation_message,
+  conversation_messages,
+  insert_conversation_event,
+  conversation_events,
+  set_owner_focus,
+  owner_focus,
+  ai_usage_since,
 };
 
 inline constexpr std::size_t sql_count
-  = static_cast<std::size_t>(sql_id::contact_tags) + 1;
+  = static_cast<std::size_t>(sql_id::ai_usage_since) + 1;
 
 enum class sql_dialect : std::uint8_t { sqlite, postgresql };
 
@@ -466,6 +480,125 @@ engine::workflow_version_record read_workflow_version(const Row& r) {
   return v;
 }
 
+/// tenant_id .. updated_at of a conversation, without id (18).
+template <class Binder>
+void bind_conversation(Binder& b, const engine::conversation_record& c) {
+  b.text(c.tenant_id)
+    .text(c.customer)
+    .text(c.business_number)
+    .int32(c.ref)
+    .text(to_string(c.state))
+    .int32(c.window_seq)
+    .int64(c.window_deadline)
+    .text(to_string(c.outcome))
+    .int64(c.turn_at)
+    .int64(c.close_at)
+    .int32(c.ai_replies)
+    .int64(c.opened_at)
+    .int64(c.last_customer_at)
+    .int64(c.last_owner_at)
+    .int64(c.last_ai_at)
+    .text(c.node_id)
+    .int64(c.seq)
+    .int64(c.updated_at);
+}
+
+/// id, then the columns of `bind_conversation`.
+template <class Row>
+engine::conversation_record
+read_conversation(const Row& r, std::string_view backend, std::string_view op) {
+  engine::conversation_record c;
+  c.id = r.int64(0);
+  c.tenant_id = r.text(1);
+  c.customer = r.text(2);
+  c.business_number = r.text(3);
+  c.ref = r.int32(4);
+  auto state = r.text(5);
+  c.state = parse_column(engine::parse_conversation_state(state), backend, op,
+                         "state", state);
+  c.window_seq = r.int32(6);
+  c.window_deadline = r.int64(7);
+  auto outcome = r.text(8);
+  c.outcome = parse_column(engine::parse_window_outcome(outcome), backend, op,
+                           "outcome", outcome);
+  c.turn_at = r.int64(9);
+  c.close_at = r.int64(10);
+  c.ai_replies = r.int32(11);
+  c.opened_at = r.int64(12);
+  c.last_customer_at = r.int64(13);
+  c.last_owner_at = r.int64(14);
+  c.last_ai_at = r.int64(15);
+  c.node_id = r.text(16);
+  c.seq = r.int64(17);
+  c.updated_at = r.int64(18);
+  return c;
+}
+
+/// conversation_id, tenant_id, author, body (bytes), message_id,
+/// message_sid, at (7).
+template <class Binder>
+void bind_conversation_message(Binder& b,
+                               const engine::conversation_message& m) {
+  b.int64(m.conversation_id)
+    .text(m.tenant_id)
+    .text(m.author)
+    .bytes(m.body)
+    .int64(m.message_id)
+    .text(m.message_sid)
+    .int64(m.at);
+}
+
+/// id, then the columns of `bind_conversation_message`.
+template <class Row>
+engine::conversation_message read_conversation_message(const Row& r) {
+  engine::conversation_message m;
+  m.id = r.int64(0);
+  m.conversation_id = r.int64(1);
+  m.tenant_id = r.text(2);
+  m.author = r.text(3);
+  m.body = r.bytes(4);
+  m.message_id = r.int64(5);
+  m.message_sid = r.text(6);
+  m.at = r.int64(7);
+  return m;
+}
+
+/// conversation_id, tenant_id, kind, detail (bytes), window_seq, provider,
+/// latency_ms, prompt_tokens, completion_tokens, cost_usd, at (11).
+template <class Binder>
+void bind_conversation_event(Binder& b, const engine::conversation_event& e) {
+  b.int64(e.conversation_id)
+    .text(e.tenant_id)
+    .text(e.kind)
+    .bytes(e.detail)
+    .int32(e.window_seq)
+    .text(e.provider)
+    .int64(e.latency_ms)
+    .int32(e.prompt_tokens)
+    .int32(e.completion_tokens)
+    .real(e.cost_usd)
+    .int64(e.at);
+}
+
+/// id, then the columns of `bind_conversation_event`.
+template <class Row>
+engine::conversation_event read_conversation_event(const Row& r) {
+  engine::conversation_event e;
+  e.id = r.int64(0);
+  e.conversation_id = r.int64(1);
+  e.tenant_id = r.text(2);
+  e.kind = r.text(3);
+  e.detail = r.bytes(4);
+  e.window_seq = r.int32(5);
+  e.provider = r.text(6);
+  e.latency_ms = r.int64(7);
+  e.prompt_tokens = r.int32(8);
+  e.completion_tokens = r.int32(9);
+  e.cost_usd = r.real(10);
+  e.at = r.int64(11);
+  return e;
+}
+
 // -- delivery reports and the gate (shared with memory_store) ---------------
 
 /// Applies delivery report `r` to `m` if it moves it forward
@@ -526,6 +659,23 @@ inline void check_run_update(std::string_view backend,
            + std::to_string(expected_seq) + " (run id " + std::to_string(r.id)
            + ")");
 }
+
+/// The precondition of `update_conversation`, as `check_run_update`'s.
+inline void check_conversation_update(std::string_view backend,
+                                      const engine::conversation_record& c,
+                                      std::int64_t expected_seq) {
+  if (c.seq <= expected_seq)
+    fail(backend, "update_conversation",
+         "seq " + std::to_string(c.seq) + " must be greater than expected_seq "
+           + std::to_string(expected_seq) + " (conversation id "
+           + std::to_string(c.id) + ")");
+}
+
+/// The first half of the lock a tenant's conversation creation takes (the
+/// next `ref` is computed under it). Tenant ids never start with a control
+/// character, so it never meets the gate's locks.
+inline constexpr std::string_view conversation_lock_space = "\x01"
+                                                            "conversation";
 
 // -- the operations -----------------------------------------------------------
 // Atomicity of multi-statement operations (upsert_tenant, insert_run_steps,
@@ -1069,6 +1219,184 @@ contact_tags(Driver& d, std::string_view tenant_id, std::string_view phone) {
   // collation, which differs from server to server.
   std::sort(tags.begin(), tags.end());
   return tags;
+}
+
+// -- conversations ------------------------------------------------------------
+
+template <class Driver>
+std::optional<engine::conversation_record>
+find_conversation(Driver& d, std::int64_t id,
+                  std::string_view op = "find_conversation") {
+  std::optional<engine::conversation_record> c;
+  d.query(
+    sql_id::find_conversation, [&](auto& b) { b.int64(id); },
+    [&](const auto& r) { c = read_conversation(r, d.backend(), op); });
+  return c;
+}
+
+template <class Driver>
+std::optional<engine::conversation_record>
+find_conversation_by_customer(Driver& d, std::string_view tenant_id,
+                              std::string_view customer, std::string_view op) {
+  std::optional<engine::conversation_record> c;
+  d.query(
+    sql_id::find_conversation_by_customer,
+    [&](auto& b) { b.text(tenant_id).text(customer); },
+    [&](const auto& r) { c = read_conversation(r, d.backend(), op); });
+  return c;
+}
+
+template <class Driver>
+std::optional<engine::conversation_record>
+find_conversation_by_ref(Driver& d, std::string_view tenant_id,
+                         std::int32_t ref) {
+  std::optional<engine::conversation_record> c;
+  d.query(
+    sql_id::find_conversation_by_ref,
+    [&](auto& b) { b.text(tenant_id).int32(ref); },
+    [&](const auto& r) {
+      c = read_conversation(r, d.backend(), "find_conversation_by_ref");
+    });
+  return c;
+}
+
+/// The slow path of `find_or_create_conversation`, to run in a transaction
+/// (the lock lasts until its end): creates the row unless it exists, and
+/// reads it. The caller looked it up without a lock first.
+template <class Driver>
+engine::conversation_record
+create_conversation(Driver& d, std::string_view tenant_id,
+                    std::string_view customer, std::string_view business_number,
+                    engine::epoch_ms now) {
+  constexpr std::string_view op = "find_or_create_conversation";
+  // Creators of one tenant's conversations take turns (PostgreSQL: an
+  // advisory lock until the end of the transaction; SQLite: its one
+  // writer), so that each computes the next ref after the previous one
+  // committed. The unique (tenant_id, ref) index is the backstop; the
+  // conflict on (tenant_id, customer) leaves a row another creator made.
+  d.serialize(lock_key(conversation_lock_space, tenant_id));
+  d.execute(sql_id::create_conversation, [&](auto& b) {
+    b.text(tenant_id).text(customer).text(business_number).int64(now);
+  });
+  auto c = find_conversation_by_customer(d, tenant_id, customer, op);
+  if (!c)
+    fail(d.backend(), op, "the conversation was not found after its insert");
+  return std::move(*c);
+}
+
+template <class Driver>
+bool conversation_exists(Driver& d, std::int64_t id) {
+  bool found = false;
+  d.query(
+    sql_id::conversation_exists, [&](auto& b) { b.int64(id); },
+    [&](const auto&) { found = true; });
+  return found;
+}
+
+template <class Driver>
+bool update_conversation(Driver& d, const engine::conversation_record& c,
+                         std::int64_t expected_seq) {
+  check_conversation_update(d.backend(), c, expected_seq);
+  // One conditional update, like update_run: of writers that all expect the
+  // same seq, exactly one matches; the others see the bumped row.
+  if (d.execute(sql_id::update_conversation,
+                [&](auto& b) {
+                  b.int64(c.id);
+                  bind_conversation(b, c);
+                  b.int64(expected_seq);
+                })
+      == 1)
+    return true;
+  if (!conversation_exists(d, c.id))
+    fail(d.backend(), "update_conversation",
+         "unknown conversation id " + std::to_string(c.id));
+  return false;
+}
+
+template <class Driver>
+std::vector<engine::conversation_record>
+due_conversations(Driver& d, engine::epoch_ms now, std::size_t limit) {
+  std::vector<engine::conversation_record> xs;
+  if (limit == 0)
+    return xs;
+  d.query(
+    sql_id::due_conversations,
+    [&](auto& b) { b.int64(now).int64(sql_limit(limit)); },
+    [&](const auto& r) {
+      xs.push_back(read_conversation(r, d.backend(), "due_conversations"));
+    });
+  return xs;
+}
+
+template <class Driver>
+void insert_conversation_messages(
+  Driver& d, const std::vector<engine::conversation_message>& ms) {
+  for (const auto& m : ms)
+    d.execute(sql_id::insert_conversation_message,
+              [&](auto& b) { bind_conversation_message(b, m); });
+}
+
+template <class Driver>
+std::vector<engine::conversation_message>
+conversation_messages(Driver& d, std::int64_t conversation_id,
+                      std::size_t limit) {
+  std::vector<engine::conversation_message> xs;
+  if (limit == 0)
+    return xs;
+  d.query(
+    sql_id::conversation_messages,
+    [&](auto& b) { b.int64(conversation_id).int64(sql_limit(limit)); },
+    [&](const auto& r) { xs.push_back(read_conversation_message(r)); });
+  return xs;
+}
+
+template <class Driver>
+void insert_conversation_event(Driver& d, const engine::conversation_event& e) {
+  d.execute(sql_id::insert_conversation_event,
+            [&](auto& b) { bind_conversation_event(b, e); });
+}
+
+template <class Driver>
+std::vector<engine::conversation_event>
+conversation_events(Driver& d, std::int64_t conversation_id) {
+  std::vector<engine::conversation_event> xs;
+  d.query(
+    sql_id::conversation_events, [&](auto& b) { b.int64(conversation_id); },
+    [&](const auto& r) { xs.push_back(read_conversation_event(r)); });
+  return xs;
+}
+
+template <class Driver>
+void set_owner_focus(Driver& d, std::string_view tenant_id,
+                     std::int64_t conversation_id, engine::epoch_ms at) {
+  d.execute(sql_id::set_owner_focus, [&](auto& b) {
+    b.text(tenant_id).int64(conversation_id).int64(at);
+  });
+}
+
+template <class Driver>
+std::optional<std::int64_t> owner_focus(Driver& d, std::string_view tenant_id) {
+  std::optional<std::int64_t> id;
+  d.query(
+    sql_id::owner_focus, [&](auto& b) { b.text(tenant_id); },
+    [&](const auto& r) { id = r.int64(0); });
+  return id;
+}
+
+template <class Driver>
+engine::ai_usage
+ai_usage_since(Driver& d, std::string_view tenant_id, engine::epoch_ms since) {
+  engine::ai_usage u;
+  d.query(
+    sql_id::ai_usage_since, [&](auto& b) { b.text(tenant_id).int64(since); },
+    [&](const auto& r) {
+      u.turns = r.int64(0);
+      u.errors = r.int64(1);
+      u.prompt_tokens = r.int64(2);
+      u.completion_tokens = r.int64(3);
+      u.cost_usd = r.real(4);
+    });
+  return u;
 }
 
 } // namespace sql_ops

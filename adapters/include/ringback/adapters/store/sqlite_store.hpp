@@ -109,6 +109,33 @@ public:
                    std::string_view tag, engine::epoch_ms at) override;
   std::vector<std::string> contact_tags(std::string_view tenant_id,
                                         std::string_view phone) override;
+  engine::conversation_record
+  find_or_create_conversation(std::string_view tenant_id,
+                              std::string_view customer,
+                              std::string_view business_number,
+                              engine::epoch_ms now) override;
+  std::optional<engine::conversation_record>
+  find_conversation(std::int64_t id) override;
+  std::optional<engine::conversation_record>
+  find_conversation_by_ref(std::string_view tenant_id,
+                           std::int32_t ref) override;
+  bool update_conversation(const engine::conversation_record& c,
+                           std::int64_t expected_seq) override;
+  std::vector<engine::conversation_record>
+  due_conversations(engine::epoch_ms now, std::size_t limit) override;
+  void insert_conversation_messages(
+    const std::vector<engine::conversation_message>& ms) override;
+  std::vector<engine::conversation_message>
+  conversation_messages(std::int64_t conversation_id,
+                        std::size_t limit) override;
+  void insert_conversation_event(const engine::conversation_event& e) override;
+  std::vector<engine::conversation_event>
+  conversation_events(std::int64_t conversation_id) override;
+  void set_owner_focus(std::string_view tenant_id, std::int64_t conversation_id,
+                       engine::epoch_ms at) override;
+  std::optional<std::int64_t> owner_focus(std::string_view tenant_id) override;
+  engine::ai_usage ai_usage_since(std::string_view tenant_id,
+                                  engine::epoch_ms since) override;
 
   std::optional<engine::tenant> find_tenant(std::string_view id) override;
   std::vector<engine::webhook_record>
