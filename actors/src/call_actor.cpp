@@ -5,6 +5,7 @@
 #include "ringback/workflows/contexts.hpp"
 #include "ringback/workflows/diagnostic.hpp"
 
+#include <cmath>
 #include <utility>
 
 namespace ringback::actors {
@@ -17,6 +18,11 @@ using engine::call_phase;
 using claim_result = call_fsm::claim_result;
 using segments = std::vector<std::shared_ptr<stored_segment>>;
 using state_t = caf::stateful_actor<call_state>;
+
+// Every helper below works on the actor's state, so that the behavior's
+// handlers capture `self` alone: a closure per handler that copied the
+// services, the tenant, three actor handles and the CallSid cost ~3.7 KB per
+// live call (docs/benchmarks.md, "Where the memory goes").
 
 std::string outcome_key(const std::string& call_sid) {
   return "ringback:outcome:" + call_sid;
@@ -93,423 +99,574 @@ segments start_runs(const services_ptr& svc, const tenant_info_ptr& info_ptr,
 }
 
 engine::voice_answer builtin_answer(const engine::call_record& rec,
-                                    const services_ptr& svc) {
+                                    const services& svc) {
   return engine::voice_answer::dial(
     {rec.owner_phone},
-    std::chrono::duration_cast<std::chrono::seconds>(svc->timing.ring_timeout),
-    svc->public_url + "/webhooks/twilio/voice/dial-result");
+    std::chrono::duration_cast<std::chrono::seconds>(svc.timing.ring_timeout),
+    svc.public_url + "/webhooks/twilio/voice/dial-result");
+}
+
+const services& svc_of(const state_t* self) {
+  return *self->state.shared->svc;
+}
+
+const tenant_info& info_of(const state_t* self) {
+  return *self->state.shared->info;
+}
+
+engine::epoch_ms now_of(const state_t* self) {
+  return svc_of(self).clock->now();
+}
+
+/// The call's CallSid, kept once: in the state machine's record.
+const std::string& sid_of(const state_t* self) {
+  return self->state.fsm->record().call_sid;
+}
+
+// -- the waiting run's variables ------------------------------------------
+//
+// A run waiting for the dial result holds every variable it was started
+// with: the call's and the tenant's (11) and the calendar's (8), ~2.8 KB of
+// map nodes and strings per live call. The call actor keeps only what a
+// resume cannot recompute and puts the rest back before resuming.
+
+/// The call's and tenant's variables as `call_context` gives them at the
+/// start of the call. Depends only on what stays fixed while the call is
+/// live: the record's CallSid, caller and called number, and the tenant.
+workflows::context fixed_vars(const state_t* self) {
+  const auto& rec = self->state.fsm->record();
+  return workflows::call_context(rec.call_sid, rec.from, rec.to,
+                                 *info_of(self).tenant);
+}
+
+/// Same kind and content, and for numbers the same sign of zero: putting
+/// the fixed value back must give exactly what was taken out.
+bool identical(const workflows::value& a, const workflows::value& b) {
+  return a == b
+         && (!a.is_number()
+             || std::signbit(a.as_number()) == std::signbit(b.as_number()));
+}
+
+/// Takes out of `in.state.vars` the calendar variables (`resume` overrides
+/// them all with fresh ones) and the fixed variables that still have their
+/// fixed value (recording which in `in.fixed_stripped`).
+void compact_vars(const state_t* self, incoming_run& in) {
+  auto& vars = in.state.vars;
+  in.fixed_stripped = 0;
+  std::uint32_t bit = 1;
+  for (const auto& [name, v] : fixed_vars(self)) {
+    if (bit == 0)
+      break; // more than 32: keep the rest
+    if (auto i = vars.find(name); i != vars.end() && identical(i->second, v)) {
+      vars.erase(i);
+      in.fixed_stripped |= bit;
+    }
+    bit <<= 1;
+  }
+  for (const auto& kv : info_of(self).calendar_vars(now_of(self)))
+    vars.erase(kv.first);
+}
+
+/// The state to resume `in` with: `compact_vars` undone, but for the
+/// calendar variables, which `resume` sets from its `fresh` argument.
+workflows::run_state full_state(const state_t* self, const incoming_run& in) {
+  auto state = in.state;
+  std::uint32_t bit = 1;
+  for (auto& [name, v] : fixed_vars(self)) {
+    if (bit == 0)
+      break;
+    if ((in.fixed_stripped & bit) != 0)
+      state.vars.emplace(name, std::move(v));
+    bit <<= 1;
+  }
+  return state;
+}
+
+/// Keeps `state` as the waiting run's, without what `full_state` restores.
+void keep_state(const state_t* self, incoming_run& in,
+                workflows::run_state state) {
+  in.state = std::move(state);
+  compact_vars(self, in);
+}
+
+/// The stored run `in` continues, for `make_segment`.
+engine::run_record run_of(const state_t* self, const incoming_run& in) {
+  engine::run_record run;
+  run.id = in.id;
+  run.tenant_id = info_of(self).tenant->id;
+  run.workflow = in.workflow;
+  run.version = in.version;
+  run.trigger = "call.incoming";
+  run.call_sid = sid_of(self);
+  run.contact = in.contact;
+  run.seq = in.seq;
+  run.started_at = in.started_at;
+  return run;
+}
+
+/// Keeps what `run_of` needs of `run` (the stored run after a segment).
+void keep_run(incoming_run& in, const engine::run_record& run) {
+  in.id = run.id;
+  in.seq = run.seq;
+  in.started_at = run.started_at;
+  in.workflow = run.workflow;
+  in.version = run.version;
+  in.contact = run.contact;
+}
+
+// -- the behavior's steps -------------------------------------------------
+
+/// Sends `finished` once the state machine is done and no live run needs
+/// this actor (a run that still waits is in the store; a late event finds it
+/// there).
+void maybe_finish(state_t* self) {
+  auto& st = self->state;
+  if (!st.fsm_finished || st.finishing)
+    return;
+  const bool run_waits = st.incoming && st.incoming->waiting;
+  if (run_waits && !st.fsm->record().ended)
+    return;
+  if (st.pending_reply || st.incoming_loading)
+    return;
+  st.finishing = true;
+  self->send(st.tenant, finished_atom_v, sid_of(self));
+}
+
+/// Stores one segment of the incoming run; hands it to the runs actor if it
+/// now waits for a timer or a reply.
+void store_incoming(state_t* self, const workflows::segment_result& r) {
+  const auto& sh = *self->state.shared;
+  auto& in = *self->state.incoming;
+  log_segment(*in.wf, r, sid_of(self));
+  auto seg = std::make_shared<stored_segment>(
+    make_segment(*in.wf, r, run_of(self, in), *sh.svc, sh.info, now_of(self)));
+  keep_run(in, seg->run);
+  auto cell = in.stored_id;
+  auto ids = std::make_shared<std::vector<std::int64_t>>();
+  const bool hand_off = r.status == engine::run_status::waiting
+                        && (r.state.waiting_for == "timer"
+                            || r.state.waiting_for == "reply");
+  sh.svc->store->post(
+    [seg, cell, ids](engine::store& db) {
+      if (*cell != 0)
+        seg->run.id = *cell;
+      if (write_segment(db, *seg, *ids))
+        *cell = seg->run.id;
+    },
+    [seg, ids, outbox = sh.outbox, runs = sh.runs,
+     hand_off](const std::string& error) {
+      if (!error.empty()) {
+        engine::log_error("call",
+                          seg->run.call_sid
+                            + ": storing the incoming run failed: " + error);
+        return;
+      }
+      if (!ids->empty())
+        caf::anon_send(outbox, send_atom_v, *ids);
+      if (hand_off)
+        caf::anon_send(runs, adopt_atom_v, seg->run);
+    });
+}
+
+/// Carries out a segment of the incoming run: voice verbs answer `reply`
+/// (or wait with it for an HTTP response), the rest is stored.
+void handle_incoming(state_t* self, workflows::segment_result r,
+                     std::shared_ptr<engine::voice_reply> reply) {
+  auto& st = self->state;
+  const auto& svc = svc_of(self);
+  auto& in = *st.incoming;
+  fill_voice_urls(r.fx.voice, svc.public_url,
+                  std::chrono::duration_cast<std::chrono::seconds>(
+                    svc.timing.ring_timeout));
+  if (reply) {
+    st.pending_reply = std::move(reply);
+    st.pending_verbs.clear();
+  }
+  for (auto& v : r.fx.voice)
+    st.pending_verbs.push_back(std::move(v));
+  const bool waits = r.status == engine::run_status::waiting;
+  in.waiting = waits
+               && (r.state.waiting_for == "dial"
+                   || r.state.waiting_for == "recording"
+                   || r.state.waiting_for == "http");
+  if (in.waiting) {
+    keep_state(self, in, r.state);
+  } else {
+    in.state = r.state; // dropped below: finished or handed to the runs actor
+    in.fixed_stripped = 0;
+  }
+  auto http = r.fx.http;
+  store_incoming(self, r);
+  if (http) {
+    auto req = http_request(*http, *info_of(self).tenant);
+    auto me = caf::actor{self};
+    if (svc.http == nullptr) {
+      engine::outbound_http_response resp;
+      resp.error = "no HTTP client configured";
+      self->send(self, http_atom_v, std::int64_t{0}, resp);
+    } else {
+      svc.http->post([me, req](engine::http_fetcher& f) {
+        caf::anon_send(me, http_atom_v, std::int64_t{0}, f.fetch(req));
+      });
+    }
+    return; // the reply, if any, waits for the response
+  }
+  if (st.pending_reply) {
+    engine::voice_answer a{std::move(st.pending_verbs)};
+    if (!st.first_answer)
+      st.first_answer = a;
+    st.pending_reply->answer(a);
+    st.pending_reply.reset();
+    st.pending_verbs.clear();
+  }
+  if (!in.waiting && waits)
+    st.incoming.reset(); // handed to the runs actor
+  else if (!waits)
+    st.incoming.reset(); // finished
+  maybe_finish(self);
+}
+
+void resume_incoming(state_t* self, const workflows::resume_event& ev,
+                     std::shared_ptr<engine::voice_reply> reply) {
+  const auto& in = *self->state.incoming;
+  auto now = now_of(self);
+  auto r = workflows::resume(*in.wf, full_state(self, in), ev,
+                             info_of(self).calendar_vars(now), now,
+                             svc_of(self).run_limits);
+  handle_incoming(self, std::move(r), std::move(reply));
+}
+
+void apply(state_t* self, const call_effects& fx) {
+  auto& st = self->state;
+  const auto& svc = st.shared->svc;
+  auto& fsm = *st.fsm;
+  const auto& rec = fsm.record();
+  const auto& sid = rec.call_sid;
+  if (!fx.note.empty())
+    engine::log_info("call", sid + ": " + fx.note);
+  if (fx.persist)
+    svc->store->post([rec](engine::store& db) { db.update_call(rec); },
+                     [sid](const std::string& error) {
+                       if (!error.empty())
+                         engine::log_error("call",
+                                           sid + ": saving failed: " + error);
+                     });
+  if (fx.arm_timer)
+    self->send(st.tenant, arm_atom_v, sid, rec.fallback_at);
+  if (fx.query_carrier) {
+    auto me = caf::actor{self};
+    svc->carrier->post([me, sid](engine::carrier& c) {
+      caf::anon_send(me, report_atom_v, c.fetch_call(sid));
+    });
+  }
+  if (fx.decide) {
+    auto decided = fsm.pending_outcome();
+    auto trigger = *fx.decide == call_phase::missed ? "call.missed"
+                                                    : "call.answered";
+    auto runs_to_start = start_runs(svc, st.shared->info, trigger, decided);
+    st.fsm_finished = false;
+    claim_outcome(caf::actor{self}, svc, std::move(decided),
+                  std::move(runs_to_start));
+  }
+  if (fx.finished) {
+    st.fsm_finished = true;
+    maybe_finish(self);
+  }
+}
+
+/// Answers the incoming webhook: starts the call.incoming run, or repeats
+/// the answer for a carrier retry.
+void answer_incoming(state_t* self,
+                     std::shared_ptr<engine::voice_reply> reply) {
+  auto& st = self->state;
+  if (!reply)
+    return;
+  if (st.first_answer) {
+    reply->answer(*st.first_answer);
+    return;
+  }
+  const auto& svc = svc_of(self);
+  const auto& info = info_of(self);
+  const auto& rec = st.fsm->record();
+  auto now = now_of(self);
+  auto vars = info.with_calendar(workflows::call_context(rec, *info.tenant),
+                                 now);
+  auto replay = st.incoming ? st.incoming->wf : st.stored_wf;
+  if (replay) {
+    // The run started before this answer was asked for (elsewhere, or
+    // before a restart): its first segment again gives the same answer
+    // (the interpreter is pure); nothing of it is stored.
+    auto r = workflows::start(*replay, std::move(vars), now, svc.run_limits);
+    fill_voice_urls(r.fx.voice, svc.public_url,
+                    std::chrono::duration_cast<std::chrono::seconds>(
+                      svc.timing.ring_timeout));
+    st.first_answer = r.fx.http || r.fx.voice.empty()
+                        ? builtin_answer(rec, svc)
+                        : engine::voice_answer{std::move(r.fx.voice)};
+    reply->answer(*st.first_answer);
+    return;
+  }
+  std::vector<workflows::workflow_ptr> wfs;
+  if (svc.workflows)
+    wfs = svc.workflows->for_trigger(info.tenant->id, "call.incoming");
+  if (wfs.empty()) {
+    st.first_answer = builtin_answer(rec, svc);
+    reply->answer(*st.first_answer);
+    return;
+  }
+  incoming_run in;
+  in.wf = wfs.front();
+  in.contact = rec.from;
+  st.incoming = std::move(in);
+  auto r = workflows::start(*st.incoming->wf, std::move(vars), now,
+                            svc.run_limits);
+  handle_incoming(self, std::move(r), std::move(reply));
+}
+
+/// Voice events for the incoming run, once it is in memory (or known to be
+/// absent).
+void voice_event(state_t* self, const engine::inbound_event& ev,
+                 std::shared_ptr<engine::voice_reply> reply) {
+  using kind = engine::inbound_event::kind;
+  auto& st = self->state;
+  if (ev.what == kind::call_incoming) {
+    answer_incoming(self, std::move(reply));
+    return;
+  }
+  const char* waiting = ev.what == kind::dial_result ? "dial" : "recording";
+  if (st.incoming && st.incoming->waiting
+      && st.incoming->state.waiting_for == waiting) {
+    workflows::resume_event r;
+    if (ev.what == kind::dial_result) {
+      r.what = workflows::resume_event::kind::dial;
+      r.status = ev.status;
+      r.duration = ev.duration;
+    } else {
+      r.what = workflows::resume_event::kind::recording;
+      r.url = ev.url;
+      r.duration = ev.duration;
+      r.sid = ev.raw.call_sid;
+    }
+    resume_incoming(self, r, std::move(reply));
+    return;
+  }
+  if (reply) // no run to ask: end the call politely
+    reply->answer(engine::voice_answer::hangup());
+}
+
+/// Loads the incoming run from the store (a restarted or released actor).
+/// With the run comes the source of its workflow version when this process
+/// does not have that version (edited since, or never loaded here): a run
+/// finishes on the version it started with.
+void load_incoming(state_t* self) {
+  auto& st = self->state;
+  st.incoming_loading = true;
+  auto found = std::make_shared<std::vector<engine::run_record>>();
+  auto source = std::make_shared<engine::workflow_version_record>();
+  auto me = caf::actor{self};
+  const auto& svc = st.shared->svc;
+  auto tenant_id = info_of(self).tenant->id;
+  svc->store->post(
+    [found, source, sid = sid_of(self), svc, tenant_id](engine::store& db) {
+      *found = db.runs_for_call(sid);
+      *source = {};
+      for (const auto& r : *found)
+        if (r.trigger == "call.incoming") {
+          if (!svc->workflows
+              || !svc->workflows->find_version(tenant_id, r.workflow,
+                                               r.version))
+            if (auto v = db.find_workflow_version(tenant_id, r.workflow,
+                                                  r.version))
+              *source = std::move(*v);
+          break;
+        }
+    },
+    [me, found, source](const std::string& error) {
+      if (!error.empty())
+        engine::log_error("call", "loading the incoming run failed: " + error);
+      caf::anon_send(me, loaded_atom_v, *found, source->file, source->source);
+    });
+}
+
+// -- the handlers ---------------------------------------------------------
+
+void on_event(state_t* self, const engine::inbound_event& ev,
+              std::shared_ptr<engine::voice_reply>& reply) {
+  auto& st = self->state;
+  auto& fsm = *st.fsm;
+  using kind = engine::inbound_event::kind;
+  switch (ev.what) {
+    case kind::call_incoming: {
+      if (!reply)
+        break;
+      if (!st.created && !st.first_answer && !st.incoming
+          && !st.incoming_absent) {
+        // A carrier retry reaching an actor that did not create the call
+        // (another process, a restart): the run the first attempt started,
+        // if any, is in the store.
+        st.held.emplace_back(ev, std::move(reply));
+        if (!st.incoming_loading)
+          load_incoming(self);
+        break;
+      }
+      answer_incoming(self, std::move(reply));
+      break;
+    }
+    case kind::dial_result:
+      apply(self, fsm.on_dial_result(ev.status, ev.duration, now_of(self)));
+      [[fallthrough]];
+    case kind::recording: {
+      const char* wanted = ev.what == kind::dial_result ? "dial" : "recording";
+      if (st.incoming && !st.pending_reply
+          && st.incoming->state.waiting_for != "http"
+          && st.incoming->state.waiting_for != wanted) {
+        // Another process may have moved the run on (a callback it got):
+        // the store, not this copy, says what the run waits for.
+        st.incoming.reset();
+        st.incoming_absent = false;
+      }
+      if (!st.incoming && !st.incoming_absent) {
+        st.held.emplace_back(ev, std::move(reply));
+        if (!st.incoming_loading)
+          load_incoming(self);
+        break;
+      }
+      voice_event(self, ev, std::move(reply));
+      break;
+    }
+    case kind::call_status: {
+      const bool was_ended = fsm.record().ended;
+      apply(self, fsm.on_call_status(ev.status, now_of(self)));
+      if (!was_ended && fsm.record().ended && svc_of(self).workflows) {
+        auto vars = workflows::call_context(fsm.record(),
+                                            *info_of(self).tenant);
+        vars["call.duration"]
+          = workflows::value{static_cast<std::int64_t>(ev.duration)};
+        self->send(st.shared->runs, start_atom_v, std::string{"call.completed"},
+                   std::move(vars), sid_of(self));
+      }
+      maybe_finish(self);
+      break;
+    }
+    case kind::sms:
+    case kind::sms_status:
+    case kind::transcription:
+      break;
+  }
+}
+
+void on_loaded(state_t* self, const std::vector<engine::run_record>& found,
+               const std::string& file, const std::string& source) {
+  auto& st = self->state;
+  const auto& svc = svc_of(self);
+  st.incoming_loading = false;
+  const engine::run_record* run = nullptr;   // waits for a callback
+  const engine::run_record* first = nullptr; // the call's incoming run
+  for (const auto& r : found) {
+    if (r.trigger != "call.incoming")
+      continue;
+    if (first == nullptr)
+      first = &r;
+    if (r.status == engine::run_status::waiting
+        && (r.waiting_for == "dial" || r.waiting_for == "recording"))
+      run = &r;
+  }
+  // Every incoming run of a call (its on_transcription runs too) is of the
+  // first one's workflow version.
+  workflows::workflow_ptr wf;
+  if (first != nullptr && svc.workflows)
+    wf = svc.workflows->find_version(info_of(self).tenant->id, first->workflow,
+                                     first->version);
+  if (first != nullptr && !wf && !source.empty()) {
+    auto loaded = workflows::load_string(source, file);
+    wf = loaded.value;
+    if (!wf)
+      engine::log_error("call", sid_of(self)
+                                  + ": the stored version of workflow "
+                                  + first->workflow + " does not load: "
+                                  + workflows::to_string(loaded.diagnostics));
+  }
+  st.stored_wf = wf;
+  auto state = run != nullptr ? workflows::run_state::from_json(run->state)
+                              : std::nullopt;
+  if (run != nullptr && wf && state) {
+    incoming_run in;
+    in.wf = wf;
+    keep_state(self, in, std::move(*state));
+    keep_run(in, *run);
+    *in.stored_id = run->id;
+    in.waiting = true;
+    st.incoming = std::move(in);
+  } else {
+    st.incoming_absent = true;
+  }
+  auto held = std::move(st.held);
+  st.held.clear();
+  for (auto& [ev, reply] : held)
+    voice_event(self, ev, std::move(reply));
+  maybe_finish(self);
+}
+
+void on_decided(state_t* self, claim_result result,
+                const std::vector<std::int64_t>& ids, const segments& started) {
+  auto& st = self->state;
+  if (result == claim_result::won) {
+    if (!ids.empty())
+      self->send(st.shared->outbox, send_atom_v, ids);
+    for (const auto& seg : started) {
+      if (seg->run.status != engine::run_status::waiting)
+        continue;
+      if (seg->http)
+        self->send(st.shared->runs, adopt_atom_v, seg->run, *seg->http);
+      else
+        self->send(st.shared->runs, adopt_atom_v, seg->run);
+    }
+  }
+  if (result == claim_result::lost && st.incoming && !st.pending_reply
+      && st.incoming->state.waiting_for != "http") {
+    // Another process decided the call, so the callbacks go there too: this
+    // copy of the run would only keep the actor alive. A late callback here
+    // loads the run from the store.
+    st.incoming.reset();
+  }
+  apply(self, st.fsm->on_decided(result, now_of(self)));
 }
 
 } // namespace
 
 caf::behavior call_actor(state_t* self, engine::call_record record,
-                         services_ptr svc, tenant_info_ptr info,
-                         caf::actor tenant_actor, caf::actor outbox,
-                         caf::actor runs, bool created) {
-  const auto sid = record.call_sid;
-  self->state.fsm = std::make_unique<call_fsm>(std::move(record), svc->timing);
-  auto now = [svc] { return svc->clock->now(); };
-  // Sends `finished` once the state machine is done and no live run needs
-  // this actor (a run that still waits is in the store; a late event finds it
-  // there).
-  auto maybe_finish = [=] {
-    auto& st = self->state;
-    if (!st.fsm_finished || st.finishing)
-      return;
-    const bool run_waits = st.incoming && st.incoming->waiting;
-    if (run_waits && !st.fsm->record().ended)
-      return;
-    if (st.pending_reply || st.incoming_loading)
-      return;
-    st.finishing = true;
-    self->send(tenant_actor, finished_atom_v, sid);
-  };
-  // Stores one segment of the incoming run; hands it to the runs actor if it
-  // now waits for a timer or a reply.
-  auto store_incoming = [=](const workflows::segment_result& r) {
-    auto& in = *self->state.incoming;
-    log_segment(*in.wf, r, sid);
-    auto seg = std::make_shared<stored_segment>(
-      make_segment(*in.wf, r, in.run, *svc, info, now()));
-    in.run = seg->run;
-    auto cell = in.stored_id;
-    auto ids = std::make_shared<std::vector<std::int64_t>>();
-    const bool hand_off = r.status == engine::run_status::waiting
-                          && (r.state.waiting_for == "timer"
-                              || r.state.waiting_for == "reply");
-    auto me = caf::actor{self};
-    svc->store->post(
-      [seg, cell, ids](engine::store& db) {
-        if (*cell != 0)
-          seg->run.id = *cell;
-        if (write_segment(db, *seg, *ids))
-          *cell = seg->run.id;
-      },
-      [seg, ids, outbox, runs, hand_off](const std::string& error) {
-        if (!error.empty()) {
-          engine::log_error("call",
-                            seg->run.call_sid
-                              + ": storing the incoming run failed: " + error);
-          return;
-        }
-        if (!ids->empty())
-          caf::anon_send(outbox, send_atom_v, *ids);
-        if (hand_off)
-          caf::anon_send(runs, adopt_atom_v, seg->run);
-      });
-  };
-  // Carries out a segment of the incoming run: voice verbs answer `reply`
-  // (or wait with it for an HTTP response), the rest is stored.
-  auto handle_incoming = [=](workflows::segment_result r,
-                             std::shared_ptr<engine::voice_reply> reply) {
-    auto& st = self->state;
-    auto& in = *st.incoming;
-    fill_voice_urls(r.fx.voice, svc->public_url,
-                    std::chrono::duration_cast<std::chrono::seconds>(
-                      svc->timing.ring_timeout));
-    if (reply) {
-      st.pending_reply = std::move(reply);
-      st.pending_verbs.clear();
-    }
-    for (auto& v : r.fx.voice)
-      st.pending_verbs.push_back(std::move(v));
-    in.state = r.state;
-    const bool waits = r.status == engine::run_status::waiting;
-    in.waiting = waits
-                 && (r.state.waiting_for == "dial"
-                     || r.state.waiting_for == "recording"
-                     || r.state.waiting_for == "http");
-    auto http = r.fx.http;
-    store_incoming(r);
-    if (http) {
-      auto req = http_request(*http, *info->tenant);
-      auto me = caf::actor{self};
-      if (svc->http == nullptr) {
-        engine::outbound_http_response resp;
-        resp.error = "no HTTP client configured";
-        self->send(self, http_atom_v, std::int64_t{0}, resp);
-      } else {
-        svc->http->post([me, req](engine::http_fetcher& f) {
-          caf::anon_send(me, http_atom_v, std::int64_t{0}, f.fetch(req));
-        });
-      }
-      return; // the reply, if any, waits for the response
-    }
-    if (st.pending_reply) {
-      engine::voice_answer a{std::move(st.pending_verbs)};
-      if (!st.first_answer)
-        st.first_answer = a;
-      st.pending_reply->answer(a);
-      st.pending_reply.reset();
-      st.pending_verbs.clear();
-    }
-    if (!in.waiting && waits)
-      st.incoming.reset(); // handed to the runs actor
-    else if (!waits)
-      st.incoming.reset(); // finished
-    maybe_finish();
-  };
-  auto resume_incoming = [=](workflows::resume_event ev,
-                             std::shared_ptr<engine::voice_reply> reply) {
-    auto& in = *self->state.incoming;
-    auto r = workflows::resume(*in.wf, in.state, ev, info->calendar_vars(now()),
-                               now(), svc->run_limits);
-    handle_incoming(std::move(r), std::move(reply));
-  };
-  auto apply = [=](const call_effects& fx) {
-    auto& fsm = *self->state.fsm;
-    const auto& rec = fsm.record();
-    if (!fx.note.empty())
-      engine::log_info("call", sid + ": " + fx.note);
-    if (fx.persist)
-      svc->store->post([rec](engine::store& db) { db.update_call(rec); },
-                       [sid](const std::string& error) {
-                         if (!error.empty())
-                           engine::log_error("call",
-                                             sid + ": saving failed: " + error);
-                       });
-    if (fx.arm_timer)
-      self->send(tenant_actor, arm_atom_v, sid, rec.fallback_at);
-    if (fx.query_carrier) {
-      auto me = caf::actor{self};
-      svc->carrier->post([me, sid](engine::carrier& c) {
-        caf::anon_send(me, report_atom_v, c.fetch_call(sid));
-      });
-    }
-    if (fx.decide) {
-      auto decided = fsm.pending_outcome();
-      auto trigger = *fx.decide == call_phase::missed ? "call.missed"
-                                                      : "call.answered";
-      auto runs_to_start = start_runs(svc, info, trigger, decided);
-      self->state.fsm_finished = false;
-      claim_outcome(caf::actor{self}, svc, std::move(decided),
-                    std::move(runs_to_start));
-    }
-    if (fx.finished) {
-      self->state.fsm_finished = true;
-      maybe_finish();
-    }
-  };
-  // Answers the incoming webhook: starts the call.incoming run, or repeats
-  // the answer for a carrier retry.
-  auto answer_incoming = [=](std::shared_ptr<engine::voice_reply> reply) {
-    auto& st = self->state;
-    if (!reply)
-      return;
-    if (st.first_answer) {
-      reply->answer(*st.first_answer);
-      return;
-    }
-    const auto& rec = st.fsm->record();
-    auto vars = info->with_calendar(workflows::call_context(rec, *info->tenant),
-                                    now());
-    auto replay = st.incoming ? st.incoming->wf : st.stored_wf;
-    if (replay) {
-      // The run started before this answer was asked for (elsewhere, or
-      // before a restart): its first segment again gives the same answer
-      // (the interpreter is pure); nothing of it is stored.
-      auto r = workflows::start(*replay, std::move(vars), now(),
-                                svc->run_limits);
-      fill_voice_urls(r.fx.voice, svc->public_url,
-                      std::chrono::duration_cast<std::chrono::seconds>(
-                        svc->timing.ring_timeout));
-      st.first_answer = r.fx.http || r.fx.voice.empty()
-                          ? builtin_answer(rec, svc)
-                          : engine::voice_answer{std::move(r.fx.voice)};
-      reply->answer(*st.first_answer);
-      return;
-    }
-    std::vector<workflows::workflow_ptr> wfs;
-    if (svc->workflows)
-      wfs = svc->workflows->for_trigger(info->tenant->id, "call.incoming");
-    if (wfs.empty()) {
-      st.first_answer = builtin_answer(rec, svc);
-      reply->answer(*st.first_answer);
-      return;
-    }
-    incoming_run in;
-    in.wf = wfs.front();
-    in.run.tenant_id = info->tenant->id;
-    in.run.trigger = "call.incoming";
-    in.run.call_sid = sid;
-    in.run.contact = rec.from;
-    st.incoming = std::move(in);
-    auto r = workflows::start(*st.incoming->wf, std::move(vars), now(),
-                              svc->run_limits);
-    handle_incoming(std::move(r), std::move(reply));
-  };
-  // Voice events for the incoming run, once it is in memory (or known to be
-  // absent).
-  auto voice_event = [=](const engine::inbound_event& ev,
-                         std::shared_ptr<engine::voice_reply> reply) {
-    using kind = engine::inbound_event::kind;
-    auto& st = self->state;
-    if (ev.what == kind::call_incoming) {
-      answer_incoming(std::move(reply));
-      return;
-    }
-    const char* waiting = ev.what == kind::dial_result ? "dial" : "recording";
-    if (st.incoming && st.incoming->waiting
-        && st.incoming->state.waiting_for == waiting) {
-      workflows::resume_event r;
-      if (ev.what == kind::dial_result) {
-        r.what = workflows::resume_event::kind::dial;
-        r.status = ev.status;
-        r.duration = ev.duration;
-      } else {
-        r.what = workflows::resume_event::kind::recording;
-        r.url = ev.url;
-        r.duration = ev.duration;
-        r.sid = ev.raw.call_sid;
-      }
-      resume_incoming(std::move(r), std::move(reply));
-      return;
-    }
-    if (reply) // no run to ask: end the call politely
-      reply->answer(engine::voice_answer::hangup());
-  };
-  // Loads the incoming run from the store (a restarted or released actor).
-  // With the run comes the source of its workflow version when this process
-  // does not have that version (edited since, or never loaded here): a run
-  // finishes on the version it started with.
-  auto load_incoming = [=] {
-    auto& st = self->state;
-    st.incoming_loading = true;
-    auto found = std::make_shared<std::vector<engine::run_record>>();
-    auto source = std::make_shared<engine::workflow_version_record>();
-    auto me = caf::actor{self};
-    auto tenant_id = info->tenant->id;
-    svc->store->post(
-      [found, source, sid, svc, tenant_id](engine::store& db) {
-        *found = db.runs_for_call(sid);
-        *source = {};
-        for (const auto& r : *found)
-          if (r.trigger == "call.incoming") {
-            if (!svc->workflows
-                || !svc->workflows->find_version(tenant_id, r.workflow,
-                                                 r.version))
-              if (auto v = db.find_workflow_version(tenant_id, r.workflow,
-                                                    r.version))
-                *source = std::move(*v);
-            break;
-          }
-      },
-      [me, found, source](const std::string& error) {
-        if (!error.empty())
-          engine::log_error("call",
-                            "loading the incoming run failed: " + error);
-        caf::anon_send(me, loaded_atom_v, *found, source->file, source->source);
-      });
-  };
-  apply(self->state.fsm->resume(now()));
+                         call_shared_ptr shared, caf::actor tenant,
+                         bool created) {
+  auto& st = self->state;
+  st.fsm.emplace(std::move(record), shared->svc->timing);
+  st.shared = std::move(shared);
+  st.tenant = std::move(tenant);
+  st.created = created;
+  apply(self, st.fsm->resume(now_of(self)));
   return {
-    [=](event_atom, const engine::inbound_event& ev,
-        std::shared_ptr<engine::voice_reply>& reply) {
-      auto& st = self->state;
-      auto& fsm = *st.fsm;
-      using kind = engine::inbound_event::kind;
-      switch (ev.what) {
-        case kind::call_incoming: {
-          if (!reply)
-            break;
-          if (!created && !st.first_answer && !st.incoming
-              && !st.incoming_absent) {
-            // A carrier retry reaching an actor that did not create the call
-            // (another process, a restart): the run the first attempt
-            // started, if any, is in the store.
-            st.held.emplace_back(ev, std::move(reply));
-            if (!st.incoming_loading)
-              load_incoming();
-            break;
-          }
-          answer_incoming(std::move(reply));
-          break;
-        }
-        case kind::dial_result:
-          apply(fsm.on_dial_result(ev.status, ev.duration, now()));
-          [[fallthrough]];
-        case kind::recording: {
-          const char* wanted = ev.what == kind::dial_result ? "dial"
-                                                            : "recording";
-          if (st.incoming && !st.pending_reply
-              && st.incoming->state.waiting_for != "http"
-              && st.incoming->state.waiting_for != wanted) {
-            // Another process may have moved the run on (a callback it
-            // got): the store, not this copy, says what the run waits for.
-            st.incoming.reset();
-            st.incoming_absent = false;
-          }
-          if (!st.incoming && !st.incoming_absent) {
-            st.held.emplace_back(ev, std::move(reply));
-            if (!st.incoming_loading)
-              load_incoming();
-            break;
-          }
-          voice_event(ev, std::move(reply));
-          break;
-        }
-        case kind::call_status: {
-          const bool was_ended = fsm.record().ended;
-          apply(fsm.on_call_status(ev.status, now()));
-          if (!was_ended && fsm.record().ended && svc->workflows) {
-            auto vars = workflows::call_context(fsm.record(), *info->tenant);
-            vars["call.duration"]
-              = workflows::value{static_cast<std::int64_t>(ev.duration)};
-            self->send(runs, start_atom_v, std::string{"call.completed"},
-                       std::move(vars), sid);
-          }
-          maybe_finish();
-          break;
-        }
-        case kind::sms:
-        case kind::transcription:
-          break;
-      }
+    [self](event_atom, const engine::inbound_event& ev,
+           std::shared_ptr<engine::voice_reply>& reply) {
+      on_event(self, ev, reply);
     },
-    [=](loaded_atom, const std::vector<engine::run_record>& found,
-        const std::string& file, const std::string& source) {
-      auto& st = self->state;
-      st.incoming_loading = false;
-      const engine::run_record* run = nullptr;   // waits for a callback
-      const engine::run_record* first = nullptr; // the call's incoming run
-      for (const auto& r : found) {
-        if (r.trigger != "call.incoming")
-          continue;
-        if (first == nullptr)
-          first = &r;
-        if (r.status == engine::run_status::waiting
-            && (r.waiting_for == "dial" || r.waiting_for == "recording"))
-          run = &r;
-      }
-      // Every incoming run of a call (its on_transcription runs too) is of
-      // the first one's workflow version.
-      workflows::workflow_ptr wf;
-      if (first != nullptr && svc->workflows)
-        wf = svc->workflows->find_version(info->tenant->id, first->workflow,
-                                          first->version);
-      if (first != nullptr && !wf && !source.empty()) {
-        auto loaded = workflows::load_string(source, file);
-        wf = loaded.value;
-        if (!wf)
-          engine::log_error("call",
-                            sid + ": the stored version of workflow "
-                              + first->workflow + " does not load: "
-                              + workflows::to_string(loaded.diagnostics));
-      }
-      st.stored_wf = wf;
-      auto state = run != nullptr ? workflows::run_state::from_json(run->state)
-                                  : std::nullopt;
-      if (run != nullptr && wf && state) {
-        incoming_run in;
-        in.wf = wf;
-        in.state = std::move(*state);
-        in.run = *run;
-        *in.stored_id = run->id;
-        in.waiting = true;
-        st.incoming = std::move(in);
-      } else {
-        st.incoming_absent = true;
-      }
-      auto held = std::move(st.held);
-      st.held.clear();
-      for (auto& [ev, reply] : held)
-        voice_event(ev, std::move(reply));
-      maybe_finish();
-    },
-    [=](http_atom, std::int64_t, const engine::outbound_http_response& resp) {
+    [self](loaded_atom, const std::vector<engine::run_record>& found,
+           const std::string& file,
+           const std::string& source) { on_loaded(self, found, file, source); },
+    [self](http_atom, std::int64_t,
+           const engine::outbound_http_response& resp) {
       if (!self->state.incoming)
         return;
-      resume_incoming(http_event(resp), nullptr);
+      resume_incoming(self, http_event(resp), nullptr);
     },
-    [=](fallback_atom) { apply(self->state.fsm->on_fallback_due(now())); },
-    [=](report_atom, const engine::call_report& report) {
-      apply(self->state.fsm->on_carrier_report(report, now()));
+    [self](fallback_atom) {
+      apply(self, self->state.fsm->on_fallback_due(now_of(self)));
     },
-    [=](decided_atom, claim_result result, const std::vector<std::int64_t>& ids,
-        const segments& started) {
-      if (result == claim_result::won) {
-        if (!ids.empty())
-          self->send(outbox, send_atom_v, ids);
-        for (const auto& seg : started) {
-          if (seg->run.status != engine::run_status::waiting)
-            continue;
-          if (seg->http)
-            self->send(runs, adopt_atom_v, seg->run, *seg->http);
-          else
-            self->send(runs, adopt_atom_v, seg->run);
-        }
-      }
-      auto& st = self->state;
-      if (result == claim_result::lost && st.incoming && !st.pending_reply
-          && st.incoming->state.waiting_for != "http") {
-        // Another process decided the call, so the callbacks go there too:
-        // this copy of the run would only keep the actor alive. A late
-        // callback here loads the run from the store.
-        st.incoming.reset();
-      }
-      apply(st.fsm->on_decided(result, now()));
+    [self](report_atom, const engine::call_report& report) {
+      apply(self, self->state.fsm->on_carrier_report(report, now_of(self)));
     },
-    [=](release_atom) { self->quit(); },
+    [self](decided_atom, claim_result result,
+           const std::vector<std::int64_t>& ids,
+           const segments& started) { on_decided(self, result, ids, started); },
+    [self](release_atom) { self->quit(); },
   };
 }
 

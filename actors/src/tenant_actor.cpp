@@ -3,6 +3,7 @@
 #include "ringback/actors/call_actor.hpp"
 #include "ringback/actors/conversations_actor.hpp"
 #include "ringback/actors/runs_actor.hpp"
+#include "ringback/actors/wake.hpp"
 #include "ringback/engine/log.hpp"
 
 #include <algorithm>
@@ -43,20 +44,6 @@ void create_or_load(state_t* self, const services_ptr& svc,
     });
 }
 
-/// Schedules a wake-up for the earliest timer unless one is already due
-/// sooner. Stale wake-ups are harmless: they pop nothing.
-void schedule_wake(state_t* self, const services_ptr& svc) {
-  auto next = self->state.timers.next();
-  if (!next)
-    return;
-  auto now = svc->clock->now();
-  if (self->state.wake_at != 0 && self->state.wake_at <= *next
-      && self->state.wake_at >= now)
-    return;
-  self->state.wake_at = *next;
-  auto delay = std::chrono::milliseconds{std::max<engine::epoch_ms>(0, *next - now)};
-  self->delayed_send(self, delay, wake_atom_v);
-}
 
 } // namespace
 
@@ -70,10 +57,14 @@ caf::behavior tenant_actor(state_t* self,
   auto conversations
     = self->spawn<caf::linked>(conversations_actor, info, svc, runs, outbox);
   self->state.conversations = conversations;
+  // One for all the tenant's calls: a call actor holds this pointer, not
+  // copies of what it points to.
+  auto shared
+    = std::make_shared<const call_shared>(call_shared{svc, info, outbox, runs});
   auto spawn_call = [=](call_record rec, bool created) {
     auto sid = rec.call_sid;
-    auto call = self->spawn(call_actor, std::move(rec), svc, info,
-                            caf::actor{self}, outbox, runs, created);
+    auto call = self->spawn(call_actor, std::move(rec), shared,
+                            caf::actor{self}, created);
     self->monitor(call);
     self->state.calls[sid] = call;
     return call;

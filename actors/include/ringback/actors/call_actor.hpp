@@ -5,18 +5,49 @@
 
 #include <caf/all.hpp>
 
+#include <cstdint>
 #include <memory>
 #include <optional>
+#include <string>
 #include <utility>
 #include <vector>
 
 namespace ringback::actors {
 
+/// What every call actor of one tenant needs and nobody changes: made once
+/// by the tenant actor and shared, so that a live call holds one pointer
+/// instead of its own copies (a call actor's memory is the per-call cost).
+struct call_shared {
+  services_ptr svc;
+  tenant_info_ptr info;
+  caf::actor outbox;
+  caf::actor runs; ///< the tenant's runs actor
+};
+
+using call_shared_ptr = std::shared_ptr<const call_shared>;
+
 /// The call.incoming run a call actor hosts while the call is live.
 struct incoming_run {
   workflows::workflow_ptr wf;
+  /// The run's state without what a resume puts back: the calendar
+  /// variables (`resume` is handed them fresh) and the call's and tenant's
+  /// variables listed in `fixed_stripped` (recomputed from the call record
+  /// and the tenant, which do not change during the call).
   workflows::run_state state;
-  engine::run_record run; ///< id 0 until the store has assigned one
+  /// Bit i: the i-th variable (in name order) of the call's fixed context
+  /// (`workflows::call_context` of the call's sid, caller, called number
+  /// and tenant) was taken out of `state.vars`.
+  std::uint32_t fixed_stripped = 0;
+  /// What `make_segment` needs of the stored run for its next segment and
+  /// does not set itself (see `runs.hpp`); the tenant, the trigger
+  /// (call.incoming) and the CallSid are the call's. A whole `run_record`
+  /// (with the stored JSON state) is rebuilt when a segment is stored.
+  std::int64_t id = 0; ///< 0 until the store has assigned one
+  std::int64_t seq = 0;
+  engine::epoch_ms started_at = 0;
+  std::string workflow;
+  std::string version;
+  std::string contact;
   /// Shared with the store jobs: the id the first write assigned.
   std::shared_ptr<std::int64_t> stored_id = std::make_shared<std::int64_t>(0);
   bool waiting = false; ///< waits for dial, recording or http
@@ -24,18 +55,24 @@ struct incoming_run {
 
 struct call_state {
   const char* name = "call";
-  std::unique_ptr<engine::call_fsm> fsm;
+  call_shared_ptr shared;
+  caf::actor tenant;
+  std::optional<engine::call_fsm> fsm;
+  /// The tenant has just stored the record for an incoming webhook (see
+  /// `call_actor`).
+  bool created = false;
   bool finishing = false;
-  bool fsm_finished = false; ///< the state machine has nothing left to do
-  std::optional<incoming_run> incoming;
+  bool fsm_finished = false;     ///< the state machine has nothing left to do
   bool incoming_loading = false; ///< looking for it in the store
   bool incoming_absent = false;  ///< the store has none for this call
+  std::optional<incoming_run> incoming;
   /// The workflow (version) of the call's incoming run as loaded from the
   /// store, whatever its state: a carrier retry of the incoming webhook
   /// replays its first segment for the same answer.
   workflows::workflow_ptr stored_wf;
   /// Voice events that arrived while the run was loading.
-  std::vector<std::pair<engine::inbound_event, std::shared_ptr<engine::voice_reply>>>
+  std::vector<
+    std::pair<engine::inbound_event, std::shared_ptr<engine::voice_reply>>>
     held;
   /// The answer of the incoming webhook, repeated for a carrier retry.
   std::optional<engine::voice_answer> first_answer;
@@ -56,14 +93,17 @@ struct call_state {
 /// - `(release_atom)`: stop (sent after this actor reported `finished_atom`).
 /// Internally: `(report_atom, call_report)`, `(decided_atom, claim_result,
 /// vector<int64_t>)` from the carrier and kv/store queues.
-/// It tells the tenant `(arm_atom, sid, at)` and `(finished_atom, sid)`, and
+/// It tells `tenant` `(arm_atom, sid, at)` and `(finished_atom, sid)`, and
 /// the outbox `(send_atom, ids)` once a missed outcome stored its messages.
+/// `shared`: the tenant's services, info, outbox and runs actor (one object
+/// for all the tenant's calls; never null).
 /// `created`: the tenant has just stored `record` for an incoming webhook, so
 /// no run of the call can exist yet; false for a call loaded from the store,
 /// whose incoming webhook (a carrier retry) first looks for the run there.
+/// Every handler captures only `self`: the per-call memory is the actor and
+/// its `call_state`.
 caf::behavior call_actor(caf::stateful_actor<call_state>* self,
-                         engine::call_record record, services_ptr svc,
-                         tenant_info_ptr info, caf::actor tenant_actor,
-                         caf::actor outbox, caf::actor runs, bool created);
+                         engine::call_record record, call_shared_ptr shared,
+                         caf::actor tenant, bool created);
 
 } // namespace ringback::actors
