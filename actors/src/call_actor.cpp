@@ -263,6 +263,8 @@ void store_incoming(state_t* self, const workflows::segment_result& r) {
       }
       if (!ids->empty())
         caf::anon_send(outbox, send_atom_v, *ids);
+      if (!seg->calls.empty())
+        caf::anon_send(runs, page_atom_v, seg->calls);
       if (hand_off)
         caf::anon_send(runs, adopt_atom_v, seg->run);
     });
@@ -614,6 +616,8 @@ void on_decided(state_t* self, claim_result result,
     if (!ids.empty())
       self->send(st.shared->outbox, send_atom_v, ids);
     for (const auto& seg : started) {
+      if (!seg->calls.empty())
+        self->send(st.shared->runs, page_atom_v, seg->calls);
       if (seg->run.status != engine::run_status::waiting)
         continue;
       if (seg->http)

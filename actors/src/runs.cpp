@@ -215,6 +215,7 @@ stored_segment make_segment(const workflows::workflow& wf,
   s.tags = r.fx.tags;
   s.http = r.fx.http;
   s.ai = r.fx.ai;
+  s.calls = r.fx.calls;
   s.run = std::move(run);
   return s;
 }

@@ -2,6 +2,7 @@
 #include "ringback/adapters/twilio/responses.hpp"
 #include "ringback/adapters/twilio/rest_client.hpp"
 #include "ringback/adapters/twilio/signature.hpp"
+#include "ringback/adapters/twilio/twiml.hpp"
 
 #include <exception>
 
@@ -98,6 +99,29 @@ engine::call_report twilio_rest_client::fetch_call(std::string_view call_sid) {
     report.status = failure(0, std::string{"unexpected error: "} + e.what());
     return report;
   }
+}
+
+engine::call_receipt
+twilio_rest_client::place_call(const engine::call_request& req) {
+  engine::call_receipt receipt;
+  try {
+    twiml_response twiml;
+    twiml.say(req.say).pause(std::chrono::seconds{1}).say(req.say);
+    form_fields fields{{"To", req.to}, {"From", req.from}, {"Twiml", twiml.str()}};
+    auto result = send(http_method::post, account_path_ + "/Calls.json",
+                       encode_form(fields));
+    if (!result.response) {
+      receipt.status = failure(0, std::move(result.error));
+      receipt.status.outcome_unknown = result.maybe_received;
+      return receipt;
+    }
+    auto call = parse_call_answer(answer_of(*result.response));
+    receipt.status = call.status;
+    receipt.call_sid = call.call.sid;
+  } catch (const std::exception& e) {
+    receipt.status = failure(0, std::string{"unexpected error: "} + e.what());
+  }
+  return receipt;
 }
 
 std::size_t twilio_rest_client::connections_opened() const {

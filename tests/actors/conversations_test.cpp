@@ -39,9 +39,12 @@ trigger: conversation.owner_timeout
 steps:
   - id: answer
     ai_reply: {}
-  - if: "steps.answer.intent == 'emergency'"
+  - if: "steps.answer.intent == 'emergency' and conversation.takeover"
     then:
       - notify_owner: "EMERGENCY #{{ conversation.id }}: {{ conversation.last_message }}"
+      - if: tenant.page_by_call
+        then:
+          - call_owner: "Emergency, conversation {{ conversation.id }}: {{ conversation.last_message }}"
 )";
 
 std::shared_ptr<const engine::tenant> make_tenant() {
@@ -57,6 +60,7 @@ std::shared_ptr<const engine::tenant> make_tenant() {
   // otherwise count the relays of a long test conversation.
   t->guards.loop_limit = 0;
   t->guards.automated_per_hour = 0;
+  t->conversations.page_by_call = true;
   return t;
 }
 
@@ -369,6 +373,25 @@ TEST_F(Conversations, AQuietConversationClosesWithASummaryForTheOwner) {
   EXPECT_EQ(conversation(ann).state, conversation_state::owner_window);
   auto ev = events(ann);
   EXPECT_NE(std::find(ev.begin(), ev.end(), "reopened"), ev.end());
+}
+
+TEST_F(Conversations, AnEmergencyTheAITakesOverPagesTheOwnerByTextAndCall) {
+  sms(*a_, ann, "water is pouring through the ceiling");
+  advance(61s);
+  auto to_ann = texts_to(ann);
+  ASSERT_EQ(to_ann.size(), 1u);
+  EXPECT_NE(to_ann[0].find("paging the owner"), std::string::npos) << to_ann[0];
+  auto to_owner = texts_to(owner);
+  ASSERT_EQ(to_owner.size(), 2u);
+  EXPECT_EQ(to_owner[1], "EMERGENCY #1: water is pouring through the ceiling");
+  std::vector<engine::call_request> pages;
+  for (const auto& n : nodes_)
+    pages.insert(pages.end(), n->carrier.pages.begin(), n->carrier.pages.end());
+  ASSERT_EQ(pages.size(), 1u);
+  EXPECT_EQ(pages[0].to, owner);
+  EXPECT_EQ(pages[0].from, business);
+  EXPECT_EQ(pages[0].say,
+            "Emergency, conversation 1: water is pouring through the ceiling");
 }
 
 TEST_F(Conversations, StopWinsOverTheAI) {

@@ -1,5 +1,6 @@
 #include "ringback/adapters/twilio/rest_client.hpp"
 
+#include "ringback/adapters/twilio/form.hpp"
 #include "ringback/adapters/twilio/responses.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
@@ -22,6 +23,7 @@ using adapters::twilio::rest_client_options;
 using adapters::twilio::twilio_rest_client;
 using test::mock_reply;
 using test::TwilioMockServer;
+namespace tw = adapters::twilio;
 
 namespace {
 
@@ -745,3 +747,40 @@ TEST_F(TwilioRestClientTls, RejectsAnUntrustedCertificate) {
             "TLS handshake with 127.0.0.1:" + std::to_string(mock_->port())
               + " failed: certificate verify failed (SSL routines)");
 }
+
+namespace {
+
+TEST_F(TwilioRestClient, PlaceCallPostsTwimlThatReadsTheMessageTwice) {
+  mock_.push(mock_reply::json(201, call_json("CA9", "queued", "null")));
+  engine::call_request req{"+15005550006", "+15005550002",
+                           "Emergency: water & <sparks> at #12"};
+  auto r = client()->place_call(req);
+  EXPECT_TRUE(r.status.ok) << r.status.error_message;
+  EXPECT_EQ(r.call_sid, "CA9");
+  auto reqs = mock_.requests();
+  ASSERT_EQ(reqs.size(), 1u);
+  EXPECT_EQ(reqs[0].method, "POST");
+  EXPECT_EQ(reqs[0].target, account_path + "/Calls.json");
+  auto form = tw::decode_form(reqs[0].body);
+  ASSERT_TRUE(form.ok());
+  EXPECT_EQ(tw::find_field(form.fields, "To").value_or(""), "+15005550002");
+  EXPECT_EQ(tw::find_field(form.fields, "From").value_or(""), "+15005550006");
+  auto twiml = std::string{tw::find_field(form.fields, "Twiml").value_or("")};
+  EXPECT_NE(twiml.find("<Say>Emergency: water &amp; &lt;sparks&gt; at #12</Say>"
+                       "<Pause length=\"1\"/>"
+                       "<Say>Emergency: water &amp; &lt;sparks&gt; at #12</Say>"),
+            std::string::npos)
+    << twiml;
+}
+
+TEST_F(TwilioRestClient, PlaceCallReportsTheCarriersRefusal) {
+  mock_.push(mock_reply::json(
+    400, R"({"code": 21215, "message": "Geo permission", "status": 400})"));
+  auto r = client()->place_call({"+15005550006", "+15005550002", "page"});
+  EXPECT_FALSE(r.status.ok);
+  EXPECT_EQ(r.status.http_status, 400);
+  EXPECT_EQ(r.status.error_code, 21215);
+  EXPECT_TRUE(r.call_sid.empty());
+}
+
+} // namespace

@@ -1674,7 +1674,7 @@ TEST_F(Config, ConversationErrors) {
             (strings{"ringback.yaml:27:7: error: tenants[0].conversations: "
                      "unknown key 'colour' (expected one of: "
                      "owner_reply_window, batch, idle_close, max_ai_replies, "
-                     "max_reply_chars)"}));
+                     "max_reply_chars, page_by_call)"}));
   EXPECT_EQ(errors(base + "    conversations: 60s\n"),
             (strings{"ringback.yaml:19:20: error: tenants[0].conversations: "
                      "expected a map, got a scalar"}));

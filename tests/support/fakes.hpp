@@ -83,6 +83,16 @@ public:
     return r;
   }
 
+  engine::call_receipt place_call(const engine::call_request& req) override {
+    std::lock_guard<std::mutex> guard{mtx_};
+    pages.push_back(req);
+    engine::call_receipt r;
+    r.status.ok = true;
+    r.status.http_status = 201;
+    r.call_sid = "CApage" + std::to_string(pages.size());
+    return r;
+  }
+
   /// The parent call ended as `parent` with one dialled leg.
   void set_call(const std::string& sid, std::string parent, std::string leg,
                 std::int32_t leg_duration = 0) {
@@ -111,6 +121,7 @@ public:
   }
 
   std::vector<engine::sms_request> attempts;
+  std::vector<engine::call_request> pages;
   std::vector<engine::sms_request> sent;
   std::deque<engine::sms_receipt> scripted_sends;
   std::vector<std::string> queries;

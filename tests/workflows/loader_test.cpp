@@ -48,7 +48,7 @@ const std::string sms_vars
   = "business_hours, contact.phone, holiday, now.date, now.hour, now.minute, "
     "now.time, now.timezone, now.weekday, sms.body, sms.from, sms.sid, sms.to, "
     "tenant.id, tenant.name, tenant.number, tenant.owner_phone, "
-    "tenant.timezone";
+    "tenant.page_by_call, tenant.timezone";
 
 class temp_dir {
 public:
@@ -212,7 +212,7 @@ TEST(Loader, StepShapeProblems) {
   EXPECT_EQ(diags(wf("sms.received", "  - id: a\n")),
             strings{"wf.yaml:4:5: error: /steps/0: missing step type (known "
                     "step types: dial, say, play, record_voicemail, hangup, "
-                    "reject, send_sms, notify_owner, ai_reply, if, switch, set, stop, "
+                    "reject, send_sms, notify_owner, call_owner, ai_reply, if, switch, set, stop, "
                     "wait, wait_for_reply, repeat, http, log, tag_contact)"});
 }
 
@@ -220,7 +220,7 @@ TEST(Loader, MisspeltStepTypeFieldAndBranch) {
   EXPECT_EQ(first(wf("call.missed", "  - sendsms: {to: x, body: y}\n")),
             "wf.yaml:4:5: error: /steps/0: unknown key 'sendsms' (did you mean "
             "'send_sms'?); known step types: dial, say, play, "
-            "record_voicemail, hangup, reject, send_sms, notify_owner, ai_reply, if, "
+            "record_voicemail, hangup, reject, send_sms, notify_owner, call_owner, ai_reply, if, "
             "switch, set, stop, wait, wait_for_reply, repeat, http, log, "
             "tag_contact");
   EXPECT_EQ(diags(wf("call.missed",
@@ -485,7 +485,7 @@ TEST(Loader, TemplateListFields) {
                     "call.from, call.sid, call.to, contact.phone, holiday, "
                     "now.date, now.hour, now.minute, now.time, now.timezone, "
                     "now.weekday, tenant.id, tenant.name, tenant.number, "
-                    "tenant.owner_phone, tenant.timezone"});
+                    "tenant.owner_phone, tenant.page_by_call, tenant.timezone"});
 }
 
 TEST(Loader, MapFields) {
@@ -789,7 +789,7 @@ TEST(Loader, StepResultsAreKnownOnlyAfterTheStep) {
                     "contact.phone, holiday, now.date, now.hour, now.minute, "
                     "now.time, now.timezone, now.weekday, tenant.id, "
                     "tenant.name, tenant.number, tenant.owner_phone, "
-                    "tenant.timezone"});
+                    "tenant.page_by_call, tenant.timezone"});
 }
 
 TEST(Loader, BranchVariables) {
@@ -1085,7 +1085,7 @@ TEST(Loader, CatalogRules) {
               + dir.file("e.yaml")
               + ":4:5: error: /steps/0: unknown key 'lg' (did you mean "
                 "'log'?); known step types: dial, say, play, "
-                "record_voicemail, hangup, reject, send_sms, notify_owner, ai_reply, if, "
+                "record_voicemail, hangup, reject, send_sms, notify_owner, call_owner, ai_reply, if, "
                 "switch, set, stop, wait, wait_for_reply, repeat, http, log, "
                 "tag_contact\n");
 }

@@ -635,7 +635,7 @@ TEST(Steps, RegistryIsConsistent) {
   EXPECT_EQ(lang.steps.names(),
             (std::vector<std::string>{
               "dial", "say", "play", "record_voicemail", "hangup", "reject",
-              "send_sms", "notify_owner", "ai_reply", "if", "switch", "set", "stop", "wait",
+              "send_sms", "notify_owner", "call_owner", "ai_reply", "if", "switch", "set", "stop", "wait",
               "wait_for_reply", "repeat", "http", "log", "tag_contact"}));
   for (const auto& s : lang.steps.all()) {
     EXPECT_FALSE(s->doc.empty()) << s->type;
@@ -787,4 +787,21 @@ TEST(Steps, AiReplyToSomeoneWithoutANumberIsSkipped) {
   EXPECT_FALSE(r.fx.ai);
   EXPECT_EQ(trace_of(r),
             "#0 ai_reply skipped: to: 'anonymous' is not a phone number\n");
+}
+
+TEST(Steps, CallOwnerAsksForACallThatReadsTheMessage) {
+  auto r = run("sms.received",
+               "  - call_owner: \"Emergency text from {{ sms.from | phone }}\"\n",
+               sms("water everywhere"));
+  EXPECT_EQ(r.status, run_status::finished);
+  ASSERT_EQ(r.fx.calls.size(), 1u);
+  EXPECT_EQ(r.fx.calls[0].to, "+15005550002");
+  EXPECT_EQ(r.fx.calls[0].from, "+15005550001");
+  EXPECT_EQ(r.fx.calls[0].say, "Emergency text from (500) 555-0007");
+  EXPECT_EQ(trace_of(r),
+            "#0 call_owner ok: calling +15005550002 from +15005550001\n");
+  auto blank = run("sms.received", "  - call_owner: \"{{ sms.body | trim }}\"\n",
+                   sms("   "));
+  EXPECT_TRUE(blank.fx.calls.empty());
+  EXPECT_EQ(trace_of(blank), "#0 call_owner skipped: nothing to say\n");
 }

@@ -12,6 +12,7 @@ void add_tenant_variables(const engine::tenant& t, std::string_view number,
   if (n.empty() && !t.numbers.empty())
     n = t.numbers.front().number;
   ctx["tenant.number"] = value{std::move(n)};
+  ctx["tenant.page_by_call"] = value{t.conversations.page_by_call};
 }
 
 context call_context(std::string_view call_sid, std::string_view from,

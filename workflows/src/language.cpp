@@ -88,6 +88,9 @@ const std::vector<std::pair<std::string, std::string>>& variable_docs() {
     {"tenant.number",
      "The business number in play: the number called or texted (or the "
      "tenant's first number for schedules)."},
+    {"tenant.page_by_call",
+     "True when the tenant wants emergencies to ring the owner's phone "
+     "(`conversations.page_by_call`), not only text it."},
     {"business_hours",
      "True inside the tenant's business hours and not on a holiday (always "
      "true when no hours are configured)."},
@@ -175,7 +178,7 @@ language make_default_language() {
 const std::vector<std::string>& common_variables() {
   static const std::vector<std::string> xs{
     "tenant.id",       "tenant.name",   "tenant.owner_phone",
-    "tenant.timezone", "tenant.number", "business_hours",
+    "tenant.timezone", "tenant.number", "tenant.page_by_call", "business_hours",
     "holiday",         "now.date",      "now.time",
     "now.hour",        "now.minute",    "now.weekday",
     "now.timezone"};

@@ -56,6 +56,26 @@ step_result ask_sms(const step& s, step_frame& f, const std::string& to,
   return {step_outcome::ok, std::move(detail)};
 }
 
+std::string var_text(const context& vars, std::string_view name);
+
+step_result execute_call_owner(const step& s, step_frame& f) {
+  std::vector<std::string> notes;
+  auto say = f.render(*s.field("say"), notes, 1000);
+  if (say.find_first_not_of(" \t\r\n") == std::string::npos)
+    return {step_outcome::skipped, "nothing to say"};
+  auto to = normalize_e164(var_text(f.vars, "tenant.owner_phone"));
+  if (!to)
+    return {step_outcome::skipped, "the tenant has no owner phone"};
+  auto from = normalize_e164(var_text(f.vars, "tenant.number"));
+  if (!from)
+    return {step_outcome::failed, "the tenant has no business number"};
+  std::string detail = "calling " + *to + " from " + *from;
+  if (!notes.empty())
+    detail += "; " + join(notes, "; ");
+  f.fx.calls.push_back({s.display_id(), *to, *from, std::move(say)});
+  return {step_outcome::ok, std::move(detail)};
+}
+
 step_result execute_ai_reply(const step& s, step_frame& f) {
   std::vector<std::string> notes;
   auto to = f.render(*s.field("to"), notes, max_number_bytes);
@@ -179,6 +199,24 @@ void add_messaging_steps(step_registry& r) {
     };
     s.execute = execute_notify_owner;
     s.example = "- notify_owner: \"Missed call from {{ call.from | phone }}\"";
+    r.add(std::move(s));
+  }
+  {
+    step_spec s;
+    s.type = "call_owner";
+    s.family = step_family::messaging;
+    s.doc = "Call the owner's phone from the business number and read a "
+            "message twice (an emergency page). The call is placed once, "
+            "after the run's segment is stored; a call the carrier refuses "
+            "is logged, not retried.";
+    s.primary = "say";
+    s.fields = {
+      {"say", field_kind::text, true, "",
+       "What to read, at most 1000 bytes; only whitespace skips the step."},
+    };
+    s.execute = execute_call_owner;
+    s.example = "- call_owner: \"Emergency call from {{ contact.phone | phone "
+                "}}. Check your texts.\"";
     r.add(std::move(s));
   }
   {

@@ -1497,7 +1497,8 @@ private:
     using std::chrono::minutes;
     using std::chrono::seconds;
     auto s = subsection(e, {{"owner_reply_window", "batch", "idle_close",
-                             "max_ai_replies", "max_reply_chars"},
+                             "max_ai_replies", "max_reply_chars",
+                             "page_by_call"},
                             {}});
     if (!s) {
       return;
@@ -1541,6 +1542,17 @@ private:
     if (auto* x = find(*s, "max_reply_chars")) {
       if (auto n = whole_number(*x, 40, 1600)) {
         c.max_reply_chars = static_cast<std::size_t>(*n);
+      }
+    }
+    if (auto* x = find(*s, "page_by_call")) {
+      if (auto v = scalar(*x)) {
+        if (*v == "true") {
+          c.page_by_call = true;
+        } else if (*v == "false") {
+          c.page_by_call = false;
+        } else {
+          error(*x, "expected true or false, got " + quote_value(*v));
+        }
       }
     }
   }

@@ -1635,6 +1635,9 @@ private:
         tags_.push_back(
           {name + "/" + t.step_id, std::move(t.phone), std::move(t.tag)});
       }
+      for (const auto& c : seg.fx.calls)
+        line("  CALL " + c.to + " from " + c.from + " " + in_quotes(c.say) + " ["
+             + name + "/" + c.step_id + "]");
       line("  " + r.label() + " " + status_text(r));
       if (seg.fx.ai && r.status == run_status::waiting
           && r.state.waiting_for == "ai" && refusals < max_refusals) {

@@ -132,6 +132,8 @@ struct stored_segment {
   std::optional<workflows::http_action> http;
   /// The AI turn to produce once stored (the run then waits for "ai").
   std::optional<workflows::ai_action> ai;
+  /// Calls to place once stored (`call_owner`), by the tenant's runs actor.
+  std::vector<workflows::call_action> calls;
   /// Who wrote each message, for the customer's conversation transcript:
   /// "ai" (an `ai_reply`), "rule" (any other text to a customer); empty for
   /// texts to the owner.

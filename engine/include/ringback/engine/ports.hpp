@@ -401,6 +401,19 @@ struct sms_lookup {
   std::string message_sid; // empty: not found
 };
 
+/// An outbound call that reads a message to whoever answers (an owner's
+/// emergency page).
+struct call_request {
+  std::string from; ///< the business number
+  std::string to;   ///< the owner's phone
+  std::string say;  ///< read twice, with a pause
+};
+
+struct call_receipt {
+  carrier_status status;
+  std::string call_sid; ///< the carrier's id once accepted
+};
+
 /// A call as the carrier reports it.
 struct call_leg {
   std::string sid;
@@ -431,6 +444,10 @@ public:
 
   /// Fetches the parent call and its child legs (`ParentCallSid=`).
   virtual call_report fetch_call(std::string_view call_sid) = 0;
+
+  /// Places a call that reads `req.say` to whoever answers. Not retried
+  /// here: a page that failed is reported, not repeated.
+  virtual call_receipt place_call(const call_request& req) = 0;
 };
 
 /// Wall clock (virtual in tests).

@@ -71,6 +71,9 @@ struct conversation_settings {
   std::int32_t max_ai_replies = 10;
   /// Longest AI reply, in bytes.
   std::size_t max_reply_chars = 320;
+  /// Emergencies the AI recognises also ring the owner's phone (a call that
+  /// reads the message), not only text it.
+  bool page_by_call = false;
 };
 
 /// Which AI answers for a tenant (`ai:` in the config, globally and per

@@ -78,6 +78,14 @@ struct ai_action {
   std::size_t max_chars = 320;
 };
 
+/// A call to the owner's phone that reads a message (`call_owner`).
+struct call_action {
+  std::string step_id;
+  std::string to;   ///< the owner's phone
+  std::string from; ///< the business number
+  std::string say;
+};
+
 /// Everything one segment of a run asks for, in step order.
 struct effects {
   /// Voice verbs for the live call's current webhook answer (TwiML). A
@@ -89,10 +97,11 @@ struct effects {
   std::vector<tag_action> tags;
   std::optional<http_action> http;
   std::optional<ai_action> ai;
+  std::vector<call_action> calls;
 
   bool empty() const {
     return voice.empty() && sms.empty() && logs.empty() && tags.empty()
-           && !http && !ai;
+           && !http && !ai && calls.empty();
   }
 };
 

@@ -64,6 +64,10 @@ public:
   /// the status is then the last answer's.
   engine::call_report fetch_call(std::string_view call_sid) override;
 
+  /// `POST .../Calls.json` with `From`, `To` and `Twiml` (`<Say>` the text
+  /// twice): Twilio reads it without fetching a URL.
+  engine::call_receipt place_call(const engine::call_request& req) override;
+
   /// Connections opened so far: stays 1 while keep-alive works.
   std::size_t connections_opened() const;
 
