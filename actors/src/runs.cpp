@@ -287,6 +287,7 @@ bool write_segment(engine::store& db, stored_segment& s,
     for (auto ev : s.ai_events) {
       ev.conversation_id = c.id;
       ev.tenant_id = c.tenant_id;
+      ev.window_seq = c.window_seq; // the window the AI took over
       db.insert_conversation_event(ev);
     }
   }

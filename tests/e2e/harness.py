@@ -6,6 +6,11 @@ Pieces:
                   HTTP errors with Twilio error codes, lost answers, timeouts),
                   send times for pacing checks, a per-call state table and
                   optional, signed message status callbacks.
+  * ChatCompletionsMock
+                  a recording mock of OpenAI's chat-completions API (the AI
+                  server ringback's `ai: {provider: openai}` talks to): a
+                  configurable reply with usage tokens; fault injection (HTTP
+                  errors, slow answers, malformed JSON, empty content).
   * Ringback      the real binary as a child process: config file, log file,
                   health/readiness wait, kill9(), restart(), stop().
   * Webhooks      signs requests like Twilio (X-Twilio-Signature) and posts the
@@ -86,6 +91,31 @@ def scaled(seconds):
 
 def require_services_flag():
     return os.environ.get("RINGBACK_REQUIRE_SERVICES", "") == "1"
+
+
+# -- phone numbers as ringback shows them ----------------------------------------
+
+def display_phone(e164):
+    """+17205550100 -> "+1 720-555-0100", as the owner's relays show a customer."""
+    if re.fullmatch(r"\+1[0-9]{10}", e164 or ""):
+        return "+1 %s-%s-%s" % (e164[2:5], e164[5:8], e164[8:])
+    return e164
+
+
+_RELAY = re.compile(r"\[#(\d+) ([^\]]+)\] ")
+
+
+def relay_of(body):
+    """(ref, customer as shown) of a relay to the owner ("[#12 +1 720-555-0100]
+    text": a customer's text forwarded to the owner's phone), else None."""
+    m = _RELAY.match(body or "")
+    return (int(m.group(1)), m.group(2)) if m else None
+
+
+def is_relay(message):
+    """Whether a sent message (a form dict from TwilioMock.messages()) is a
+    conversation relay to the owner."""
+    return message.get("To") == OWNER_PHONE and relay_of(message.get("Body")) is not None
 
 
 # -- identifiers -----------------------------------------------------------------
@@ -897,6 +927,251 @@ class TwilioMock:
                       "previous_page_uri": None, "start": 0, "uri": uri}, None)
 
 
+# -- the chat-completions mock (an OpenAI-compatible AI server) ----------------------------
+
+@dataclasses.dataclass
+class ChatRequest:
+    method: str
+    path: str
+    headers: dict  # lower-case name -> value
+    body: bytes
+    json: object  # the decoded body (None when it is not JSON)
+    time: float = 0.0  # time.monotonic() at arrival
+    answer: str = ""  # what the mock does: "ok", "status 500", "slow", "malformed", "empty"
+    status: int = 0  # the HTTP status answered (0: writing the answer failed)
+
+    @property
+    def messages(self):
+        """The request's chat messages ([{role, content}, ...]), [] if none."""
+        obj = self.json if isinstance(self.json, dict) else {}
+        msgs = obj.get("messages")
+        return msgs if isinstance(msgs, list) else []
+
+    def text(self):
+        """Every message's content, one per line (for "does it mention X")."""
+        return "\n".join(str(m.get("content", "")) for m in self.messages if isinstance(m, dict))
+
+
+class _ChatHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "ChatMock/1.0"
+    sys_version = ""
+
+    def log_message(self, *args):
+        pass
+
+    def _handle(self):
+        self.server.mock._dispatch(self)
+
+    do_GET = do_POST = do_PUT = do_DELETE = _handle
+
+    def send_body(self, status, data, content_type="application/json"):
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+CHAT_FAULTS = ("status", "slow", "malformed", "empty")
+
+
+class ChatCompletionsMock:
+    """A recording mock of OpenAI's chat-completions API on 127.0.0.1:<free port>.
+
+    POST {base_url}/chat/completions (base_url = http://127.0.0.1:<port>/v1)
+    answers a chat.completion JSON whose choices[0].message.content is the
+    configured reply (set_reply), with usage tokens; every request is recorded
+    (requests(): ChatRequest with the decoded JSON body and the headers).
+    Faults for the next requests (inject()): an HTTP error status
+    with an OpenAI error body, a slow answer (held `seconds` before the normal
+    answer: longer than the client's timeout, it never gets it), malformed
+    JSON, or an empty content. Other paths get a 404."""
+
+    def __init__(self, reply="Thanks for your message! We will get back to you shortly.",
+                 prompt_tokens=42, completion_tokens=17, model="mock-model"):
+        self.reply = reply
+        self.prompt_tokens = prompt_tokens
+        self.completion_tokens = completion_tokens
+        self.model = model
+        self._lock = threading.Condition()
+        self._requests = []
+        self._faults = []  # pending fault dicts (kind, status, seconds, forever, match)
+        self._server = None
+        self._thread = None
+
+    def start(self):
+        self._server = _MockServer(("127.0.0.1", 0), _ChatHandler)
+        self._server.mock = self
+        self._thread = threading.Thread(target=self._server.serve_forever,
+                                        kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self):
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    @property
+    def port(self):
+        return self._server.server_address[1]
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    @property
+    def base_url(self):
+        """What goes in `ai.base_url` (ringback appends /chat/completions)."""
+        return self.url + "/v1"
+
+    def ai_config(self, model="m", timeout="1s", max_attempts=1, **extra):
+        """An `ai:` block (a dict for tenant_config(ai=...) or render_config's
+        ai=) pointing at this mock."""
+        cfg = {"provider": "openai", "base_url": self.base_url, "model": model,
+               "timeout": timeout, "max_attempts": max_attempts}
+        cfg.update(extra)
+        return cfg
+
+    # knobs
+    def set_reply(self, text, prompt_tokens=None, completion_tokens=None):
+        with self._lock:
+            self.reply = text
+            if prompt_tokens is not None:
+                self.prompt_tokens = prompt_tokens
+            if completion_tokens is not None:
+                self.completion_tokens = completion_tokens
+
+    def inject(self, kind, times=1, status=500, seconds=3.0, match=None):
+        """The next `times` requests (every one when times is None) fail, or
+        only those whose body contains the string `match` (e.g. a customer's
+        words; faults with a match come first, like the Twilio mock's
+        per-recipient ones):
+          kind="status"     HTTP `status` with an OpenAI error JSON body;
+          kind="slow"       no answer for `seconds`, then the normal answer
+                            (a client with a shorter timeout has given up);
+          kind="malformed"  200 with a body that is not JSON;
+          kind="empty"      200, a well-formed completion whose content is ""
+                            (usage tokens still reported)."""
+        if kind not in CHAT_FAULTS:
+            raise ValueError("kind must be one of %s, not %r" % (", ".join(CHAT_FAULTS), kind))
+        fault = {"kind": kind, "status": status, "seconds": seconds, "forever": times is None,
+                 "match": match}
+        with self._lock:
+            self._faults.extend([fault] if times is None else [dict(fault) for _ in range(times)])
+
+    def clear_faults(self):
+        with self._lock:
+            self._faults.clear()
+
+    # what was seen
+    def requests(self):
+        """Every request to /v1/chat/completions, in arrival order."""
+        with self._lock:
+            return [r for r in self._requests if r.path.endswith("/chat/completions")]
+
+    def all_requests(self):
+        with self._lock:
+            return list(self._requests)
+
+    def wait_for_requests(self, n, timeout=None):
+        """Waits until at least n chat-completions requests arrived; returns them."""
+        timeout = scaled(15) if timeout is None else timeout
+        return wait_until(lambda: (lambda rs: rs if len(rs) >= n else None)(self.requests()),
+                          timeout, message="%d chat-completions request(s)" % n)
+
+    def summary(self):
+        lines = []
+        for r in self.all_requests():
+            msgs = r.messages
+            last = msgs[-1].get("content", "") if msgs and isinstance(msgs[-1], dict) else ""
+            lines.append("  %s %s -> %s (%d message(s), last %r)"
+                         % (r.method, r.path, r.answer or "-", len(msgs), str(last)[:120]))
+        return "%d request(s)\n%s" % (len(lines), "\n".join(lines))
+
+    # serving
+    def _dispatch(self, h):
+        arrived = time.monotonic()
+        try:
+            body = h.rfile.read(int(h.headers.get("Content-Length") or 0))
+        except (ValueError, OSError):
+            body = b""
+        try:
+            decoded = json.loads(body) if body else None
+        except ValueError:
+            decoded = None
+        rec = ChatRequest(h.command, urllib.parse.urlsplit(h.path).path,
+                          {k.lower(): v for k, v in h.headers.items()}, body, decoded, arrived)
+        with self._lock:
+            self._requests.append(rec)
+            self._lock.notify_all()
+            fault = None
+            if rec.path.endswith("/chat/completions") and h.command == "POST":
+                text = body.decode("utf-8", "replace")
+                # json.dumps escapes non-ASCII: match the decoded contents too.
+                text += "\n" + rec.text()
+                candidates = ([f for f in self._faults if f["match"] is not None
+                               and f["match"] in text]
+                              or [f for f in self._faults if f["match"] is None])
+                if candidates:
+                    fault = candidates[0]
+                    if not fault["forever"]:
+                        self._faults.remove(fault)
+                    # Known at once (a slow answer is still being held).
+                    rec.answer = fault["kind"] if fault["kind"] != "status" else (
+                        "status %d" % fault["status"])
+            reply, prompt, completion = self.reply, self.prompt_tokens, self.completion_tokens
+        if not (h.command == "POST" and rec.path.endswith("/chat/completions")):
+            self._answer(h, rec, 404, {"error": {"message": "Unknown request URL: %s %s"
+                                                 % (h.command, rec.path),
+                                                 "type": "invalid_request_error",
+                                                 "code": "unknown_url"}}, "not found")
+            return
+        kind = fault["kind"] if fault else None
+        if kind == "status":
+            status = fault["status"]
+            self._answer(h, rec, status, {"error": {
+                "message": "The server had an error while processing your request.",
+                "type": "server_error" if status >= 500 else "invalid_request_error",
+                "code": None}}, "status %d" % status)
+            return
+        if kind == "malformed":
+            self._answer(h, rec, 200, b'{"id": "chatcmpl-x", "choices": [{"message": ',
+                         "malformed")
+            return
+        if kind == "slow":
+            time.sleep(fault["seconds"])
+        content = "" if kind == "empty" else reply
+        model = decoded.get("model", self.model) if isinstance(decoded, dict) else self.model
+        self._answer(h, rec, 200, {
+            "id": "chatcmpl-" + uuid.uuid4().hex[:24], "object": "chat.completion",
+            "created": int(time.time()), "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
+                         "logprobs": None, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
+                      "total_tokens": prompt + completion},
+        }, kind or "ok")
+
+    def _answer(self, h, rec, status, obj, what):
+        data = obj if isinstance(obj, bytes) else json.dumps(obj).encode()
+        with self._lock:
+            rec.answer = what
+            rec.status = status
+        try:
+            h.send_body(status, data)
+        except OSError:
+            with self._lock:  # the client gave up (e.g. its timeout ran out while we were slow)
+                rec.status = 0
+
+
 # -- webhooks, signed like Twilio ---------------------------------------------------------
 
 _calls_seen = {}  # call sid -> {"from":..., "to":..., "action": path+query}
@@ -1037,7 +1312,9 @@ def tenant_config(numbers=None, messaging=None, **overrides):
 
     numbers: a list of E.164 strings or dicts ({"number": ..., "mps": 5,
     "type": "toll_free"}); messaging: the tenant's `messaging:` settings
-    (e.g. {"repeat_caller_window": "off", "max_mps": 10})."""
+    (e.g. {"repeat_caller_window": "off", "max_mps": 10}). Other sections go
+    in as keyword arguments, e.g. conversations={"owner_reply_window": "5s"},
+    profile={"services": ["drains"], "hours": "8-5"}, ai=chat.ai_config()."""
     t = dict(TENANT)
     if numbers is not None:
         t["numbers"] = list(numbers)
@@ -1049,7 +1326,9 @@ def tenant_config(numbers=None, messaging=None, **overrides):
 
 def render_config(listen, node_id, store, kv, workflows, api_url, account_sid, auth_token,
                   ring_timeout="20s", fallback_grace="10s", tenants=None,
-                  public_url=PUBLIC_URL, extra=None):
+                  public_url=PUBLIC_URL, extra=None, ai=None):
+    """The YAML of a ringback config. tenants: dicts like tenant_config()'s;
+    ai: the global `ai:` block as a dict (None: none, the offline default)."""
     tenants = tenants if tenants is not None else [TENANT]
     lines = [
         "# written by tests/e2e/harness.py",
@@ -1066,12 +1345,15 @@ def render_config(listen, node_id, store, kv, workflows, api_url, account_sid, a
         "calls:",
         "  ring_timeout: %s" % _q(ring_timeout),
         "  fallback_grace: %s" % _q(fallback_grace),
-        "tenants:",
     ]
+    if ai is not None:
+        lines.append("ai: %s" % _flow_map(ai))
+    lines.append("tenants:")
     for t in tenants:
         lines.append("  - id: %s" % _q(t["id"]))
         for key in ("name", "numbers", "owner_phone", "timezone", "business_hours",
-                    "holidays", "quiet_hours", "http_allow", "messaging"):
+                    "holidays", "quiet_hours", "http_allow", "messaging", "profile",
+                    "conversations", "ai"):
             if key in t:
                 value = t[key]
                 if isinstance(value, dict):
@@ -1144,7 +1426,8 @@ class Ringback:
 
     def __init__(self, binary, workdir, mock, node_id="node-a", store="sqlite:ringback.db",
                  kv="memory", ring_timeout="20s", fallback_grace="10s", tenants=None,
-                 port=None, extra_config=None, public_url=PUBLIC_URL, workflows=None):
+                 port=None, extra_config=None, public_url=PUBLIC_URL, workflows=None, ai=None,
+                 env=None):
         self.binary = binary
         self.workdir = workdir
         self.mock = mock
@@ -1158,7 +1441,11 @@ class Ringback:
             f.write(render_config(
                 "127.0.0.1:%d" % self.port, node_id, store, kv,
                 workflows or os.path.join(SOURCE_DIR, "workflows"), mock.url, mock.account_sid,
-                mock.auth_token, ring_timeout, fallback_grace, tenants, public_url, extra_config))
+                mock.auth_token, ring_timeout, fallback_grace, tenants, public_url, extra_config,
+                ai))
+        # Variables added to the process's environment (e.g. OPENAI_API_KEY for
+        # an `api_key: ${OPENAI_API_KEY}` in the config).
+        self.env = dict(env or {})
         self.proc = None
         self.webhooks = Webhooks(self.url, mock.auth_token, mock.account_sid, public_url)
 
@@ -1174,7 +1461,7 @@ class Ringback:
             self.proc = subprocess.Popen(
                 [self.binary, "serve", "--config", self.config_path], cwd=self.workdir,
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True)
+                start_new_session=True, env=dict(os.environ, **self.env) if self.env else None)
         self.wait_ready(timeout)
         return self
 
@@ -1295,6 +1582,7 @@ REDIS_DB_INDEX = {
     "test_stores": 11,
     "test_two_processes": 12,
     "test_messaging": 14,  # 13: benchmarks/run-scenario --pg (test_simulator_smoke)
+    "test_conversations": 15,
 }
 
 
@@ -1371,6 +1659,14 @@ class E2ETestCase(unittest.TestCase):
             self.fail("RINGBACK_TEST_PG and RINGBACK_TEST_REDIS must be set (RINGBACK_REQUIRE_SERVICES=1)")
         self.skipTest("RINGBACK_TEST_PG / RINGBACK_TEST_REDIS not set (scripts/test-services start)")
 
+    def chat_mock(self, **kw):
+        """A started ChatCompletionsMock (kw: its constructor's), stopped after
+        the test; its requests are printed with the diagnostics of a failure."""
+        chat = ChatCompletionsMock(**kw).start()
+        self.addCleanup(chat.stop)
+        self.chat_mocks = getattr(self, "chat_mocks", []) + [chat]
+        return chat
+
     def pg_store(self):
         url, drop = create_pg_database()
         self.addCleanup(drop)
@@ -1406,6 +1702,8 @@ class E2ETestCase(unittest.TestCase):
         mock = getattr(self, "mock", None)
         if mock is not None:
             out.append("--- Twilio mock saw " + mock.summary())
+        for chat in getattr(self, "chat_mocks", []):
+            out.append("--- chat-completions mock saw " + chat.summary())
         out.append("=" * 80)
         sys.stderr.write("\n".join(out) + "\n")
         sys.stderr.flush()

@@ -29,7 +29,7 @@ import urllib.parse
 
 import harness
 from harness import (BUSINESS_NUMBER, E2ETestCase, OWNER_PHONE, PUBLIC_URL, SMS_STATUS_PATH,
-                     TwilioMock, http_request, metric_families, metric_value, new_call_sid,
+                     TwilioMock, display_phone, http_request, metric_families, metric_value, new_call_sid,
                      new_caller, new_message_sid, parse_metrics, redis_url_for, render_config,
                      run_concurrently, scaled, tenant_config, twilio_signature, wait_until)
 
@@ -336,41 +336,43 @@ class Keywords(MessagingCase):
             messaging={"help_text": self.HELP, "stop_reply": self.STOP_REPLY,
                        "start_reply": self.START_REPLY})])
         x = new_caller()
-        # An ordinary text starts the sms.received workflows.
+        # An ordinary text starts the sms.received workflows, and is relayed
+        # to the owner (the customer's conversation, issue 5; keywords are not).
         self.inbound(rb, x, "hello")
-        msgs = self.mock.expect_messages(1, quiet=1.0)
-        self.assertEqual((msgs[0]["To"], msgs[0]["Body"]), (x, "Got it: hello"))
+        msgs = self.mock.expect_messages(2, quiet=1.0)
+        self.assertEqual(sorted((m["To"], m["Body"]) for m in msgs), sorted([
+            (x, "Got it: hello"), (OWNER_PHONE, "[#1 %s] hello" % display_phone(x))]))
         # STOP to the second number (and the carrier's retry of it): one
         # confirmation from that number, no workflow.
         sid = self.inbound(rb, x, " Stop. ", to=SECOND_NUMBER)
         self.inbound(rb, x, " Stop. ", to=SECOND_NUMBER, sid=sid)
-        msgs = self.mock.expect_messages(2, quiet=1.5)
-        self.assertEqual((msgs[1]["From"], msgs[1]["To"], msgs[1]["Body"]),
+        msgs = self.mock.expect_messages(3, quiet=1.5)
+        self.assertEqual((msgs[2]["From"], msgs[2]["To"], msgs[2]["Body"]),
                          (SECOND_NUMBER, x, self.STOP_REPLY))
         # The opt-out covers all the tenant's numbers: a missed call on the
         # first one only notifies the owner.
         self.missed(rb, x)
-        msgs = self.mock.expect_messages(3, quiet=1.5)
-        self.assertEqual(msgs[2]["To"], OWNER_PHONE)
+        msgs = self.mock.expect_messages(4, quiet=1.5)
+        self.assertEqual(msgs[3]["To"], OWNER_PHONE)
         self.wait_metric(rb, "ringback_messages_refused_total", 1, reason="opted_out",
                          tenant="acme")
         # START opts back in (confirmation from the number texted).
         self.inbound(rb, x, "start")
-        msgs = self.mock.expect_messages(4, quiet=1.0)
-        self.assertEqual((msgs[3]["From"], msgs[3]["To"], msgs[3]["Body"]),
+        msgs = self.mock.expect_messages(5, quiet=1.0)
+        self.assertEqual((msgs[4]["From"], msgs[4]["To"], msgs[4]["Body"]),
                          (BUSINESS_NUMBER, x, self.START_REPLY))
         # HELP, twice with one MessageSid (a carrier retry): one answer, from
         # the number texted.
         sid = self.inbound(rb, x, "HELP", to=SECOND_NUMBER)
         self.inbound(rb, x, "HELP", to=SECOND_NUMBER, sid=sid)
-        msgs = self.mock.expect_messages(5, quiet=1.5)
-        self.assertEqual((msgs[4]["From"], msgs[4]["To"], msgs[4]["Body"]),
+        msgs = self.mock.expect_messages(6, quiet=1.5)
+        self.assertEqual((msgs[5]["From"], msgs[5]["To"], msgs[5]["Body"]),
                          (SECOND_NUMBER, x, self.HELP))
         # Opted in again: the next missed call texts back (the refused one did
         # not count as a text-back).
         self.missed(rb, x)
-        msgs = self.mock.expect_messages(7, quiet=1.0)
-        self.assertEqual(sorted(m["To"] for m in msgs[5:]), sorted([x, OWNER_PHONE]))
+        msgs = self.mock.expect_messages(8, quiet=1.0)
+        self.assertEqual(sorted(m["To"] for m in msgs[6:]), sorted([x, OWNER_PHONE]))
         self.assertFalse([m for m in msgs if m["Body"].startswith("Got it: ")
                           and m["Body"] != "Got it: hello"], msgs)
         samples = rb.metrics()
@@ -390,10 +392,13 @@ class Keywords(MessagingCase):
             self.inbound(rb, sender, body)
         not_keyword = new_caller()
         self.inbound(rb, not_keyword, "stop by tomorrow please")
-        # No stop_reply configured: nothing is sent (the carrier confirms).
+        # No stop_reply configured: nothing is sent (the carrier confirms);
+        # the one text that is no keyword is relayed to the owner (issue 5).
         self.wait_metric(rb, "ringback_opt_outs_total", len(spellings), source="keyword",
                          tenant="acme")
-        self.mock.assert_message_count_stays(0, scaled(1.0))
+        msgs = self.mock.expect_messages(1, quiet=1.0)
+        self.assertEqual((msgs[0]["To"], msgs[0]["Body"]), (
+            OWNER_PHONE, "[#1 %s] stop by tomorrow please" % display_phone(not_keyword)))
         self.assertEqual(rb.metric("ringback_inbound_messages_total", keyword="opt_out"),
                          len(spellings))
         self.assertEqual(rb.metric("ringback_inbound_messages_total", keyword="none"), 1)
@@ -404,14 +409,14 @@ class Keywords(MessagingCase):
         # The default HELP answer names how to opt out.
         asker = new_caller()
         self.inbound(rb, asker, "info")
-        msgs = self.mock.expect_messages(1, quiet=1.0)
-        self.assertEqual((msgs[0]["From"], msgs[0]["To"]), (BUSINESS_NUMBER, asker))
-        self.assertIn("STOP", msgs[0]["Body"])
+        msgs = self.mock.expect_messages(2, quiet=1.0)
+        self.assertEqual((msgs[1]["From"], msgs[1]["To"]), (BUSINESS_NUMBER, asker))
+        self.assertIn("STOP", msgs[1]["Body"])
         # Opted out: only the owner hears of their calls; opted back in and
         # never opted out: the caller is texted back.
         for caller in (senders[2], senders[9], senders[0], not_keyword):
             self.missed(rb, caller)
-        msgs = self.mock.expect_messages(1 + 4 + 2, quiet=1.5)
+        msgs = self.mock.expect_messages(1 + 1 + 4 + 2, quiet=1.5)
         texted = {m["To"] for m in msgs if m["To"] != OWNER_PHONE} - {asker}
         self.assertEqual(texted, {senders[0], not_keyword})
         self.wait_metric(rb, "ringback_messages_refused_total", 2, reason="opted_out",

@@ -11,7 +11,8 @@ import threading
 import unittest
 
 from harness import (BUSINESS_NUMBER, E2ETestCase, OWNER_PHONE, PUBLIC_URL, TENANT,
-                     new_call_sid, new_caller, new_message_sid, scaled, wait_until)
+                     display_phone, new_call_sid, new_caller, new_message_sid, scaled,
+                     wait_until)
 
 INCOMING = """\
 name: front_door
@@ -190,10 +191,11 @@ class WorkflowsE2E(E2ETestCase):
         msid = new_message_sid()
         rb.webhooks.sms(msid, caller, BUSINESS_NUMBER, "yes please")
         rb.webhooks.sms(msid, caller, BUSINESS_NUMBER, "yes please")  # a carrier retry
-        msgs = self.mock.wait_for_messages(2)
-        self.assertEqual(msgs[1]["To"], OWNER_PHONE)
-        self.assertEqual(msgs[1]["Body"], "%s wants a call back" % caller)
-        self.mock.assert_message_count_stays(2, scaled(1.5))
+        # The reply is also relayed to the owner, once (its conversation, issue 5).
+        msgs = self.mock.wait_for_messages(3)
+        self.mock.assert_message_count_stays(3, scaled(1.5))
+        self.assertEqual(sorted(m["Body"] for m in msgs[1:] if m["To"] == OWNER_PHONE), sorted([
+            "%s wants a call back" % caller, "[#1 %s] yes please" % display_phone(caller)]))
 
     def test_http_step_posts_to_an_allowed_host_and_reads_the_json(self):
         crm = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Crm)
