@@ -314,14 +314,18 @@ public:
     if (!l.run)
       return;
     auto& run = *l.run;
-    if (run.status != engine::run_status::waiting)
-      return; // finished meanwhile, or resumed elsewhere
     const auto kind = workflows::to_string(l.ev.what);
-    bool fits = run.waiting_for == kind
-                || (run.waiting_for == "reply"
-                    && l.ev.what == resume_event::kind::timer);
-    if (!fits)
+    bool fits = run.status == engine::run_status::waiting
+                && (run.waiting_for == kind
+                    || (run.waiting_for == "reply"
+                        && l.ev.what == resume_event::kind::timer));
+    if (!fits) {
+      // Finished meanwhile, resumed elsewhere, or waiting for something
+      // else: an AI turn answered for it is not recorded here.
+      if (l.ev.what == resume_event::kind::ai)
+        ai_events_.erase(run.id);
       return;
+    }
     if (l.ev.what == resume_event::kind::timer && run.wake_at > now() + 5)
       return; // re-armed later (a stale timer)
     auto wf = l.wf;
