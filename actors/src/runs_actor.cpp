@@ -193,7 +193,8 @@ public:
           req->profile.phone = a.from.empty() && !t.numbers.empty()
                                  ? t.numbers.front().number
                                  : a.from;
-        req->max_chars = a.max_chars;
+        // The tenant's cap bounds what any workflow asks for.
+        req->max_chars = std::min(a.max_chars, t.conversations.max_reply_chars);
         auto c = db.find_or_create_conversation(t.id, a.to, a.from, now);
         for (const auto& m : db.conversation_messages(c.id, 30)) {
           if (m.at < c.opened_at)

@@ -394,6 +394,23 @@ TEST_F(Conversations, AnEmergencyTheAITakesOverPagesTheOwnerByTextAndCall) {
             "Emergency, conversation 1: water is pouring through the ceiling");
 }
 
+TEST_F(Conversations, TheTenantsCapBoundsTheAIsReplies) {
+  // Only a process with the capped settings runs (node A would also fire
+  // the window from its store scan).
+  caf::anon_send_exit(a_->tenant, caf::exit_reason::user_shutdown);
+  sched_.run();
+  auto t = std::make_shared<engine::tenant>(*make_tenant());
+  t->conversations.max_reply_chars = 40;
+  tenant_ = t;
+  auto* b = start("node-b");
+  sms(*b, ann, "can you book me in for tomorrow?");
+  advance(61s);
+  auto replies = texts_to(ann);
+  ASSERT_EQ(replies.size(), 1u);
+  EXPECT_LE(replies[0].size(), 40u) << replies[0];
+  EXPECT_FALSE(replies[0].empty());
+}
+
 TEST_F(Conversations, StopWinsOverTheAI) {
   sms(*a_, ann, "how much for a drain cleaning?");
   sms(*a_, ann, "STOP");
