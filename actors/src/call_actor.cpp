@@ -246,14 +246,16 @@ void store_incoming(state_t* self, const workflows::segment_result& r) {
   const bool hand_off = r.status == engine::run_status::waiting
                         && (r.state.waiting_for == "timer"
                             || r.state.waiting_for == "reply");
+  auto won = std::make_shared<bool>(false);
   sh.svc->store->post(
-    [seg, cell, ids](engine::store& db) {
+    [seg, cell, ids, won](engine::store& db) {
       if (*cell != 0)
         seg->run.id = *cell;
-      if (write_segment(db, *seg, *ids))
+      *won = write_segment(db, *seg, *ids);
+      if (*won)
         *cell = seg->run.id;
     },
-    [seg, ids, outbox = sh.outbox, runs = sh.runs,
+    [seg, ids, won, outbox = sh.outbox, runs = sh.runs,
      hand_off](const std::string& error) {
       if (!error.empty()) {
         engine::log_error("call",
@@ -263,7 +265,9 @@ void store_incoming(state_t* self, const workflows::segment_result& r) {
       }
       if (!ids->empty())
         caf::anon_send(outbox, send_atom_v, *ids);
-      if (!seg->calls.empty())
+      // Only the writer of the segment places its calls (another process
+      // that moved the run on first placed its own).
+      if (*won && !seg->calls.empty())
         caf::anon_send(runs, page_atom_v, seg->calls);
       if (hand_off)
         caf::anon_send(runs, adopt_atom_v, seg->run);
