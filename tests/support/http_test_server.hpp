@@ -66,6 +66,7 @@ struct received_request {
 struct scripted_reply {
   enum class action : std::uint8_t {
     respond,                // answer; keep the connection if the client wants
+    respond_and_close,      // answer (without `Connection: close`), then close
     close_without_response, // read the request, then close
     hang,                   // read the request, never answer
     raw,                    // write `body` as is (no HTTP framing), then close
@@ -136,6 +137,13 @@ public:
     return connections_;
   }
 
+  /// Waits until the server has closed `n` connections (or 5 s passed).
+  bool wait_closed(std::size_t n) {
+    std::unique_lock<std::mutex> guard{mtx_};
+    return closed_cv_.wait_for(guard, std::chrono::seconds{5},
+                               [&] { return closed_ >= n; });
+  }
+
 private:
   template <class Stream>
   class Session;
@@ -153,14 +161,22 @@ private:
     return reply;
   }
 
+  void note_closed() {
+    std::lock_guard<std::mutex> guard{mtx_};
+    ++closed_;
+    closed_cv_.notify_all();
+  }
+
   boost::asio::io_context ioc_;
   boost::asio::ip::tcp::acceptor acceptor_;
   boost::asio::ssl::context* tls_;
   std::thread thread_;
   mutable std::mutex mtx_;
+  std::condition_variable closed_cv_;
   std::deque<scripted_reply> replies_;
   std::vector<received_request> requests_;
   std::size_t connections_ = 0;
+  std::size_t closed_ = 0;
 };
 
 template <class Stream>
@@ -219,7 +235,9 @@ private:
     auto reply = server_.next_reply(std::move(rec));
     switch (reply.what) {
       case scripted_reply::action::respond:
-        return write(reply);
+        return write(reply, false);
+      case scripted_reply::action::respond_and_close:
+        return write(reply, true);
       case scripted_reply::action::close_without_response:
         return finish();
       case scripted_reply::action::hang:
@@ -229,7 +247,7 @@ private:
     }
   }
 
-  void write(const scripted_reply& reply) {
+  void write(const scripted_reply& reply, bool close_after) {
     namespace http = boost::beast::http;
     response_ = {static_cast<http::status>(reply.status), 11};
     if (!reply.content_type.empty()) {
@@ -242,9 +260,10 @@ private:
     response_.keep_alive(keep_alive_);
     response_.prepare_payload();
     http::async_write(stream_, response_,
-                      [self = this->shared_from_this()](
+                      [self = this->shared_from_this(), close_after](
                         boost::system::error_code ec, std::size_t) {
-                        if (ec || !self->response_.keep_alive()) {
+                        if (ec || close_after
+                            || !self->response_.keep_alive()) {
                           return self->finish();
                         }
                         self->read();
@@ -276,6 +295,7 @@ private:
     auto& socket = boost::beast::get_lowest_layer(stream_).socket();
     socket.shutdown(boost::asio::ip::tcp::socket::shutdown_both, ec);
     socket.close(ec);
+    server_.note_closed();
   }
 
   HttpTestServer& server_;
