@@ -2,18 +2,6 @@
 
 namespace ringback::workflows {
 
-bool is_e164(std::string_view x) {
-  if (x.size() < 9 || x.size() > 16 || x[0] != '+' || x[1] == '0') {
-    return false;
-  }
-  for (std::size_t i = 1; i < x.size(); ++i) {
-    if (x[i] < '0' || x[i] > '9') {
-      return false;
-    }
-  }
-  return true;
-}
-
 std::optional<std::string> normalize_e164(std::string_view x) {
   if (x.size() > 64) {
     return std::nullopt;

@@ -1,13 +1,17 @@
 #pragma once
 
+#include "ringback/engine/messaging.hpp"
+
 #include <optional>
 #include <string>
 #include <string_view>
 
 namespace ringback::workflows {
 
-/// True for `+` followed by 8 to 15 digits, the first not 0 (E.164).
-bool is_e164(std::string_view x);
+/// True for `+` followed by 8 to 15 digits, the first not 0 (E.164): the
+/// messaging gate's check, so that a workflow and the outbox agree on what a
+/// number is.
+using engine::is_e164;
 
 /// Drops the usual formatting (spaces, `-`, `.`, `(`, `)`) and returns the
 /// number if what is left is E.164; never guesses a country code.
