@@ -99,7 +99,13 @@ struct prometheus_metrics::families {
       ai_latency(prometheus::BuildHistogram()
                    .Name("ringback_ai_latency_seconds")
                    .Help("Time an AI turn took, fallback included.")
-                   .Register(r)) {
+                   .Register(r)),
+      conversation_actors(prometheus::BuildGauge()
+                            .Name("ringback_conversation_actors")
+                            .Help("Conversation actors in memory (active "
+                                  "conversations; passivated ones hold "
+                                  "none).")
+                            .Register(r)) {
     // nop
   }
 
@@ -123,6 +129,7 @@ struct prometheus_metrics::families {
   counter_family& ai_tokens;
   counter_family& ai_cost;
   prometheus::Family<prometheus::Histogram>& ai_latency;
+  prometheus::Family<prometheus::Gauge>& conversation_actors;
 };
 
 prometheus_metrics::prometheus_metrics()
@@ -302,6 +309,14 @@ void prometheus_metrics::ai_turn(std::string_view tenant,
              prometheus::Histogram::BucketBoundaries{0.05, 0.1, 0.25, 0.5, 1,
                                                      2, 5, 10, 30})
         .Observe(latency_seconds);
+  });
+}
+
+void prometheus_metrics::conversation_actors(std::string_view tenant,
+                                             std::size_t live) {
+  guarded([&] {
+    families_->conversation_actors.Add({{"tenant", text(tenant)}})
+      .Set(static_cast<double>(live));
   });
 }
 

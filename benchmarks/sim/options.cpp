@@ -236,6 +236,8 @@ std::optional<std::string> parse(int argc, char** argv, options& o,
     {"--hangup-after", duration(o.hangup_after)},
     {"--hangup-rate", positive(o.hangup_rate)},
     {"--max-rss-mib", positive(o.max_rss_mib)},
+    {"--reply-after", duration(o.reply_after)},
+    {"--reply-rate", positive(o.reply_rate)},
     {"--connections", integer(o.connections)},
     {"--timeout", duration(o.timeout)},
     {"--drain", duration(o.drain)},
@@ -256,6 +258,8 @@ std::optional<std::string> parse(int argc, char** argv, options& o,
     {"--no-verify", [&] { o.verify = false; }},
     {"--demo", [&] { o.demo = true; }},
     {"--progress", [&] { o.progress = true; }},
+    {"--expect-ai", [&] { o.expect_ai = true; }},
+    {"--poll-metrics", [&] { o.poll_metrics = true; }},
   };
   if (auto err = run_parser(argc, argv, valued, flags, help)) {
     return err;
@@ -358,6 +362,10 @@ Load (open model: scheduled send times; latency from the scheduled time):
   --hangup-after D        D after arrivals stop, every call still ringing ends
                           unanswered (many-idle), --hangup-rate R per second
                           [the arrival rate]
+  --reply-after D         callers reply together (many-conversations): once
+                          every missed call is texted back and D after arrivals
+                          stop, every replying caller (--reply-share) texts,
+                          --reply-rate R per second [the arrival rate]
 Calls (times in seconds, MIN:MAX uniform, units ms/s/m allowed):
   --ring MIN:MAX [15:25]  --answer-p P [0.5]  --talk MIN:MAX [20:100]
   --busy-share S [0.1]    share of missed calls that are busy
@@ -375,6 +383,13 @@ End and output:
   --quiet D               then this long for late duplicates   [3s]
   --max-run D             hard cap on the whole run            [derived]
   --no-verify             skip the correctness check
+                          (checked: each missed call texted once to the caller
+                          and to the owner, no answered call texted, each
+                          caller's reply relayed to the owner once)
+  --expect-ai             also wait for and check one AI answer per reply
+                          (the owner never answers: the AI takes the window)
+  --poll-metrics          GET ringback's /metrics each second (a side thread):
+                          conversation actors alive (ringback_conversation_actors)
   --demo                  print each call's fate as it happens
   --progress              one status line per second on stderr
   --json FILE             also write the JSON result there

@@ -57,6 +57,11 @@ struct options {
     -1}; // >= 0: end ringing calls this long after arrivals stop
   double hangup_rate = 0; // ... at this pace (0: the arrival rate)
   double max_rss_mib = 0; // stop arrivals once ringback's RSS passes this
+  seconds_d reply_after{
+    -1}; // >= 0: callers reply together, this long after arrivals stop ...
+  double reply_rate = 0;     // ... at this pace (0: the arrival rate)
+  bool expect_ai = false;    // every reply must also get the AI's answer
+  bool poll_metrics = false; // GET /metrics each second (conversation actors)
   // the client
   int connections = 128;
   seconds_d timeout{5};

@@ -12,6 +12,7 @@
 
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <future>
@@ -94,25 +95,57 @@ double ticks_per_second() {
   return t;
 }
 
-namespace {
-
-int readyz_status(const std::string& host, std::uint16_t port) {
+std::pair<int, std::string>
+http_get(const std::string& host, std::uint16_t port, const std::string& path,
+         std::chrono::milliseconds timeout) {
   try {
     asio::io_context io;
     beast::tcp_stream stream{io};
-    stream.expires_after(std::chrono::seconds{2});
+    stream.expires_after(timeout);
     stream.connect(tcp::endpoint{asio::ip::make_address(host), port});
-    http::request<http::empty_body> req{http::verb::get, "/readyz", 11};
+    http::request<http::empty_body> req{http::verb::get, path, 11};
     req.set(http::field::host, host);
     req.keep_alive(false);
     http::write(stream, req);
     beast::flat_buffer buf;
-    http::response<http::string_body> res;
-    http::read(stream, buf, res);
-    return static_cast<int>(res.result_int());
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(64 << 20);
+    http::read(stream, buf, parser);
+    auto& res = parser.get();
+    return {static_cast<int>(res.result_int()), std::move(res.body())};
   } catch (const std::exception&) {
-    return 0;
+    return {0, {}};
   }
+}
+
+std::optional<double> metric_sum(const std::string& exposition,
+                                 const std::string& name) {
+  std::optional<double> sum;
+  std::istringstream in{exposition};
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.size() <= name.size() || line.compare(0, name.size(), name) != 0
+        || (line[name.size()] != '{' && line[name.size()] != ' ')) {
+      continue;
+    }
+    auto space = line.rfind(' ');
+    if (space == std::string::npos) {
+      continue;
+    }
+    char* end = nullptr;
+    const double v = std::strtod(line.c_str() + space + 1, &end);
+    if (end == line.c_str() + space + 1) {
+      continue;
+    }
+    sum = sum.value_or(0) + v;
+  }
+  return sum;
+}
+
+namespace {
+
+int readyz_status(const std::string& host, std::uint16_t port) {
+  return http_get(host, port, "/readyz", std::chrono::seconds{2}).first;
 }
 
 } // namespace

@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace ringback::sim {
@@ -38,6 +39,19 @@ machine_reading read_machine();
 
 /// Clock ticks per second (sysconf(_SC_CLK_TCK)).
 double ticks_per_second();
+
+/// One GET http://host:port/path (a fresh connection, `timeout` for all of
+/// it): the status (0 when there was no answer) and the body. Blocking: for
+/// side threads, never the simulator's io thread.
+std::pair<int, std::string>
+http_get(const std::string& host, std::uint16_t port, const std::string& path,
+         std::chrono::milliseconds timeout);
+
+/// The sum of a metric's samples in a Prometheus text exposition (every
+/// label set of `name`, e.g. `ringback_conversation_actors`); nullopt when
+/// it has none.
+std::optional<double> metric_sum(const std::string& exposition,
+                                 const std::string& name);
 
 /// GET http://host:port/readyz until it answers 200 or `timeout` passes.
 bool wait_ready(const std::string& host, std::uint16_t port,

@@ -192,7 +192,12 @@ simulator::simulator(options o)
   caller_base_ = static_cast<std::uint32_t>(rng_() % 4'000'000);
 }
 
-simulator::~simulator() = default;
+simulator::~simulator() {
+  metrics_stop_ = true;
+  if (metrics_thread_.joinable()) {
+    metrics_thread_.join();
+  }
+}
 
 // -- helpers ------------------------------------------------------------------
 
@@ -552,6 +557,7 @@ void simulator::on_voice(std::uint32_t idx, http_result&& r) {
   std::optional<dial_instruction> dial;
   if (r.error != transport_error::none) {
     problem = std::string{"voice webhook "} + to_string(r.error);
+    c.voice_refused = true;
   } else if (r.status != 200) {
     problem = "voice webhook HTTP " + std::to_string(r.status);
   } else {
@@ -770,11 +776,20 @@ void simulator::send_reply(std::uint32_t idx, sim_clock::time_point at,
   };
   if (!owner) {
     c.replied_at = at;
+    c.reply_state = 2;
   }
   demo(idx, std::string{owner ? "the owner" : "the caller"}
               + " replies by SMS: \"" + shorten(body, 60) + "\"");
+  std::function<void(http_result&)> then;
+  if (!owner) {
+    then = [this, idx](http_result& r) {
+      const bool ok = r.error == transport_error::none && r.status >= 200
+                      && r.status <= 299;
+      calls_[idx].reply_state = ok ? 3 : 4;
+    };
+  }
   post(hook::sms, step_at(at), sms_path, opt_.public_url + sms_path,
-       std::move(f), at, nullptr);
+       std::move(f), at, std::move(then));
 }
 
 bool simulator::hangup_at_passed() const {
@@ -1072,7 +1087,17 @@ void simulator::on_message(const std::string& to, const std::string& from,
     const bool after_reply = c.replied_at != sim_clock::time_point{}
                              && now > c.replied_at;
     if (c.texts_caller > 0 && after_reply && h != c.text_hash) {
-      ++c.conv_texts; // a conversation reply, not a second text-back
+      // a conversation reply (the AI's or the owner's), not a second
+      // text-back
+      if (c.conv_texts < 255) {
+        ++c.conv_texts;
+      }
+      if (c.conv_texts == 1) {
+        ai_after_reply_.record(micros(now - c.replied_at));
+        if (first_ai_at_ == sim_clock::time_point{}) {
+          first_ai_at_ = now;
+        }
+      }
       demo(idx, "ringback answers the caller: \"" + shorten(body, 70) + "\"");
       return;
     }
@@ -1114,7 +1139,10 @@ void simulator::on_message(const std::string& to, const std::string& from,
     }
     demo(idx, "TEXTED BACK " + c.caller + " (" + how + "): \""
                 + shorten(body, 60) + "\"");
-    if (c.reply && stage_ == stage::load && !c.answers) {
+    // With --reply-after the replies wait for start_replies().
+    if (c.reply && stage_ == stage::load && !c.answers
+        && opt_.reply_after.count() < 0) {
+      c.reply_state = 1;
       schedule(now + secs(c.reply_delay_s), ev::caller_reply, idx, c.gen);
     }
     return;
@@ -1126,7 +1154,40 @@ void simulator::on_message(const std::string& to, const std::string& from,
     // The conversation layer's texts to the owner are not missed-call
     // notifications: a customer's reply relayed with its reference, a
     // closing summary, or the answer to an owner text it could not route.
-    if (body.rfind("[#", 0) == 0 || body.rfind("Which customer?", 0) == 0
+    if (body.rfind("[#", 0) == 0) {
+      // "[#12 +1 720-200-0000] <the customer's words>": a relay, attributed
+      // to the call by the caller's number; or the closing summary.
+      ++owner_relays_;
+      const auto head = body.substr(0, body.find(']'));
+      if (body.find("] closed after ") != std::string::npos) {
+        ++summaries_;
+        return;
+      }
+      for (const auto& number : phone_numbers_in(head)) {
+        auto c_it = by_caller_.find(number);
+        if (c_it == by_caller_.end()
+            || calls_[c_it->second].tenant != o->second) {
+          continue;
+        }
+        auto& c = calls_[c_it->second];
+        if (c.relays < 255) {
+          ++c.relays;
+        }
+        if (c.relays == 1 && c.replied_at != sim_clock::time_point{}) {
+          relay_after_reply_.record(micros(now - c.replied_at));
+        }
+        ++relays_attributed_;
+        if (c.relays > 1) {
+          demo(c_it->second, "DUPLICATE relay to the owner");
+        } else {
+          demo(c_it->second, "ringback relays the reply to the owner: \""
+                               + shorten(body, 60) + "\"");
+        }
+        return;
+      }
+      return;
+    }
+    if (body.rfind("Which customer?", 0) == 0
         || body.rfind("No conversation #", 0) == 0
         || body.rfind("Nothing to send to #", 0) == 0) {
       ++owner_relays_;
@@ -1228,7 +1289,10 @@ void simulator::begin_load() {
     max_run = window + opt_.ring.max + opt_.talk.max + opt_.reply_delay.max
               + 2 * opt_.timeout.count() + opt_.drain.count()
               + opt_.quiet.count() + 60 + 130.0 * opt_.kill_at.size()
-              + std::max(0.0, opt_.hangup_after.count()) * 2;
+              + std::max(0.0, opt_.hangup_after.count()) * 2
+              + (opt_.reply_after.count() >= 0
+                   ? opt_.reply_after.count() + opt_.drain.count()
+                   : 0);
   }
   hard_end_ = t0_ + secs(max_run);
   if (!opt_.steps.empty()) {
@@ -1360,7 +1424,8 @@ void simulator::tick() {
       // Every kill scheduled and every restart back (or failed) first.
       if (!arrivals_open_ && in_flight_ == 0
           && next_kill_ >= opt_.kill_at.size()
-          && restarts_.size() + failed_restarts_ >= next_kill_) {
+          && restarts_.size() + failed_restarts_ >= next_kill_
+          && (opt_.reply_after.count() < 0 || replies_started_)) {
         stage_ = stage::drain;
         drain_start_ = now;
         if (opt_.progress) {
@@ -1372,6 +1437,14 @@ void simulator::tick() {
                  && !hangup_done_
                  && now >= arrivals_end_ + secs(opt_.hangup_after.count())) {
         hang_up_all();
+      } else if (!arrivals_open_ && opt_.reply_after.count() >= 0
+                 && !replies_started_ && in_flight_ == 0
+                 && now >= arrivals_end_ + secs(opt_.reply_after.count())
+                 && (texts_complete()
+                     || now >= arrivals_end_
+                                 + secs(opt_.reply_after.count()
+                                        + opt_.drain.count()))) {
+        start_replies();
       }
       break;
     case stage::drain:
@@ -1411,6 +1484,7 @@ void simulator::sample_processes() {
   s.t = elapsed(now);
   s.in_flight = in_flight_;
   s.ringing = ringing_;
+  s.conv_actors = opt_.poll_metrics ? conv_actors_.load() : -1;
   const double dt
     = std::chrono::duration<double>(now - prev_sample_at_).count();
   pid_t pid = supervisor_ ? supervisor_->pid() : opt_.pid;
@@ -1458,6 +1532,13 @@ void simulator::sample_processes() {
       ms(second_.percentile(99)), second_errors_, messages_, pool_->open(),
       s.rss_kib / 1024.0, s.cpu_pct, s.sim_cpu_pct,
       std::max(0.0, s.machine_pct - s.cpu_pct - s.sim_cpu_pct));
+    if (opt_.poll_metrics) {
+      std::fprintf(stderr,
+                   "        conversation-actors=%lld relays=%" PRIu64
+                   " answers=%" PRIu64 "\n",
+                   static_cast<long long>(s.conv_actors), relays_attributed_,
+                   ai_after_reply_.count());
+    }
   }
   second_.reset();
   second_count_ = 0;
@@ -1472,6 +1553,13 @@ void simulator::sample_processes() {
 
 bool simulator::texts_complete() const {
   for (const auto& c : calls_) {
+    // A reply not yet answered, or answered but not yet relayed (nor, with
+    // --expect-ai, answered by the AI).
+    if (c.reply_state == 1 || c.reply_state == 2
+        || (c.reply_state == 3
+            && (c.relays == 0 || (opt_.expect_ai && c.conv_texts == 0)))) {
+      return false;
+    }
     if (c.ph == phase::voice_failed || c.answers) {
       continue;
     }
@@ -1524,6 +1612,9 @@ int simulator::run() {
     stop_arrivals("interrupted");
     stage_ = stage::done;
   });
+  if (opt_.poll_metrics) {
+    metrics_thread_ = std::thread{[this] { poll_metrics_loop(); }};
+  }
   begin_load();
   prev_sample_at_ = t0_;
   sampler_.expires_at(t0_ + std::chrono::seconds{1});
@@ -1539,7 +1630,55 @@ int simulator::run() {
     }
   });
   io_.run();
+  metrics_stop_ = true;
+  if (metrics_thread_.joinable()) {
+    metrics_thread_.join();
+  }
   return verify_and_report();
+}
+
+void simulator::poll_metrics_loop() {
+  const auto target = split_host_port(opt_.target);
+  while (!metrics_stop_) {
+    auto [status, body] = http_get(target->first, target->second, "/metrics",
+                                   std::chrono::seconds{2});
+    if (status == 200) {
+      // No series yet: no conversation actor was ever started.
+      conv_actors_ = std::llround(
+        metric_sum(body, "ringback_conversation_actors").value_or(0));
+    } else {
+      conv_actors_ = -1;
+    }
+    for (int i = 0; i < 10 && !metrics_stop_; ++i) {
+      std::this_thread::sleep_for(milliseconds{100});
+    }
+  }
+}
+
+void simulator::start_replies() {
+  replies_started_ = true;
+  replies_at_ = sim_clock::now();
+  if (pid_t pid = supervisor_ ? supervisor_->pid() : opt_.pid; pid > 0) {
+    reply_baseline_rss_kib_ = read_proc(pid).rss_kib;
+  }
+  const double pace = opt_.reply_rate > 0 ? opt_.reply_rate
+                                          : std::max(rate_, 1.0);
+  std::uint64_t k = 0;
+  for (std::uint32_t i = 0; i < calls_.size(); ++i) {
+    auto& c = calls_[i];
+    if (!c.reply || c.answers || c.texts_caller == 0 || c.reply_state != 0) {
+      continue;
+    }
+    c.reply_state = 1;
+    schedule(replies_at_ + secs(static_cast<double>(k++) / pace),
+             ev::caller_reply, i, c.gen);
+  }
+  replies_scheduled_ = k;
+  std::fprintf(stderr,
+               "ringback_sim: %.1fs: %" PRIu64 " callers reply at %.0f/s "
+               "(ringback RSS %.1f MiB, conversation actors %lld)\n",
+               now_s(), k, pace, reply_baseline_rss_kib_ / 1024.0,
+               static_cast<long long>(conv_actors_.load()));
 }
 
 // -- the report
@@ -1553,6 +1692,17 @@ int simulator::verify_and_report() {
   if (pid_t pid = supervisor_ ? supervisor_->pid() : opt_.pid; pid > 0) {
     end_rss = read_proc(pid).rss_kib;
   }
+  // The conversation actors left once everything settled (before the stop).
+  std::int64_t end_conv_actors = -1;
+  if (opt_.poll_metrics) {
+    const auto target = split_host_port(opt_.target);
+    auto [status, body] = http_get(target->first, target->second, "/metrics",
+                                   std::chrono::seconds{2});
+    if (status == 200) {
+      end_conv_actors = std::llround(
+        metric_sum(body, "ringback_conversation_actors").value_or(0));
+    }
+  }
   if (supervisor_) {
     crashes = supervisor_->unexpected_exits();
     stop_status = supervisor_->stop();
@@ -1565,6 +1715,31 @@ int simulator::verify_and_report() {
                 indeterminate_dup = 0, unfinished = 0, conv = 0;
   std::uint64_t via_fast = 0, via_status = 0, via_timer = 0, fetched = 0;
   std::uint64_t dropped_dial = 0, dropped_both = 0;
+  std::uint64_t indeterminate_refused = 0;
+  // the callers' replies: relayed to the owner exactly once, answered
+  std::uint64_t replies_ok = 0, replies_failed = 0, lost_relay = 0,
+                dup_relay = 0, answered_replies = 0, missing_answer = 0,
+                several_answers = 0;
+  for (const auto& c : calls_) {
+    if (c.reply_state == 3) {
+      ++replies_ok;
+      if (c.relays == 0) {
+        ++lost_relay;
+      } else {
+        dup_relay += c.relays - 1;
+      }
+      if (c.conv_texts > 0) {
+        ++answered_replies;
+      } else if (opt_.expect_ai) {
+        ++missing_answer;
+      }
+      if (c.conv_texts > 1) {
+        ++several_answers;
+      }
+    } else if (c.reply_state == 4) {
+      ++replies_failed;
+    }
+  }
   for (const auto& c : calls_) {
     conv += c.conv_texts;
     if (c.fetched) {
@@ -1576,6 +1751,9 @@ int simulator::verify_and_report() {
     }
     if (c.ph == phase::voice_failed) {
       ++indeterminate;
+      if (c.voice_refused) {
+        ++indeterminate_refused;
+      }
       if (c.texts_caller > 0) {
         ++indeterminate_texted;
       }
@@ -1623,10 +1801,11 @@ int simulator::verify_and_report() {
     }
   }
   const std::uint64_t violations
-    = opt_.verify ? lost_caller + lost_owner + dup_caller + dup_owner
-                      + answered_texted + indeterminate_dup + unknown_recipient_
-                      + unattributed_owner_ + wrong_from_
-                  : 0;
+    = opt_.verify
+        ? lost_caller + lost_owner + dup_caller + dup_owner + answered_texted
+            + indeterminate_dup + unknown_recipient_ + unattributed_owner_
+            + wrong_from_ + lost_relay + dup_relay + missing_answer
+        : 0;
 
   // process figures
   const double arrival_window = elapsed(arrivals_end_);
@@ -1675,6 +1854,38 @@ int simulator::verify_and_report() {
     bytes_per_ringing = 1024.0
                         * static_cast<double>(peak->rss_kib - baseline_rss_kib_)
                         / static_cast<double>(peak->ringing);
+  }
+  // Conversation actors (--poll-metrics): the peak and its RSS over the
+  // RSS when the replies began (the same calls, no conversation active);
+  // then the last sample before the first answer to a reply (the AI's, at
+  // the end of the owner-reply window), when the first ones are passivated.
+  const sample* conv_peak = nullptr;
+  const sample* before_ai = nullptr;
+  const double first_ai_t
+    = first_ai_at_ == sim_clock::time_point{} ? -1 : elapsed(first_ai_at_);
+  for (const auto& s : samples_) {
+    if (!s.ok || s.conv_actors < 0) {
+      continue;
+    }
+    if (first_ai_t < 0 || s.t < first_ai_t) {
+      if (!conv_peak || s.conv_actors > conv_peak->conv_actors) {
+        conv_peak = &s;
+      }
+      before_ai = &s;
+    }
+  }
+  std::int64_t conv_peak_after_ai = -1;
+  for (const auto& s : samples_) {
+    if (s.ok && first_ai_t >= 0 && s.t >= first_ai_t) {
+      conv_peak_after_ai = std::max(conv_peak_after_ai, s.conv_actors);
+    }
+  }
+  double bytes_per_conversation = 0;
+  if (conv_peak && conv_peak->conv_actors > 0 && reply_baseline_rss_kib_ > 0) {
+    bytes_per_conversation = 1024.0
+                             * (static_cast<double>(conv_peak->rss_kib)
+                                - static_cast<double>(reply_baseline_rss_kib_))
+                             / static_cast<double>(conv_peak->conv_actors);
   }
   std::uint64_t sent_total = 0, ok_total = 0, err_total = 0;
   for (int k = 0; k < hook_count; ++k) {
@@ -1775,6 +1986,40 @@ int simulator::verify_and_report() {
   out += fmt("simulator: CPU %.1f %% of a core on average; other processes on "
              "the machine: %.1f %% on average, %.0f %% max (of %ld cores)\n",
              sim_cpu, others_cpu, others_max, sysconf(_SC_NPROCESSORS_ONLN));
+  if (replies_ok + replies_failed > 0 || opt_.poll_metrics) {
+    out += fmt("replies: %" PRIu64 " callers replied (%" PRIu64
+               " answered 2xx, %" PRIu64 " failed: not expected to reach "
+               "the owner); relayed to the owner: %" PRIu64 " (never %" PRIu64
+               ", duplicates %" PRIu64 "); answered (AI or owner): %" PRIu64
+               "%s; closing "
+               "summaries %" PRIu64 "\n",
+               replies_ok + replies_failed, replies_ok, replies_failed,
+               replies_ok - lost_relay, lost_relay, dup_relay, answered_replies,
+               several_answers
+                 ? fmt(" (%" PRIu64 " more than once)", several_answers).c_str()
+                 : "",
+               summaries_);
+    out += hist_row("relay to the owner: from the reply", relay_after_reply_);
+    out += hist_row("first answer: from the reply", ai_after_reply_);
+  }
+  if (opt_.poll_metrics) {
+    auto rss = [](const sample* x) { return x ? x->rss_kib / 1024.0 : 0.0; };
+    out += fmt("conversation actors: peak %lld at t=%.0fs (RSS %.1f MiB; "
+               "%.1f MiB when the replies began: %.0f B per active "
+               "conversation)\n",
+               conv_peak ? static_cast<long long>(conv_peak->conv_actors)
+                         : -1LL,
+               conv_peak ? conv_peak->t : 0.0, rss(conv_peak),
+               reply_baseline_rss_kib_ / 1024.0, bytes_per_conversation);
+    out += fmt("  before the first AI answer (t=%.0fs): %lld actors, RSS %.1f "
+               "MiB; after it: peak %lld; at the end: %lld actors, RSS %.1f "
+               "MiB\n",
+               before_ai ? before_ai->t : 0.0,
+               before_ai ? static_cast<long long>(before_ai->conv_actors)
+                         : -1LL,
+               rss(before_ai), static_cast<long long>(conv_peak_after_ai),
+               static_cast<long long>(end_conv_actors), end_rss / 1024.0);
+  }
   if (!restarts_.empty() || failed_restarts_ > 0) {
     out += "restarts:";
     for (const auto& [t, d] : restarts_) {
@@ -1784,6 +2029,12 @@ int simulator::verify_and_report() {
       out += fmt(" FAILED=%" PRIu64, failed_restarts_);
     }
     out += "\n";
+  }
+  if (!restarts_.empty()) {
+    out += fmt("  calls whose voice webhook got no answer (ringback down): "
+               "%" PRIu64 " (ended indeterminate: neither texted nor counted "
+               "as lost)\n",
+               indeterminate_refused);
   }
   for (const auto& c : crashes) {
     out += "ringback exited unexpectedly: " + c + "\n";
@@ -1848,8 +2099,10 @@ int simulator::verify_and_report() {
                "once (caller and owner; %" PRIu64
                " via the Dial callback, %" PRIu64
                " via the status callback + REST, %" PRIu64 " via the fallback "
-               "timer), no answered call texted, no duplicates\n",
-               missed, via_fast, via_status, via_timer);
+               "timer), no answered call texted, no duplicates; %" PRIu64
+               " replies relayed to the owner exactly once%s\n",
+               missed, via_fast, via_status, via_timer, replies_ok,
+               opt_.expect_ai ? " and answered" : "");
     } else {
       out += fmt("correctness: %" PRIu64
                  " VIOLATIONS: lost texts to callers %" PRIu64
@@ -1858,10 +2111,12 @@ int simulator::verify_and_report() {
                  "; duplicates on indeterminate calls %" PRIu64
                  "; texts to unknown numbers %" PRIu64
                  ", unattributed owner texts %" PRIu64 ", wrong From %" PRIu64
-                 "\n",
+                 "; replies never relayed %" PRIu64 ", relayed twice %" PRIu64
+                 ", never answered %" PRIu64 "\n",
                  violations, lost_caller, lost_owner, dup_caller, dup_owner,
                  answered_texted, indeterminate_dup, unknown_recipient_,
-                 unattributed_owner_, wrong_from_);
+                 unattributed_owner_, wrong_from_, lost_relay, dup_relay,
+                 missing_answer);
     }
     out += fmt("  (missed calls whose Dial callback was dropped: %" PRIu64
                ", of which the status callback too: %" PRIu64
@@ -1932,6 +2187,7 @@ int simulator::verify_and_report() {
     {"missed", missed},
     {"answered", answered},
     {"indeterminate", indeterminate},
+    {"indeterminate_no_answer", indeterminate_refused},
     {"unfinished", unfinished},
     {"peak_in_flight", peak_in_flight_},
     {"mean_in_flight_2nd_half", inflight_mean},
@@ -1985,7 +2241,35 @@ int simulator::verify_and_report() {
                   {"indeterminate_dup", indeterminate_dup},
                   {"unknown_recipient", unknown_recipient_},
                   {"unattributed_owner", unattributed_owner_},
-                  {"wrong_from", wrong_from_}}},
+                  {"wrong_from", wrong_from_},
+                  {"lost_relay", lost_relay},
+                  {"dup_relay", dup_relay},
+                  {"missing_answer", missing_answer}}},
+    {"conversations",
+     json::object{
+       {"replies", replies_ok + replies_failed},
+       {"replies_ok", replies_ok},
+       {"relayed", replies_ok - lost_relay},
+       {"relay_ms", hist_json(relay_after_reply_)},
+       {"answered", answered_replies},
+       {"answered_more_than_once", several_answers},
+       {"answer_ms", hist_json(ai_after_reply_)},
+       {"summaries", summaries_},
+       {"actors_peak",
+        conv_peak ? json::value(conv_peak->conv_actors) : json::value(nullptr)},
+       {"actors_peak_t",
+        conv_peak ? json::value(conv_peak->t) : json::value(nullptr)},
+       {"rss_before_replies_kib", reply_baseline_rss_kib_},
+       {"rss_at_peak_kib",
+        conv_peak ? json::value(conv_peak->rss_kib) : json::value(nullptr)},
+       {"bytes_per_active_conversation", bytes_per_conversation},
+       {"actors_before_ai",
+        before_ai ? json::value(before_ai->conv_actors) : json::value(nullptr)},
+       {"rss_before_ai_kib",
+        before_ai ? json::value(before_ai->rss_kib) : json::value(nullptr)},
+       {"actors_peak_after_ai", conv_peak_after_ai},
+       {"actors_end", end_conv_actors},
+       {"rss_end_kib", end_rss}}},
     {"textbacks_via", json::object{{"dial", via_fast},
                                    {"status", via_status},
                                    {"timer", via_timer}}},

@@ -13,12 +13,14 @@
 #include "process.hpp"
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <queue>
 #include <random>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -103,6 +105,11 @@ private:
     bool fetched = false;
     std::uint8_t texts_caller = 0, texts_owner = 0, conv_texts = 0;
     std::uint8_t path = 0; // of the first text: 1 dial cb, 2 status cb, 3 timer
+    /// The caller's reply: 0 none, 1 scheduled, 2 sent, 3 answered 2xx,
+    /// 4 failed (no 2xx: not expected to reach the owner).
+    std::uint8_t reply_state = 0;
+    std::uint8_t relays = 0;    // the reply relayed to the owner ("[#12 ...")
+    bool voice_refused = false; // the voice webhook got no HTTP answer
     std::size_t text_hash = 0;
   };
   struct sent_message {
@@ -134,6 +141,7 @@ private:
     double machine_pct = 0; // all processes, in % of one core
     std::uint64_t in_flight = 0;
     std::uint64_t ringing = 0;
+    std::int64_t conv_actors = -1; // ringback_conversation_actors, -1 unknown
     bool ok = false;
   };
 
@@ -163,6 +171,9 @@ private:
   void send_status(std::uint32_t idx, sim_clock::time_point at, bool dup);
   void send_reply(std::uint32_t idx, sim_clock::time_point at, bool owner);
   void hang_up_all();
+  /// --reply-after: every caller who replies does so now, paced.
+  void start_replies();
+  void poll_metrics_loop();
   bool hangup_at_passed() const;
   /// Signs and sends one webhook; `then` runs with the answer.
   void
@@ -267,6 +278,17 @@ private:
   std::vector<std::pair<double, double>> restarts_; // (t, downtime ms)
   std::uint64_t failed_restarts_ = 0;
   std::size_t next_kill_ = 0;
+
+  // conversations (replies, relays, the AI's answers)
+  bool replies_started_ = false;
+  sim_clock::time_point replies_at_, first_ai_at_;
+  std::uint64_t reply_baseline_rss_kib_ = 0;
+  std::uint64_t replies_scheduled_ = 0;
+  std::uint64_t relays_attributed_ = 0, summaries_ = 0;
+  histogram relay_after_reply_, ai_after_reply_;
+  std::thread metrics_thread_;
+  std::atomic<bool> metrics_stop_{false};
+  std::atomic<std::int64_t> conv_actors_{-1};
 };
 
 } // namespace ringback::sim

@@ -273,6 +273,26 @@ TEST(prometheus_metrics, queue_depth_is_a_gauge_that_is_overwritten) {
                                    "123456789"));
 }
 
+TEST(prometheus_metrics, conversation_actors_is_a_gauge_per_tenant) {
+  prometheus_metrics m;
+  m.conversation_actors("acme", 12);
+  m.conversation_actors("bobs", 3);
+  EXPECT_TRUE(
+    has_line(m.render(), "ringback_conversation_actors{tenant=\"acme\"} 12"));
+  m.conversation_actors("acme", 0);
+  auto text = m.render();
+  EXPECT_TRUE(
+    has_line(text, "ringback_conversation_actors{tenant=\"acme\"} 0"));
+  EXPECT_TRUE(
+    has_line(text, "ringback_conversation_actors{tenant=\"bobs\"} 3"));
+  EXPECT_TRUE(has_line(text, "# TYPE ringback_conversation_actors gauge"));
+  EXPECT_EQ(lines_starting(text, "# HELP ringback_conversation_actors ").size(),
+            1u);
+  engine::null_metrics none;
+  none.conversation_actors("acme", 5);
+  EXPECT_EQ(none.render(), "");
+}
+
 TEST(prometheus_metrics, instances_share_nothing) {
   prometheus_metrics a;
   prometheus_metrics b;

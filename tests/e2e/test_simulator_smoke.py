@@ -5,7 +5,8 @@ signed webhooks at a constant arrival rate, answered and missed calls, lost and
 duplicated Dial / status callbacks (so the fallback path that asks the Twilio
 REST API runs), SMS replies. It asserts what the simulator asserts: every missed
 call got exactly one text to the caller and one to the owner, no answered call
-got one, nothing duplicated. Never timings: CI machines are shared.
+got one, nothing duplicated, each caller's reply relayed to the owner once.
+Never timings: CI machines are shared.
 
 ringback_sim is looked up in RINGBACK_SIM_BIN, else next to RINGBACK_BIN (both
 executables are built into the build directory's top level).
@@ -66,6 +67,11 @@ class SimulatorSmoke(E2ETestCase):
         self.assertGreater(r["messages"], 0, output)
         self.assertGreater(r["call_fetches"], 0, output)
         self.assertEqual(r["rest_unauthorized"], 0, output)
+        # callers replied, and each reply reached the owner exactly once (a
+        # lost or doubled relay is a violation above; this shows it was checked)
+        conv = r["conversations"]
+        self.assertGreater(conv["replies_ok"], 0, output)
+        self.assertEqual(conv["relayed"], conv["replies_ok"], output)
         return r
 
     def test_smoke_embedded_defaults(self):

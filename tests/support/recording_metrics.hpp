@@ -12,7 +12,8 @@ namespace ringback::testkit {
 /// "sent acme +15005550001", "refused acme opted_out", "retried acme
 /// +15005550001 429", "failed acme +15005550001 21610", "opt_out acme
 /// carrier", "opt_in acme keyword", "inbound acme help", "status applied".
-/// Gauges keep their last value under "depth <tenant> <number>".
+/// Gauges keep their last value under "depth <tenant> <number>" and
+/// "conversation_actors <tenant>".
 class recording_metrics final : public engine::metrics {
 public:
   void message_queued(std::string_view t, std::string_view n) override {
@@ -69,6 +70,10 @@ public:
     add("ai", t, provider);
     if (failed)
       add("ai_error", t);
+  }
+  void conversation_actors(std::string_view t, std::size_t live) override {
+    std::lock_guard<std::mutex> guard{mtx_};
+    counts_["conversation_actors " + std::string{t}] = static_cast<long>(live);
   }
   std::string render() const override {
     std::lock_guard<std::mutex> guard{mtx_};

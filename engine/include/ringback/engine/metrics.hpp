@@ -125,6 +125,12 @@ public:
                        double latency_seconds)
     = 0;
 
+  /// Conversation actors in memory for a tenant (active conversations;
+  /// a passivated conversation holds none), as a gauge.
+  /// ringback_conversation_actors{tenant}
+  virtual void conversation_actors(std::string_view tenant, std::size_t live)
+    = 0;
+
   // -- exposition -----------------------------------------------------------
 
   /// Every metric in the Prometheus text exposition format (version 0.0.4).
@@ -151,6 +157,8 @@ public:
   void conversation_event(std::string_view, std::string_view) override {}
   void ai_turn(std::string_view, std::string_view, bool, std::int64_t,
                std::int64_t, double, double) override {}
+  void conversation_actors(std::string_view, std::size_t) override {
+  }
   std::string render() const override {
     return {};
   }

@@ -66,6 +66,7 @@ public:
   void ai_turn(std::string_view tenant, std::string_view provider, bool failed,
                std::int64_t prompt_tokens, std::int64_t completion_tokens,
                double cost_usd, double latency_seconds) override;
+  void conversation_actors(std::string_view tenant, std::size_t live) override;
 
   /// The text exposition format (0.0.4) of the registry, through
   /// `prometheus::TextSerializer`; empty if rendering failed.
