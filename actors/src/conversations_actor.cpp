@@ -148,9 +148,16 @@ workflows::context ai_turn_vars(const tenant_info& info,
 
 // -- one conversation ---------------------------------------------------------
 
-void next_job(conv_t* self, const tenant_info_ptr& info, const services_ptr& svc,
-              const caf::actor& parent) {
+/// Drops the job at the head of the queue.
+void pop_job(conversation_state& st) {
+  st.jobs.erase(st.jobs.begin());
+}
+
+void next_job(conv_t* self) {
   auto& st = self->state;
+  const auto& info = st.shared->info;
+  const auto& svc = st.shared->svc;
+  const auto& parent = st.shared->parent;
   if (st.busy)
     return;
   if (st.jobs.empty()) {
@@ -177,8 +184,8 @@ void next_job(conv_t* self, const tenant_info_ptr& info, const services_ptr& svc
       break;
   }
   if (!step.changed) {
-    st.jobs.pop_front();
-    next_job(self, info, svc, parent);
+    pop_job(st);
+    next_job(self);
     return;
   }
   st.busy = true;
@@ -198,18 +205,26 @@ void next_job(conv_t* self, const tenant_info_ptr& info, const services_ptr& svc
     });
 }
 
-caf::behavior conversation_actor(conv_t* self, tenant_info_ptr info,
-                                 services_ptr svc, caf::actor parent,
-                                 caf::actor runs, caf::actor outbox,
-                                 conversation_record rec) {
+/// Every handler captures `self` alone (what it needs is in the state's
+/// shared part): a closure per handler copying the services, the tenant and
+/// three actor handles is per-conversation memory.
+caf::behavior conversation_actor(
+  conv_t* self, std::shared_ptr<const conversation_shared> shared,
+  conversation_record rec) {
+  self->state.shared = std::move(shared);
   self->state.rec = std::move(rec);
   return {
-    [=](job_atom, conversation_job& job) {
+    [self](job_atom, conversation_job& job) {
       self->state.jobs.push_back(std::move(job));
-      next_job(self, info, svc, parent);
+      next_job(self);
     },
-    [=](written_atom, const std::shared_ptr<write_result>& res) {
+    [self](written_atom, const std::shared_ptr<write_result>& res) {
       auto& st = self->state;
+      const auto& info = st.shared->info;
+      const auto& svc = st.shared->svc;
+      const auto& parent = st.shared->parent;
+      const auto& runs = st.shared->runs;
+      const auto& outbox = st.shared->outbox;
       st.busy = false;
       const auto id = st.rec.id;
       if (!res->error.empty()) {
@@ -218,9 +233,9 @@ caf::behavior conversation_actor(conv_t* self, tenant_info_ptr info,
                             "#" + std::to_string(st.rec.ref) + ": dropping an "
                               "event after the store failed 4 times: "
                               + res->error);
-          st.jobs.pop_front();
+          pop_job(st);
           st.retries = 0;
-          next_job(self, info, svc, parent);
+          next_job(self);
           return;
         }
         // Try the same job again after a pause: the nudge below (a due job
@@ -236,16 +251,16 @@ caf::behavior conversation_actor(conv_t* self, tenant_info_ptr info,
           engine::log_error("conversation", "#" + std::to_string(st.rec.ref)
                                               + ": no progress after 6 "
                                                 "conflicting writes");
-          st.jobs.pop_front();
+          pop_job(st);
           st.retries = 0;
         }
         self->send(parent, written_atom_v, id, false);
-        next_job(self, info, svc, parent);
+        next_job(self);
         return;
       }
       st.retries = 0;
       st.rec = *res->rec;
-      st.jobs.pop_front();
+      pop_job(st);
       if (!res->message_ids.empty())
         self->send(outbox, send_atom_v, res->message_ids);
       for (const auto& e : res->fx.events) {
@@ -263,11 +278,11 @@ caf::behavior conversation_actor(conv_t* self, tenant_info_ptr info,
                    std::string{});
       }
       self->send(parent, arm_atom_v, id, engine::next_deadline(st.rec));
-      next_job(self, info, svc, parent);
+      next_job(self);
     },
-    [=](release_atom) {
+    [self](release_atom) {
       self->state.releasing = true;
-      next_job(self, info, svc, parent);
+      next_job(self);
     },
   };
 }
@@ -280,10 +295,8 @@ std::string key_of(std::int64_t id) {
 }
 
 /// Hands `job` to the live actor of conversation `id`.
-void forward(parent_t* self, const services_ptr& svc, std::int64_t id,
-             conversation_job job) {
+void forward(parent_t* self, std::int64_t id, conversation_job job) {
   auto& st = self->state;
-  st.last_active[id] = svc->clock->now();
   st.timers.cancel("p:" + std::to_string(id));
   self->send(st.live.at(id), job_atom_v, std::move(job));
 }
@@ -293,7 +306,9 @@ public:
   conversations_host(parent_t* self, tenant_info_ptr info, services_ptr svc,
                      caf::actor runs, caf::actor outbox)
     : self_(self), info_(std::move(info)), svc_(std::move(svc)),
-      runs_(std::move(runs)), outbox_(std::move(outbox)) {
+      runs_(std::move(runs)), outbox_(std::move(outbox)),
+      shared_(std::make_shared<const conversation_shared>(conversation_shared{
+        info_, svc_, caf::actor{self_}, runs_, outbox_})) {
     // nop
   }
 
@@ -303,16 +318,16 @@ public:
     auto jobs = std::move(st.loading[key]);
     st.loading.erase(key);
     if (st.live.count(rec.id) == 0) {
-      auto child = self_->spawn(conversation_actor, info_, svc_,
-                                caf::actor{self_}, runs_, outbox_, rec);
+      auto child = self_->spawn(conversation_actor, shared_, rec);
       self_->monitor(child);
       st.live.emplace(rec.id, child);
       st.by_customer[rec.customer] = rec.id;
       st.customer_of[rec.id] = rec.customer;
       ++st.stats.spawned;
+      svc_->metrics->conversation_actors(info_->tenant->id, st.live.size());
     }
     for (auto& j : jobs)
-      forward(self_, svc_, rec.id, std::move(j));
+      forward(self_, rec.id, std::move(j));
   }
 
   void customer(const engine::inbound_event& ev) {
@@ -321,7 +336,7 @@ public:
     auto& st = self_->state;
     if (auto i = st.by_customer.find(ev.from);
         i != st.by_customer.end() && st.live.count(i->second) != 0) {
-      forward(self_, svc_, i->second, std::move(job));
+      forward(self_, i->second, std::move(job));
       return;
     }
     auto& waiting = st.loading[ev.from];
@@ -411,7 +426,7 @@ public:
       adopt(rec, key_of(rec.id));
       return;
     }
-    forward(self_, svc_, rec.id, std::move(job));
+    forward(self_, rec.id, std::move(job));
   }
 
   /// A conversation's deadline: to its actor, loaded if it was passivated.
@@ -419,7 +434,7 @@ public:
     auto& st = self_->state;
     conversation_job job{job_kind::due, {}, {}, svc_->clock->now()};
     if (st.live.count(id) != 0) {
-      forward(self_, svc_, id, std::move(job));
+      forward(self_, id, std::move(job));
       return;
     }
     auto key = key_of(id);
@@ -489,8 +504,8 @@ public:
 
   void drop(std::int64_t id) {
     auto& st = self_->state;
-    st.live.erase(id);
-    st.last_active.erase(id);
+    if (st.live.erase(id) != 0)
+      svc_->metrics->conversation_actors(info_->tenant->id, st.live.size());
     if (auto i = st.customer_of.find(id); i != st.customer_of.end()) {
       if (auto j = st.by_customer.find(i->second);
           j != st.by_customer.end() && j->second == id)
@@ -537,6 +552,8 @@ private:
   services_ptr svc_;
   caf::actor runs_;
   caf::actor outbox_;
+  /// What the conversation actors share (one per tenant).
+  std::shared_ptr<const conversation_shared> shared_;
 };
 
 } // namespace

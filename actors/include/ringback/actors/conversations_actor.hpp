@@ -7,7 +7,6 @@
 
 #include <caf/all.hpp>
 
-#include <deque>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -23,10 +22,24 @@ struct conversation_job {
   engine::epoch_ms at = 0;
 };
 
+/// What every conversation actor of one tenant needs and nobody changes:
+/// made once by the tenant's conversations actor and shared, so that an
+/// active conversation holds one pointer instead of its own copies.
+struct conversation_shared {
+  tenant_info_ptr info;
+  services_ptr svc;
+  caf::actor parent; ///< the tenant's conversations actor
+  caf::actor runs;
+  caf::actor outbox;
+};
+
 struct conversation_state {
   const char* name = "conversation";
+  std::shared_ptr<const conversation_shared> shared;
   engine::conversation_record rec;
-  std::deque<conversation_job> jobs;
+  /// Waiting jobs, oldest first. A vector: an empty one allocates nothing
+  /// (a deque allocates ~600 B at once), and there are rarely more than two.
+  std::vector<conversation_job> jobs;
   bool busy = false;      ///< a transition is being written
   bool releasing = false; ///< the parent let it go: stop when idle
   int retries = 0;        ///< lost writes of the current job
@@ -45,8 +58,6 @@ struct conversations_state {
   /// "c:<id>": a conversation's next deadline; "p:<id>": passivation.
   engine::deadline_queue timers;
   engine::epoch_ms wake_at = 0;
-  /// When each live conversation last had something to do.
-  std::unordered_map<std::int64_t, engine::epoch_ms> last_active;
   bool scanning = false; ///< the periodic scan runs
   conversations_stats stats;
 };
