@@ -247,6 +247,9 @@ void store_incoming(state_t* self, const workflows::segment_result& r) {
                         && (r.state.waiting_for == "timer"
                             || r.state.waiting_for == "reply");
   auto won = std::make_shared<bool>(false);
+  // Passivation waits for the acknowledgement: a run whose write failed
+  // lives only in this actor.
+  ++self->state.unacked_writes;
   sh.svc->store->post(
     [seg, cell, ids, won](engine::store& db) {
       if (*cell != 0)
@@ -255,8 +258,9 @@ void store_incoming(state_t* self, const workflows::segment_result& r) {
       if (*won)
         *cell = seg->run.id;
     },
-    [seg, ids, won, outbox = sh.outbox, runs = sh.runs,
-     hand_off](const std::string& error) {
+    [seg, ids, won, outbox = sh.outbox, runs = sh.runs, hand_off,
+     me = caf::actor{self}](const std::string& error) {
+      caf::anon_send(me, written_atom_v, error.empty());
       if (!error.empty()) {
         engine::log_error("call",
                           seg->run.call_sid
@@ -494,6 +498,46 @@ void load_incoming(state_t* self) {
     });
 }
 
+// -- passivation ----------------------------------------------------------
+
+/// Whether everything this actor holds is in the store, and nothing is on
+/// its way to it but what the tenant forwards (see `call_actor`).
+bool quiescent(const state_t* self) {
+  const auto& st = self->state;
+  const auto& fsm = *st.fsm;
+  const auto& rec = fsm.record();
+  if (st.finishing || st.fsm_finished || rec.decided_outcome()
+      || fsm.claim_in_flight() || fsm.query_in_flight() || rec.fallback_at == 0)
+    return false;
+  // A due timer (a call reloaded for it) is on its way from the tenant.
+  if (rec.fallback_at <= now_of(self))
+    return false;
+  if (st.incoming_loading || !st.held.empty() || st.pending_reply
+      || st.unacked_writes != 0 || st.write_failed)
+    return false;
+  // A created call answers its incoming webhook first; a loaded one was
+  // answered before (elsewhere, or before a restart or passivation).
+  if (st.created && !st.first_answer)
+    return false;
+  return !st.incoming
+         || (st.incoming->waiting && st.incoming->state.waiting_for == "dial");
+}
+
+/// Asks the tenant to let this actor go once it is quiescent; once per
+/// quiescent stretch (the tenant ignores a request that an event overtook,
+/// and the actor asks again after handling that event).
+void maybe_passivate(state_t* self) {
+  auto& st = self->state;
+  if (!svc_of(self).passivate_after || !quiescent(self)) {
+    st.asked_at = call_state::not_asked;
+    return;
+  }
+  if (st.asked_at == st.handled)
+    return;
+  st.asked_at = st.handled;
+  self->send(st.tenant, passivate_atom_v, sid_of(self), st.handled);
+}
+
 // -- the handlers ---------------------------------------------------------
 
 void on_event(state_t* self, const engine::inbound_event& ev,
@@ -651,29 +695,50 @@ caf::behavior call_actor(state_t* self, engine::call_record record,
   st.tenant = std::move(tenant);
   st.created = created;
   apply(self, st.fsm->resume(now_of(self)));
+  // A call loaded for its timer or recovered after a restart may be
+  // quiescent at once (the tenant ignores this if it has events on the way).
+  maybe_passivate(self);
   return {
     [self](event_atom, const engine::inbound_event& ev,
            std::shared_ptr<engine::voice_reply>& reply) {
+      ++self->state.handled;
       on_event(self, ev, reply);
+      maybe_passivate(self);
     },
     [self](loaded_atom, const std::vector<engine::run_record>& found,
-           const std::string& file,
-           const std::string& source) { on_loaded(self, found, file, source); },
+           const std::string& file, const std::string& source) {
+      on_loaded(self, found, file, source);
+      maybe_passivate(self);
+    },
     [self](http_atom, std::int64_t,
            const engine::outbound_http_response& resp) {
       if (!self->state.incoming)
         return;
       resume_incoming(self, http_event(resp), nullptr);
+      maybe_passivate(self);
     },
     [self](fallback_atom) {
+      ++self->state.handled;
       apply(self, self->state.fsm->on_fallback_due(now_of(self)));
+      maybe_passivate(self);
     },
     [self](report_atom, const engine::call_report& report) {
       apply(self, self->state.fsm->on_carrier_report(report, now_of(self)));
+      maybe_passivate(self);
     },
     [self](decided_atom, claim_result result,
-           const std::vector<std::int64_t>& ids,
-           const segments& started) { on_decided(self, result, ids, started); },
+           const std::vector<std::int64_t>& ids, const segments& started) {
+      on_decided(self, result, ids, started);
+      maybe_passivate(self);
+    },
+    [self](written_atom, bool ok) {
+      auto& st = self->state;
+      if (st.unacked_writes > 0)
+        --st.unacked_writes;
+      if (!ok)
+        st.write_failed = true;
+      maybe_passivate(self);
+    },
     [self](release_atom) { self->quit(); },
   };
 }

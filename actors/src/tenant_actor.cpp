@@ -3,7 +3,6 @@
 #include "ringback/actors/call_actor.hpp"
 #include "ringback/actors/conversations_actor.hpp"
 #include "ringback/actors/runs_actor.hpp"
-#include "ringback/actors/wake.hpp"
 #include "ringback/engine/log.hpp"
 
 #include <algorithm>
@@ -44,6 +43,54 @@ void create_or_load(state_t* self, const services_ptr& svc,
     });
 }
 
+/// Schedules a `wake_atom` for the earliest deadline of either queue (the
+/// calls' timers and the passivation deadlines) unless one is due sooner.
+/// Like `schedule_wake` (wake.hpp), which knows one queue only.
+void schedule_tenant_wake(state_t* self, const services_ptr& svc) {
+  auto& st = self->state;
+  auto next = st.timers.next();
+  if (auto idle = st.idle.next(); idle && (!next || *idle < *next))
+    next = idle;
+  if (!next)
+    return;
+  auto now = svc->clock->now();
+  if (st.wake_at != 0 && st.wake_at <= *next && st.wake_at >= now)
+    return;
+  st.wake_at = *next;
+  if (*next <= now) {
+    // Due already (a reloaded call's past deadline): now, not at the
+    // clock's next tick.
+    self->send(self, wake_atom_v);
+    return;
+  }
+  self->delayed_send(self,
+                     std::chrono::milliseconds{
+                       std::max<engine::epoch_ms>(0, *next - now)},
+                     wake_atom_v);
+}
+
+/// Hands a call actor a message of the tenant's (counted for passivation:
+/// whatever was forwarded cancels a pending passivation).
+template <class... Ts>
+void forward(state_t* self, const std::string& sid, live_call& call,
+             Ts&&... xs) {
+  ++call.forwarded;
+  self->state.idle.cancel(sid);
+  self->send(call, std::forward<Ts>(xs)...);
+}
+
+/// Lets a quiescent call actor go: it has handled all the tenant forwarded
+/// and holds nothing the store does not have. Its timer stays armed.
+void passivate(state_t* self,
+               std::unordered_map<std::string, live_call>::iterator i) {
+  auto& st = self->state;
+  self->demonitor(i->second.address()); // it quits normally: no down_msg
+  self->send(i->second, release_atom_v);
+  st.idle.cancel(i->first);
+  st.restarts.erase(i->first);
+  st.calls.erase(i);
+  ++st.passivated;
+}
 
 } // namespace
 
@@ -66,7 +113,7 @@ caf::behavior tenant_actor(state_t* self,
     auto call = self->spawn(call_actor, std::move(rec), shared,
                             caf::actor{self}, created);
     self->monitor(call);
-    self->state.calls[sid] = call;
+    self->state.calls.insert_or_assign(sid, live_call{call});
     return call;
   };
   self->set_down_handler([=](caf::down_msg& dm) {
@@ -78,6 +125,7 @@ caf::behavior tenant_actor(state_t* self,
       return; // released after it finished
     auto sid = i->first;
     calls.erase(i);
+    self->state.idle.cancel(sid);
     if (++self->state.restarts[sid] > max_restarts) {
       engine::log_error(component, sid + ": call actor keeps failing ("
                                      + to_string(dm.reason)
@@ -123,7 +171,8 @@ caf::behavior tenant_actor(state_t* self,
         return;
       }
       if (auto i = st.calls.find(ev.sid); i != st.calls.end()) {
-        self->send(i->second, event_atom_v, std::move(ev), std::move(reply));
+        forward(self, i->first, i->second, event_atom_v, std::move(ev),
+                std::move(reply));
         return;
       }
       if (auto i = st.loading.find(ev.sid); i != st.loading.end()) {
@@ -156,7 +205,11 @@ caf::behavior tenant_actor(state_t* self,
           return p.first.what == inbound_event::kind::call_incoming;
         });
         if (incoming == pending.end()) {
-          engine::log_warn(component, sid + ": event for an unknown call dropped");
+          engine::log_warn(component,
+                           sid
+                             + (pending.empty()
+                                  ? ": timer of a call the store does not have"
+                                  : ": event for an unknown call dropped"));
           return;
         }
         const auto& ev = incoming->first;
@@ -165,9 +218,11 @@ caf::behavior tenant_actor(state_t* self,
           svc->node_id, svc->clock->now(), svc->timing));
         created = true;
       }
-      auto call = spawn_call(std::move(found.front()), created);
+      spawn_call(std::move(found.front()), created);
+      auto i = st.calls.find(sid);
       for (auto& [ev, reply] : pending)
-        self->send(call, event_atom_v, std::move(ev), std::move(reply));
+        forward(self, sid, i->second, event_atom_v, std::move(ev),
+                std::move(reply));
     },
     [=](arm_atom, const std::string& sid, engine::epoch_ms at) {
       if (at == 0) {
@@ -175,15 +230,51 @@ caf::behavior tenant_actor(state_t* self,
         return;
       }
       self->state.timers.arm(sid, at);
-      schedule_wake(self, svc);
+      schedule_tenant_wake(self, svc);
     },
     [=](wake_atom) {
       auto& st = self->state;
       st.wake_at = 0;
-      for (auto& sid : st.timers.pop_due(svc->clock->now()))
+      auto now = svc->clock->now();
+      for (auto& sid : st.timers.pop_due(now)) {
+        if (auto i = st.calls.find(sid); i != st.calls.end()) {
+          forward(self, sid, i->second, fallback_atom_v);
+          continue;
+        }
+        // Being loaded: the new actor's `call_fsm::resume` re-arms the timer
+        // (a past deadline fires at once).
+        if (st.loading.count(sid) > 0)
+          continue;
+        // Passivated: reload the call the same way.
+        st.loading[sid];
+        create_or_load(self, svc, std::nullopt, sid);
+      }
+      for (auto& sid : st.idle.pop_due(now))
         if (auto i = st.calls.find(sid); i != st.calls.end())
-          self->send(i->second, fallback_atom_v);
-      schedule_wake(self, svc);
+          passivate(self, i);
+      schedule_tenant_wake(self, svc);
+    },
+    [=](passivate_atom, const std::string& sid, std::uint32_t handled) {
+      auto& st = self->state;
+      auto i = st.calls.find(sid);
+      if (i == st.calls.end() || i->second.address() != self->current_sender()
+          || !svc->passivate_after)
+        return;
+      // Something is on its way to the actor: it asks again once it has
+      // handled it, so nothing forwarded is ever lost with the actor.
+      if (i->second.forwarded != handled)
+        return;
+      if (svc->passivate_after->count() <= 0) {
+        passivate(self, i);
+        return;
+      }
+      // "Idle for passivate_after" without a CAF timer per call (a pending
+      // delayed message costs memory per call and keeps the actor alive): a
+      // second deadline queue, cancelled by whatever is forwarded to the
+      // call. The existing wake-ups (the calls' fallback timers) come too
+      // rarely to serve: minutes apart when calls ring long.
+      st.idle.arm(sid, svc->clock->now() + svc->passivate_after->count());
+      schedule_tenant_wake(self, svc);
     },
     [=](finished_atom, const std::string& sid) {
       auto& st = self->state;
@@ -196,6 +287,7 @@ caf::behavior tenant_actor(state_t* self,
       self->send(i->second, release_atom_v);
       st.calls.erase(i);
       st.timers.cancel(sid);
+      st.idle.cancel(sid);
       st.restarts.erase(sid);
     },
     [=](recover_atom) {
@@ -231,7 +323,7 @@ caf::behavior tenant_actor(state_t* self,
     [=](stats_atom) {
       const auto& st = self->state;
       return tenant_stats{st.calls.size(), st.loading.size(), st.timers.size(),
-                          st.restored};
+                          st.restored, st.passivated};
     },
   };
 }

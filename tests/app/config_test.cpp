@@ -491,6 +491,48 @@ TEST_F(Config, Durations) {
   EXPECT_EQ(parse_duration("0ms"), std::nullopt);
 }
 
+TEST_F(Config, PassivateAfter) {
+  EXPECT_EQ(ok(base).calls.passivate_after, 10s) << "the default";
+  auto with = [&](const std::string& value) {
+    return replace(base, "  fallback_grace: 10s\n",
+                   "  fallback_grace: 10s\n  passivate_after: " + value + "\n");
+  };
+  EXPECT_EQ(ok(with("30s")).calls.passivate_after, 30s);
+  EXPECT_EQ(ok(with("500ms")).calls.passivate_after, 500ms);
+  EXPECT_EQ(ok(with("0s")).calls.passivate_after, 0ms) << "at once";
+  EXPECT_EQ(ok(with("0ms")).calls.passivate_after, 0ms);
+  EXPECT_EQ(ok(with("off")).calls.passivate_after, std::nullopt);
+  EXPECT_NE(describe(ok(with("off"))).find(" calls.passivate_after=off "),
+            std::string::npos);
+  EXPECT_NE(describe(ok(base)).find(" calls.passivate_after=10000ms "),
+            std::string::npos);
+  const std::string at = "ringback.yaml:13:20: error: calls.passivate_after: ";
+  auto bad = [&](const std::string& value) { return errors(with(value)); };
+  EXPECT_EQ(bad("false"),
+            (strings{at + "'false' is not a duration (did you mean 'off'?)"}));
+  EXPECT_EQ(bad("no"),
+            (strings{at + "'no' is not a duration (did you mean 'off'?)"}));
+  EXPECT_EQ(bad("Off"),
+            (strings{at + "'Off' is not a duration (did you mean 'off'?)"}));
+  EXPECT_EQ(bad("never"),
+            (strings{at + "'never' is not a duration (did you mean 'off'?)"}));
+  EXPECT_EQ(bad("0"), (strings{at + "'0' has no unit (did you mean '0s'?)"}));
+  EXPECT_EQ(bad("10"), (strings{at + "'10' has no unit (did you mean '10s'?)"}));
+  EXPECT_EQ(bad("10sec"),
+            (strings{at + "'10sec' is not a duration (did you mean '10s'?)"}));
+  EXPECT_EQ(bad("-1s"),
+            (strings{at
+                     + "'-1s' is not a duration (expected a whole number and a "
+                       "unit: 500ms, 20s, 2m or 1h)"}));
+  EXPECT_EQ(bad("[10s]"),
+            (strings{at + "expected a string, got a list"}));
+  EXPECT_EQ(
+    errors(replace(base, "  fallback_grace: 10s\n",
+                   "  fallback_grace: 10s\n  passivate_afer: 1s\n")),
+    (strings{"ringback.yaml:13:3: error: calls: unknown key 'passivate_afer' "
+             "(did you mean 'passivate_after'?)"}));
+}
+
 TEST_F(Config, SizesAndThreads) {
   auto body = [&](const std::string& value) {
     return errors(base + "http: {max_body: " + value + "}\n");

@@ -19,6 +19,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <system_error>
 
 namespace ringback::app {
@@ -732,7 +733,8 @@ private:
 
   void read_calls(const entry& e, call_settings& out) {
     auto s = subsection(e,
-                        {{"ring_timeout", "fallback_grace", "recheck_interval"},
+                        {{"ring_timeout", "fallback_grace", "recheck_interval",
+                          "passivate_after"},
                          {"ring_timeout", "fallback_grace"}});
     if (!s) {
       return;
@@ -751,6 +753,38 @@ private:
       if (auto d = duration(*x)) {
         out.recheck_interval = *d;
       }
+    }
+    if (auto* x = find(*s, "passivate_after")) {
+      read_passivate_after(*x, out.passivate_after);
+    }
+  }
+
+  /// `off`, a zero duration ("0s": at once) or a positive duration.
+  void read_passivate_after(const entry& e,
+                            std::optional<std::chrono::milliseconds>& out) {
+    auto x = scalar(e);
+    if (!x) {
+      return;
+    }
+    if (*x == "off") {
+      out.reset();
+      return;
+    }
+    auto [number, unit] = number_and_unit(*x);
+    if (!number.empty() && duration_unit(unit) != 0
+        && std::all_of(number.begin(), number.end(),
+                       [](char c) { return c == '0'; })) {
+      out = std::chrono::milliseconds{0};
+      return;
+    }
+    static const std::set<std::string> offs{"false", "no", "none", "never",
+                                            "disabled", "n"};
+    if (offs.count(lower(*x)) > 0 || lower(*x) == "off") {
+      error(e, quote_value(*x) + " is not a duration (did you mean 'off'?)");
+      return;
+    }
+    if (auto d = duration_of(e, *x)) {
+      out = *d;
     }
   }
 
@@ -1871,6 +1905,8 @@ std::string describe(const config& c) {
   add("calls.ring_timeout", ms(c.calls.ring_timeout));
   add("calls.fallback_grace", ms(c.calls.fallback_grace));
   add("calls.recheck_interval", ms(c.calls.recheck_interval));
+  add("calls.passivate_after",
+      c.calls.passivate_after ? ms(*c.calls.passivate_after) : "off");
   add("ai.provider", c.ai.provider);
   if (c.ai.provider != "offline") {
     add("ai.base_url", redact_url(c.ai.base_url));

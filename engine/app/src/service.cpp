@@ -301,6 +301,7 @@ std::optional<std::string> service::start() {
   svc->timing.ring_timeout = cfg.calls.ring_timeout;
   svc->timing.fallback_grace = cfg.calls.fallback_grace;
   svc->timing.recheck_interval = cfg.calls.recheck_interval;
+  svc->passivate_after = cfg.calls.passivate_after;
   d.actor_cfg = std::make_unique<caf::actor_system_config>();
   d.actor_cfg->set("logger.file-verbosity", caf::atom("quiet"));
   d.actor_cfg->set("logger.console-verbosity", caf::atom("quiet"));

@@ -80,6 +80,17 @@ struct call_state {
   /// an HTTP response first), and the verbs gathered so far.
   std::shared_ptr<engine::voice_reply> pending_reply;
   std::vector<engine::voice_verb> pending_verbs;
+  /// Messages from the tenant handled so far (events and fallbacks): the
+  /// tenant passivates this actor only if it forwarded exactly as many.
+  std::uint32_t handled = 0;
+  /// `handled` when this actor last asked to be passivated, `not_asked` if
+  /// it has not asked since it was last busy.
+  std::uint32_t asked_at = not_asked;
+  static constexpr std::uint32_t not_asked = UINT32_MAX;
+  /// Segments of the incoming run posted to the store and not acknowledged.
+  std::uint16_t unacked_writes = 0;
+  /// A segment write failed: the run lives only here, so this actor stays.
+  bool write_failed = false;
 };
 
 /// One actor per live call (CallSid), hosting its `call_fsm`.
@@ -90,11 +101,24 @@ struct call_state {
 ///   steps answer it (without one: a Dial to the owner); the dial-result and
 ///   recording callbacks resume that run and are answered by it.
 /// - `(fallback_atom)`: the call's timer fired (the tenant holds the timers).
-/// - `(release_atom)`: stop (sent after this actor reported `finished_atom`).
+/// - `(release_atom)`: stop (sent after this actor reported `finished_atom`
+///   or asked to be passivated).
 /// Internally: `(report_atom, call_report)`, `(decided_atom, claim_result,
-/// vector<int64_t>)` from the carrier and kv/store queues.
+/// vector<int64_t>)` from the carrier and kv/store queues, `(written_atom,
+/// bool ok)` when a segment of the incoming run is stored.
 /// It tells `tenant` `(arm_atom, sid, at)` and `(finished_atom, sid)`, and
 /// the outbox `(send_atom, ids)` once a missed outcome stored its messages.
+///
+/// Passivation (`services::passivate_after` set): once the call is quiescent
+/// -- ringing with no claim or carrier query in flight, its first answer
+/// given (or the actor was loaded from the store), no voice reply pending,
+/// no events held, no load in flight, and its incoming run either absent or
+/// stored (every write acknowledged) and waiting for the dial result -- it
+/// tells `tenant` `(passivate_atom, sid, uint32 handled)`, `handled` being
+/// the number of events and fallbacks it has handled. It asks again each
+/// time it becomes quiescent after handling more. Everything it holds is
+/// then in the store: the tenant may release it and reload the call on its
+/// next event or timer, like a call created by another process.
 /// `shared`: the tenant's services, info, outbox and runs actor (one object
 /// for all the tenant's calls; never null).
 /// `created`: the tenant has just stored `record` for an incoming webhook, so

@@ -80,6 +80,8 @@ CAF_BEGIN_TYPE_ID_BLOCK(ringback, caf::first_custom_type_id)
   CAF_ADD_ATOM(ringback, ringback::actors, cron_atom, "cron")
   // introspection for tests and metrics
   CAF_ADD_ATOM(ringback, ringback::actors, stats_atom, "stats")
+  // tenant <- call: quiescent after this many forwarded messages, let me go
+  CAF_ADD_ATOM(ringback, ringback::actors, passivate_atom, "passivate")
 CAF_END_TYPE_ID_BLOCK(ringback)
 
 // Messages never leave the process (cross-process coordination goes through
@@ -121,6 +123,9 @@ struct tenant_stats {
   std::size_t loading = 0;
   std::size_t timers = 0;
   std::size_t restored = 0;
+  /// Ringing calls whose actor was let go while quiescent (so far); such a
+  /// call keeps its timer in `timers` and is not in `live_calls`.
+  std::size_t passivated = 0;
 };
 
 /// Statistics a tenant's runs actor reports on `stats_atom`.

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -51,6 +52,11 @@ struct services {
   /// Calls whose fallback is overdue by this much are adopted from a process
   /// that did not come back.
   std::chrono::milliseconds adopt_after{std::chrono::minutes{2}};
+  /// A ringing call's actor that has been quiescent this long is let go (0:
+  /// at once); its tenant keeps the timer and its next event reloads it from
+  /// the store. nullopt: never (`calls.passivate_after: off`).
+  std::optional<std::chrono::milliseconds> passivate_after{
+    std::chrono::seconds{10}};
 };
 
 using services_ptr = std::shared_ptr<const services>;

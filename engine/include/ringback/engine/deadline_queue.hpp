@@ -10,12 +10,16 @@
 
 namespace ringback::engine {
 
-/// Timers keyed by name, one per key, fired in deadline order. Lets one
-/// long-lived actor (the tenant) hold the timers of many short-lived ones, so
-/// that a finished call is not kept alive by a pending timer. Not thread-safe.
+/// Timers keyed by name, one per key, fired in deadline order (keys armed
+/// for the same deadline in the order they were armed). Lets one long-lived
+/// actor (the tenant) hold the timers of many short-lived or passivated ones,
+/// so that a finished call is not kept alive by a pending timer. Each key is
+/// stored once: the time index points at the key held by the key index
+/// (whose elements never move). Not thread-safe.
 class deadline_queue {
 public:
-  /// Arms (or re-arms) the timer of `key` at `at`.
+  /// Arms (or re-arms) the timer of `key` at `at`. Re-arming keeps the key's
+  /// storage and moves its deadline (to the back of the keys due at `at`).
   void arm(const std::string& key, epoch_ms at);
 
   /// Cancels the timer of `key`, if any.
@@ -26,6 +30,9 @@ public:
 
   /// The earliest deadline, if any.
   std::optional<epoch_ms> next() const;
+
+  /// The deadline of `key`, if armed.
+  std::optional<epoch_ms> deadline(const std::string& key) const;
 
   std::size_t size() const {
     return by_key_.size();
@@ -45,9 +52,11 @@ public:
   }
 
 private:
-  std::multimap<epoch_ms, std::string> by_time_;
-  std::unordered_map<std::string, std::multimap<epoch_ms, std::string>::iterator>
-    by_key_;
+  /// Deadline -> the key, as a pointer into `by_key_` (references to the
+  /// elements of an unordered_map stay valid until they are erased).
+  using time_index = std::multimap<epoch_ms, const std::string*>;
+  time_index by_time_;
+  std::unordered_map<std::string, time_index::iterator> by_key_;
 };
 
 } // namespace ringback::engine

@@ -43,6 +43,10 @@ struct call_settings {
   std::chrono::milliseconds ring_timeout{20000};
   std::chrono::milliseconds fallback_grace{10000};
   std::chrono::milliseconds recheck_interval{15000};
+  /// `passivate_after`: a ringing call's actor quiescent this long is let go
+  /// and reloaded from the store on its next event ("0s": at once); nullopt
+  /// for `off` (keep every ringing call's actor in memory).
+  std::optional<std::chrono::milliseconds> passivate_after{10000};
 };
 
 /// A validated configuration. Paths are absolute; URLs have no trailing
