@@ -32,14 +32,44 @@ std::string describe(const message_record& m, const engine::carrier_status& s) {
          + ")";
 }
 
-void save(const services_ptr& svc, message_record m) {
-  svc->store->post([m](engine::store& db) { db.update_message(m); },
-                   [id = m.id](const std::string& error) {
-                     if (!error.empty())
-                       engine::log_error("outbox",
-                                         "message " + std::to_string(id)
-                                           + ": saving failed: " + error);
-                   });
+/// Asks for a `(pump_atom)` to self that flushes the gathered loads and
+/// saves (once per burst: it comes after the messages already queued).
+void arm_flush(state_t* self) {
+  if (self->state.flush_armed)
+    return;
+  self->state.flush_armed = true;
+  self->send(self, pump_atom_v);
+}
+
+/// Posts the gathered saves in one store job. Called before every claim, so
+/// that the store sees a message's last update before it is claimed again.
+void flush_saves(state_t* self, const services_ptr& svc) {
+  auto& st = self->state;
+  if (st.to_save.empty())
+    return;
+  auto ms
+    = std::make_shared<std::vector<message_record>>(std::move(st.to_save));
+  st.to_save.clear();
+  svc->store->post(
+    [ms](engine::store& db) {
+      for (const auto& m : *ms)
+        db.update_message(m);
+    },
+    [ms](const std::string& error) {
+      if (error.empty())
+        return;
+      std::string ids;
+      for (const auto& m : *ms)
+        ids += (ids.empty() ? "" : ", ") + std::to_string(m.id);
+      engine::log_error("outbox",
+                        "message(s) " + ids + ": saving failed: " + error);
+    });
+}
+
+/// Saves a message's update (gathered; see `flush_saves`).
+void save(state_t* self, message_record m) {
+  self->state.to_save.push_back(std::move(m));
+  arm_flush(self);
 }
 
 /// Forgets everything held in memory about a message that is done here.
@@ -51,14 +81,17 @@ void forget(state_t* self, std::int64_t id) {
   st.unsure.erase(id);
   st.in_flight.erase(id);
   st.waiting.erase(id);
+  st.slotted.erase(id);
 }
 
 void report_depth(state_t* self, const services_ptr& svc,
                   const outbox_lane& lane) {
-  svc->metrics->queue_depth(lane.tenant_id, lane.from, lane.queued.size());
+  svc->metrics->queue_depth(lane.tenant_id, lane.from,
+                            lane.queued.size() + lane.slotted.size());
 }
 
-/// Loads stored messages by id; they come back as `(enqueue_atom, ...)`.
+/// Loads stored messages by id in one store job; they come back as
+/// `(enqueue_atom, ...)`.
 void load(state_t* self, const services_ptr& svc, std::vector<std::int64_t> ids,
           arrival why) {
   auto me = caf::actor{self};
@@ -80,16 +113,14 @@ void load(state_t* self, const services_ptr& svc, std::vector<std::int64_t> ids,
     });
 }
 
-/// Asks the kv whether the head of a lane may go now; the answer comes back
-/// as `(paced_atom, tenant, from, answer, kv_ok)`.
-void pump(state_t* self, const services_ptr& svc, const lane_key& key) {
-  auto i = self->state.lanes.find(key);
-  if (i == self->state.lanes.end())
-    return;
-  auto& lane = i->second;
-  if (lane.pacing || lane.queued.empty())
-    return;
-  lane.pacing = true;
+/// Asks the kv for slots for the next messages of a lane; the answer comes
+/// back as `(paced_atom, tenant, from, starts, retry_after_ms, kv_ok)`.
+void ask(state_t* self, const services_ptr& svc, outbox_lane& lane,
+         engine::epoch_ms now) {
+  lane.asking = true;
+  auto count = std::min(lane.queued.size(),
+                        outbox_max_slots
+                          - std::min(outbox_max_slots, lane.slotted.size()));
   engine::pace_request req;
   req.number_key = engine::pace_key_for_number(lane.tenant_id, lane.from);
   req.number = lane.number_pace;
@@ -97,30 +128,73 @@ void pump(state_t* self, const services_ptr& svc, const lane_key& key) {
     req.tenant_key = engine::pace_key_for_tenant(lane.tenant_id);
     req.tenant = lane.tenant_cap;
   }
-  req.now = svc->clock->now();
+  req.now = now;
   auto me = caf::actor{self};
-  svc->kv->post([me, key, req = std::move(req)](engine::kv& kv) {
-    engine::pace_answer a;
+  svc->kv->post([me, tenant = lane.tenant_id, from = lane.from,
+                 req = std::move(req), count](engine::kv& kv) {
+    engine::pace_slots_answer a;
     bool ok = true;
     try {
-      a = kv.pace(req);
+      a = kv.pace_slots(req, count, outbox_horizon_ms);
     } catch (const std::exception& e) {
       ok = false;
-      engine::log_warn("outbox", "pacing through the kv failed (" + std::string{e.what()}
+      engine::log_warn("outbox", "pacing through the kv failed ("
+                                   + std::string{e.what()}
                                    + "), pacing in this process");
     }
-    caf::anon_send(me, paced_atom_v, key.first, key.second, a, ok);
+    caf::anon_send(me, paced_atom_v, tenant, from, std::move(a.starts),
+                   a.retry_after_ms, ok);
   });
 }
 
-void start(state_t* self, const services_ptr& svc, std::int64_t id);
+void start(state_t* self, const services_ptr& svc, outbox_lane& lane,
+           std::vector<std::int64_t> ids);
 
-/// Puts a queued message in its number's lane (once).
+/// Moves a lane on: starts the messages whose slot has come (in order, one
+/// claim for all), asks for more slots when it runs low, and arms the
+/// lane's timer for its next slot or for the end of a refusal.
+void pump(state_t* self, const services_ptr& svc, const lane_key& key) {
+  auto i = self->state.lanes.find(key);
+  if (i == self->state.lanes.end())
+    return;
+  auto& lane = i->second;
+  auto now = svc->clock->now();
+  std::vector<std::int64_t> due;
+  while (!lane.slotted.empty() && lane.slotted.front().first <= now
+         && lane.sending + due.size() < outbox_max_sending) {
+    due.push_back(lane.slotted.front().second);
+    lane.slotted.pop_front();
+  }
+  if (!due.empty())
+    start(self, svc, lane, std::move(due));
+  // A lane at its limit of sends under way waits for an answer (which
+  // pumps it) before it starts or asks for more.
+  const bool full = lane.sending >= outbox_max_sending;
+  if (!full && !lane.asking && !lane.queued.empty() && now >= lane.blocked_until
+      && lane.slotted.size() < outbox_max_slots / 2)
+    ask(self, svc, lane, now);
+  engine::epoch_ms next = 0;
+  if (!full && !lane.slotted.empty())
+    next = lane.slotted.front().first;
+  if (!lane.asking && !lane.queued.empty() && lane.blocked_until > now
+      && (next == 0 || lane.blocked_until < next))
+    next = lane.blocked_until;
+  if (next == 0 || (lane.timer_at != 0 && lane.timer_at <= next))
+    return;
+  auto delay = std::max<engine::epoch_ms>(outbox_tick_ms, next - now);
+  lane.timer_at = now + delay;
+  self->delayed_send(self, std::chrono::milliseconds{delay}, pump_atom_v,
+                     lane.tenant_id, lane.from);
+}
+
+/// Puts a queued message in its number's lane (once); the caller pumps the
+/// lane (`pump`) once it has enqueued what it has.
 void enqueue(state_t* self, const services_ptr& svc, message_record m,
              bool count) {
   auto& st = self->state;
   const auto id = m.id;
-  if (st.in_flight.count(id) != 0 || st.waiting.count(id) != 0)
+  if (st.in_flight.count(id) != 0 || st.waiting.count(id) != 0
+      || st.slotted.count(id) != 0)
     return;
   lane_key key{m.tenant_id, m.from};
   auto [it, created] = st.lanes.try_emplace(key);
@@ -140,7 +214,6 @@ void enqueue(state_t* self, const services_ptr& svc, message_record m,
     svc->metrics->message_queued(m.tenant_id, m.from);
   st.known.insert_or_assign(id, std::move(m));
   report_depth(self, svc, lane);
-  pump(self, svc, key);
 }
 
 /// Keeps a held message until its hold ends.
@@ -160,8 +233,9 @@ void record_carrier_opt_out(const services_ptr& svc, const message_record& m,
   auto at = svc->clock->now();
   svc->store->post(
     [m, code, at, changed](engine::store& db) {
-      *changed = save_ledger(db, engine::apply_carrier_error(
-                                   ledger_entry(db, m.tenant_id, m.to), code, at))
+      *changed = save_ledger(db,
+                             engine::apply_carrier_error(
+                               ledger_entry(db, m.tenant_id, m.to), code, at))
                    .changed;
     },
     [svc, m, changed](const std::string& error) {
@@ -202,24 +276,24 @@ void retry_or_fail(state_t* self, const services_ptr& svc, message_record& m,
     svc->metrics->message_retried(m.tenant_id, m.from, label);
     st.in_flight.erase(m.id);
     st.waiting.insert(m.id);
-    save(svc, m);
+    save(self, m);
     self->delayed_send(self, *delay, retry_atom_v, m);
     return;
   }
   m.state = message_state::failed;
   ++st.failed;
   const bool permanent = engine::is_permanent(status.error_code);
-  engine::log_error("outbox",
-                    what
-                      + (permanent && status.error_code != 0
-                           ? ": " + engine::describe_carrier_error(status.error_code)
-                               + ", not retried"
-                           : ", giving up after " + std::to_string(m.attempts)
-                               + " attempt(s)"));
+  engine::log_error(
+    "outbox", what
+                + (permanent && status.error_code != 0
+                     ? ": " + engine::describe_carrier_error(status.error_code)
+                         + ", not retried"
+                     : ", giving up after " + std::to_string(m.attempts)
+                         + " attempt(s)"));
   svc->metrics->message_failed(m.tenant_id, m.from, status.error_code);
   if (engine::means_opted_out(status.error_code))
     record_carrier_opt_out(svc, m, status.error_code);
-  save(svc, m);
+  save(self, m);
   forget(self, m.id);
 }
 
@@ -236,63 +310,110 @@ void reconcile(state_t* self, const services_ptr& svc, message_record m) {
   });
 }
 
-/// Claims the message in the store (`queued -> sending`; another process may
-/// have it), checks the ledger once more, then hands it to the carrier. The
-/// result comes back as `(sent_atom, message, receipt)`, or `(sent_atom, id,
-/// store_failed)` when nothing was sent.
-void start(state_t* self, const services_ptr& svc, std::int64_t id) {
+/// Claims a lane's due messages in the store in one job (`queued ->
+/// sending`, each conditional: another process may have one), checks the
+/// ledger once more in the same transaction, then hands each claimed one to
+/// the carrier, in order. Each result comes back as `(sent_atom, message,
+/// receipt)`; the messages not sent (another process's, sent already,
+/// refused now) as one `(sent_atom, ids, false)`, and all of them as
+/// `(sent_atom, ids, true)` when the store failed (nothing was claimed).
+void start(state_t* self, const services_ptr& svc, outbox_lane& lane,
+           std::vector<std::int64_t> due) {
   auto& st = self->state;
-  if (!st.in_flight.insert(id).second)
-    return; // already on its way
-  auto me = caf::actor{self};
-  auto claimed = std::make_shared<std::optional<message_record>>();
-  auto refused = std::make_shared<bool>(false);
   auto now = svc->clock->now();
+  std::vector<std::int64_t> ids;
+  ids.reserve(due.size());
+  for (auto id : due) {
+    st.slotted.erase(id);
+    if (!st.in_flight.insert(id).second)
+      continue; // already on its way
+    ids.push_back(id);
+    auto at = st.queued_at.find(id);
+    if (at != st.queued_at.end())
+      svc->metrics->queue_wait(lane.tenant_id, lane.from,
+                               static_cast<double>(now - at->second) / 1000.0);
+  }
+  report_depth(self, svc, lane);
+  if (ids.empty())
+    return;
+  lane.sending += ids.size();
+  // The store runs jobs in order: a message's last update (a retry's
+  // `queued`) must be written before it is claimed again.
+  flush_saves(self, svc);
+  auto me = caf::actor{self};
+  struct outcome {
+    std::vector<message_record> claimed;
+    std::vector<bool> refused;
+  };
+  auto result = std::make_shared<outcome>();
   auto node = svc->node_id;
   svc->store->post(
-    [id, claimed, refused, now, node](engine::store& db) {
-      claimed->reset();
-      *refused = false;
-      auto m = db.claim_message(id, node, now);
-      if (!m)
-        return; // sent already, refused, or another process has it
-      if (m->kind != engine::send_kind::compliance) {
-        auto ledger = db.find_opt_out(m->tenant_id, m->to);
+    [ids, result, now, node](engine::store& db) {
+      result->claimed = db.claim_messages(ids, node, now);
+      result->refused.assign(result->claimed.size(), false);
+      for (std::size_t i = 0; i < result->claimed.size(); ++i) {
+        auto& m = result->claimed[i];
+        if (m.kind == engine::send_kind::compliance)
+          continue;
+        auto ledger = db.find_opt_out(m.tenant_id, m.to);
         if (ledger && ledger->opted_out) {
           // Opted out after the message was queued: the gate says no now.
-          m->state = message_state::refused;
-          m->reason = engine::to_string(engine::gate_reason::opted_out);
-          m->error_message = "recipient opted out of this tenant's texts "
-                             "before the message went out";
-          m->updated_at = now;
-          db.update_message(*m);
-          *refused = true;
+          m.state = message_state::refused;
+          m.reason = engine::to_string(engine::gate_reason::opted_out);
+          m.error_message = "recipient opted out of this tenant's texts "
+                            "before the message went out";
+          m.updated_at = now;
+          db.update_message(m);
+          result->refused[i] = true;
         }
       }
-      *claimed = std::move(*m);
     },
-    [me, svc, claimed, refused, id](const std::string& error) {
-      if (!error.empty() || !*claimed) {
-        if (!error.empty())
-          engine::log_error("outbox", "message " + std::to_string(id)
-                                        + ": cannot start: " + error);
-        caf::anon_send(me, sent_atom_v, id, !error.empty());
+    [me, svc, ids, result](const std::string& error) {
+      if (!error.empty()) {
+        std::string list;
+        for (auto id : ids)
+          list += (list.empty() ? "" : ", ") + std::to_string(id);
+        engine::log_error("outbox",
+                          "message(s) " + list + ": cannot start: " + error);
+        caf::anon_send(me, sent_atom_v, ids, true);
         return;
       }
-      const auto& m = **claimed;
-      if (*refused) {
-        engine::log_info("outbox", "message " + std::to_string(id) + " to "
-                                     + m.to + " refused: " + m.error_message);
-        caf::anon_send(me, sent_atom_v, id, false);
-        svc->metrics->message_refused(m.tenant_id, m.reason);
-        return;
+      std::unordered_set<std::int64_t> sending;
+      std::vector<std::int64_t> not_sent;
+      for (std::size_t i = 0; i < result->claimed.size(); ++i) {
+        const auto& m = result->claimed[i];
+        if (result->refused[i]) {
+          engine::log_info("outbox", "message " + std::to_string(m.id) + " to "
+                                       + m.to + " refused: " + m.error_message);
+          svc->metrics->message_refused(m.tenant_id, m.reason);
+          continue;
+        }
+        sending.insert(m.id);
+        engine::sms_request req{m.from, m.to, m.body,
+                                svc->public_url
+                                  + "/webhooks/twilio/sms/status"};
+        svc->carrier->post([me, m, req = std::move(req)](engine::carrier& c) {
+          caf::anon_send(me, sent_atom_v, m, c.send_sms(req));
+        });
       }
-      engine::sms_request req{m.from, m.to, m.body,
-                              svc->public_url + "/webhooks/twilio/sms/status"};
-      svc->carrier->post([me, m, req = std::move(req)](engine::carrier& c) {
-        caf::anon_send(me, sent_atom_v, m, c.send_sms(req));
-      });
+      for (auto id : ids)
+        if (sending.count(id) == 0)
+          not_sent.push_back(id);
+      if (!not_sent.empty())
+        caf::anon_send(me, sent_atom_v, std::move(not_sent), false);
     });
+}
+
+/// `n` sends of a lane got their answer (or were not sent): the lane may
+/// start more.
+void settle(state_t* self, const services_ptr& svc, const lane_key& key,
+            std::size_t n) {
+  auto i = self->state.lanes.find(key);
+  if (i == self->state.lanes.end())
+    return;
+  auto& lane = i->second;
+  lane.sending -= std::min(n, lane.sending);
+  pump(self, svc, key);
 }
 
 } // namespace
@@ -317,23 +438,38 @@ pace_for(const engine::tenant* t, std::string_view from) {
 caf::behavior outbox_actor(state_t* self, services_ptr svc) {
   return {
     [=](send_atom, const std::vector<std::int64_t>& ids) {
-      load(self, svc, ids, arrival::fresh);
+      auto& st = self->state;
+      st.to_load.insert(st.to_load.end(), ids.begin(), ids.end());
+      arm_flush(self);
     },
-    [=](enqueue_atom, std::vector<message_record>& found, std::int32_t why_raw) {
+    [=](pump_atom) {
+      auto& st = self->state;
+      st.flush_armed = false;
+      if (!st.to_load.empty()) {
+        std::vector<std::int64_t> ids;
+        ids.swap(st.to_load);
+        load(self, svc, std::move(ids), arrival::fresh);
+      }
+      flush_saves(self, svc);
+    },
+    [=](enqueue_atom, std::vector<message_record>& found,
+        std::int32_t why_raw) {
       auto why = static_cast<arrival>(why_raw);
       auto& st = self->state;
+      std::set<lane_key> touched;
       for (auto& m : found) {
         switch (m.state) {
           case message_state::queued:
             st.held.erase(m.id);
+            touched.emplace(m.tenant_id, m.from);
             enqueue(self, svc, std::move(m), why != arrival::recovered);
             break;
           case message_state::held:
             if (why == arrival::fresh) {
               svc->metrics->message_held(m.tenant_id, m.reason);
               engine::log_info("outbox", "message " + std::to_string(m.id)
-                                           + " to " + m.to + " held: "
-                                           + m.error_message);
+                                           + " to " + m.to
+                                           + " held: " + m.error_message);
             }
             hold(self, svc, m);
             break;
@@ -343,7 +479,8 @@ caf::behavior outbox_actor(state_t* self, services_ptr svc) {
               svc->metrics->message_refused(m.tenant_id, m.reason);
               engine::log_info("outbox", "message " + std::to_string(m.id)
                                            + " to " + m.to + " refused ("
-                                           + m.reason + "): " + m.error_message);
+                                           + m.reason
+                                           + "): " + m.error_message);
             }
             break;
           case message_state::sending:
@@ -354,52 +491,58 @@ caf::behavior outbox_actor(state_t* self, services_ptr svc) {
             break; // sent or final already
         }
       }
+      // Each lane asks for as many slots as it now has messages.
+      for (const auto& key : touched)
+        pump(self, svc, key);
     },
     [=](paced_atom, const std::string& tenant, const std::string& from,
-        engine::pace_answer a, bool kv_ok) {
+        std::vector<std::int64_t>& starts, std::int64_t retry_after_ms,
+        bool kv_ok) {
       auto& st = self->state;
       lane_key key{tenant, from};
       auto i = st.lanes.find(key);
       if (i == st.lanes.end())
         return;
       auto& lane = i->second;
-      lane.pacing = false;
+      lane.asking = false;
+      auto now = svc->clock->now();
       if (!kv_ok) {
         // Without the kv, pace in this process: never faster than the
         // number's rate here (other processes do the same on their own).
         auto nk = engine::pace_key_for_number(tenant, from);
         auto tk = engine::pace_key_for_tenant(tenant);
-        auto r = engine::gcra_pair(st.local_tats[nk], st.local_tats[tk],
-                                   svc->clock->now(), lane.number_pace,
-                                   lane.tenant_cap);
-        if (r.allowed) {
-          st.local_tats[nk] = r.number_tat;
-          if (lane.tenant_cap)
-            st.local_tats[tk] = r.tenant_tat;
+        auto count = std::min(
+          lane.queued.size(),
+          outbox_max_slots - std::min(outbox_max_slots, lane.slotted.size()));
+        auto local = engine::pace_slots_by_asking(
+          now, count, outbox_horizon_ms, [&](engine::epoch_ms at) {
+            auto r = engine::gcra_pair(st.local_tats[nk], st.local_tats[tk], at,
+                                       lane.number_pace, lane.tenant_cap);
+            if (r.allowed) {
+              st.local_tats[nk] = r.number_tat;
+              if (lane.tenant_cap)
+                st.local_tats[tk] = r.tenant_tat;
+            }
+            return engine::pace_answer{r.allowed, r.retry_after_ms};
+          });
+        starts = std::move(local.starts);
+        retry_after_ms = local.retry_after_ms;
+      }
+      if (starts.empty()) {
+        lane.blocked_until = now + std::max<std::int64_t>(1, retry_after_ms);
+      } else {
+        // Each slot goes to the next message of the lane, in order. (The
+        // lane asked for no more than it had queued, and only one question
+        // is out at a time, so no slot is left over.)
+        for (auto at : starts) {
+          if (lane.queued.empty())
+            break;
+          auto id = *lane.queued.begin();
+          lane.queued.erase(lane.queued.begin());
+          lane.slotted.emplace_back(at, id);
+          st.slotted.insert(id);
         }
-        a.allowed = r.allowed;
-        a.retry_after_ms = r.retry_after_ms;
       }
-      if (!a.allowed) {
-        lane.pacing = true;
-        self->delayed_send(self,
-                           std::chrono::milliseconds{
-                             std::max<engine::epoch_ms>(1, a.retry_after_ms)},
-                           pump_atom_v, tenant, from);
-        return;
-      }
-      if (lane.queued.empty())
-        return;
-      auto id = *lane.queued.begin();
-      lane.queued.erase(lane.queued.begin());
-      report_depth(self, svc, lane);
-      auto at = st.queued_at.find(id);
-      if (at != st.queued_at.end()) {
-        svc->metrics->queue_wait(
-          tenant, from,
-          static_cast<double>(svc->clock->now() - at->second) / 1000.0);
-      }
-      start(self, svc, id);
       pump(self, svc, key);
     },
     [=](pump_atom, const std::string& tenant, const std::string& from) {
@@ -407,30 +550,41 @@ caf::behavior outbox_actor(state_t* self, services_ptr svc) {
       auto i = self->state.lanes.find(key);
       if (i == self->state.lanes.end())
         return;
-      i->second.pacing = false;
+      i->second.timer_at = 0;
       pump(self, svc, key);
     },
     [=](retry_atom, message_record& m) {
       self->state.waiting.erase(m.id);
+      lane_key key{m.tenant_id, m.from};
       enqueue(self, svc, std::move(m), false);
+      pump(self, svc, key);
     },
     // Not sent: already sent, refused, another process's, or the store
     // failed (then tried again later).
-    [=](sent_atom, std::int64_t id, bool store_failed) {
+    [=](sent_atom, const std::vector<std::int64_t>& ids, bool store_failed) {
       auto& st = self->state;
-      if (!store_failed) {
-        forget(self, id);
-        return;
+      std::map<lane_key, std::size_t> settled;
+      for (auto id : ids)
+        if (auto i = st.known.find(id); i != st.known.end())
+          ++settled[lane_key{i->second.tenant_id, i->second.from}];
+      for (auto id : ids) {
+        if (!store_failed) {
+          forget(self, id);
+          continue;
+        }
+        st.in_flight.erase(id);
+        auto i = st.known.find(id);
+        if (i == st.known.end())
+          continue;
+        st.waiting.insert(id);
+        self->delayed_send(self, svc->retry.base, retry_atom_v, i->second);
       }
-      st.in_flight.erase(id);
-      auto i = st.known.find(id);
-      if (i == st.known.end())
-        return;
-      st.waiting.insert(id);
-      self->delayed_send(self, svc->retry.base, retry_atom_v, i->second);
+      for (const auto& [key, n] : settled)
+        settle(self, svc, key, n);
     },
     [=](sent_atom, message_record& m, const engine::sms_receipt& r) {
       auto& st = self->state;
+      settle(self, svc, lane_key{m.tenant_id, m.from}, 1);
       auto now = svc->clock->now();
       m.updated_at = now;
       m.error_code = r.status.error_code;
@@ -444,7 +598,7 @@ caf::behavior outbox_actor(state_t* self, services_ptr svc) {
         engine::log_info("outbox", "message " + std::to_string(m.id) + " to "
                                      + m.to + " sent as " + r.message_sid);
         forget(self, m.id);
-        save(svc, std::move(m));
+        save(self, std::move(m));
         return;
       }
       if (r.status.outcome_unknown) {
@@ -453,13 +607,15 @@ caf::behavior outbox_actor(state_t* self, services_ptr svc) {
         engine::log_warn("outbox", describe(m, r.status)
                                      + ": the carrier may have it, checking");
         st.unsure[m.id] = r.status;
-        save(svc, m);
+        save(self, m);
         reconcile(self, svc, std::move(m));
         return;
       }
       retry_or_fail(self, svc, m, r.status, retry_label(r.status));
     },
-    [=](reconcile_atom, message_record& m) { reconcile(self, svc, std::move(m)); },
+    [=](reconcile_atom, message_record& m) {
+      reconcile(self, svc, std::move(m));
+    },
     [=](checked_atom, message_record& m, const engine::sms_lookup& found) {
       auto& st = self->state;
       st.in_flight.erase(m.id);
@@ -478,7 +634,7 @@ caf::behavior outbox_actor(state_t* self, services_ptr svc) {
                                      + " had reached the carrier as "
                                      + found.message_sid + ", not sent again");
         forget(self, m.id);
-        save(svc, std::move(m));
+        save(self, std::move(m));
         return;
       }
       if (found.status.ok) {
@@ -511,11 +667,11 @@ caf::behavior outbox_actor(state_t* self, services_ptr svc) {
         engine::log_error("outbox", "message " + std::to_string(m.id) + ": "
                                       + m.error_message);
         forget(self, m.id);
-        save(svc, std::move(m));
+        save(self, std::move(m));
         return;
       }
       st.waiting.insert(m.id);
-      save(svc, m);
+      save(self, m);
       self->delayed_send(self, *delay, reconcile_atom_v, std::move(m));
     },
     [=](unhold_atom, engine::epoch_ms due) {
@@ -543,14 +699,15 @@ caf::behavior outbox_actor(state_t* self, services_ptr svc) {
         },
         [me, released](const std::string& error) {
           if (!error.empty()) {
-            engine::log_error("outbox", "releasing held messages failed: " + error);
+            engine::log_error("outbox",
+                              "releasing held messages failed: " + error);
             return;
           }
           if (released->empty())
             return;
-          engine::log_info("outbox", "hold over: "
-                                       + std::to_string(released->size())
-                                       + " held message(s) queued");
+          engine::log_info("outbox",
+                           "hold over: " + std::to_string(released->size())
+                             + " held message(s) queued");
           caf::anon_send(me, enqueue_atom_v, std::move(*released),
                          static_cast<std::int32_t>(arrival::released));
         });
@@ -578,12 +735,11 @@ caf::behavior outbox_actor(state_t* self, services_ptr svc) {
             sending += m.state == message_state::sending ? 1 : 0;
             held += m.state == message_state::held ? 1 : 0;
           }
-          engine::log_info("outbox", "resuming " + std::to_string(queued)
-                                       + " queued message(s), "
-                                       + std::to_string(held)
-                                       + " held, and checking "
-                                       + std::to_string(sending)
-                                       + " interrupted send(s) with the carrier");
+          engine::log_info("outbox",
+                           "resuming " + std::to_string(queued)
+                             + " queued message(s), " + std::to_string(held)
+                             + " held, and checking " + std::to_string(sending)
+                             + " interrupted send(s) with the carrier");
           caf::anon_send(me, enqueue_atom_v, std::move(*pending),
                          static_cast<std::int32_t>(arrival::recovered));
         });
@@ -598,7 +754,7 @@ caf::behavior outbox_actor(state_t* self, services_ptr svc) {
       out.refused = st.refused;
       out.held = st.held.size();
       for (const auto& [key, lane] : st.lanes)
-        out.queued += lane.queued.size();
+        out.queued += lane.queued.size() + lane.slotted.size();
       return out;
     },
   };

@@ -266,6 +266,12 @@ const std::string& pace_script_sha() {
   return sha;
 }
 
+
+const std::string& pace_slots_script_sha() {
+  static const std::string sha = sha1_hex(engine::gcra_slots_lua_script);
+  return sha;
+}
+
 /// A rate as the script's `tonumber` reads it back: the shortest decimal
 /// text that round-trips to the same double, in no locale ("0.5", "3",
 /// "1e-05"; "nan" and "inf" too, which the script refuses like `gcra`).
@@ -482,7 +488,7 @@ bool redis_kv::set_if_absent(std::string_view key, std::string_view value,
 redis_kv::reply
 redis_kv::run_script(std::string_view script, const std::string& sha,
                      const std::string_view* args, std::size_t count) {
-  std::array<std::string_view, 10> argv{};
+  std::array<std::string_view, 12> argv{};
   if (count + 2 > argv.size()) {
     throw engine::port_error("redis EVALSHA: too many arguments");
   }
@@ -555,6 +561,74 @@ engine::pace_answer redis_kv::pace(const engine::pace_request& r) {
     // The script always answers a refusal with a wait > 0; keep the promise
     // even if a stored time was tampered with.
     out.retry_after_ms = allowed ? 0 : std::max<long long>(retry_after, 1);
+    return out;
+  });
+}
+
+engine::pace_slots_answer redis_kv::pace_slots(const engine::pace_request& r,
+                                               std::size_t count,
+                                               engine::epoch_ms horizon_ms) {
+  if (r.number_key.empty()) {
+    throw engine::port_error("redis EVALSHA: number_key is empty");
+  }
+  if (r.tenant && r.tenant_key.empty()) {
+    throw engine::port_error("redis EVALSHA: a tenant cap needs a tenant_key");
+  }
+  engine::pace_slots_answer none;
+  if (count == 0) {
+    return none;
+  }
+  auto now = std::to_string(r.now);
+  auto slots = std::to_string(count);
+  auto horizon = std::to_string(std::max<engine::epoch_ms>(0, horizon_ms));
+  auto number_rate = rate_argument(r.number.rate_per_s);
+  auto number_burst = std::to_string(r.number.burst);
+  std::string tenant_rate;
+  std::string tenant_burst;
+  std::array<std::string_view, 10> args{};
+  std::size_t n = 0;
+  if (r.tenant) {
+    tenant_rate = rate_argument(r.tenant->rate_per_s);
+    tenant_burst = std::to_string(r.tenant->burst);
+    args = {"2",     r.number_key, r.tenant_key, now,         slots,
+            horizon, number_rate,  number_burst, tenant_rate, tenant_burst};
+    n = 10;
+  } else {
+    args = {"1", r.number_key, now, slots, horizon, number_rate, number_burst};
+    n = 7;
+  }
+  return idempotent([&] {
+    auto reply = run_script(engine::gcra_slots_lua_script, pace_slots_script_sha(),
+                            args.data(), n);
+    const auto* x = reply.get();
+    auto bad = [&] {
+      return engine::port_error(
+        "redis EVALSHA: unexpected reply to the pace slots script (type "
+        + std::to_string(x->type) + ")");
+    };
+    if (x->type != REDIS_REPLY_ARRAY || x->elements < 2) {
+      throw bad();
+    }
+    for (std::size_t i = 0; i < x->elements; ++i) {
+      if (x->element[i]->type != REDIS_REPLY_INTEGER) {
+        throw bad();
+      }
+    }
+    auto granted = x->element[0]->integer;
+    if (granted < 0 || static_cast<std::size_t>(granted) != x->elements - 2
+        || static_cast<std::size_t>(granted) > count) {
+      throw bad();
+    }
+    engine::pace_slots_answer out;
+    out.starts.reserve(static_cast<std::size_t>(granted));
+    for (std::size_t i = 2; i < x->elements; ++i) {
+      out.starts.push_back(x->element[i]->integer);
+    }
+    if (out.starts.empty()) {
+      // Keep the promise of a wait > 0 even if a stored time was tampered
+      // with.
+      out.retry_after_ms = std::max<long long>(x->element[1]->integer, 1);
+    }
     return out;
   });
 }

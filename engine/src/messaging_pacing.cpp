@@ -102,8 +102,11 @@ std::string pace_key_for_tenant(std::string_view tenant_id) {
 }
 
 // Lua 5.1 (Redis): numbers are doubles, exact for integers up to 2^53, which
-// epoch milliseconds are far below. Each step mirrors `gcra` line by line.
-const char* const gcra_lua_script = R"lua(
+// epoch milliseconds are far below. What both scripts share: the limits, the
+// emission interval of a rate and the burst, as `gcra` computes them.
+namespace {
+
+const char* const gcra_lua_prelude = R"lua(
 local max_interval = 31536000000
 local max_burst = 1000000
 local function interval(rate)
@@ -115,13 +118,22 @@ local function interval(rate)
   if t > max_interval then return max_interval end
   return t
 end
-local function step(key, now, rate, burst)
-  local t = interval(rate)
-  if t == 0 then return false, 1000, nil end
+local function clamp_burst(burst)
   if burst == nil or burst ~= burst then burst = 1 end
   burst = math.floor(burst)
   if burst < 1 then burst = 1 end
   if burst > max_burst then burst = max_burst end
+  return burst
+end
+)lua";
+
+} // namespace
+
+// Each step mirrors `gcra` line by line.
+const std::string gcra_lua_script = std::string{gcra_lua_prelude} + R"lua(local function step(key, now, rate, burst)
+  local t = interval(rate)
+  if t == 0 then return false, 1000, nil end
+  burst = clamp_burst(burst)
   local tat = tonumber(redis.call('GET', key)) or 0
   local new_tat = math.max(tat, now) + t
   local allow_at = new_tat - burst * t
@@ -148,6 +160,71 @@ if ok1 and ok2 then
   return {1, 0}
 end
 return {0, math.max(wait1, wait2)}
+)lua";
+
+// `kv::pace_slots` in one script: the decisions of
+// `pace_slots_by_asking` over `gcra_pair`, step by step
+// (`decide` mirrors `gcra` and the `step` of `gcra_lua_script`).
+// KEYS[1]: the number's key, optionally KEYS[2]: the tenant's. ARGV[1]: now,
+// ARGV[2]: count, ARGV[3]: horizon (ms), ARGV[4], ARGV[5]: the number's rate
+// and burst, ARGV[6], ARGV[7]: the tenant's. Returns {granted, retry after
+// (ms, when none), start 1, start 2, ...}.
+const std::string gcra_slots_lua_script = std::string{gcra_lua_prelude} + R"lua(local function decide(tat, at, rate, burst)
+  local t = interval(rate)
+  if t == 0 then return false, 1000, tat end
+  burst = clamp_burst(burst)
+  local new_tat = math.max(tat, at) + t
+  local allow_at = new_tat - burst * t
+  if at < allow_at then return false, allow_at - at, tat end
+  return true, 0, new_tat
+end
+local now = tonumber(ARGV[1])
+if now == nil or now ~= now then
+  return redis.error_reply('gcra: ARGV[1] (now, epoch ms) is not a number')
+end
+now = math.floor(now)
+local count = math.floor(tonumber(ARGV[2]) or 0)
+local horizon = math.floor(tonumber(ARGV[3]) or 0)
+if horizon < 0 then horizon = 0 end
+local two = #KEYS >= 2
+local tat1 = tonumber(redis.call('GET', KEYS[1])) or 0
+local tat2 = 0
+if two then tat2 = tonumber(redis.call('GET', KEYS[2])) or 0 end
+local rate1, burst1 = tonumber(ARGV[4]), tonumber(ARGV[5])
+local rate2, burst2 = tonumber(ARGV[6]), tonumber(ARGV[7])
+local starts = {}
+local at = now
+local retry = 0
+while #starts < count do
+  local ok1, wait1, next1 = decide(tat1, at, rate1, burst1)
+  local ok2, wait2, next2 = true, 0, tat2
+  if two then ok2, wait2, next2 = decide(tat2, at, rate2, burst2) end
+  if ok1 and ok2 then
+    tat1 = next1
+    tat2 = next2
+    starts[#starts + 1] = at
+  else
+    local wait = math.max(wait1, wait2)
+    if wait < 1 then wait = 1 end
+    local later = at + wait
+    if later - now > horizon or wait > max_interval then
+      if #starts == 0 then retry = math.max(1, later - now) end
+      break
+    end
+    at = later
+  end
+end
+if #starts > 0 then
+  redis.call('SET', KEYS[1], string.format('%.0f', tat1), 'PX',
+             string.format('%.0f', tat1 - now + 1000))
+  if two then
+    redis.call('SET', KEYS[2], string.format('%.0f', tat2), 'PX',
+               string.format('%.0f', tat2 - now + 1000))
+  end
+end
+local out = {#starts, retry}
+for i = 1, #starts do out[#out + 1] = starts[i] end
+return out
 )lua";
 
 } // namespace ringback::engine

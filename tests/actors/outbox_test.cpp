@@ -2,25 +2,25 @@
 // coordinator: virtual time, an in-memory store and kv shared by "processes",
 // and a scripted carrier.
 
-#include "ringback/actors/outbox_actor.hpp"
-
 #include "ringback/actors/event_sink.hpp"
 #include "ringback/actors/messages.hpp"
+#include "ringback/actors/outbox_actor.hpp"
 #include "ringback/actors/runs.hpp"
 #include "ringback/adapters/kv/memory_kv.hpp"
 #include "ringback/adapters/store/memory_store.hpp"
 #include "ringback/engine/messaging.hpp"
-
-#include "actor_test.hpp"
-#include "fakes.hpp"
-#include "recording_metrics.hpp"
 
 #include <caf/all.hpp>
 #include <caf/scheduler/test_coordinator.hpp>
 
 #include <gtest/gtest.h>
 
+#include "actor_test.hpp"
+#include "fakes.hpp"
+#include "recording_metrics.hpp"
+
 #include <memory>
+#include <set>
 
 namespace {
 
@@ -59,7 +59,10 @@ struct node {
        std::shared_ptr<adapters::memory_database> database,
        std::shared_ptr<adapters::memory_kv_state> kv_state,
        testkit::manual_clock& clock, std::vector<engine::tenant> ts)
-    : db(std::move(database)), kv(std::move(kv_state)), store_q(db), kv_q(kv),
+    : db(std::move(database)),
+      kv(std::move(kv_state)),
+      store_q(db),
+      kv_q(kv),
       carrier_q(carrier) {
     db.migrate();
     auto s = std::make_shared<actors::services>();
@@ -112,10 +115,9 @@ protected:
   }
 
   /// A message as a workflow would write it, through the gate.
-  message_record message(std::string to, std::string body,
-                         std::string from = acme_number,
-                         std::string tenant = "acme",
-                         send_kind kind = send_kind::automated) {
+  message_record
+  message(std::string to, std::string body, std::string from = acme_number,
+          std::string tenant = "acme", send_kind kind = send_kind::automated) {
     message_record m;
     m.tenant_id = std::move(tenant);
     m.purpose = "test/step";
@@ -187,7 +189,8 @@ TEST_F(Outbox, SendsWithAStatusCallbackAndRecordsTheCarriersId) {
 TEST_F(Outbox, ABurstOnALongCodeDrainsAtOneASecondInOrder) {
   std::vector<message_record> burst;
   for (int i = 0; i < 10; ++i)
-    burst.push_back(message("+1555010" + std::to_string(i), "n" + std::to_string(i)));
+    burst.push_back(
+      message("+1555010" + std::to_string(i), "n" + std::to_string(i)));
   auto ms = submit(*a_, burst);
   EXPECT_EQ(a_->carrier.sent.size(), 1u) << "the first goes at once";
   EXPECT_EQ((*a_->metrics)["depth acme +15005550001"], 9);
@@ -205,7 +208,8 @@ TEST_F(Outbox, ABurstOnALongCodeDrainsAtOneASecondInOrder) {
 TEST_F(Outbox, OneTenantsBacklogNeverSlowsAnotherTenantsNumber) {
   std::vector<message_record> burst;
   for (int i = 0; i < 20; ++i)
-    burst.push_back(message("+1555020" + std::to_string(i % 10) + std::to_string(i), "acme"));
+    burst.push_back(
+      message("+1555020" + std::to_string(i % 10) + std::to_string(i), "acme"));
   submit(*a_, burst);
   submit(*a_, {message("+15550300", "bolt", bolt_number, "bolt")});
   ASSERT_EQ(a_->carrier.sent.size(), 2u);
@@ -255,7 +259,8 @@ TEST_F(Outbox, EachMessageIsSentByExactlyOneProcess) {
   a_->carrier.attempts.clear();
   // A second process told about the same message (as after an adoption)
   // finds it no longer queued.
-  caf::anon_send(b->outbox, actors::send_atom_v, std::vector<std::int64_t>{ms[0].id});
+  caf::anon_send(b->outbox, actors::send_atom_v,
+                 std::vector<std::int64_t>{ms[0].id});
   sched_.run();
   advance(2s);
   EXPECT_TRUE(b->carrier.attempts.empty());
@@ -263,8 +268,10 @@ TEST_F(Outbox, EachMessageIsSentByExactlyOneProcess) {
   auto m = message("+15550601", "race");
   m.node_id = "node-a";
   m.id = a_->db.insert_message(m);
-  caf::anon_send(a_->outbox, actors::send_atom_v, std::vector<std::int64_t>{m.id});
-  caf::anon_send(b->outbox, actors::send_atom_v, std::vector<std::int64_t>{m.id});
+  caf::anon_send(a_->outbox, actors::send_atom_v,
+                 std::vector<std::int64_t>{m.id});
+  caf::anon_send(b->outbox, actors::send_atom_v,
+                 std::vector<std::int64_t>{m.id});
   sched_.run();
   advance(3s);
   EXPECT_EQ(a_->carrier.attempts.size() + b->carrier.attempts.size(), 1u);
@@ -322,7 +329,8 @@ TEST_F(Outbox, ARetryAfterOnAServerErrorIsHonouredAfterTheLookup) {
 }
 
 TEST_F(Outbox, Error21610IsNotRetriedAndOptsTheRecipientOut) {
-  a_->carrier.scripted_sends.push_back(testkit::fake_carrier::failure(400, 21610));
+  a_->carrier.scripted_sends.push_back(
+    testkit::fake_carrier::failure(400, 21610));
   auto ms = submit(*a_, {message("+15550900", "hi")});
   advance(60s, 1s);
   EXPECT_EQ(a_->carrier.attempts.size(), 1u);
@@ -343,7 +351,8 @@ TEST_F(Outbox, Error21610IsNotRetriedAndOptsTheRecipientOut) {
 }
 
 TEST_F(Outbox, InvalidNumbersAreNotRetried) {
-  a_->carrier.scripted_sends.push_back(testkit::fake_carrier::failure(400, 21211));
+  a_->carrier.scripted_sends.push_back(
+    testkit::fake_carrier::failure(400, 21211));
   auto ms = submit(*a_, {message("+15550901", "hi")});
   advance(60s, 1s);
   EXPECT_EQ(a_->carrier.attempts.size(), 1u);
@@ -404,7 +413,8 @@ TEST_F(Outbox, HeldAndQueuedMessagesAreResumedAfterARestart) {
   quiet.urgent = false;
   std::vector<message_record> ms{quiet};
   for (int i = 0; i < 3; ++i)
-    ms.push_back(message("+1555121" + std::to_string(i), "q" + std::to_string(i)));
+    ms.push_back(
+      message("+1555121" + std::to_string(i), "q" + std::to_string(i)));
   // Stored, but the process dies before its outbox hears of them.
   for (auto& m : ms) {
     m.node_id = "node-b";
@@ -474,6 +484,264 @@ TEST_F(Outbox, WithoutTheKvTheNumberIsStillPaced) {
   sched_.run();
 }
 
+// -- throughput: slots, batch claims, sends in flight -------------------------
+
+constexpr const char* fast_number = "+15005550201";
+
+/// The tenants, and "fast" whose number may send 1000 messages a second.
+std::vector<engine::tenant> tenants_with_fast() {
+  auto ts = tenants();
+  engine::tenant fast;
+  fast.id = "fast";
+  fast.name = "Fast Couriers";
+  fast.owner_phone = "+15005550202";
+  fast.timezone = "UTC";
+  fast.numbers.push_back({fast_number, engine::number_kind::long_code, 1000.0});
+  ts.push_back(fast);
+  return ts;
+}
+
+/// A carrier queue that keeps the sends until the test lets them run, and
+/// notes when each was handed over.
+class held_carrier_queue final : public engine::job_queue<engine::carrier> {
+public:
+  held_carrier_queue(engine::carrier& c, const engine::clock& clock)
+    : carrier_(c), clock_(clock) {
+    // nop
+  }
+
+  void post(job j) override {
+    jobs_.push_back(std::move(j));
+    handed_at.push_back(clock_.now());
+  }
+
+  std::size_t pending() const {
+    return jobs_.size();
+  }
+
+  /// Runs the held sends (their answers go to the outbox's mailbox).
+  void release() {
+    auto jobs = std::move(jobs_);
+    jobs_.clear();
+    for (auto& j : jobs)
+      j(carrier_);
+  }
+
+  std::vector<engine::epoch_ms> handed_at;
+
+private:
+  engine::carrier& carrier_;
+  const engine::clock& clock_;
+  std::vector<job> jobs_;
+};
+
+class OutboxThroughput : public Outbox {
+protected:
+  OutboxThroughput() {
+    f_ = make_node("node-f", tenants_with_fast());
+    sched_.run();
+  }
+
+  std::vector<message_record> burst(int n, const std::string& tag) {
+    std::vector<message_record> ms;
+    for (int i = 0; i < n; ++i)
+      ms.push_back(message("+1555" + std::to_string(1'000'000 + i),
+                           tag + std::to_string(i), fast_number, "fast"));
+    return ms;
+  }
+
+  node* f_ = nullptr;
+};
+
+TEST_F(OutboxThroughput, ALaneHasSeveralSendsInFlightAsItsPaceAllows) {
+  held_carrier_queue held{f_->carrier, clock_};
+  auto s = std::make_shared<actors::services>(*f_->svc);
+  s->carrier = &held;
+  auto outbox = sys_.spawn(actors::outbox_actor, actors::services_ptr{s});
+  auto ms = burst(10, "m");
+  std::vector<std::int64_t> ids;
+  for (auto& m : ms) {
+    m.node_id = "node-f";
+    m.id = f_->db.insert_message(m);
+    ids.push_back(m.id);
+  }
+  const auto t0 = clock_.now();
+  caf::anon_send(outbox, actors::send_atom_v, ids);
+  sched_.run();
+  // 1 ms apart: the first goes at once, no answer needed for the next ones.
+  EXPECT_EQ(held.pending(), 1u);
+  advance(20ms, 1ms);
+  ASSERT_EQ(held.pending(), 10u) << "all in flight, none answered yet";
+  for (auto id : ids)
+    EXPECT_EQ(state_of(id), message_state::sending);
+  // Never before its slot: the i-th no sooner than i ms after the first.
+  for (std::size_t i = 0; i < held.handed_at.size(); ++i)
+    EXPECT_GE(held.handed_at[i], t0 + static_cast<engine::epoch_ms>(i)) << i;
+  held.release();
+  sched_.run();
+  ASSERT_EQ(f_->carrier.sent.size(), 10u);
+  for (std::size_t i = 0; i < 10; ++i)
+    EXPECT_EQ(f_->carrier.sent[i].body, "m" + std::to_string(i)) << "in order";
+  for (auto id : ids) {
+    EXPECT_EQ(state_of(id), message_state::sent);
+    EXPECT_EQ(f_->db.find_message(id)->attempts, 1);
+  }
+  caf::anon_send_exit(outbox, caf::exit_reason::user_shutdown);
+  sched_.run();
+}
+
+TEST_F(OutboxThroughput, ALaneHasAtMostItsLimitOfSendsUnderWay) {
+  held_carrier_queue held{f_->carrier, clock_};
+  auto s = std::make_shared<actors::services>(*f_->svc);
+  s->carrier = &held;
+  auto outbox = sys_.spawn(actors::outbox_actor, actors::services_ptr{s});
+  std::vector<std::int64_t> ids;
+  for (auto& m : burst(100, "l")) {
+    m.node_id = "node-f";
+    ids.push_back(f_->db.insert_message(m));
+  }
+  caf::anon_send(outbox, actors::send_atom_v, ids);
+  sched_.run();
+  advance(300ms, 5ms);
+  ASSERT_EQ(held.pending(), actors::outbox_max_sending) << "waits for answers";
+  std::size_t handed = held.pending();
+  while (handed < 100) {
+    held.release(); // answers free the lane: the next ones start
+    sched_.run();
+    advance(50ms, 5ms);
+    EXPECT_LE(held.pending(), actors::outbox_max_sending);
+    ASSERT_GT(held.pending(), 0u) << "stalled after " << handed;
+    handed += held.pending();
+  }
+  EXPECT_EQ(handed, 100u);
+  held.release();
+  sched_.run();
+  ASSERT_EQ(f_->carrier.sent.size(), 100u);
+  for (std::size_t i = 0; i < 100; ++i)
+    EXPECT_EQ(f_->carrier.sent[i].body, "l" + std::to_string(i));
+  caf::anon_send_exit(outbox, caf::exit_reason::user_shutdown);
+  sched_.run();
+}
+
+TEST_F(OutboxThroughput, SendsStartInTheLanesOrderAcrossManySlots) {
+  // More messages than one question's slots (64): they still start in
+  // order, no sooner than their pace allows.
+  submit(*f_, burst(150, "o"));
+  advance(60ms, 1ms);
+  auto early = f_->carrier.sent.size();
+  EXPECT_GT(early, 20u);
+  EXPECT_LE(early, 61u) << "1 ms apart";
+  advance(500ms, 5ms);
+  ASSERT_EQ(f_->carrier.sent.size(), 150u);
+  for (std::size_t i = 0; i < 150; ++i)
+    EXPECT_EQ(f_->carrier.sent[i].body, "o" + std::to_string(i));
+  EXPECT_EQ((*f_->metrics)["sent fast +15005550201"], 150);
+  EXPECT_EQ((*f_->metrics)["depth fast +15005550201"], 0);
+}
+
+TEST_F(OutboxThroughput, TwoOutboxesClaimingBatchesNeverSendAMessageTwice) {
+  auto* g = make_node("node-g", tenants_with_fast());
+  auto ms = burst(40, "x");
+  std::vector<std::int64_t> ids;
+  for (auto& m : ms) {
+    m.node_id = "node-f";
+    m.id = f_->db.insert_message(m);
+    ids.push_back(m.id);
+  }
+  // Both processes are told about the middle 20 (as after an adoption): both
+  // pace through the shared kv and claim batches that overlap.
+  caf::anon_send(f_->outbox, actors::send_atom_v,
+                 std::vector<std::int64_t>(ids.begin(), ids.begin() + 30));
+  caf::anon_send(g->outbox, actors::send_atom_v,
+                 std::vector<std::int64_t>(ids.begin() + 10, ids.end()));
+  sched_.run();
+  advance(300ms, 1ms);
+  EXPECT_EQ(f_->carrier.attempts.size() + g->carrier.attempts.size(), 40u);
+  std::set<std::string> bodies;
+  for (const auto* n : {f_, g})
+    for (const auto& r : n->carrier.attempts)
+      EXPECT_TRUE(bodies.insert(r.body).second) << r.body << " sent twice";
+  EXPECT_EQ(bodies.size(), 40u);
+  EXPECT_GE(f_->carrier.attempts.size(), 10u);
+  EXPECT_GE(g->carrier.attempts.size(), 10u);
+  for (auto id : ids) {
+    EXPECT_EQ(state_of(id), message_state::sent);
+    EXPECT_EQ(f_->db.find_message(id)->attempts, 1);
+  }
+}
+
+TEST_F(OutboxThroughput, AStoreFailureInTheMiddleOfABatchClaimsNothing) {
+  auto ms = submit(*f_, burst(6, "b"));
+  ASSERT_EQ(f_->carrier.sent.size(), 1u);
+  // The next five are due together (one claim); the store fails on the
+  // second claim of that batch (its calls: begin, claim, claim).
+  f_->db.fail_at(3);
+  advance(5ms, 1ms);
+  EXPECT_EQ(f_->carrier.sent.size(), 1u);
+  for (std::size_t i = 1; i < ms.size(); ++i) {
+    EXPECT_EQ(state_of(ms[i].id), message_state::queued) << "rolled back";
+    EXPECT_EQ(f_->db.find_message(ms[i].id)->attempts, 0);
+  }
+  // Tried again after the retry policy's base delay, still in order.
+  advance(1100ms, 5ms);
+  ASSERT_EQ(f_->carrier.sent.size(), 6u);
+  for (std::size_t i = 0; i < ms.size(); ++i) {
+    EXPECT_EQ(f_->carrier.sent[i].body, "b" + std::to_string(i));
+    EXPECT_EQ(state_of(ms[i].id), message_state::sent);
+    EXPECT_EQ(f_->db.find_message(ms[i].id)->attempts, 1);
+  }
+}
+
+TEST_F(OutboxThroughput, ACarrierErrorInTheMiddleOfABatchFailsThatMessageOnly) {
+  // The third send is refused for good (invalid number); the others go.
+  f_->carrier.scripted_sends.push_back({});
+  f_->carrier.scripted_sends.back().status.ok = true;
+  f_->carrier.scripted_sends.back().message_sid = "SMok1";
+  f_->carrier.scripted_sends.push_back(f_->carrier.scripted_sends.back());
+  f_->carrier.scripted_sends.back().message_sid = "SMok2";
+  f_->carrier.scripted_sends.push_back(
+    testkit::fake_carrier::failure(400, 21211));
+  auto ms = submit(*f_, burst(5, "c"));
+  advance(20ms, 1ms);
+  EXPECT_EQ(f_->carrier.attempts.size(), 5u);
+  EXPECT_EQ(f_->carrier.sent.size(), 4u);
+  for (std::size_t i = 0; i < ms.size(); ++i)
+    EXPECT_EQ(state_of(ms[i].id),
+              i == 2 ? message_state::failed : message_state::sent)
+      << i;
+  EXPECT_EQ(f_->db.find_message(ms[2].id)->error_code, 21211);
+  EXPECT_EQ(f_->db.find_message(ms[2].id)->attempts, 1);
+}
+
+TEST_F(OutboxThroughput, AnOptOutAfterQueueingStopsThatMessageOfTheBatchOnly) {
+  auto ms = burst(4, "p");
+  ms[2].to = "+15559990000";
+  // Queued first, then the recipient opts out before the batch is claimed.
+  std::vector<std::int64_t> ids;
+  for (auto& m : ms) {
+    m.node_id = "node-f";
+    m.id = f_->db.insert_message(m);
+    ids.push_back(m.id);
+  }
+  engine::opt_out_state o;
+  o.tenant_id = "fast";
+  o.phone = "+15559990000";
+  o.opted_out = true;
+  o.since = clock_.now();
+  o.keyword = "STOP";
+  o.source = engine::opt_out_source::keyword;
+  o.last_event_at = clock_.now();
+  f_->db.save_opt_out(o);
+  caf::anon_send(f_->outbox, actors::send_atom_v, ids);
+  sched_.run();
+  advance(20ms, 1ms);
+  EXPECT_EQ(f_->carrier.attempts.size(), 3u);
+  EXPECT_EQ(state_of(ids[2]), message_state::refused);
+  for (auto i : {0, 1, 3})
+    EXPECT_EQ(state_of(ids[i]), message_state::sent) << i;
+  EXPECT_EQ((*f_->metrics)["refused fast opted_out"], 1);
+}
+
 // -- the gate, as write_segment applies it ------------------------------------
 
 class Gate : public Outbox {
@@ -481,7 +749,8 @@ protected:
   message_record gated(message_record m) {
     auto info = a_->svc->numbers->find(m.tenant_id);
     a_->db.begin();
-    actors::gate_message(a_->db, m, *info, a_->svc->numbers.get(), clock_.now());
+    actors::gate_message(a_->db, m, *info, a_->svc->numbers.get(),
+                         clock_.now());
     m.id = a_->db.insert_message(m);
     a_->db.commit();
     return m;
@@ -499,12 +768,12 @@ TEST_F(Gate, RefusesOwnAndOtherTenantsNumbersAndShortCodes) {
 }
 
 TEST_F(Gate, OneTextBackPerCallerPerWindow) {
-  auto first = gated(message("+15551600", "sorry", acme_number, "acme",
-                             send_kind::text_back));
+  auto first = gated(
+    message("+15551600", "sorry", acme_number, "acme", send_kind::text_back));
   EXPECT_EQ(first.state, message_state::queued);
   clock_.advance(1h);
-  auto second = gated(message("+15551600", "sorry", acme_number, "acme",
-                              send_kind::text_back));
+  auto second = gated(
+    message("+15551600", "sorry", acme_number, "acme", send_kind::text_back));
   EXPECT_EQ(second.state, message_state::refused);
   EXPECT_EQ(second.reason, "repeat_caller");
   EXPECT_NE(second.error_message.find("1 h ago"), std::string::npos)
@@ -534,8 +803,11 @@ TEST_F(Gate, CapsAutomatedMessagesPerRecipientPerHour) {
 
 TEST_F(Gate, StopsTwoBotsAnsweringEachOther) {
   for (int i = 0; i < 15; ++i) {
-    engine::inbound_message in{"SMloop" + std::to_string(i), "acme",
-                               "+15551800", acme_number, "auto reply",
+    engine::inbound_message in{"SMloop" + std::to_string(i),
+                               "acme",
+                               "+15551800",
+                               acme_number,
+                               "auto reply",
                                clock_.now()};
     a_->db.insert_inbound(in);
   }
@@ -551,8 +823,8 @@ TEST_F(Gate, ASTOPdCallerGetsNoTextBack) {
   s.keyword = "STOP";
   s.source = engine::opt_out_source::keyword;
   a_->db.save_opt_out(s);
-  auto m = gated(message("+15551900", "sorry", acme_number, "acme",
-                         send_kind::text_back));
+  auto m = gated(
+    message("+15551900", "sorry", acme_number, "acme", send_kind::text_back));
   EXPECT_EQ(m.state, message_state::refused);
   EXPECT_EQ(m.reason, "opted_out");
   // The opt-out holds across all the tenant's numbers, not other tenants'.
@@ -561,7 +833,8 @@ TEST_F(Gate, ASTOPdCallerGetsNoTextBack) {
             message_state::queued);
 }
 
-// -- inbound: STOP, START, HELP and delivery reports ---------------------------
+// -- inbound: STOP, START, HELP and delivery reports
+// ---------------------------
 
 class Inbound : public Outbox {
 protected:

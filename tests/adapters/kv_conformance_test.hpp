@@ -22,10 +22,12 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <limits>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <random>
 #include <string>
@@ -476,6 +478,123 @@ TYPED_TEST_P(kv_conformance, pace_rejects_malformed_requests) {
   EXPECT_TRUE(kv->pace(pace_req(this->key("m"), one_per_s, t0, t)).allowed);
 }
 
+// -- pace_slots
+// -----------------------------------------------------------------------
+
+TYPED_TEST_P(kv_conformance, pace_slots_grants_consecutive_slots) {
+  auto kv = this->make();
+  auto k = this->key("number");
+  engine::pace fast{1000.0, 1}; // 1 ms apart
+  auto a = kv->pace_slots(pace_req(k, fast, t0), 10, 200);
+  std::vector<engine::epoch_ms> want;
+  for (int i = 0; i < 10; ++i)
+    want.push_back(t0 + i);
+  EXPECT_EQ(a.starts, want);
+  EXPECT_EQ(a.retry_after_ms, 0);
+  // The slots are taken: the next ones follow, and a single send waits.
+  auto b = kv->pace_slots(pace_req(k, fast, t0), 3, 200);
+  EXPECT_EQ(b.starts, (std::vector<engine::epoch_ms>{t0 + 10, t0 + 11, t0 + 12}));
+  auto one = kv->pace(pace_req(k, fast, t0 + 12));
+  EXPECT_FALSE(one.allowed);
+  EXPECT_EQ(one.retry_after_ms, 1);
+  EXPECT_TRUE(kv->pace(pace_req(k, fast, t0 + 13)).allowed);
+  // A burst goes at once, then the rate.
+  auto bk = this->key("burst");
+  auto c = kv->pace_slots(pace_req(bk, {2.0, 3}, t0), 5, 600);
+  EXPECT_EQ(c.starts,
+            (std::vector<engine::epoch_ms>{t0, t0, t0, t0 + 500}));
+  EXPECT_TRUE(kv->pace_slots(pace_req(bk, {2.0, 3}, t0), 0, 600).starts.empty());
+}
+
+TYPED_TEST_P(kv_conformance, pace_slots_stop_at_the_horizon_and_say_when) {
+  auto kv = this->make();
+  auto k = this->key("number");
+  auto a = kv->pace_slots(pace_req(k, one_per_s, t0), 3, 200);
+  EXPECT_EQ(a.starts, (std::vector<engine::epoch_ms>{t0}));
+  auto b = kv->pace_slots(pace_req(k, one_per_s, t0 + 100), 3, 200);
+  EXPECT_TRUE(b.starts.empty());
+  EXPECT_EQ(b.retry_after_ms, 900);
+  // A slot within the horizon is granted ahead of its time.
+  auto c = kv->pace_slots(pace_req(k, one_per_s, t0 + 850), 3, 200);
+  EXPECT_EQ(c.starts, (std::vector<engine::epoch_ms>{t0 + 1000}));
+  // A rate that is not positive grants nothing, ever.
+  auto d = kv->pace_slots(pace_req(this->key("bad"), {0.0, 1}, t0), 3, 200);
+  EXPECT_TRUE(d.starts.empty());
+  EXPECT_GT(d.retry_after_ms, 0);
+}
+
+TYPED_TEST_P(kv_conformance, pace_slots_decide_like_paces_one_by_one) {
+  // The same questions, asked as slots on one key and through the default
+  // (one `pace` per slot and refusal) on another, get the same answers,
+  // with and without a tenant cap.
+  auto kv = this->make();
+  struct question {
+    engine::epoch_ms at;
+    std::size_t count;
+    engine::epoch_ms horizon;
+  };
+  const std::vector<question> qs{{t0, 5, 200},        {t0, 5, 200},
+                                 {t0 + 150, 20, 200}, {t0 + 151, 1, 0},
+                                 {t0 + 900, 64, 250}, {t0 + 905, 64, 0},
+                                 {t0 + 5000, 3, 1000}};
+  for (bool capped : {false, true}) {
+    std::string tag = capped ? "capped" : "free";
+    auto ka = this->key("a-" + tag);
+    auto kb = this->key("b-" + tag);
+    auto ta = capped ? this->key("ta") : std::string{};
+    auto tb = capped ? this->key("tb") : std::string{};
+    std::optional<engine::pace> cap;
+    if (capped)
+      cap = engine::pace{40.0, 2};
+    engine::pace number{100.0, 3};
+    for (const auto& q : qs) {
+      auto a = kv->pace_slots(pace_req(ka, number, q.at, ta, cap), q.count,
+                              q.horizon);
+      auto b = kv->engine::kv::pace_slots(pace_req(kb, number, q.at, tb, cap),
+                                          q.count, q.horizon);
+      EXPECT_EQ(a.starts, b.starts) << tag << " at +" << q.at - t0;
+      EXPECT_EQ(a.retry_after_ms, b.retry_after_ms) << tag << " at +" << q.at - t0;
+    }
+  }
+}
+
+TYPED_TEST_P(kv_conformance, racing_pace_slots_never_share_a_slot) {
+  constexpr int threads = 8;
+  auto k = this->key("race");
+  std::mutex mtx;
+  std::vector<engine::epoch_ms> all;
+  this->race(threads, [&](engine::kv& kv, int) {
+    auto a = kv.pace_slots(pace_req(k, {1000.0, 1}, t0), 10, 1000);
+    std::lock_guard<std::mutex> guard{mtx};
+    all.insert(all.end(), a.starts.begin(), a.starts.end());
+    return !a.starts.empty();
+  });
+  std::sort(all.begin(), all.end());
+  ASSERT_EQ(all.size(), 80u);
+  for (std::size_t i = 0; i < all.size(); ++i)
+    EXPECT_EQ(all[i], t0 + static_cast<engine::epoch_ms>(i));
+}
+
+TYPED_TEST_P(kv_conformance, pace_slots_reject_malformed_requests) {
+  auto kv = this->make();
+  auto message_of = [&](const engine::pace_request& r) -> std::string {
+    try {
+      kv->pace_slots(r, 3, 100);
+    } catch (const engine::port_error& e) {
+      return e.what();
+    }
+    return "(no error)";
+  };
+  auto empty_key = message_of(pace_req("", one_per_s, t0));
+  EXPECT_NE(empty_key.find(": number_key is empty"), std::string::npos)
+    << empty_key;
+  auto no_tenant_key = message_of(
+    pace_req(this->key("n"), one_per_s, t0, "", engine::pace{1.0, 1}));
+  EXPECT_NE(no_tenant_key.find(": a tenant cap needs a tenant_key"),
+            std::string::npos)
+    << no_tenant_key;
+}
+
 REGISTER_TYPED_TEST_SUITE_P(
   kv_conformance, ping_answers, set_if_absent_is_true_only_the_first_time,
   instances_of_one_factory_share_keys, set_if_absent_key_expires_after_its_ttl,
@@ -493,6 +612,10 @@ REGISTER_TYPED_TEST_SUITE_P(
   pace_number_refusal_leaves_the_cap_untouched,
   pace_retry_is_the_longer_of_the_two, pace_numbers_are_independent,
   pace_tenants_are_independent, pace_is_shared_by_instances_of_one_factory,
-  racing_paces_allow_exactly_the_burst, pace_rejects_malformed_requests);
+  racing_paces_allow_exactly_the_burst, pace_rejects_malformed_requests,
+  pace_slots_grants_consecutive_slots,
+  pace_slots_stop_at_the_horizon_and_say_when,
+  pace_slots_decide_like_paces_one_by_one, racing_pace_slots_never_share_a_slot,
+  pace_slots_reject_malformed_requests);
 
 } // namespace ringback::kv_conformance

@@ -22,12 +22,14 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
 #include <limits>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -971,6 +973,106 @@ TYPED_TEST_P(StoreConformance, claim_message_claims_a_queued_message_once) {
   EXPECT_EQ(claimed->state, message_state::sending);
 }
 
+TYPED_TEST_P(StoreConformance, claim_messages_claims_the_queued_ones_in_order) {
+  auto& s = this->store();
+  using engine::message_state;
+  auto add = [&](message_state state) {
+    auto m = make_message("CAbatch", "n0");
+    m.state = state;
+    m.attempts = 1;
+    m.id = s.insert_message(m);
+    return m;
+  };
+  auto a = add(message_state::queued);
+  auto b = add(message_state::sent);
+  auto c = add(message_state::queued);
+  auto d = add(message_state::held);
+  auto e = add(message_state::queued);
+  EXPECT_TRUE(s.claim_messages({}, "n1", 5).empty());
+  // In the order asked, not the order of ids; unknown and unclaimable ones
+  // are left out and left alone.
+  auto claimed = s.claim_messages({c.id, a.id, b.id, e.id + 1000, d.id}, "n1",
+                                  1'700'000'001'000);
+  ASSERT_EQ(ids(claimed), (std::vector<std::int64_t>{c.id, a.id}));
+  for (auto m : {c, a}) {
+    auto expected = m;
+    expected.state = message_state::sending;
+    expected.node_id = "n1";
+    expected.attempts = 2;
+    expected.updated_at = 1'700'000'001'000;
+    expect_same(claimed[m.id == c.id ? 0 : 1], expected);
+    expect_same(*s.find_message(m.id), expected);
+  }
+  expect_same(*s.find_message(b.id), b);
+  expect_same(*s.find_message(d.id), d);
+  expect_same(*s.find_message(e.id), e);
+  // An id given twice counts once.
+  auto f = add(message_state::queued);
+  EXPECT_EQ(ids(s.claim_messages({f.id, f.id}, "n1", 9)),
+            (std::vector<std::int64_t>{f.id}));
+  // Claimed already: a second batch gets only what is still queued.
+  claimed = s.claim_messages({a.id, c.id, e.id}, "n2", 1'700'000'002'000);
+  ASSERT_EQ(ids(claimed), (std::vector<std::int64_t>{e.id}));
+  EXPECT_EQ(claimed[0].node_id, "n2");
+  EXPECT_EQ(s.find_message(a.id)->node_id, "n1");
+}
+
+TYPED_TEST_P(StoreConformance, claim_messages_are_undone_by_a_rollback) {
+  auto& s = this->store();
+  auto a = make_message("CAbatch", "n0");
+  a.id = s.insert_message(a);
+  auto b = make_message("CAbatch", "n0");
+  b.id = s.insert_message(b);
+  s.begin();
+  EXPECT_EQ(s.claim_messages({a.id, b.id}, "n1", 7).size(), 2u);
+  s.rollback();
+  expect_same(*s.find_message(a.id), a);
+  expect_same(*s.find_message(b.id), b);
+  s.begin();
+  EXPECT_EQ(ids(s.claim_messages({b.id, a.id}, "n2", 8)),
+            (std::vector<std::int64_t>{b.id, a.id}));
+  s.commit();
+  EXPECT_EQ(s.find_message(a.id)->state, engine::message_state::sending);
+}
+
+TYPED_TEST_P(StoreConformance, claim_messages_race_has_one_winner_per_message) {
+  if (!TypeParam::shared)
+    GTEST_SKIP() << "instances do not share a database";
+  this->store();
+  std::vector<std::unique_ptr<adapters::audited_store>> stores;
+  for (int i = 0; i < 3; ++i)
+    stores.push_back(this->open());
+  for (int round = 0; round < 20; ++round) {
+    std::vector<std::int64_t> batch;
+    for (int n = 0; n < 12; ++n)
+      batch.push_back(this->store().insert_message(make_message("CArace")));
+    std::vector<std::vector<std::int64_t>> won(stores.size());
+    auto errors = race(static_cast<int>(stores.size()), [&](int i) {
+      auto& s = *stores[i];
+      // Each process asks in its own order, in one transaction.
+      auto mine = batch;
+      std::rotate(mine.begin(), mine.begin() + 4 * i, mine.end());
+      s.begin();
+      won[i] = ids(s.claim_messages(mine, "p" + std::to_string(i), 10 + round));
+      s.commit();
+    });
+    ASSERT_TRUE(errors.empty()) << errors.front();
+    std::map<std::int64_t, std::string> winner;
+    for (std::size_t i = 0; i < won.size(); ++i)
+      for (auto id : won[i])
+        EXPECT_TRUE(winner.emplace(id, "p" + std::to_string(i)).second)
+          << "message " << id << " claimed twice, round " << round;
+    ASSERT_EQ(winner.size(), batch.size()) << "round " << round;
+    for (auto id : batch) {
+      auto stored = this->store().find_message(id);
+      ASSERT_TRUE(stored);
+      EXPECT_EQ(stored->node_id, winner[id]);
+      EXPECT_EQ(stored->attempts, 1);
+      EXPECT_EQ(stored->state, engine::message_state::sending);
+    }
+  }
+}
+
 TYPED_TEST_P(StoreConformance, claim_message_race_has_one_winner) {
   if (!TypeParam::shared)
     GTEST_SKIP() << "instances do not share a database";
@@ -1503,6 +1605,7 @@ TYPED_TEST_P(StoreConformance, messaging_calls_before_migrate_throw) {
     EXPECT_EQ(what.rfind(this->message(op, ""), 0), 0u) << what;
   };
   starts("claim_message", [&] { s->claim_message(1, "n1", 1); });
+  starts("claim_message", [&] { s->claim_messages({1}, "n1", 1); });
   starts("release_held", [&] { s->release_held("n1", 1, 10); });
   starts("find_message_by_sid", [&] { s->find_message_by_sid("SM1"); });
   starts("record_status", [&] {
@@ -2822,6 +2925,9 @@ REGISTER_TYPED_TEST_SUITE_P(
   pending_messages_are_queued_sending_or_held_of_a_node,
   messages_for_call_in_id_order, message_ids_are_unique_across_instances,
   claim_message_claims_a_queued_message_once, claim_message_race_has_one_winner,
+  claim_messages_claims_the_queued_ones_in_order,
+  claim_messages_are_undone_by_a_rollback,
+  claim_messages_race_has_one_winner_per_message,
   release_held_requeues_the_due_messages_of_a_node,
   find_message_by_sid_finds_the_carriers_id,
   record_status_moves_a_message_forward_only,

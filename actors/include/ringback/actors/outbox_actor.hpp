@@ -5,6 +5,7 @@
 
 #include <caf/all.hpp>
 
+#include <deque>
 #include <map>
 #include <random>
 #include <set>
@@ -12,22 +13,49 @@
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
+#include <vector>
 
 namespace ringback::actors {
 
 /// The messages waiting to go out through one sending number of a tenant, in
-/// order (lowest id first). Only the head is paced; once it may go, it is
-/// handed on and the next head is paced at once.
+/// order (lowest id first). The kv grants the lane several slots at once
+/// (`kv::pace_slots`, up to `outbox_max_slots` within `outbox_horizon_ms`);
+/// each slot goes to the next queued message, which is claimed and sent when
+/// its slot's time comes, without waiting for the answers to earlier sends.
 struct outbox_lane {
   std::string tenant_id;
   std::string from;
+  /// Waiting for a slot.
   std::set<std::int64_t> queued;
-  /// A pacing question is in the kv, or a pacing timer is armed.
-  bool pacing = false;
+  /// Granted a slot, not started yet: (when it may start, message), in the
+  /// order they were granted (the lane's order).
+  std::deque<std::pair<engine::epoch_ms, std::int64_t>> slotted;
+  /// A pacing question is in the kv.
+  bool asking = false;
+  /// The kv refused: ask again no sooner than this.
+  engine::epoch_ms blocked_until = 0;
+  /// When the armed pump timer fires (0: none armed).
+  engine::epoch_ms timer_at = 0;
+  /// Started (claimed or being claimed, or at the carrier), the answer to
+  /// the send not back yet; at most `outbox_max_sending`.
+  std::size_t sending = 0;
   /// The number's pace and the tenant's cap.
   engine::pace number_pace;
   std::optional<engine::pace> tenant_cap;
 };
+
+/// At most this many slots are asked for (and held) per lane at once.
+constexpr std::size_t outbox_max_slots = 64;
+/// Slots are granted at most this far ahead of the question (well under the
+/// 1 s the kv keeps a pacing time beyond its last slot).
+constexpr engine::epoch_ms outbox_horizon_ms = 200;
+/// At most this many sends of a lane are under way at once (claimed and
+/// not answered yet): the carrier's pace is the limit, not the outbox, and a
+/// crash leaves at most this many per lane to look up.
+constexpr std::size_t outbox_max_sending = 32;
+/// A lane's timer waits at least this long, so that slots close together
+/// start together (one claim for several); a slot never starts early.
+constexpr engine::epoch_ms outbox_tick_ms = 5;
 
 struct outbox_state {
   const char* name = "outbox";
@@ -40,6 +68,13 @@ struct outbox_state {
   std::unordered_map<std::int64_t, engine::epoch_ms> queued_at;
   /// Handed to the store or the carrier, answer pending.
   std::unordered_set<std::int64_t> in_flight;
+  /// Holding a slot of their lane, not started yet.
+  std::unordered_set<std::int64_t> slotted;
+  /// Stored messages to load, and updates to save, gathered until the
+  /// `(pump_atom)` the outbox sent itself (one store job each per burst).
+  std::vector<std::int64_t> to_load;
+  std::vector<engine::message_record> to_save;
+  bool flush_armed = false;
   /// Waiting for a retry timer.
   std::unordered_set<std::int64_t> waiting;
   /// Held messages (quiet hours), by id, and the earliest release armed.
@@ -62,25 +97,33 @@ struct outbox_state {
 ///
 /// Each message was written to the store, already through the pre-send gate,
 /// before the outbox hears of it. Queued messages wait in a lane per sending
-/// number, in order; the head of each lane is paced through the kv (GCRA on
-/// the number's pace and the tenant's cap, shared by every process on the same
-/// Redis), so one tenant's numbers never slow another's. A message is claimed
-/// in the store (`queued -> sending`, conditional: one process sends it),
-/// checked once more against the opt-out ledger, then sent with a status
-/// callback URL. Transient failures (429 with its Retry-After, 5xx, no
-/// answer) are retried with exponential backoff and jitter up to the retry
-/// policy's attempts, then `failed` with the carrier's code; permanent errors
-/// are not retried, and 21610 records an opt-out. A send whose outcome is
-/// unknown (the request went out, no answer came back; or a crash mid-send)
-/// is looked up at the carrier before it is ever sent again. Held messages
-/// (quiet hours) are queued again when their hold ends.
+/// number, in order; each lane asks the kv for several slots at once (GCRA on
+/// the number's pace and the tenant's cap, shared by every process on the
+/// same Redis), so one tenant's numbers never slow another's, and a lane has
+/// as many sends in flight as its pace allows. When their slots come, a
+/// lane's due messages are claimed in the store in one job (`queued ->
+/// sending`, each conditional: one process sends it), checked once more
+/// against the opt-out ledger in the same transaction, then sent with a
+/// status callback URL, in the lane's order. Transient failures (429 with
+/// its Retry-After, 5xx, no answer) are retried with exponential backoff and
+/// jitter up to the retry policy's attempts, then `failed` with the
+/// carrier's code; permanent errors are not retried, and 21610 records an
+/// opt-out. A send whose outcome is unknown (the request went out, no answer
+/// came back; or a crash mid-send) is looked up at the carrier before it is
+/// ever sent again. Held messages (quiet hours) are queued again when their
+/// hold ends. Loads and saves are gathered into one store job per burst;
+/// pending saves are always posted before the next claims.
 ///
 /// Protocol:
 /// - `(send_atom, vector<int64_t> ids)`: messages just stored (queued, held
 ///   or refused: refused ones are only counted).
 /// - `(recover_atom)`: resume this node's queued, held and interrupted
 ///   messages after a start.
-/// - `(stats_atom)` -> `outbox_stats`.
+/// - `(stats_atom)` -> `outbox_stats` (`queued` counts slotted messages).
+/// - internal: `(pump_atom)` flushes gathered loads and saves; `(pump_atom,
+///   tenant, from)` moves a lane on (its timer); `(paced_atom, tenant, from,
+///   starts, retry_after_ms, kv_ok)` is the kv's answer; `(sent_atom, ids,
+///   store_failed)` reports messages that were not sent.
 caf::behavior outbox_actor(caf::stateful_actor<outbox_state>* self,
                            services_ptr svc);
 

@@ -301,7 +301,14 @@ std::string pace_key_for_tenant(std::string_view tenant_id);
 /// retry_after_ms}. Stores the new times (as integer strings) only when
 /// allowed, with a time to live just past the moment they stop mattering, so
 /// that a key left by a clock far in the future expires by itself.
-extern const char* const gcra_lua_script;
+extern const std::string gcra_lua_script;
+
+/// `kv::pace_slots` as one Redis Lua script: up to ARGV[2] slots within
+/// ARGV[3] ms, decided step by step as `pace_slots_by_asking` over
+/// `gcra_pair` decides them. KEYS as `gcra_lua_script`; ARGV[1]: now,
+/// ARGV[4], ARGV[5]: the number's rate and burst, ARGV[6], ARGV[7]: the
+/// tenant's. Returns {granted, retry after (ms, when none), start 1, ...}.
+extern const std::string gcra_slots_lua_script;
 
 // -- delivery state -----------------------------------------------------------
 

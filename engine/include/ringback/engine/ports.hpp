@@ -3,6 +3,7 @@
 #include "ringback/engine/messaging.hpp"
 #include "ringback/engine/records.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -131,6 +132,42 @@ public:
   virtual std::optional<message_record>
   claim_message(std::int64_t id, std::string_view node_id, epoch_ms now)
     = 0;
+
+  /// Claims several messages in one go, as `claim_message` claims each
+  /// (each conditional on its own: of processes claiming the same message,
+  /// exactly one gets it). Returns the claimed ones in the order of `ids`
+  /// (an id given twice counts once); the others are unchanged. The rows are
+  /// claimed in ascending id order whatever the order of `ids`, so that
+  /// concurrent batches in transactions never deadlock on row locks
+  /// (PostgreSQL). Runs in the caller's transaction: when it throws, the
+  /// caller's rollback undoes the claims made before the failure. The
+  /// default calls `claim_message` per id.
+  virtual std::vector<message_record>
+  claim_messages(const std::vector<std::int64_t>& ids, std::string_view node_id,
+                 epoch_ms now) {
+    std::vector<std::int64_t> ascending = ids;
+    std::sort(ascending.begin(), ascending.end());
+    ascending.erase(std::unique(ascending.begin(), ascending.end()),
+                    ascending.end());
+    std::vector<message_record> got;
+    for (auto id : ascending)
+      if (auto m = claim_message(id, node_id, now))
+        got.push_back(std::move(*m));
+    std::vector<message_record> claimed;
+    claimed.reserve(got.size());
+    std::vector<bool> taken(got.size(), false);
+    for (auto id : ids) {
+      auto i = std::lower_bound(
+        got.begin(), got.end(), id,
+        [](const message_record& m, std::int64_t x) { return m.id < x; });
+      auto k = static_cast<std::size_t>(i - got.begin());
+      if (i != got.end() && i->id == id && !taken[k]) {
+        taken[k] = true;
+        claimed.push_back(std::move(*i));
+      }
+    }
+    return claimed;
+  }
 
   /// Held messages of `node_id` whose `not_before` is at or before `now`
   /// become `queued` again (conditionally: a message that changed meanwhile
@@ -336,6 +373,46 @@ struct pace_answer {
   epoch_ms retry_after_ms = 0;
 };
 
+/// Several sends paced at once (`kv::pace_slots`).
+struct pace_slots_answer {
+  /// When each granted send may start (epoch ms, non-decreasing, the first
+  /// at or after the request's `now`, the last at or before `now +
+  /// horizon`); empty: none granted.
+  std::vector<epoch_ms> starts;
+  /// When none was granted: how long from `now` until one would be (> 0).
+  epoch_ms retry_after_ms = 0;
+};
+
+/// `kv::pace_slots` by asking `ask(at)` (one `gcra_pair` decision at time
+/// `at`, which moves the stored times on only when it allows) at the earliest
+/// times a send could go, from `now` on, until `count` sends are granted or
+/// the next would start after `now + horizon_ms`. A refusal with no wait, or
+/// a wait of more than a year, ends the search.
+template <class Ask>
+pace_slots_answer pace_slots_by_asking(epoch_ms now, std::size_t count,
+                                       epoch_ms horizon_ms, Ask&& ask) {
+  pace_slots_answer out;
+  if (horizon_ms < 0)
+    horizon_ms = 0;
+  auto at = now;
+  while (out.starts.size() < count) {
+    pace_answer a = ask(at);
+    if (a.allowed) {
+      out.starts.push_back(at);
+      continue;
+    }
+    auto wait = a.retry_after_ms > 0 ? a.retry_after_ms : 1;
+    auto next = at + wait;
+    if (next - now > horizon_ms || wait > 31'536'000'000) {
+      if (out.starts.empty())
+        out.retry_after_ms = std::max<epoch_ms>(1, next - now);
+      break;
+    }
+    at = next;
+  }
+  return out;
+}
+
 /// Fast shared key-value state for dedup and claims (memory or Redis).
 ///
 /// Blocking; called from the kv executor's threads only. May throw
@@ -362,6 +439,25 @@ public:
   /// stored times moved on. Atomic across every process sharing the kv
   /// (Redis: one Lua script, `gcra_lua_script`; memory: a mutex).
   virtual pace_answer pace(const pace_request& r) = 0;
+
+  /// Paces up to `count` sends of the same number at once: grants, in
+  /// order, the sends that GCRA allows at the earliest times from `r.now`
+  /// to `r.now + horizon_ms` (inclusive), moving both stored times on for
+  /// each, and says when each may start. A granted send must not start
+  /// before its time; a granted slot that goes unused is lost (pacing is
+  /// never exceeded, only slowed). Atomic per slot across every process
+  /// sharing the kv; `horizon_ms` must stay well under the 1 s the stored
+  /// times outlive their last slot (the outbox uses 200 ms). The default
+  /// asks `pace` once per slot and refusal (`pace_slots_by_asking`); Redis
+  /// answers in one script. May throw `port_error`.
+  virtual pace_slots_answer pace_slots(const pace_request& r, std::size_t count,
+                                       epoch_ms horizon_ms) {
+    return pace_slots_by_asking(r.now, count, horizon_ms, [&](epoch_ms at) {
+      pace_request q = r;
+      q.now = at;
+      return pace(q);
+    });
+  }
 };
 
 /// Outcome of a carrier REST request, as a value.

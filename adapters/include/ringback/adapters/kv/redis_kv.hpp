@@ -97,6 +97,17 @@ public:
   /// `tenant_key` without `tenant` is no cap.
   engine::pace_answer pace(const engine::pace_request& r) override;
 
+  /// `kv::pace_slots` in one atomic Lua script (`pace_slots_lua_script`, the
+  /// same decisions as `engine::pace_slots_by_asking` over `gcra_pair`):
+  /// KEYS as for `pace`; ARGV `r.now`, `count`, `horizon_ms`, then each rate
+  /// and burst. Both stored times are written once, after the last slot
+  /// (`PX` their time minus `r.now` plus 1 s). Retried like `pace`. Throws
+  /// like `pace`, and `redis EVALSHA: unexpected reply to the pace slots
+  /// script` on a malformed answer.
+  engine::pace_slots_answer pace_slots(const engine::pace_request& r,
+                                       std::size_t count,
+                                       engine::epoch_ms horizon_ms) override;
+
   /// Whether a connection is currently open (it may still be dead).
   bool connected() const noexcept {
     return context_ != nullptr;
