@@ -8,6 +8,7 @@
 #include <array>
 #include <cctype>
 #include <cstdio>
+#include <set>
 #include <type_traits>
 #include <utility>
 
@@ -192,6 +193,134 @@ private:
   bool transactional_;
 };
 
+/// The audit tables whose rows a transaction collects and sends at its end
+/// as one multi-row INSERT per table (see `pg_store::impl::add_rows`): rows
+/// nothing reads back in the transaction that writes them, with no foreign
+/// key and no row-level trigger. By their order in `audit_inserts`.
+enum audit_table : std::size_t {
+  webhook_rows,
+  run_step_rows,
+  conversation_message_rows,
+  conversation_event_rows,
+};
+
+struct audit_insert {
+  sql_id id; ///< the one-row statement
+  std::string_view op;
+};
+
+constexpr std::array<audit_insert, 4> audit_inserts{{
+  {sql_id::insert_webhook, "insert_webhook"},
+  {sql_id::insert_run_step, "insert_run_steps"},
+  {sql_id::insert_conversation_message, "insert_conversation_messages"},
+  {sql_id::insert_conversation_event, "insert_conversation_event"},
+}};
+
+/// A one-row `INSERT INTO t (...) VALUES ($1, ..., $n) [tail]` of
+/// store_sql.cpp turned into the same INSERT of any number of rows, so that
+/// the columns and the conflict clause have one source.
+class multi_row_insert {
+public:
+  explicit multi_row_insert(sql_id id) {
+    const auto& text
+      = store_detail::sql_text(id, store_detail::sql_dialect::postgresql);
+    constexpr std::string_view values = " VALUES (";
+    auto open = text.find(values);
+    auto close = open == std::string::npos
+                   ? std::string::npos
+                   : text.find(')', open + values.size());
+    if (close == std::string::npos)
+      fail(pg_backend, "prepare",
+           "not a one-row INSERT: " + std::string{store_detail::sql_name(id)});
+    head_ = text.substr(0, open + values.size() - 1);
+    tail_ = text.substr(close + 1);
+    columns_ = static_cast<std::size_t>(
+      std::count(text.begin() + static_cast<std::ptrdiff_t>(open),
+                 text.begin() + static_cast<std::ptrdiff_t>(close), '$'));
+  }
+
+  std::size_t columns() const {
+    return columns_;
+  }
+
+  /// Rows per statement: at most 1,000, and within the protocol's 65,535
+  /// parameters.
+  std::size_t max_rows() const {
+    return std::max<std::size_t>(1,
+                                 std::min<std::size_t>(1000, 65535 / columns_));
+  }
+
+  std::string sql(std::size_t rows) const {
+    std::string result = head_;
+    result.reserve(head_.size() + tail_.size() + rows * columns_ * 6);
+    std::size_t n = 0;
+    for (std::size_t r = 0; r < rows; ++r) {
+      result += r == 0 ? "(" : ", (";
+      for (std::size_t c = 0; c < columns_; ++c) {
+        if (c > 0)
+          result += ", ";
+        result += '$';
+        result += std::to_string(++n);
+      }
+      result += ')';
+    }
+    result += tail_;
+    return result;
+  }
+
+private:
+  std::string head_; ///< up to and with "VALUES "
+  std::string tail_; ///< after the row, e.g. " ON CONFLICT ... DO NOTHING"
+  std::size_t columns_ = 0;
+};
+
+const multi_row_insert& audit_shape(audit_table t) {
+  static const auto shapes = [] {
+    std::vector<multi_row_insert> xs;
+    for (const auto& a : audit_inserts)
+      xs.emplace_back(a.id);
+    return xs;
+  }();
+  return shapes[t];
+}
+
+/// Rows of one audit table, their parameters in row order.
+struct audit_rows {
+  std::vector<std::string> params;
+  std::size_t count = 0;
+};
+
+/// Writes `rows` to table `t` with as few statements as the parameter limit
+/// allows (one up to `max_rows`). A single row goes through the prepared
+/// one-row statement (no parse and plan on the server).
+void write_rows(pqxx::transaction_base& tx, audit_table t,
+                const audit_rows& rows) {
+  const auto& shape = audit_shape(t);
+  const auto per = shape.max_rows();
+  const auto columns = shape.columns();
+  for (std::size_t first = 0; first < rows.count; first += per) {
+    auto n = std::min(per, rows.count - first);
+    auto begin = rows.params.begin()
+                 + static_cast<std::ptrdiff_t>(first * columns);
+    auto params = pqxx::prepare::make_dynamic_params(
+      begin, begin + static_cast<std::ptrdiff_t>(n * columns));
+    if (n == 1)
+      tx.exec_prepared(store_detail::sql_name(audit_inserts[t].id), params);
+    else
+      tx.exec_params(shape.sql(n), params);
+  }
+}
+
+/// The key of a workflow version in `pg_store::impl::saved_versions`.
+std::string version_key(const engine::workflow_version_record& v) {
+  std::string key = v.tenant_id;
+  key += '\0';
+  key += v.name;
+  key += '\0';
+  key += v.version;
+  return key;
+}
+
 bool is_schema_name(std::string_view x) {
   return !x.empty() && x.size() < 64
          && std::all_of(x.begin(), x.end(), [](char ch) {
@@ -274,6 +403,14 @@ struct pg_store::impl {
   std::unique_ptr<pqxx::connection> conn;
   std::unique_ptr<pqxx::work> tx;
   bool tx_failed = false;
+  /// Audit rows of the open transaction not sent yet, by `audit_table`.
+  std::array<audit_rows, audit_inserts.size()> pending;
+  /// Workflow versions known to be committed (`version_key`): saving one
+  /// again changes nothing (ON CONFLICT DO NOTHING, and nothing deletes
+  /// them), so it costs no round trip. Those saved in the open transaction
+  /// join at its commit.
+  std::set<std::string> saved_versions;
+  std::vector<std::string> versions_in_tx;
 
   explicit impl(pg_store_options opts)
     : options(std::move(opts)), conninfo(make_conninfo(options)) {
@@ -311,7 +448,60 @@ struct pg_store::impl {
   /// pqxx destructors do not throw; they roll back what is still open.
   void drop() noexcept {
     tx.reset();
+    forget_transaction();
     conn.reset();
+  }
+
+  /// Forgets what the transaction that ended without a commit collected.
+  void forget_transaction() noexcept {
+    for (auto& p : pending)
+      p = audit_rows{};
+    versions_in_tx.clear();
+  }
+
+  /// Adds `count` rows to audit table `t` (`bind` binds them in row order).
+  /// In a transaction they wait for its end, or for a read of an audit
+  /// table, and then go to the server as one statement per table
+  /// (`flush_pending`): a batch of jobs writes its webhooks, run steps,
+  /// transcript lines and events in four round trips instead of one per
+  /// row. Outside a transaction they go at once, as one statement.
+  template <class Bind>
+  void add_rows(audit_table t, std::size_t count, Bind&& bind) {
+    auto op = audit_inserts[t].op;
+    if (tx && tx_failed)
+      fail(pg_backend, op, store_detail::aborted_detail);
+    if (count == 0)
+      return;
+    if (tx) {
+      binder b{pending[t].params};
+      bind(b);
+      pending[t].count += count;
+      return;
+    }
+    audit_rows rows;
+    binder b{rows.params};
+    bind(b);
+    rows.count = count;
+    // More rows than one statement takes need a transaction of their own.
+    guarded(
+      op, [&](driver& dr) { write_rows(dr.tx(), t, rows); },
+      count > audit_shape(t).max_rows());
+  }
+
+  /// Sends the audit rows the open transaction collected. A failure aborts
+  /// the transaction and names the operation that added the rows.
+  void flush_pending() {
+    if (!tx)
+      return;
+    for (std::size_t i = 0; i < pending.size(); ++i) {
+      if (pending[i].count == 0)
+        continue;
+      auto t = static_cast<audit_table>(i);
+      auto rows = std::move(pending[i]);
+      pending[i] = audit_rows{};
+      guarded(audit_inserts[i].op,
+              [&](driver& dr) { write_rows(dr.tx(), t, rows); });
+    }
   }
 
   /// Runs `f(driver&)` as operation `op`: in the open transaction, else in
@@ -395,6 +585,7 @@ struct pg_store::impl {
     }
     tx.reset();
     tx_failed = false;
+    forget_transaction();
     if (conn && !conn->is_open())
       drop();
   }
@@ -504,8 +695,17 @@ void pg_store::commit() {
     fail(pg_backend, "commit", store_detail::commit_aborted_detail);
   }
   try {
+    d.flush_pending();
+  } catch (const engine::port_error&) {
+    d.abort_transaction();
+    throw;
+  }
+  try {
     d.tx->commit();
     d.tx.reset();
+    for (auto& key : d.versions_in_tx)
+      d.saved_versions.insert(std::move(key));
+    d.versions_in_tx.clear();
   } catch (const pqxx::in_doubt_error& e) {
     d.abort_transaction();
     fail(pg_backend, "commit",
@@ -577,8 +777,8 @@ pg_store::unfinished_calls(std::string_view node_id,
 }
 
 void pg_store::insert_webhook(const engine::webhook_record& w) {
-  impl_->guarded("insert_webhook",
-                 [&](driver& dr) { sql_ops::insert_webhook(dr, w); });
+  impl_->add_rows(webhook_rows, 1,
+                  [&](binder& b) { store_detail::bind_webhook(b, w); });
 }
 
 std::int64_t pg_store::insert_message(const engine::message_record& m) {
@@ -734,22 +934,31 @@ pg_store::runs_for_call(std::string_view call_sid) {
 
 void pg_store::insert_run_steps(
   const std::vector<engine::run_step_record>& steps) {
-  // One step needs no transaction of its own.
-  impl_->guarded(
-    "insert_run_steps",
-    [&](driver& dr) { sql_ops::insert_run_steps(dr, steps); },
-    steps.size() > 1);
+  impl_->add_rows(run_step_rows, steps.size(), [&](binder& b) {
+    for (const auto& step : steps)
+      store_detail::bind_run_step(b, step);
+  });
 }
 
 std::vector<engine::run_step_record> pg_store::run_steps(std::int64_t run_id) {
+  impl_->flush_pending();
   return impl_->guarded("run_steps", [&](driver& dr) {
     return sql_ops::run_steps(dr, run_id);
   });
 }
 
 void pg_store::save_workflow_version(const engine::workflow_version_record& v) {
-  impl_->guarded("save_workflow_version",
-                 [&](driver& dr) { sql_ops::save_workflow_version(dr, v); });
+  auto& d = *impl_;
+  auto key = version_key(v);
+  // Every run saves its workflow's version: after the first, a no-op.
+  if (!(d.tx && d.tx_failed) && d.saved_versions.count(key) > 0)
+    return;
+  d.guarded("save_workflow_version",
+            [&](driver& dr) { sql_ops::save_workflow_version(dr, v); });
+  if (d.tx)
+    d.versions_in_tx.push_back(std::move(key));
+  else
+    d.saved_versions.insert(std::move(key));
 }
 
 std::optional<engine::workflow_version_record> pg_store::find_workflow_version(
@@ -829,29 +1038,30 @@ pg_store::due_conversations(engine::epoch_ms now, std::size_t limit) {
 
 void pg_store::insert_conversation_messages(
   const std::vector<engine::conversation_message>& ms) {
-  // One message needs no transaction of its own.
-  impl_->guarded(
-    "insert_conversation_messages",
-    [&](driver& dr) { sql_ops::insert_conversation_messages(dr, ms); },
-    ms.size() > 1);
+  impl_->add_rows(conversation_message_rows, ms.size(), [&](binder& b) {
+    for (const auto& m : ms)
+      store_detail::bind_conversation_message(b, m);
+  });
 }
 
 std::vector<engine::conversation_message>
 pg_store::conversation_messages(std::int64_t conversation_id,
                                 std::size_t limit) {
+  impl_->flush_pending();
   return impl_->guarded("conversation_messages", [&](driver& dr) {
     return sql_ops::conversation_messages(dr, conversation_id, limit);
   });
 }
 
 void pg_store::insert_conversation_event(const engine::conversation_event& e) {
-  impl_->guarded("insert_conversation_event", [&](driver& dr) {
-    sql_ops::insert_conversation_event(dr, e);
+  impl_->add_rows(conversation_event_rows, 1, [&](binder& b) {
+    store_detail::bind_conversation_event(b, e);
   });
 }
 
 std::vector<engine::conversation_event>
 pg_store::conversation_events(std::int64_t conversation_id) {
+  impl_->flush_pending();
   return impl_->guarded("conversation_events", [&](driver& dr) {
     return sql_ops::conversation_events(dr, conversation_id);
   });
@@ -873,6 +1083,7 @@ std::optional<std::int64_t> pg_store::owner_focus(std::string_view tenant_id) {
 
 engine::ai_usage pg_store::ai_usage_since(std::string_view tenant_id,
                                           engine::epoch_ms since) {
+  impl_->flush_pending();
   return impl_->guarded("ai_usage_since", [&](driver& dr) {
     return sql_ops::ai_usage_since(dr, tenant_id, since);
   });
@@ -886,6 +1097,7 @@ std::optional<engine::tenant> pg_store::find_tenant(std::string_view id) {
 
 std::vector<engine::webhook_record>
 pg_store::webhooks_for(std::string_view call_sid) {
+  impl_->flush_pending();
   return impl_->guarded("webhooks_for", [&](driver& dr) {
     return sql_ops::webhooks_for(dr, call_sid);
   });

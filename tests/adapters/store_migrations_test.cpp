@@ -131,5 +131,28 @@ TEST(StoreMigrations, version_4_adds_conversations_and_only_adds) {
   }
 }
 
+TEST(StoreMigrations, version_5_indexes_the_gates_automated_messages) {
+  // Two partial indexes and nothing else, alike in both dialects: the
+  // gate's last text-back and automated count read only rows they count.
+  ASSERT_GE(sqlite_migrations().size(), 5u);
+  for (const auto* ms : {&sqlite_migrations(), &pg_migrations()}) {
+    const auto& v5 = (*ms)[4];
+    EXPECT_EQ(v5.version, 5);
+    EXPECT_EQ(v5.description,
+              "gate: the automated messages to a recipient, indexed apart");
+    for (const char* word :
+         {"DROP ", "ALTER ", "UPDATE ", "DELETE ", "CREATE TABLE"})
+      EXPECT_EQ(v5.sql.find(word), std::string::npos) << word;
+    for (const char* index :
+         {"messages_text_back_idx\n  ON messages (tenant_id, to_number, "
+          "created_at)\n  WHERE kind = 'text_back' AND state <> 'refused'",
+          "messages_automated_idx\n  ON messages (tenant_id, to_number, "
+          "created_at)\n  WHERE kind IN ('text_back', 'automated') AND "
+          "state <> 'refused'"})
+      EXPECT_NE(v5.sql.find(index), std::string::npos) << index;
+  }
+  EXPECT_EQ(sqlite_migrations()[4].sql, pg_migrations()[4].sql);
+}
+
 } // namespace
 } // namespace ringback::adapters

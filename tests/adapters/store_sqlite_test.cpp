@@ -189,10 +189,12 @@ TEST_F(SqliteStore, the_schema_has_its_tables_and_indexes) {
     "inbound_messages",
     "inbound_messages_sender_idx",
     "messages",
+    "messages_automated_idx",
     "messages_call_idx",
     "messages_node_state_idx",
     "messages_recipient_idx",
     "messages_sid_idx",
+    "messages_text_back_idx",
     "opt_outs",
     "owner_focus",
     "run_steps",
@@ -323,7 +325,7 @@ TEST_F(SqliteStore, a_database_of_version_1_is_migrated_to_the_latest) {
             (std::vector<std::string>{"vip"}));
   EXPECT_GT(s->insert_run(make_run()), 0);
   EXPECT_EQ(query_raw("SELECT group_concat(version) FROM schema_migrations"),
-            "1,2,3,4");
+            "1,2,3,4,5");
 }
 
 TEST_F(SqliteStore, a_database_of_version_2_keeps_its_messages_readable) {
@@ -411,9 +413,9 @@ TEST_F(SqliteStore, a_database_of_version_3_keeps_its_rows) {
     write_version_3_rows(old);
   }
   auto s = open();
-  EXPECT_EQ(s->schema_version(), 4);
+  EXPECT_EQ(s->schema_version(), 5);
   EXPECT_EQ(query_raw("SELECT group_concat(version) FROM schema_migrations"),
-            "1,2,3,4");
+            "1,2,3,4,5");
   expect_version_3_rows_kept(*s);
 }
 

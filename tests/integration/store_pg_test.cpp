@@ -179,8 +179,9 @@ TEST_F(PgStore, the_schema_has_its_tables_and_indexes) {
             "conversations_ref_idx,conversations_turn_idx,"
             "conversations_window_idx,"
             "inbound_messages,inbound_messages_sender_idx,messages,"
-            "messages_call_idx,messages_node_state_idx,"
-            "messages_recipient_idx,messages_sid_idx,opt_outs,owner_focus,"
+            "messages_automated_idx,messages_call_idx,messages_node_state_idx,"
+            "messages_recipient_idx,messages_sid_idx,messages_text_back_idx,"
+            "opt_outs,owner_focus,"
             "run_steps,runs,"
             "runs_call_idx,runs_contact_waiting_idx,runs_node_status_idx,"
             "runs_status_wake_idx,schema_migrations,status_reports,"
@@ -681,9 +682,170 @@ TEST_F(PgStore, the_gate_query_uses_its_indexes) {
   for (const auto& row : r)
     plan += row[0].as<std::string>() + "\n";
   for (const char* index :
-       {"messages_recipient_idx", "inbound_messages_sender_idx",
+       {"messages_text_back_idx", "messages_automated_idx",
+        "messages_recipient_idx", "inbound_messages_sender_idx",
         "calls_caller_idx", "opt_outs_pkey"})
     EXPECT_NE(plan.find(index), std::string::npos) << index << "\n" << plan;
+}
+
+TEST_F(PgStore, the_gate_of_an_owner_notification_reads_no_other_kinds) {
+  // Version 5: the last text-back and the automated count of a recipient
+  // with many notifications (an owner) read none of them.
+  auto s = open();
+  schema_.exec(
+    "INSERT INTO messages (tenant_id, call_sid, purpose, from_number, "
+    "to_number, body, state, attempts, message_sid, error_code, "
+    "error_message, node_id, created_at, updated_at, kind, urgent, "
+    "not_before, reason, sent_at, status_at) SELECT 'acme', 'CA' || g, "
+    "'notify', '+15550001000', '+15559990000', 'missed call', 'delivered', "
+    "1, 'SM' || g, 0, '', 'n1', 1000 + g, 1000 + g, 'notification', true, "
+    "0, '', 0, 0 FROM generate_series(1, 5000) AS g; ANALYZE messages");
+  auto explain = [&](const std::string& select) {
+    std::string plan;
+    for (const auto& row : schema_.exec("EXPLAIN (ANALYZE, COSTS OFF, "
+                                        "TIMING OFF, SUMMARY OFF) "
+                                        + select))
+      plan += row[0].as<std::string>() + "\n";
+    return plan;
+  };
+  auto last_text_back = explain(
+    "SELECT MAX(created_at) FROM messages WHERE tenant_id = 'acme' AND "
+    "to_number = '+15559990000' AND kind = 'text_back' AND "
+    "state <> 'refused' AND created_at > 0");
+  EXPECT_NE(last_text_back.find("messages_text_back_idx"), std::string::npos)
+    << last_text_back;
+  EXPECT_EQ(last_text_back.find("Rows Removed"), std::string::npos)
+    << last_text_back;
+  auto automated = explain(
+    "SELECT COUNT(*) FROM messages WHERE tenant_id = 'acme' AND "
+    "to_number = '+15559990000' AND kind IN ('text_back', 'automated') AND "
+    "state <> 'refused' AND created_at > 0");
+  EXPECT_NE(automated.find("messages_automated_idx"), std::string::npos)
+    << automated;
+  EXPECT_EQ(automated.find("Rows Removed"), std::string::npos) << automated;
+  engine::gate_query q;
+  q.tenant_id = "acme";
+  q.phone = "+15559990000";
+  q.now = 6000;
+  auto facts = s->gate_facts_for(q);
+  EXPECT_FALSE(facts.last_text_back_at);
+  EXPECT_EQ(facts.automated_last_hour, 0);
+  EXPECT_EQ(facts.exchanged_in_loop_window, 5000);
+}
+
+// -- audit rows and workflow versions: fewer round trips -------------------
+
+TEST_F(PgStore, audit_rows_of_a_transaction_are_written_at_its_end) {
+  auto s = open();
+  auto count = [&](const char* table) {
+    return schema_.exec(std::string{"SELECT count(*) FROM "} + table)[0][0]
+      .as<int>();
+  };
+  s->begin();
+  ASSERT_TRUE(s->insert_call(make_call("CA1")));
+  auto run = s->insert_run(make_run());
+  s->insert_webhook({"acme", "voice", "CA1", "/v", "b1", "s", false, 1});
+  s->insert_run_steps({make_step(run, 0), make_step(run, 1)});
+  s->insert_webhook({"acme", "status", "CA1", "/s", "b2", "s", false, 2});
+  s->insert_run_steps({make_step(run, 1, "again"), make_step(run, 2)});
+  s->insert_conversation_messages({make_transcript_line(7, "customer", "hi", 1),
+                                   make_transcript_line(7, "owner", "yo", 2)});
+  s->insert_conversation_event(make_event(7, "opened", 1));
+  // A read of an audit table in the transaction sends the rows first.
+  auto hooks = s->webhooks_for("CA1");
+  ASSERT_EQ(hooks.size(), 2u);
+  EXPECT_EQ(hooks[0].body, "b1");
+  EXPECT_EQ(hooks[1].body, "b2");
+  s->insert_webhook({"acme", "dial", "CA1", "/d", "b3", "s", false, 3});
+  s->commit();
+  EXPECT_EQ(count("webhooks"), 3);
+  EXPECT_EQ(s->webhooks_for("CA1").back().body, "b3");
+  auto steps = s->run_steps(run);
+  ASSERT_EQ(steps.size(), 3u);
+  EXPECT_EQ(steps[1].outcome, "ok"); // a step recorded again keeps the first
+  EXPECT_EQ(s->conversation_messages(7, 10).size(), 2u);
+  EXPECT_EQ(s->conversation_events(7).size(), 1u);
+}
+
+TEST_F(PgStore, audit_rows_of_a_rolled_back_transaction_are_dropped) {
+  auto s = open();
+  s->begin();
+  s->insert_webhook({"acme", "voice", "CA1", "/v", "b", "s", false, 1});
+  s->insert_run_steps({make_step(1, 0)});
+  s->rollback();
+  s->begin();
+  s->insert_webhook({"acme", "voice", "CA1", "/v", "kept", "s", false, 2});
+  s->commit();
+  auto hooks = s->webhooks_for("CA1");
+  ASSERT_EQ(hooks.size(), 1u);
+  EXPECT_EQ(hooks[0].body, "kept");
+  EXPECT_TRUE(s->run_steps(1).empty());
+}
+
+TEST_F(PgStore, a_failing_audit_row_fails_the_commit_and_names_its_operation) {
+  auto s = open();
+  schema_.exec("ALTER TABLE webhooks ADD CONSTRAINT no_boom "
+               "CHECK (tenant_id <> 'boom')");
+  s->begin();
+  ASSERT_TRUE(s->insert_call(make_call("CA1")));
+  s->insert_webhook({"boom", "voice", "CA1", "/v", "b", "s", false, 1});
+  auto what = error_of([&] { s->commit(); });
+  EXPECT_TRUE(starts_with(what, "postgresql insert_webhook: ")) << what;
+  EXPECT_NE(what.find("violates check constraint \"no_boom\""),
+            std::string::npos)
+    << what;
+  // The whole transaction was rolled back; the store works on.
+  EXPECT_FALSE(s->find_call("CA1"));
+  s->begin();
+  ASSERT_TRUE(s->insert_call(make_call("CA1")));
+  s->insert_webhook({"acme", "voice", "CA1", "/v", "b", "s", false, 1});
+  s->commit();
+  EXPECT_TRUE(s->find_call("CA1"));
+  EXPECT_EQ(s->webhooks_for("CA1").size(), 1u);
+}
+
+TEST_F(PgStore, many_audit_rows_take_several_statements) {
+  // 8 columns a row: 1,000 rows a statement; 2,500 rows take three, inside
+  // a transaction and outside one (then in a transaction of its own).
+  auto s = open();
+  std::vector<engine::run_step_record> steps;
+  for (int i = 0; i < 2500; ++i)
+    steps.push_back(make_step(1, i));
+  s->insert_run_steps(steps);
+  EXPECT_EQ(s->run_steps(1).size(), 2500u);
+  for (auto& step : steps)
+    step.run_id = 2;
+  s->begin();
+  s->insert_run_steps(steps);
+  s->commit();
+  auto stored = s->run_steps(2);
+  ASSERT_EQ(stored.size(), 2500u);
+  EXPECT_EQ(stored.back().step_id, "step2499");
+}
+
+TEST_F(PgStore, a_workflow_version_is_saved_again_after_a_rollback) {
+  // Versions known to be stored are not sent again; one saved in a
+  // transaction that rolled back is not known.
+  auto s = open();
+  engine::workflow_version_record v{"acme",    "wf",        "v1",
+                                    "wf.yaml", "steps: []", 1};
+  s->begin();
+  s->save_workflow_version(v);
+  s->rollback();
+  EXPECT_FALSE(s->find_workflow_version("acme", "wf", "v1"));
+  s->begin();
+  s->save_workflow_version(v);
+  s->commit();
+  EXPECT_TRUE(s->find_workflow_version("acme", "wf", "v1"));
+  // Known now: saving it again sends nothing (a row deleted behind the
+  // store's back is not written again by this instance).
+  schema_.exec("DELETE FROM workflow_versions");
+  s->save_workflow_version(v);
+  EXPECT_FALSE(s->find_workflow_version("acme", "wf", "v1"));
+  // Another instance does not know it.
+  auto t = open();
+  t->save_workflow_version(v);
+  EXPECT_TRUE(s->find_workflow_version("acme", "wf", "v1"));
 }
 
 TEST_F(PgStore, an_unknown_kind_or_source_in_a_row_is_an_error) {
@@ -716,12 +878,12 @@ TEST_F(PgStore, a_version_3_schema_keeps_its_rows) {
     write_version_3_rows(old);
   }
   auto s = open();
-  EXPECT_EQ(s->schema_version(), 4);
+  EXPECT_EQ(s->schema_version(), 5);
   EXPECT_EQ(schema_
               .exec("SELECT string_agg(version::text, ',' ORDER BY "
                     "version) FROM schema_migrations")[0][0]
               .as<std::string>(),
-            "1,2,3,4");
+            "1,2,3,4,5");
   expect_version_3_rows_kept(*s);
 }
 
