@@ -44,6 +44,30 @@ struct inbound_outcome {
   std::vector<std::int64_t> reply_ids;
 };
 
+/// A callback's dedup check, then its audit row, then (first time only) the
+/// tenant: on the kv pool's thread, or inline with a non-blocking kv.
+void dedup_callback(const services& svc, engine::kv& kv,
+                    const caf::actor& tenant, engine::inbound_event ev,
+                    std::shared_ptr<engine::voice_reply> reply) {
+  bool first = true;
+  try {
+    first = kv.set_if_absent(dedup_key(ev), svc.node_id, svc.dedup_ttl);
+  } catch (const std::exception& e) {
+    // Fail open: the call's state machine ignores repeats by itself.
+    engine::log_warn("ingress", std::string{"dedup unavailable: "} + e.what());
+  }
+  ev.raw.duplicate = !first;
+  svc.store->post(
+    [raw = ev.raw](engine::store& db) { db.insert_webhook(raw); });
+  if (!first) {
+    engine::log_info("ingress", std::string{engine::to_string(ev.what)} + " "
+                                  + ev.status + " for " + ev.sid
+                                  + " is a duplicate, ignored");
+    return;
+  }
+  caf::anon_send(tenant, event_atom_v, std::move(ev), std::move(reply));
+}
+
 /// The compliance reply to a keyword, or "" for none.
 std::string compliance_text(const engine::tenant& t,
                             const engine::keyword_match& k) {
@@ -243,27 +267,14 @@ void actor_event_sink::deliver(const std::string& tenant_id,
   }
   // Callbacks: a carrier retry (same CallSid, kind and status) is handled
   // once, whichever process it reaches.
+  if (inline_kv_ != nullptr) {
+    dedup_callback(*svc_, *inline_kv_, tenant, std::move(ev), std::move(reply));
+    return;
+  }
   auto svc = svc_;
   svc_->kv->post([svc, tenant, ev = std::move(ev),
                   reply = std::move(reply)](engine::kv& kv) mutable {
-    bool first = true;
-    try {
-      first = kv.set_if_absent(dedup_key(ev), svc->node_id, svc->dedup_ttl);
-    } catch (const std::exception& e) {
-      // Fail open: the call's state machine ignores repeats by itself.
-      engine::log_warn("ingress", std::string{"dedup unavailable: "} + e.what());
-    }
-    ev.raw.duplicate = !first;
-    svc->store->post([raw = ev.raw](engine::store& db) {
-      db.insert_webhook(raw);
-    });
-    if (!first) {
-      engine::log_info("ingress", std::string{engine::to_string(ev.what)} + " "
-                                    + ev.status + " for " + ev.sid
-                                    + " is a duplicate, ignored");
-      return;
-    }
-    caf::anon_send(tenant, event_atom_v, std::move(ev), std::move(reply));
+    dedup_callback(*svc, kv, tenant, std::move(ev), std::move(reply));
   });
 }
 

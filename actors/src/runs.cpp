@@ -2,11 +2,72 @@
 
 #include "ringback/actors/services.hpp"
 #include "ringback/engine/conversation.hpp"
+#include "ringback/engine/executors.hpp"
 #include "ringback/engine/log.hpp"
 #include "ringback/engine/messaging.hpp"
 #include "ringback/workflows/diagnostic.hpp"
 
+#include <mutex>
+#include <unordered_set>
+
 namespace ringback::actors {
+
+namespace {
+
+/// The workflow versions known to be committed, per store executor
+/// (`store_transaction::executor_id`): a run start skips the (idempotent)
+/// insert of a version its executor has committed already.
+class saved_versions {
+public:
+  static saved_versions& instance() {
+    static auto* memo = new saved_versions; // never destroyed: used at exit
+    return *memo;
+  }
+
+  static std::string key(std::uint64_t executor,
+                         const engine::workflow_version_record& v) {
+    std::string out = std::to_string(executor);
+    for (const auto* part : {&v.tenant_id, &v.name, &v.version}) {
+      out += '\0';
+      out += *part;
+    }
+    return out;
+  }
+
+  bool contains(const std::string& key) const {
+    std::lock_guard<std::mutex> guard{mtx_};
+    return keys_.count(key) != 0;
+  }
+
+  void add(std::string key) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    keys_.insert(std::move(key));
+  }
+
+private:
+  mutable std::mutex mtx_;
+  std::unordered_set<std::string> keys_;
+};
+
+} // namespace
+
+bool save_version_once(engine::store& db,
+                       const engine::workflow_version_record& v) {
+  auto* txn = engine::current_store_transaction();
+  if (txn == nullptr) {
+    db.save_workflow_version(v);
+    return true;
+  }
+  auto key = saved_versions::key(txn->executor_id(), v);
+  auto& memo = saved_versions::instance();
+  if (memo.contains(key))
+    return false;
+  db.save_workflow_version(v);
+  // Remembered only once committed: a rolled-back batch forgets it.
+  txn->after_commit(
+    [key = std::move(key), &memo]() mutable { memo.add(std::move(key)); });
+  return true;
+}
 
 tenant_directory::tenant_directory(const std::vector<engine::tenant>& tenants) {
   for (const auto& t : tenants) {
@@ -225,7 +286,7 @@ bool write_segment(engine::store& db, stored_segment& s,
   message_ids.clear();
   if (s.run.id == 0) {
     if (s.version)
-      db.save_workflow_version(*s.version);
+      save_version_once(db, *s.version);
     s.run.id = db.insert_run(s.run);
   } else if (!db.update_run(s.run, s.expected_seq)) {
     return false;

@@ -3,7 +3,9 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstring>
 #include <limits>
+#include <random>
 #include <utility>
 
 namespace ringback::adapters {
@@ -58,15 +60,65 @@ memory_kv_state::time_point later(memory_kv_state::time_point now,
   return now + std::chrono::milliseconds{std::max<engine::epoch_ms>(ms, 1)};
 }
 
+/// MurmurHash64A (Austin Appleby, public domain) of `key` with `seed`.
+std::uint64_t murmur64(std::string_view key, std::uint64_t seed) noexcept {
+  constexpr std::uint64_t m = 0xc6a4a7935bd1e995ULL;
+  constexpr int r = 47;
+  const auto len = key.size();
+  std::uint64_t h = seed ^ (len * m);
+  const char* p = key.data();
+  const char* end = p + (len / 8) * 8;
+  for (; p != end; p += 8) {
+    std::uint64_t k = 0;
+    std::memcpy(&k, p, 8);
+    k *= m;
+    k ^= k >> r;
+    k *= m;
+    h ^= k;
+    h *= m;
+  }
+  const auto tail = len & 7;
+  if (tail != 0) {
+    std::uint64_t k = 0;
+    std::memcpy(&k, p, tail); // little-endian: as the reference's switch
+    h ^= k;
+    h *= m;
+  }
+  h ^= h >> r;
+  h *= m;
+  h ^= h >> r;
+  return h;
+}
+
+std::uint64_t random_seed() {
+  std::random_device rd;
+  return (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
+}
+
 } // namespace
 
-memory_kv_state::memory_kv_state(clock_function now) : now_(std::move(now)) {
+memory_kv_state::memory_kv_state(clock_function now)
+  : seed_lo_(random_seed()), seed_hi_(random_seed()), now_(std::move(now)) {
   if (!now_) {
     now_ = &std::chrono::steady_clock::now;
   }
 }
 
-memory_kv_state::entry* memory_kv_state::live_entry(const std::string& key,
+memory_kv_state::key_hash
+memory_kv_state::hash(std::string_view key) const noexcept {
+  return key_hash{murmur64(key, seed_lo_), murmur64(key, seed_hi_)};
+}
+
+const memory_kv_state::entry* memory_kv_state::find_live(const key_hash& key,
+                                                         time_point now) const {
+  auto i = entries_.find(key);
+  if (i == entries_.end() || i->second.expires_at <= now) {
+    return nullptr;
+  }
+  return &i->second;
+}
+
+memory_kv_state::entry* memory_kv_state::live_entry(const key_hash& key,
                                                     time_point now) {
   auto i = entries_.find(key);
   if (i == entries_.end()) {
@@ -79,10 +131,9 @@ memory_kv_state::entry* memory_kv_state::live_entry(const std::string& key,
   return &i->second;
 }
 
-void memory_kv_state::insert(std::string key, std::string_view value,
+void memory_kv_state::insert(const key_hash& key, std::string_view value,
                              time_point expires_at, time_point now) {
-  entries_.insert_or_assign(std::move(key),
-                            entry{std::string{value}, expires_at});
+  entries_.insert_or_assign(key, entry{std::string{value}, expires_at});
   if (++inserts_since_sweep_ < sweep_threshold_) {
     return;
   }
@@ -97,7 +148,7 @@ void memory_kv_state::insert(std::string key, std::string_view value,
   sweep_threshold_ = std::max(min_inserts_between_sweeps, entries_.size());
 }
 
-void memory_kv_state::put(const std::string& key, std::string_view value,
+void memory_kv_state::put(const key_hash& key, std::string_view value,
                           time_point expires_at, time_point now) {
   if (auto* e = live_entry(key, now)) {
     e->value.assign(value.data(), value.size());
@@ -111,20 +162,20 @@ bool memory_kv_state::set_if_absent(std::string_view key,
                                     std::string_view value,
                                     std::chrono::milliseconds ttl) {
   check_ttl("set_if_absent", ttl);
-  std::string k{key};
+  const auto k = hash(key);
   std::lock_guard<std::mutex> guard{mutex_};
   auto now = now_();
   if (live_entry(k, now) != nullptr) {
     return false;
   }
-  insert(std::move(k), value, now + ttl, now);
+  insert(k, value, now + ttl, now);
   return true;
 }
 
 bool memory_kv_state::claim(std::string_view key, std::string_view owner,
                             std::chrono::milliseconds ttl) {
   check_ttl("claim", ttl);
-  std::string k{key};
+  const auto k = hash(key);
   std::lock_guard<std::mutex> guard{mutex_};
   auto now = now_();
   if (auto* e = live_entry(k, now)) {
@@ -134,7 +185,7 @@ bool memory_kv_state::claim(std::string_view key, std::string_view owner,
     e->expires_at = now + ttl;
     return true;
   }
-  insert(std::move(k), owner, now + ttl, now);
+  insert(k, owner, now + ttl, now);
   return true;
 }
 
@@ -145,50 +196,54 @@ engine::pace_answer memory_kv_state::pace(const engine::pace_request& r) {
   if (r.tenant && r.tenant_key.empty()) {
     throw engine::port_error("memory kv pace: a tenant cap needs a tenant_key");
   }
+  const auto number_key = hash(r.number_key);
+  const auto tenant_key = hash(r.tenant_key);
   std::lock_guard<std::mutex> guard{mutex_};
   auto now = now_();
-  auto stored = [&](const std::string& key) -> engine::epoch_ms {
+  auto stored = [&](const key_hash& key) -> engine::epoch_ms {
     auto* e = live_entry(key, now);
     return e != nullptr ? parse_tat(e->value) : 0;
   };
-  auto number_tat = stored(r.number_key);
+  auto number_tat = stored(number_key);
   engine::epoch_ms tenant_tat = 0;
   if (r.tenant) {
-    tenant_tat = stored(r.tenant_key);
+    tenant_tat = stored(tenant_key);
   }
   auto result = engine::gcra_pair(number_tat, tenant_tat, r.now, r.number,
                                   r.tenant);
   if (!result.allowed) {
     return {false, result.retry_after_ms};
   }
-  put(r.number_key, std::to_string(result.number_tat),
+  put(number_key, std::to_string(result.number_tat),
       later(now, pace_ttl_ms(result.number_tat, r.now)), now);
   if (r.tenant) {
-    put(r.tenant_key, std::to_string(result.tenant_tat),
+    put(tenant_key, std::to_string(result.tenant_tat),
         later(now, pace_ttl_ms(result.tenant_tat, r.now)), now);
   }
   return {true, 0};
 }
 
 std::optional<std::string> memory_kv_state::get(std::string_view key) const {
+  const auto k = hash(key);
   std::lock_guard<std::mutex> guard{mutex_};
-  auto i = entries_.find(std::string{key});
-  if (i == entries_.end() || i->second.expires_at <= now_()) {
+  auto* e = find_live(k, now_());
+  if (e == nullptr) {
     return std::nullopt;
   }
-  return i->second.value;
+  return e->value;
 }
 
 std::optional<std::chrono::milliseconds>
 memory_kv_state::ttl(std::string_view key) const {
+  const auto k = hash(key);
   std::lock_guard<std::mutex> guard{mutex_};
-  auto i = entries_.find(std::string{key});
   auto now = now_();
-  if (i == entries_.end() || i->second.expires_at <= now) {
+  auto* e = find_live(k, now);
+  if (e == nullptr) {
     return std::nullopt;
   }
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-    i->second.expires_at - now);
+  return std::chrono::duration_cast<std::chrono::milliseconds>(e->expires_at
+                                                               - now);
 }
 
 std::size_t memory_kv_state::size() const {

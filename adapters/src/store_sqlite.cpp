@@ -14,6 +14,9 @@ namespace ringback::adapters {
 
 namespace {
 
+/// WAL pages between automatic checkpoints (see `impl::open`).
+constexpr int wal_autocheckpoint_pages = 10'000;
+
 using store_detail::fail;
 using store_detail::sql_id;
 namespace sql_ops = store_detail::sql_ops;
@@ -203,9 +206,20 @@ struct sqlite_store::impl {
         auto mode = pragma_value("journal_mode=WAL");
         if (mode != "wal")
           throw sqlite_failure{"journal_mode is '" + mode + "', not 'wal'"};
+        // Checkpoint every ~40 MiB of WAL (10,000 pages), not SQLite's 4 MiB:
+        // a page rewritten by many commits is copied to the database (and
+        // the files synced) once per checkpoint, so a 10x longer interval
+        // saves most of the checkpoint work the commits paid for at load.
+        exec(("PRAGMA wal_autocheckpoint="
+              + std::to_string(wal_autocheckpoint_pages))
+               .c_str());
       }
       exec("PRAGMA synchronous=NORMAL");
       exec("PRAGMA foreign_keys=ON");
+      // A 16 MiB page cache, not SQLite's 2 MiB: at load the indexes of the
+      // busy tables outgrow 2 MiB and every miss is a pread (10 % of the
+      // process's CPU at 750 calls/s). It fills only as far as it is used.
+      exec("PRAGMA cache_size=-16384");
       begin_stmt = prepare("BEGIN IMMEDIATE");
       commit_stmt = prepare("COMMIT");
       rollback_stmt = prepare("ROLLBACK");

@@ -1,11 +1,52 @@
 #include "ringback/engine/executors.hpp"
 
+#include <atomic>
 #include <utility>
 
 namespace ringback::engine {
 
-store_executor::store_executor(std::unique_ptr<store> db, std::size_t max_batch)
-  : db_(std::move(db)), max_batch_(max_batch) {
+namespace {
+
+thread_local store_transaction* current_transaction = nullptr;
+
+/// Makes `txn` the current transaction of this thread for its lifetime.
+class transaction_scope {
+public:
+  explicit transaction_scope(store_transaction& txn) noexcept
+    : previous_(current_transaction) {
+    current_transaction = &txn;
+  }
+
+  ~transaction_scope() {
+    current_transaction = previous_;
+  }
+
+  transaction_scope(const transaction_scope&) = delete;
+  transaction_scope& operator=(const transaction_scope&) = delete;
+
+private:
+  store_transaction* previous_;
+};
+
+} // namespace
+
+store_transaction* current_store_transaction() noexcept {
+  return current_transaction;
+}
+
+std::uint64_t next_store_executor_id() noexcept {
+  static std::atomic<std::uint64_t> next{1};
+  return next.fetch_add(1, std::memory_order_relaxed);
+}
+
+store_executor::store_executor(std::unique_ptr<store> db, std::size_t max_batch,
+                               std::chrono::microseconds linger,
+                               std::size_t linger_batch)
+  : db_(std::move(db)),
+    max_batch_(max_batch == 0 ? 1 : max_batch),
+    linger_(linger),
+    linger_batch_(linger_batch == 0 ? 1 : linger_batch),
+    id_(next_store_executor_id()) {
   thread_ = std::thread{[this] { loop(); }};
 }
 
@@ -18,7 +59,10 @@ void store_executor::post(work w, done d) {
     std::lock_guard<std::mutex> guard{mtx_};
     if (!stopping_) {
       queue_.push_back(job{std::move(w), std::move(d)});
-      cv_.notify_one();
+      // Only a sleeping thread needs a wake-up: a busy one looks at the
+      // queue after its batch, a lingering one when enough jobs are in.
+      if (idle_ || (lingering_ && queue_.size() == linger_batch_))
+        cv_.notify_one();
       return;
     }
   }
@@ -43,28 +87,47 @@ std::size_t store_executor::commits() const {
   return commits_;
 }
 
+std::size_t store_executor::jobs() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return jobs_;
+}
+
 void store_executor::loop() {
   std::vector<job> batch;
+  std::unique_lock<std::mutex> guard{mtx_};
   for (;;) {
-    {
-      std::unique_lock<std::mutex> guard{mtx_};
+    if (queue_.empty() && !stopping_) {
+      idle_ = true;
       cv_.wait(guard, [this] { return stopping_ || !queue_.empty(); });
-      if (queue_.empty())
-        return;
-      while (!queue_.empty() && batch.size() < max_batch_) {
-        batch.push_back(std::move(queue_.front()));
-        queue_.pop_front();
+      idle_ = false;
+      // Woken from idle: give the load a moment to queue up a batch.
+      if (linger_.count() > 0 && !stopping_ && queue_.size() < linger_batch_) {
+        lingering_ = true;
+        cv_.wait_for(guard, linger_, [this] {
+          return stopping_ || queue_.size() >= linger_batch_;
+        });
+        lingering_ = false;
       }
     }
+    if (queue_.empty())
+      return; // stopping, and every job ran
+    while (!queue_.empty() && batch.size() < max_batch_) {
+      batch.push_back(std::move(queue_.front()));
+      queue_.pop_front();
+    }
+    guard.unlock();
     run_batch(batch);
     batch.clear();
+    guard.lock();
   }
 }
 
 void store_executor::run_batch(std::vector<job>& batch) {
   std::vector<std::string> errors(batch.size());
   bool batch_ok = true;
+  store_transaction txn{id_};
   try {
+    transaction_scope scope{txn};
     db_->begin();
     for (auto& j : batch)
       j.w(*db_);
@@ -77,6 +140,7 @@ void store_executor::run_batch(std::vector<job>& batch) {
       // The connection is gone; each job below reconnects or fails alone.
     }
   }
+  txn.finish(batch_ok);
   if (batch_ok) {
     std::lock_guard<std::mutex> guard{mtx_};
     ++commits_;
@@ -84,20 +148,30 @@ void store_executor::run_batch(std::vector<job>& batch) {
     for (std::size_t i = 0; i < batch.size(); ++i)
       errors[i] = run_alone(batch[i]);
   }
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    jobs_ += batch.size();
+  }
   for (std::size_t i = 0; i < batch.size(); ++i)
     if (batch[i].d)
       batch[i].d(errors[i]);
 }
 
 std::string store_executor::run_alone(job& j) {
+  store_transaction txn{id_};
   try {
-    db_->begin();
-    j.w(*db_);
-    db_->commit();
+    {
+      transaction_scope scope{txn};
+      db_->begin();
+      j.w(*db_);
+      db_->commit();
+    }
+    txn.finish(true);
     std::lock_guard<std::mutex> guard{mtx_};
     ++commits_;
     return {};
   } catch (const std::exception& e) {
+    txn.finish(false);
     try {
       db_->rollback();
     } catch (const std::exception&) {
@@ -108,17 +182,19 @@ std::string store_executor::run_alone(job& j) {
   }
 }
 
-} // namespace ringback::engine
-
-namespace ringback::engine {
-
 void inline_store_queue::post(work w, done d) {
   std::string error;
+  store_transaction txn{id_};
   try {
-    db_.begin();
-    w(db_);
-    db_.commit();
+    {
+      transaction_scope scope{txn};
+      db_.begin();
+      w(db_);
+      db_.commit();
+    }
+    txn.finish(true);
   } catch (const std::exception& e) {
+    txn.finish(false);
     error = e.what();
     try {
       db_.rollback();

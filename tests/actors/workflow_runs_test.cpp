@@ -22,6 +22,7 @@
 #include "fake_http_fetcher.hpp"
 #include "actor_test.hpp"
 #include "fakes.hpp"
+#include "mock_store.hpp"
 
 #include <algorithm>
 #include <memory>
@@ -1404,6 +1405,95 @@ TEST_F(WorkflowRuns, FinishedCallsAndRunsLeaveNoActorsOrTimersBehind) {
       EXPECT_EQ(r.status, run_status::finished) << r.workflow << " " << i;
   // 10 missed: crm greets + later follows up; 20 completed: wrap_up.
   EXPECT_EQ(texts().size(), 40u);
+}
+
+/// A kv pool that counts what is posted to it and runs nothing.
+class counting_kv_queue final : public engine::job_queue<engine::kv> {
+public:
+  void post(job) override {
+    ++posts;
+  }
+
+  int posts = 0;
+};
+
+TEST_F(WorkflowRuns, AnInlineKvDedupsCallbacksWithoutThePool) {
+  use({answer_yaml, text_back_yaml});
+  auto& a = start("node-a");
+  counting_kv_queue pool;
+  auto s = std::make_shared<actors::services>(*a.svc);
+  s->kv = &pool;
+  actors::actor_event_sink sink{
+    s, std::unordered_map<std::string, caf::actor>{{tenant_->id, a.tenant}},
+    a.outbox};
+  sink.set_inline_kv(&a.kv);
+  incoming(a, "CA1");
+  auto dial = [&] {
+    auto reply = std::make_shared<testkit::recorded_reply>();
+    sink.deliver(tenant_->id,
+                 testkit::call_event(kind::dial_result, "CA1", "no-answer"),
+                 reply);
+    sched_.run();
+    return reply;
+  };
+  auto first = dial();
+  ASSERT_EQ(first->answers.size(), 1u);
+  EXPECT_TRUE(dial()->answers.empty()) << "a carrier retry is dropped";
+  EXPECT_EQ(pool.posts, 0) << "the dedup ran on the calling thread";
+  // Same key as the pool's path: a retry through the pool-based sink (another
+  // handle on the same kv) is dropped too.
+  EXPECT_TRUE(
+    ingress(a, testkit::call_event(kind::dial_result, "CA1", "no-answer"))
+      ->answers.empty());
+  EXPECT_EQ(the_run("CA1", "answer").waiting_for, "recording");
+}
+
+TEST(SaveVersionOnce, OncePerStoreExecutorAndOnlyOnceCommitted) {
+  ::testing::NiceMock<testkit::mock_store> db;
+  int saved = 0;
+  ON_CALL(db, save_workflow_version(::testing::_))
+    .WillByDefault(
+      [&saved](const engine::workflow_version_record&) { ++saved; });
+  engine::workflow_version_record v{
+    "acme", "answer", "0123456789abcdef", "answer.yaml", "steps: []", 1};
+  // Outside a store executor's job: always written.
+  EXPECT_TRUE(actors::save_version_once(db, v));
+  EXPECT_TRUE(actors::save_version_once(db, v));
+  EXPECT_EQ(saved, 2);
+  engine::inline_store_queue q{db};
+  std::vector<bool> wrote;
+  auto save = [&](const engine::workflow_version_record& x) {
+    q.post([&wrote, x](engine::store& st) {
+      wrote.push_back(actors::save_version_once(st, x));
+    });
+  };
+  save(v);
+  save(v);
+  auto v2 = v;
+  v2.version = "fedcba9876543210";
+  save(v2);
+  auto other_tenant = v;
+  other_tenant.tenant_id = "bobs";
+  save(other_tenant);
+  save(v2);
+  EXPECT_EQ(wrote, (std::vector<bool>{true, false, true, true, false}));
+  EXPECT_EQ(saved, 5);
+  // A rolled-back transaction is not remembered: the next job writes again.
+  engine::inline_store_queue q2{db};
+  std::string error;
+  q2.post(
+    [&](engine::store& st) {
+      EXPECT_TRUE(actors::save_version_once(st, v));
+      throw engine::port_error{"insert_run: disk I/O error"};
+    },
+    [&error](const std::string& e) { error = e; });
+  EXPECT_EQ(error, "insert_run: disk I/O error");
+  bool again = false;
+  q2.post([&](engine::store& st) { again = actors::save_version_once(st, v); });
+  EXPECT_TRUE(again) << "another executor (process) saves it for itself";
+  q2.post([&](engine::store& st) { again = actors::save_version_once(st, v); });
+  EXPECT_FALSE(again);
+  EXPECT_EQ(saved, 7);
 }
 
 } // namespace

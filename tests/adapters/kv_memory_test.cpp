@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace ringback::adapters {
 namespace {
@@ -242,6 +243,34 @@ TEST_F(memory_kv_test, ttl_errors_name_the_operation) {
     EXPECT_STREQ(e.what(),
                  "memory kv set_if_absent: ttl must be positive, got -1 ms");
   }
+}
+
+TEST_F(memory_kv_test, many_similar_keys_stay_distinct) {
+  // Keys are kept as 128-bit hashes: webhook dedup keys that differ in one
+  // character, and the empty key, must never be taken for one another.
+  std::vector<std::string> keys{""};
+  for (int i = 0; i < 200000; ++i)
+    keys.push_back("ringback:wh:CA" + std::to_string(1000000 + i)
+                   + ":dial_result:no-answer");
+  keys.push_back("ringback:wh:CA1000000:dial_result:no-answeR");
+  keys.push_back(std::string(1, '\0'));
+  keys.push_back(std::string(2, '\0'));
+  for (const auto& k : keys)
+    ASSERT_TRUE(kv_.set_if_absent(k, "n", 1h)) << k;
+  for (const auto& k : keys)
+    ASSERT_FALSE(kv_.set_if_absent(k, "n", 1h)) << k;
+  EXPECT_EQ(state_->size(), keys.size());
+}
+
+TEST_F(memory_kv_test, states_hash_keys_their_own_way_with_the_same_results) {
+  auto other = std::make_shared<memory_kv_state>(clock_.function());
+  memory_kv b{other};
+  EXPECT_TRUE(kv_.claim("call", "a", 100ms));
+  EXPECT_TRUE(b.claim("call", "b", 100ms));
+  EXPECT_FALSE(b.claim("call", "a", 100ms));
+  EXPECT_EQ(other->get("call"), "b");
+  EXPECT_EQ(state_->get("call"), "a");
+  EXPECT_EQ(other->get("nope"), std::nullopt);
 }
 
 } // namespace

@@ -1,12 +1,16 @@
 #include "ringback/engine/executors.hpp"
 
-#include "mock_store.hpp"
-
 #include <gtest/gtest.h>
 
+#include "mock_store.hpp"
+
+#include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <cstdint>
 #include <future>
 #include <memory>
+#include <thread>
 
 namespace {
 
@@ -127,6 +131,123 @@ TEST(InlineStoreQueue, RollsBackAndReportsAFailure) {
   q.post([](engine::store&) { throw engine::port_error{"boom"}; },
          [&](const std::string& e) { error = e; });
   EXPECT_EQ(error, "boom");
+}
+
+TEST(StoreExecutor, AfterCommitHooksRunOncePerCommittedJobBeforeCompletions) {
+  gated_store g;
+  engine::store_executor ex{g.make(), 512};
+  std::vector<std::string> events; // store thread only
+  for (int i = 0; i < 6; ++i)
+    ex.post(
+      [i, &events](engine::store&) {
+        auto* txn = engine::current_store_transaction();
+        ASSERT_NE(txn, nullptr);
+        txn->after_commit(
+          [i, &events] { events.push_back("hook " + std::to_string(i)); });
+        if (i == 3)
+          throw engine::port_error{"insert_call: constraint failed"};
+      },
+      [i, &events](const std::string& e) {
+        events.push_back("done " + std::to_string(i)
+                         + (e.empty() ? "" : " " + e));
+      });
+  g.gate.set_value();
+  ex.stop();
+  // Each committed job's hook ran exactly once (hooks of a rolled-back batch
+  // are dropped; its jobs re-run alone register again), the failed job's
+  // never, and a job's hook before any completion of its transaction.
+  for (int i = 0; i < 6; ++i) {
+    auto hook = std::find(events.begin(), events.end(),
+                          "hook " + std::to_string(i));
+    auto done
+      = std::find_if(events.begin(), events.end(), [i](const std::string& e) {
+          return e.rfind("done " + std::to_string(i), 0) == 0;
+        });
+    ASSERT_NE(done, events.end()) << i;
+    if (i == 3) {
+      EXPECT_EQ(hook, events.end());
+      EXPECT_EQ(*done, "done 3 insert_call: constraint failed");
+    } else {
+      ASSERT_NE(hook, events.end()) << i;
+      EXPECT_EQ(std::count(events.begin(), events.end(), *hook), 1) << i;
+      EXPECT_LT(hook - events.begin(), done - events.begin()) << i;
+    }
+  }
+  EXPECT_EQ(engine::current_store_transaction(), nullptr);
+}
+
+TEST(StoreExecutor, EachExecutorHasItsOwnId) {
+  NiceMock<testkit::mock_store> db;
+  engine::inline_store_queue a{db};
+  engine::inline_store_queue b{db};
+  std::uint64_t id_a = 0;
+  std::uint64_t id_b = 0;
+  a.post([&](engine::store&) {
+    id_a = engine::current_store_transaction()->executor_id();
+  });
+  b.post([&](engine::store&) {
+    id_b = engine::current_store_transaction()->executor_id();
+  });
+  EXPECT_NE(id_a, 0u);
+  EXPECT_NE(id_b, 0u);
+  EXPECT_NE(id_a, id_b);
+  std::uint64_t again = 0;
+  a.post([&](engine::store&) {
+    again = engine::current_store_transaction()->executor_id();
+  });
+  EXPECT_EQ(again, id_a);
+  EXPECT_EQ(engine::current_store_transaction(), nullptr);
+}
+
+TEST(StoreExecutor, AWakeUpLingersSoThatALightLoadCommitsOnce) {
+  gated_store g;
+  g.gate.set_value();
+  // A linger far longer than the test: only a full batch may end it.
+  engine::store_executor ex{g.make(), 512, std::chrono::seconds{30}, 10};
+  // Let the thread reach its idle wait first (a thread that finds jobs
+  // already queued when it starts runs them at once).
+  std::this_thread::sleep_for(std::chrono::milliseconds{200});
+  std::promise<void> all_done;
+  std::atomic<int> done{0};
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 10; ++i)
+    ex.post([](engine::store&) {},
+            [&](const std::string& e) {
+              EXPECT_EQ(e, "");
+              if (++done == 10)
+                all_done.set_value();
+            });
+  ASSERT_EQ(all_done.get_future().wait_for(std::chrono::seconds{20}),
+            std::future_status::ready);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds{20});
+  EXPECT_EQ(ex.commits(), 1u) << "ten jobs, one transaction";
+  EXPECT_EQ(ex.jobs(), 10u);
+  ex.stop();
+}
+
+TEST(StoreExecutor, StopEndsALingerAndRunsWhatIsQueued) {
+  gated_store g;
+  g.gate.set_value();
+  engine::store_executor ex{g.make(), 512, std::chrono::seconds{30}, 64};
+  std::atomic<int> done{0};
+  ex.post([](engine::store&) {}, [&](const std::string&) { ++done; });
+  ex.post([](engine::store&) {}, [&](const std::string&) { ++done; });
+  const auto start = std::chrono::steady_clock::now();
+  ex.stop();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds{20});
+  EXPECT_EQ(done, 2);
+  EXPECT_EQ(ex.commits(), 1u);
+}
+
+TEST(StoreExecutor, WithoutLingerAJobRunsAtOnce) {
+  gated_store g;
+  g.gate.set_value();
+  engine::store_executor ex{g.make(), 512, std::chrono::microseconds{0}, 64};
+  std::promise<void> ran;
+  ex.post([](engine::store&) {}, [&](const std::string&) { ran.set_value(); });
+  EXPECT_EQ(ran.get_future().wait_for(std::chrono::seconds{20}),
+            std::future_status::ready);
+  ex.stop();
 }
 
 } // namespace

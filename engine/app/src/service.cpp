@@ -18,16 +18,21 @@
 
 #include <caf/all.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <iostream>
 #include <mutex>
+#include <thread>
 
 namespace ringback::app {
 
 namespace {
 
-constexpr std::size_t kv_threads = 2;
+/// Redis round trips block a worker; the in-memory kv only takes a mutex,
+/// and callbacks' dedup keys skip the pool altogether (see `inline_kv`).
+constexpr std::size_t redis_kv_threads = 2;
+constexpr std::size_t memory_kv_threads = 1;
 constexpr std::size_t carrier_threads = 8;
 
 constexpr std::size_t http_threads = 4;
@@ -152,6 +157,9 @@ struct service::impl {
   std::unique_ptr<engine::store_executor> store;
   std::unique_ptr<adapters::kv_factory> kv_factory;
   std::unique_ptr<engine::worker_pool<engine::kv>> kv;
+  /// The in-memory kv, for the dedup of callbacks on the HTTP threads (null
+  /// with Redis). Declared before `sink`, which points to it.
+  std::unique_ptr<engine::kv> inline_kv;
   std::unique_ptr<engine::worker_pool<engine::carrier>> carrier;
   std::unique_ptr<caf::actor_system_config> actor_cfg;
   std::unique_ptr<caf::actor_system> system;
@@ -255,7 +263,10 @@ std::optional<std::string> service::start() {
     d.kv_factory = std::make_unique<adapters::kv_factory>(cfg.kv);
     auto* factory = d.kv_factory.get();
     d.kv = std::make_unique<engine::worker_pool<engine::kv>>(
-      kv_threads, [factory] { return factory->make_kv(); });
+      factory->is_memory() ? memory_kv_threads : redis_kv_threads,
+      [factory] { return factory->make_kv(); });
+    if (factory->is_memory())
+      d.inline_kv = factory->make_kv();
   } catch (const std::exception& e) {
     return std::string{"cannot open the store or kv: "} + e.what();
   }
@@ -310,6 +321,11 @@ std::optional<std::string> service::start() {
   // condition variable used 2.5x less CPU for the same calls (see
   // docs/benchmarks.md).
   d.actor_cfg->set("scheduler.policy", caf::atom("sharing"));
+  // CAF 0.17 starts max(cores, 4) workers; more workers than cores only
+  // add thread switches (docs/benchmarks.md, "Where the time goes").
+  d.actor_cfg->set("scheduler.max-threads",
+                   static_cast<std::size_t>(
+                     std::max(1u, std::thread::hardware_concurrency())));
   d.system = std::make_unique<caf::actor_system>(*d.actor_cfg);
   d.outbox = d.system->spawn(actors::outbox_actor, svc);
   std::unordered_map<std::string, caf::actor> by_id;
@@ -322,6 +338,7 @@ std::optional<std::string> service::start() {
   }
   d.sink = std::make_unique<actors::actor_event_sink>(svc, std::move(by_id),
                                                       d.outbox);
+  d.sink->set_inline_kv(d.inline_kv.get());
   adapters::twilio_webhooks::options wo;
   wo.public_url = cfg.public_url;
   wo.auth_token = cfg.twilio.auth_token;
@@ -422,6 +439,9 @@ int serve_main(const std::string& config_path) {
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
+  // A busy server logs thousands of info lines a second: one write per
+  // 20 ms of them, not one per line (warnings and errors go out at once).
+  engine::set_log_buffering(std::chrono::milliseconds{20});
   service svc{std::move(*loaded.value)};
   if (auto err = svc.start()) {
     std::cerr << "ringback: " << *err << "\n";
@@ -437,6 +457,7 @@ int serve_main(const std::string& config_path) {
   }
   engine::log_info("service", std::string{"stopping on "} + strsignal(sig));
   svc.stop();
+  engine::flush_log();
   return 0;
 }
 

@@ -19,12 +19,25 @@ namespace ringback::actors {
 /// compliance reply (through the gate and the `outbox`), and start no
 /// workflow; other messages go to the tenant. Delivery reports
 /// (`sms_status`) are applied to the outbox's messages in the store, forward
-/// only. Called from HTTP threads; never blocks.
+/// only. Called from HTTP threads; never blocks on I/O.
+///
+/// A callback's dedup key goes through `svc->kv` (a worker pool: Redis blocks)
+/// unless an inline kv was given (`set_inline_kv`): then it is checked on the
+/// calling thread, which saves a thread hop per callback.
 class actor_event_sink final : public engine::event_sink {
 public:
   actor_event_sink(services_ptr svc,
                    std::unordered_map<std::string, caf::actor> tenants,
                    caf::actor outbox = {});
+
+  /// Checks callbacks' dedup keys on the calling (HTTP) thread with `kv`
+  /// instead of posting them to `svc->kv`. Only for a kv that never blocks on
+  /// I/O and is thread-safe (the in-memory kv, whose one mutex is held for a
+  /// map lookup); it must see the same keys as `svc->kv` and outlive the
+  /// sink. Null: back to the pool. Call before the first `deliver`.
+  void set_inline_kv(engine::kv* kv) noexcept {
+    inline_kv_ = kv;
+  }
 
   void deliver(const std::string& tenant_id, engine::inbound_event ev,
                std::shared_ptr<engine::voice_reply> reply) override;
@@ -36,6 +49,7 @@ private:
   void deliver_status(const std::string& tenant_id, engine::inbound_event ev);
 
   services_ptr svc_;
+  engine::kv* inline_kv_ = nullptr;
   std::unordered_map<std::string, caf::actor> tenants_;
   caf::actor outbox_;
 };

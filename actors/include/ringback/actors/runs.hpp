@@ -169,6 +169,14 @@ stored_segment make_segment(const workflows::workflow& wf,
 bool write_segment(engine::store& db, stored_segment& s,
                    std::vector<std::int64_t>& message_ids);
 
+/// Saves `v` unless the store executor running this job (see
+/// `engine::current_store_transaction`) has committed it already in this
+/// process; returns whether it wrote. Outside an executor's job it always
+/// writes. The store's insert stays idempotent (`ON CONFLICT DO NOTHING`),
+/// so other processes, and a rolled-back batch, save it again themselves.
+bool save_version_once(engine::store& db,
+                       const engine::workflow_version_record& v);
+
 /// Logs the segment's `log` steps and its trace at debug level.
 void log_segment(const workflows::workflow& wf,
                  const workflows::segment_result& r, std::string_view who);

@@ -2,8 +2,10 @@
 
 #include "ringback/engine/ports.hpp"
 
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -27,6 +29,50 @@ public:
   virtual void post(work w, done d = nullptr) = 0;
 };
 
+/// What a store job may ask of the transaction it runs in. Exists on the
+/// store thread while `store_executor` or `inline_store_queue` runs a job
+/// (see `current_store_transaction`).
+class store_transaction {
+public:
+  explicit store_transaction(std::uint64_t executor_id) noexcept
+    : executor_id_(executor_id) {
+    // nop
+  }
+
+  /// The executor's process-unique id (never 0, never reused by another
+  /// executor): a key for "already written to this store" memos.
+  std::uint64_t executor_id() const noexcept {
+    return executor_id_;
+  }
+
+  /// Runs `f` on the store thread once this transaction has committed,
+  /// before the jobs' completions; dropped if it rolls back (a job re-run
+  /// alone registers again). `f` must not throw.
+  void after_commit(std::function<void()> f) {
+    hooks_.push_back(std::move(f));
+  }
+
+  /// For the executors: runs (committed) or drops (rolled back) the hooks.
+  void finish(bool committed) {
+    auto hooks = std::move(hooks_);
+    hooks_.clear();
+    if (committed)
+      for (auto& h : hooks)
+        h();
+  }
+
+private:
+  std::uint64_t executor_id_;
+  std::vector<std::function<void()>> hooks_;
+};
+
+/// The transaction the calling store job runs in, or null when not called
+/// from a job of `store_executor` / `inline_store_queue`.
+store_transaction* current_store_transaction() noexcept;
+
+/// A new process-unique executor id (for `store_transaction`).
+std::uint64_t next_store_executor_id() noexcept;
+
 /// Where hosts post work for a blocking port (kv, carrier). Jobs must not
 /// throw.
 template <class Port>
@@ -48,9 +94,21 @@ public:
 /// its jobs re-run one transaction each. Completions run on the store thread
 /// after the commit, in submission order; they must be quick (send a
 /// message, set a flag).
+///
+/// When the thread wakes from idle it lingers up to `linger` (or until
+/// `linger_batch` jobs queued) before it begins, so that a light load still
+/// commits several jobs at once: fewer commits, WAL frames and checkpoint
+/// work per job for at most `linger` more latency. Posters wake the thread
+/// only when it is idle, not once per job.
 class store_executor final : public store_queue {
 public:
-  explicit store_executor(std::unique_ptr<store> db, std::size_t max_batch = 512);
+  static constexpr std::chrono::microseconds default_linger{2000};
+  static constexpr std::size_t default_linger_batch = 64;
+
+  explicit store_executor(std::unique_ptr<store> db,
+                          std::size_t max_batch = 512,
+                          std::chrono::microseconds linger = default_linger,
+                          std::size_t linger_batch = default_linger_batch);
   ~store_executor();
 
   store_executor(const store_executor&) = delete;
@@ -65,6 +123,10 @@ public:
   /// Number of transactions committed so far (for metrics and tests).
   std::size_t commits() const;
 
+  /// Number of jobs run so far, retried ones counted once (for tests and
+  /// benchmarks: jobs / commits is the mean batch).
+  std::size_t jobs() const;
+
 private:
   struct job {
     work w;
@@ -77,11 +139,17 @@ private:
 
   std::unique_ptr<store> db_;
   std::size_t max_batch_;
+  std::chrono::microseconds linger_;
+  std::size_t linger_batch_;
+  std::uint64_t id_;
   mutable std::mutex mtx_;
   std::condition_variable cv_;
   std::deque<job> queue_;
   bool stopping_ = false;
+  bool idle_ = false;      ///< the thread sleeps until a post wakes it
+  bool lingering_ = false; ///< the thread waits for `linger_batch_` jobs
   std::size_t commits_ = 0;
+  std::size_t jobs_ = 0;
   std::thread thread_;
 };
 
@@ -159,7 +227,8 @@ private:
 /// transaction. For deterministic tests and single-threaded tools.
 class inline_store_queue final : public store_queue {
 public:
-  explicit inline_store_queue(store& db) : db_(db) {
+  explicit inline_store_queue(store& db)
+    : db_(db), id_(next_store_executor_id()) {
     // nop
   }
 
@@ -167,6 +236,7 @@ public:
 
 private:
   store& db_;
+  std::uint64_t id_;
 };
 
 /// Runs each job at once on the caller's thread. For deterministic tests.

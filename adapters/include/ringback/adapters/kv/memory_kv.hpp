@@ -23,6 +23,15 @@ namespace ringback::adapters {
 /// Expiry is lazy: an expired key is treated as absent when it is touched,
 /// and a sweep that costs O(1) amortised per write drops the ones nobody
 /// touches again, so memory stays bounded by the live keys.
+///
+/// Keys are not kept, only a 128-bit hash of each (two 64-bit MurmurHash2
+/// with seeds drawn at random per state), next to the value and the
+/// deadline: a dedup key that outlives its call by 24 h costs one 64-byte
+/// map node (~90 B with the allocator's header and the bucket), not a copy
+/// of the key's text. Two distinct keys collide (the second would be taken
+/// for the first) with probability about n^2 / 2^129 for n live keys: below
+/// 10^-20 for a billion keys. The seeds are not known outside the process,
+/// so keys cannot be crafted to collide.
 class memory_kv_state {
 public:
   using time_point = std::chrono::steady_clock::time_point;
@@ -66,25 +75,48 @@ public:
   std::size_t size() const;
 
 private:
+  /// A key as stored: its 128-bit hash.
+  struct key_hash {
+    std::uint64_t lo = 0;
+    std::uint64_t hi = 0;
+
+    friend bool operator==(const key_hash& a, const key_hash& b) noexcept {
+      return a.lo == b.lo && a.hi == b.hi;
+    }
+  };
+
+  struct key_hasher {
+    std::size_t operator()(const key_hash& k) const noexcept {
+      return static_cast<std::size_t>(k.lo);
+    }
+  };
+
   struct entry {
     std::string value;
     time_point expires_at;
   };
 
-  using map_type = std::unordered_map<std::string, entry>;
+  using map_type = std::unordered_map<key_hash, entry, key_hasher>;
+
+  key_hash hash(std::string_view key) const noexcept;
 
   /// The live entry of `key` or nullptr; erases it if expired. Needs mutex_.
-  entry* live_entry(const std::string& key, time_point now);
+  entry* live_entry(const key_hash& key, time_point now);
+
+  /// The live entry of `key` or nullptr, erasing nothing. Needs mutex_.
+  const entry* find_live(const key_hash& key, time_point now) const;
 
   /// Stores a new entry and sweeps expired ones now and then. Needs mutex_.
-  void insert(std::string key, std::string_view value, time_point expires_at,
-              time_point now);
+  void insert(const key_hash& key, std::string_view value,
+              time_point expires_at, time_point now);
 
   /// Sets `key` to `value` until `expires_at`, whether or not it exists.
   /// Needs mutex_.
-  void put(const std::string& key, std::string_view value,
-           time_point expires_at, time_point now);
+  void put(const key_hash& key, std::string_view value, time_point expires_at,
+           time_point now);
 
+  std::uint64_t seed_lo_;
+  std::uint64_t seed_hi_;
   clock_function now_;
   mutable std::mutex mutex_;
   map_type entries_;
