@@ -354,13 +354,18 @@ void apply(state_t* self, const call_effects& fx) {
   const auto& sid = rec.call_sid;
   if (!fx.note.empty())
     engine::log_info("call", sid + ": " + fx.note);
-  if (fx.persist)
+  if (fx.persist) {
+    // Counted like the run's writes: a passivated call is reloaded with an
+    // urgent read, which must find every write of it committed.
+    ++st.unacked_writes;
     svc->store->post([rec](engine::store& db) { db.update_call(rec); },
-                     [sid](const std::string& error) {
+                     [sid, me = caf::actor{self}](const std::string& error) {
+                       caf::anon_send(me, written_atom_v, error.empty());
                        if (!error.empty())
                          engine::log_error("call",
                                            sid + ": saving failed: " + error);
                      });
+  }
   if (fx.arm_timer)
     self->send(st.tenant, arm_atom_v, sid, rec.fallback_at);
   if (fx.query_carrier) {
@@ -471,30 +476,19 @@ void voice_event(state_t* self, const engine::inbound_event& ev,
 void load_incoming(state_t* self) {
   auto& st = self->state;
   st.incoming_loading = true;
-  auto found = std::make_shared<std::vector<engine::run_record>>();
-  auto source = std::make_shared<engine::workflow_version_record>();
   auto me = caf::actor{self};
   const auto& svc = st.shared->svc;
   auto tenant_id = info_of(self).tenant->id;
+  auto loaded = std::make_shared<stored_incoming>();
   svc->store->post(
-    [found, source, sid = sid_of(self), svc, tenant_id](engine::store& db) {
-      *found = db.runs_for_call(sid);
-      *source = {};
-      for (const auto& r : *found)
-        if (r.trigger == "call.incoming") {
-          if (!svc->workflows
-              || !svc->workflows->find_version(tenant_id, r.workflow,
-                                               r.version))
-            if (auto v = db.find_workflow_version(tenant_id, r.workflow,
-                                                  r.version))
-              *source = std::move(*v);
-          break;
-        }
+    [loaded, sid = sid_of(self), svc, tenant_id](engine::store& db) {
+      *loaded = load_stored_incoming(db, *svc, tenant_id, sid);
     },
-    [me, found, source](const std::string& error) {
+    [me, loaded](const std::string& error) {
       if (!error.empty())
         engine::log_error("call", "loading the incoming run failed: " + error);
-      caf::anon_send(me, loaded_atom_v, *found, source->file, source->source);
+      caf::anon_send(me, loaded_atom_v, loaded->runs, loaded->file,
+                     loaded->source);
     });
 }
 
@@ -686,15 +680,37 @@ void on_decided(state_t* self, claim_result result,
 
 } // namespace
 
+stored_incoming load_stored_incoming(engine::store& db, const services& svc,
+                                     const std::string& tenant_id,
+                                     const std::string& sid) {
+  stored_incoming out;
+  out.runs = db.runs_for_call(sid);
+  for (const auto& r : out.runs)
+    if (r.trigger == "call.incoming") {
+      if (!svc.workflows
+          || !svc.workflows->find_version(tenant_id, r.workflow, r.version))
+        if (auto v = db.find_workflow_version(tenant_id, r.workflow,
+                                              r.version)) {
+          out.file = std::move(v->file);
+          out.source = std::move(v->source);
+        }
+      break;
+    }
+  return out;
+}
+
 caf::behavior call_actor(state_t* self, engine::call_record record,
                          call_shared_ptr shared, caf::actor tenant,
-                         bool created) {
+                         bool created,
+                         std::shared_ptr<const stored_incoming> preloaded) {
   auto& st = self->state;
   st.fsm.emplace(std::move(record), shared->svc->timing);
   st.shared = std::move(shared);
   st.tenant = std::move(tenant);
   st.created = created;
   apply(self, st.fsm->resume(now_of(self)));
+  if (preloaded && !created)
+    on_loaded(self, preloaded->runs, preloaded->file, preloaded->source);
   // A call loaded for its timer or recovered after a restart may be
   // quiescent at once (the tenant ignores this if it has events on the way).
   maybe_passivate(self);

@@ -22,24 +22,40 @@ constexpr int max_restarts = 3;
 /// Creates the call (incoming) or loads it (any other event) in the store and
 /// reports `(loaded_atom, sid, records, error, created)` back.
 void create_or_load(state_t* self, const services_ptr& svc,
-                    std::optional<call_record> fresh, const std::string& sid) {
+                    std::optional<call_record> fresh, const std::string& sid,
+                    const std::string& tenant_id, bool with_runs,
+                    bool urgent = false) {
   auto found = std::make_shared<std::vector<call_record>>();
   auto created = std::make_shared<bool>(false);
+  auto runs = std::make_shared<std::shared_ptr<const stored_incoming>>();
   auto me = caf::actor{self};
-  svc->store->post(
-    [fresh, sid, found, created](engine::store& db) {
+  // A passivated call's every write was acknowledged before its actor went
+  // (see `call_actor`): its reload reads ahead of the store's backlog.
+  auto post = urgent ? &engine::store_queue::post_urgent
+                     : &engine::store_queue::post;
+  (svc->store->*post)(
+    [fresh, sid, found, created, runs, svc, tenant_id,
+     with_runs](engine::store& db) {
       found->clear();
       *created = false;
+      runs->reset();
       if (fresh && db.insert_call(*fresh)) {
         found->push_back(*fresh);
         *created = true;
         return;
       }
-      if (auto rec = db.find_call(sid))
+      if (auto rec = db.find_call(sid)) {
         found->push_back(std::move(*rec));
+        if (!with_runs)
+          return;
+        // In the same job: a loaded call's callback (a passivated call's dial
+        // result, say) then costs one store round trip, not two.
+        *runs = std::make_shared<const stored_incoming>(
+          load_stored_incoming(db, *svc, tenant_id, sid));
+      }
     },
-    [me, sid, found, created](const std::string& error) {
-      caf::anon_send(me, loaded_atom_v, sid, *found, error, *created);
+    [me, sid, found, created, runs](const std::string& error) {
+      caf::anon_send(me, loaded_atom_v, sid, *found, error, *created, *runs);
     });
 }
 
@@ -108,10 +124,11 @@ caf::behavior tenant_actor(state_t* self,
   // copies of what it points to.
   auto shared
     = std::make_shared<const call_shared>(call_shared{svc, info, outbox, runs});
-  auto spawn_call = [=](call_record rec, bool created) {
+  auto spawn_call = [=](call_record rec, bool created,
+                        std::shared_ptr<const stored_incoming> runs) {
     auto sid = rec.call_sid;
     auto call = self->spawn(call_actor, std::move(rec), shared,
-                            caf::actor{self}, created);
+                            caf::actor{self}, created, std::move(runs));
     self->monitor(call);
     self->state.calls.insert_or_assign(sid, live_call{call});
     return call;
@@ -138,7 +155,7 @@ caf::behavior tenant_actor(state_t* self,
                                   + "), restoring it from the store");
     ++self->state.restored;
     self->state.loading[sid]; // queue events until it is back
-    create_or_load(self, svc, std::nullopt, sid);
+    create_or_load(self, svc, std::nullopt, sid, tenant->id, false);
   });
   return {
     [=](event_atom, inbound_event& ev,
@@ -188,11 +205,19 @@ caf::behavior tenant_actor(state_t* self,
                                         svc->clock->now(), svc->timing);
       }
       auto sid = ev.sid;
+      // The voice callbacks (and a carrier retry of the incoming webhook)
+      // resume or replay the call's incoming run: read it with the call.
+      const bool with_runs = ev.what != inbound_event::kind::call_status;
+      // Not live but its timer armed: passivated (a finished call's timer
+      // is cancelled, a crashed actor's call is reloaded elsewhere).
+      const bool passivated = !fresh && st.timers.contains(sid);
       st.loading[sid].emplace_back(std::move(ev), std::move(reply));
-      create_or_load(self, svc, std::move(fresh), sid);
+      create_or_load(self, svc, std::move(fresh), sid, tenant->id, with_runs,
+                     passivated);
     },
     [=](loaded_atom, const std::string& sid, std::vector<call_record>& found,
-        const std::string& error, bool created) {
+        const std::string& error, bool created,
+        std::shared_ptr<const stored_incoming>& runs) {
       auto& st = self->state;
       auto pending = std::move(st.loading[sid]);
       st.loading.erase(sid);
@@ -218,7 +243,8 @@ caf::behavior tenant_actor(state_t* self,
           svc->node_id, svc->clock->now(), svc->timing));
         created = true;
       }
-      spawn_call(std::move(found.front()), created);
+      spawn_call(std::move(found.front()), created,
+                 created ? nullptr : std::move(runs));
       auto i = st.calls.find(sid);
       for (auto& [ev, reply] : pending)
         forward(self, sid, i->second, event_atom_v, std::move(ev),
@@ -247,7 +273,7 @@ caf::behavior tenant_actor(state_t* self,
           continue;
         // Passivated: reload the call the same way.
         st.loading[sid];
-        create_or_load(self, svc, std::nullopt, sid);
+        create_or_load(self, svc, std::nullopt, sid, tenant->id, false, true);
       }
       for (auto& sid : st.idle.pop_due(now))
         if (auto i = st.calls.find(sid); i != st.calls.end())
@@ -317,7 +343,7 @@ caf::behavior tenant_actor(state_t* self,
           continue;
         engine::log_info(component, rec.call_sid + ": resumed after restart");
         ++self->state.restored;
-        spawn_call(std::move(rec), false);
+        spawn_call(std::move(rec), false, nullptr);
       }
     },
     [=](stats_atom) {

@@ -70,6 +70,20 @@ void store_executor::post(work w, done d) {
     d("store stopped");
 }
 
+void store_executor::post_urgent(work w, done d) {
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (!stopping_) {
+      urgent_.push_back(job{std::move(w), std::move(d)});
+      if (idle_ || lingering_)
+        cv_.notify_one();
+      return;
+    }
+  }
+  if (d)
+    d("store stopped");
+}
+
 void store_executor::stop() {
   {
     std::lock_guard<std::mutex> guard{mtx_};
@@ -96,21 +110,30 @@ void store_executor::loop() {
   std::vector<job> batch;
   std::unique_lock<std::mutex> guard{mtx_};
   for (;;) {
-    if (queue_.empty() && !stopping_) {
+    if (queue_.empty() && urgent_.empty() && !stopping_) {
       idle_ = true;
-      cv_.wait(guard, [this] { return stopping_ || !queue_.empty(); });
+      cv_.wait(guard, [this] {
+        return stopping_ || !queue_.empty() || !urgent_.empty();
+      });
       idle_ = false;
-      // Woken from idle: give the load a moment to queue up a batch.
-      if (linger_.count() > 0 && !stopping_ && queue_.size() < linger_batch_) {
+      // Woken from idle: give the load a moment to queue up a batch (unless
+      // someone waits on an urgent read).
+      if (linger_.count() > 0 && !stopping_ && urgent_.empty()
+          && queue_.size() < linger_batch_) {
         lingering_ = true;
         cv_.wait_for(guard, linger_, [this] {
-          return stopping_ || queue_.size() >= linger_batch_;
+          return stopping_ || !urgent_.empty()
+                 || queue_.size() >= linger_batch_;
         });
         lingering_ = false;
       }
     }
-    if (queue_.empty())
+    if (queue_.empty() && urgent_.empty())
       return; // stopping, and every job ran
+    while (!urgent_.empty() && batch.size() < max_batch_) {
+      batch.push_back(std::move(urgent_.front()));
+      urgent_.pop_front();
+    }
     while (!queue_.empty() && batch.size() < max_batch_) {
       batch.push_back(std::move(queue_.front()));
       queue_.pop_front();

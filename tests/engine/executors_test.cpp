@@ -90,6 +90,38 @@ TEST(StoreExecutor, CompletionsRunInSubmissionOrder) {
     EXPECT_EQ(order[i], i);
 }
 
+TEST(StoreExecutor, UrgentJobsRunAheadOfTheQueuedOnes) {
+  gated_store g;
+  engine::store_executor ex{g.make(), 4, std::chrono::microseconds{0}};
+  std::vector<int> ran; // written on the store thread only
+  auto job = [&ran](int i) {
+    return [&ran, i](engine::store&) { ran.push_back(i); };
+  };
+  ex.post(job(0));
+  // Job 0's transaction is open (begin blocks on the gate): 1-8 queue up
+  // behind it, then two urgent reads.
+  while (g.begins.load() == 0)
+    std::this_thread::yield();
+  for (int i = 1; i <= 8; ++i)
+    ex.post(job(i));
+  ex.post_urgent(job(100));
+  ex.post_urgent(job(101));
+  g.gate.set_value();
+  ex.stop();
+  EXPECT_EQ(ran, (std::vector<int>{0, 100, 101, 1, 2, 3, 4, 5, 6, 7, 8}));
+}
+
+TEST(StoreExecutor, AnUrgentJobAfterStopFails) {
+  gated_store g;
+  g.gate.set_value();
+  engine::store_executor ex{g.make()};
+  ex.stop();
+  std::string error;
+  ex.post_urgent([](engine::store&) {},
+                 [&](const std::string& e) { error = e; });
+  EXPECT_EQ(error, "store stopped");
+}
+
 TEST(StoreExecutor, PostAfterStopFailsInsteadOfHanging) {
   gated_store g;
   g.gate.set_value();

@@ -93,6 +93,21 @@ struct call_state {
   bool write_failed = false;
 };
 
+/// A call's call.incoming runs as the store has them, with the source of
+/// their workflow version when this process does not have that version.
+struct stored_incoming {
+  std::vector<engine::run_record> runs;
+  std::string file;   ///< of the version's source; empty: not needed
+  std::string source; ///< the version's YAML; empty: not needed
+};
+
+/// Reads `stored_incoming` of call `sid` (a store job; may throw
+/// `port_error`). Run in the job that loads the call itself, so that a call
+/// loaded for a callback costs one store round trip, not two.
+stored_incoming load_stored_incoming(engine::store& db, const services& svc,
+                                     const std::string& tenant_id,
+                                     const std::string& sid);
+
 /// One actor per live call (CallSid), hosting its `call_fsm`.
 ///
 /// Protocol (all from its tenant, which forwards in arrival order):
@@ -124,10 +139,17 @@ struct call_state {
 /// `created`: the tenant has just stored `record` for an incoming webhook, so
 /// no run of the call can exist yet; false for a call loaded from the store,
 /// whose incoming webhook (a carrier retry) first looks for the run there.
+/// `preloaded`: for a loaded call, its incoming runs read with it (null: the
+/// actor reads them when an event needs them).
 /// Every handler captures only `self`: the per-call memory is the actor and
 /// its `call_state`.
 caf::behavior call_actor(caf::stateful_actor<call_state>* self,
                          engine::call_record record, call_shared_ptr shared,
-                         caf::actor tenant, bool created);
+                         caf::actor tenant, bool created,
+                         std::shared_ptr<const stored_incoming> preloaded
+                         = nullptr);
 
 } // namespace ringback::actors
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(
+  std::shared_ptr<const ringback::actors::stored_incoming>)

@@ -27,6 +27,16 @@ public:
 
   /// Thread-safe; never blocks on I/O.
   virtual void post(work w, done d = nullptr) = 0;
+
+  /// Like `post`, but ahead of the jobs queued and not yet running (in the
+  /// order urgent jobs were posted), so that a short read the caller is
+  /// waiting on does not wait behind a backlog of writes. Only for jobs that
+  /// need no write still queued: a read of what the poster knows to be
+  /// committed (e.g. a passivated call, whose actor let go only once every
+  /// write of it was acknowledged). The default queues it like `post`.
+  virtual void post_urgent(work w, done d = nullptr) {
+    post(std::move(w), std::move(d));
+  }
 };
 
 /// What a store job may ask of the transaction it runs in. Exists on the
@@ -117,6 +127,10 @@ public:
   /// Thread-safe. Jobs posted after `stop()` fail with "store stopped".
   void post(work w, done d = nullptr) override;
 
+  /// Thread-safe. Into the next batch, ahead of the other queued jobs; an
+  /// urgent job also cuts the group-commit linger short.
+  void post_urgent(work w, done d = nullptr) override;
+
   /// Runs every queued job, then joins the thread.
   void stop();
 
@@ -145,6 +159,7 @@ private:
   mutable std::mutex mtx_;
   std::condition_variable cv_;
   std::deque<job> queue_;
+  std::deque<job> urgent_; ///< `post_urgent`'s jobs, run before `queue_`'s
   bool stopping_ = false;
   bool idle_ = false;      ///< the thread sleeps until a post wakes it
   bool lingering_ = false; ///< the thread waits for `linger_batch_` jobs
