@@ -119,6 +119,8 @@ engine::gate_decision gate_message(engine::store& db, engine::message_record& m,
     q.repeat_caller_window = guards.repeat_caller_window;
     q.loop_window = guards.loop_window;
     q.caller_rate_window = guards.caller_rate_window;
+    if (m.kind == engine::send_kind::text_back)
+      q.call_sid = m.call_sid;
     facts = db.gate_facts_for(q);
   }
   if (numbers != nullptr) {

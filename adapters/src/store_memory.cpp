@@ -551,9 +551,12 @@ engine::gate_facts memory_store::gate_facts_for(const engine::gate_query& q) {
       if (m.tenant_id == q.tenant_id && m.from == q.phone
           && m.received_at > loop_from)
         ++f.exchanged_in_loop_window;
+    auto calls_to = std::numeric_limits<engine::epoch_ms>::max();
+    if (auto call = db.calls.find(q.call_sid); call != db.calls.end())
+      calls_to = call->second.started_at;
     for (const auto& [sid, c] : db.calls)
       if (c.tenant_id == q.tenant_id && c.from == q.phone
-          && c.started_at > calls_from)
+          && c.started_at > calls_from && c.started_at <= calls_to)
         ++f.calls_in_rate_window;
     return f;
   });

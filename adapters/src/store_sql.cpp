@@ -192,7 +192,8 @@ constexpr std::array<statement, sql_count> statements{{
    "inbound_messages WHERE tenant_id = ?1 AND from_number = ?2 AND "
    "received_at > ?5), "
    "(SELECT COUNT(*) FROM calls WHERE tenant_id = ?1 AND from_number = ?2 "
-   "AND started_at > ?6)"},
+   "AND started_at > ?6 AND started_at <= COALESCE((SELECT started_at FROM "
+   "calls WHERE call_sid = ?7), ?8))"},
   // tenant_id, phone -> read_opt_out
   {sql_id::find_opt_out, "rb_find_opt_out",
    "SELECT " RINGBACK_OPT_OUT_COLUMNS " FROM opt_outs WHERE tenant_id = ?1 "

@@ -1376,6 +1376,33 @@ TYPED_TEST_P(StoreConformance, a_report_racing_the_send_answer_is_never_lost) {
   }
 }
 
+TYPED_TEST_P(StoreConformance, caller_rate_counts_calls_up_to_the_texted_one) {
+  auto& s = this->store();
+  const engine::epoch_ms now = 1'700'000'100'000;
+  const std::string phone = "+15551230009";
+  for (int i = 1; i <= 4; ++i) {
+    auto c = make_call("CArate" + std::to_string(i));
+    c.tenant_id = "acme";
+    c.from = phone;
+    c.started_at = now - 40'000 + i * 1'000; // all four within the minute
+    ASSERT_TRUE(s.insert_call(c));
+  }
+  engine::gate_query q;
+  q.tenant_id = "acme";
+  q.phone = phone;
+  q.now = now;
+  q.caller_rate_window = std::chrono::minutes{1};
+  EXPECT_EQ(s.gate_facts_for(q).calls_in_rate_window, 4) << "no call: all";
+  // The 2nd call's text-back, decided after all four started: the calls
+  // after it do not count.
+  q.call_sid = "CArate2";
+  EXPECT_EQ(s.gate_facts_for(q).calls_in_rate_window, 2);
+  q.call_sid = "CArate4";
+  EXPECT_EQ(s.gate_facts_for(q).calls_in_rate_window, 4);
+  q.call_sid = "CAunknown";
+  EXPECT_EQ(s.gate_facts_for(q).calls_in_rate_window, 4);
+}
+
 TYPED_TEST_P(StoreConformance, gate_facts_count_within_each_window) {
   auto& s = this->store();
   using engine::message_state;
@@ -2935,6 +2962,7 @@ REGISTER_TYPED_TEST_SUITE_P(
   a_report_that_overtook_the_send_is_applied_by_update_message,
   a_report_racing_the_send_answer_is_never_lost,
   gate_facts_count_within_each_window,
+  caller_rate_counts_calls_up_to_the_texted_one,
   gate_facts_wait_for_a_transaction_on_them, the_opt_out_ledger_round_trips,
   messaging_calls_before_migrate_throw, messaging_writes_roll_back_together,
   insert_inbound_once_per_message_sid,

@@ -53,6 +53,12 @@ struct gate_query {
   std::chrono::milliseconds repeat_caller_window{std::chrono::hours{24}};
   std::chrono::milliseconds loop_window{std::chrono::minutes{10}};
   std::chrono::milliseconds caller_rate_window{std::chrono::minutes{1}};
+  /// The call a text-back answers (empty: none). The caller-rate count then
+  /// stops at that call's start: calls the caller made after it, already
+  /// ringing when its outcome is decided, do not take its text away (so the
+  /// first calls of a burst are the ones texted, whatever order their
+  /// outcomes are decided in).
+  std::string call_sid;
 };
 
 /// The durable store (SQLite embedded, PostgreSQL shared).

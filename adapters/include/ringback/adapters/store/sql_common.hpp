@@ -992,7 +992,9 @@ engine::gate_facts gate_facts_for(Driver& d, const engine::gate_query& q) {
         .int64(window_start(q.now, q.repeat_caller_window))
         .int64(window_start(q.now, automated_window))
         .int64(window_start(q.now, q.loop_window))
-        .int64(window_start(q.now, q.caller_rate_window));
+        .int64(window_start(q.now, q.caller_rate_window))
+        .text(q.call_sid)
+        .int64(std::numeric_limits<std::int64_t>::max());
     },
     [&](const auto& r) {
       auto count = [&](int i) {
