@@ -228,6 +228,11 @@ void maybe_finish(state_t* self) {
     return;
   if (st.pending_reply || st.incoming_loading)
     return;
+  // Every write of the call committed before it leaves: whoever loads it
+  // next (a late event, another process) reads it with an urgent read,
+  // ahead of the store's queue.
+  if (st.unacked_writes != 0)
+    return;
   st.finishing = true;
   self->send(st.tenant, finished_atom_v, sid_of(self));
 }
@@ -753,6 +758,7 @@ caf::behavior call_actor(state_t* self, engine::call_record record,
         --st.unacked_writes;
       if (!ok)
         st.write_failed = true;
+      maybe_finish(self);
       maybe_passivate(self);
     },
     [self](release_atom) { self->quit(); },

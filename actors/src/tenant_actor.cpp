@@ -29,8 +29,9 @@ void create_or_load(state_t* self, const services_ptr& svc,
   auto created = std::make_shared<bool>(false);
   auto runs = std::make_shared<std::shared_ptr<const stored_incoming>>();
   auto me = caf::actor{self};
-  // A passivated call's every write was acknowledged before its actor went
-  // (see `call_actor`): its reload reads ahead of the store's backlog.
+  // `urgent`: ahead of the store's queued writes. Only when no write of this
+  // call can be queued: a new call, or one whose actor left (finished or
+  // passivated) after all its writes were acknowledged.
   auto post = urgent ? &engine::store_queue::post_urgent
                      : &engine::store_queue::post;
   (svc->store->*post)(
@@ -208,12 +209,14 @@ caf::behavior tenant_actor(state_t* self,
       // The voice callbacks (and a carrier retry of the incoming webhook)
       // resume or replay the call's incoming run: read it with the call.
       const bool with_runs = ev.what != inbound_event::kind::call_status;
-      // Not live but its timer armed: passivated (a finished call's timer
-      // is cancelled, a crashed actor's call is reloaded elsewhere).
-      const bool passivated = !fresh && st.timers.contains(sid);
       st.loading[sid].emplace_back(std::move(ev), std::move(reply));
+      // Urgent, ahead of the store's queue of writes, so that the answer to
+      // an incoming call never waits behind a backlog: a new call's insert
+      // needs no queued write, and a call without an actor here left only
+      // once its writes were committed (finished or passivated; a crashed
+      // actor's call is reloaded by the down handler, in order).
       create_or_load(self, svc, std::move(fresh), sid, tenant->id, with_runs,
-                     passivated);
+                     true);
     },
     [=](loaded_atom, const std::string& sid, std::vector<call_record>& found,
         const std::string& error, bool created,

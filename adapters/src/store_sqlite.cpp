@@ -15,7 +15,7 @@ namespace ringback::adapters {
 namespace {
 
 /// WAL pages between automatic checkpoints (see `impl::open`).
-constexpr int wal_autocheckpoint_pages = 10'000;
+constexpr int wal_autocheckpoint_pages = 1000;
 
 using store_detail::fail;
 using store_detail::sql_id;
@@ -206,10 +206,12 @@ struct sqlite_store::impl {
         auto mode = pragma_value("journal_mode=WAL");
         if (mode != "wal")
           throw sqlite_failure{"journal_mode is '" + mode + "', not 'wal'"};
-        // Checkpoint every ~40 MiB of WAL (10,000 pages), not SQLite's 4 MiB:
-        // a page rewritten by many commits is copied to the database (and
-        // the files synced) once per checkpoint, so a 10x longer interval
-        // saves most of the checkpoint work the commits paid for at load.
+        // SQLite's default interval, set explicitly: a checkpoint runs on the
+        // store thread, inside the commit that crosses it, and every webhook
+        // waiting on the store waits for it. 10,000 pages saved checkpoint
+        // work but stalled the store for tens of ms at a time (voice webhook
+        // p99 58 ms at 500 calls/s against 13 ms with 1,000 pages:
+        // docs/benchmarks.md, "knee").
         exec(("PRAGMA wal_autocheckpoint="
               + std::to_string(wal_autocheckpoint_pages))
                .c_str());

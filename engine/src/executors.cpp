@@ -130,14 +130,18 @@ void store_executor::loop() {
     }
     if (queue_.empty() && urgent_.empty())
       return; // stopping, and every job ran
+    // Urgent jobs make a transaction of their own: their completions (a
+    // caller waiting for the answer to an incoming call) come after a small
+    // commit, not after hundreds of queued writes.
     while (!urgent_.empty() && batch.size() < max_batch_) {
       batch.push_back(std::move(urgent_.front()));
       urgent_.pop_front();
     }
-    while (!queue_.empty() && batch.size() < max_batch_) {
-      batch.push_back(std::move(queue_.front()));
-      queue_.pop_front();
-    }
+    if (batch.empty())
+      while (!queue_.empty() && batch.size() < max_batch_) {
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
     guard.unlock();
     run_batch(batch);
     batch.clear();

@@ -259,7 +259,10 @@ std::optional<std::string> service::start() {
     for (const auto& t : cfg.tenants)
       db->upsert_tenant(t);
     db->commit();
-    d.store = std::make_unique<engine::store_executor>(std::move(db));
+    // Batches of at most 128 jobs: an urgent job (the answer to an
+    // incoming call) waits for the batch in progress, so its size bounds
+    // that wait; 128 still turns a burst into few commits.
+    d.store = std::make_unique<engine::store_executor>(std::move(db), 128);
     d.kv_factory = std::make_unique<adapters::kv_factory>(cfg.kv);
     auto* factory = d.kv_factory.get();
     d.kv = std::make_unique<engine::worker_pool<engine::kv>>(

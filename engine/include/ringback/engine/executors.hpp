@@ -31,8 +31,8 @@ public:
   /// Like `post`, but ahead of the jobs queued and not yet running (in the
   /// order urgent jobs were posted), so that a short read the caller is
   /// waiting on does not wait behind a backlog of writes. Only for jobs that
-  /// need no write still queued: a read of what the poster knows to be
-  /// committed (e.g. a passivated call, whose actor let go only once every
+  /// need no write still queued: a new call's insert, or a read of what the
+  /// poster knows to be committed (a call whose actor let go only once every
   /// write of it was acknowledged). The default queues it like `post`.
   virtual void post_urgent(work w, done d = nullptr) {
     post(std::move(w), std::move(d));
