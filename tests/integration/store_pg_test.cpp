@@ -674,17 +674,17 @@ TEST_F(PgStore, the_gate_query_uses_its_indexes) {
   // scans, so those are turned off to see which indexes can serve.
   auto r = schema_.exec(
     "SET enable_seqscan = off; PREPARE g (text, text, bigint, bigint, "
-    "bigint, bigint) AS "
+    "bigint, bigint, text, bigint) AS "
     + sql
     + "; SET plan_cache_mode = force_generic_plan; EXPLAIN EXECUTE g ('acme', "
-      "'+15551230001', 0, 0, 0, 0)");
+      "'+15551230001', 0, 0, 0, 0, 'CA1', 9223372036854775807)");
   std::string plan;
   for (const auto& row : r)
     plan += row[0].as<std::string>() + "\n";
   for (const char* index :
        {"messages_text_back_idx", "messages_automated_idx",
         "messages_recipient_idx", "inbound_messages_sender_idx",
-        "calls_caller_idx", "opt_outs_pkey"})
+        "calls_caller_idx", "calls_pkey", "opt_outs_pkey"})
     EXPECT_NE(plan.find(index), std::string::npos) << index << "\n" << plan;
 }
 
