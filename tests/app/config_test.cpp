@@ -491,6 +491,25 @@ TEST_F(Config, Durations) {
   EXPECT_EQ(parse_duration("0ms"), std::nullopt);
 }
 
+TEST_F(Config, TwilioConnections) {
+  EXPECT_EQ(ok(base).twilio.connections, 8) << "the default";
+  auto with = [&](const std::string& value) {
+    return replace(base, "  auth_token: ${TWILIO_AUTH_TOKEN}\n",
+                   "  auth_token: ${TWILIO_AUTH_TOKEN}\n  connections: " + value
+                     + "\n");
+  };
+  EXPECT_EQ(ok(with("32")).twilio.connections, 32);
+  EXPECT_NE(describe(ok(with("32"))).find(" twilio.connections=32 "),
+            std::string::npos);
+  const std::string at = "ringback.yaml:10:16: error: twilio.connections: ";
+  EXPECT_EQ(errors(with("0")),
+            (strings{at + "expected a whole number from 1 to 256, got '0'"}));
+  EXPECT_EQ(errors(with("lots")),
+            (strings{at + "expected a whole number from 1 to 256, got 'lots'"}));
+  EXPECT_EQ(errors(with("257")),
+            (strings{at + "expected a whole number from 1 to 256, got '257'"}));
+}
+
 TEST_F(Config, PassivateAfter) {
   EXPECT_EQ(ok(base).calls.passivate_after, 10s) << "the default";
   auto with = [&](const std::string& value) {

@@ -700,8 +700,9 @@ private:
   }
 
   void read_twilio(const entry& e, twilio_settings& out) {
-    auto s = subsection(e, {{"api_url", "account_sid", "auth_token"},
-                            {"api_url", "account_sid", "auth_token"}});
+    auto s = subsection(
+      e, {{"api_url", "account_sid", "auth_token", "connections"},
+          {"api_url", "account_sid", "auth_token"}});
     if (!s) {
       return;
     }
@@ -727,6 +728,19 @@ private:
     if (auto* t = find(*s, "auth_token")) {
       if (auto x = non_empty(*t)) { // a secret: never echoed
         out.auth_token = *x;
+      }
+    }
+    if (auto* c = find(*s, "connections")) {
+      if (auto x = scalar(*c)) {
+        int n = 0;
+        auto [end, ec] = std::from_chars(x->data(), x->data() + x->size(), n);
+        if (ec != std::errc{} || end != x->data() + x->size() || n < 1
+            || n > 256) {
+          error(*c, "expected a whole number from 1 to 256, got "
+                      + quote_value(*x));
+        } else {
+          out.connections = n;
+        }
       }
     }
   }
@@ -1900,6 +1914,7 @@ std::string describe(const config& c) {
   add("http.max_body", std::to_string(c.http.max_body));
   add("http.answer_deadline", ms(c.http.answer_deadline));
   add("twilio.api_url", c.twilio.api_url);
+  add("twilio.connections", std::to_string(c.twilio.connections));
   add("twilio.account_sid", c.twilio.account_sid);
   add("twilio.auth_token", "***");
   add("calls.ring_timeout", ms(c.calls.ring_timeout));

@@ -33,7 +33,6 @@ namespace {
 /// and callbacks' dedup keys skip the pool altogether (see `inline_kv`).
 constexpr std::size_t redis_kv_threads = 2;
 constexpr std::size_t memory_kv_threads = 1;
-constexpr std::size_t carrier_threads = 8;
 
 constexpr std::size_t http_threads = 4;
 constexpr std::size_t ai_threads = 4;
@@ -296,7 +295,8 @@ std::optional<std::string> service::start() {
   if (auto probe = adapters::twilio::twilio_rest_client::make(rest); !probe)
     return "twilio: " + probe.error;
   d.carrier = std::make_unique<engine::worker_pool<engine::carrier>>(
-    carrier_threads, [rest]() -> std::unique_ptr<engine::carrier> {
+    static_cast<std::size_t>(cfg.twilio.connections),
+    [rest]() -> std::unique_ptr<engine::carrier> {
       return adapters::twilio::twilio_rest_client::make(rest).value;
     });
   auto svc = std::make_shared<actors::services>();

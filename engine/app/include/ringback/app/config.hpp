@@ -36,6 +36,10 @@ struct twilio_settings {
   std::string api_url; ///< no trailing slash
   std::string account_sid;
   std::string auth_token; ///< secret: never log it
+  /// Requests to the carrier's REST API under way at once (one blocking
+  /// keep-alive connection per worker). At Twilio's 100-300 ms per request,
+  /// 8 send ~30-80 texts/s: raise it for bursts.
+  int connections = 8;
 };
 
 /// The `calls:` section.
