@@ -132,16 +132,17 @@ void store_executor::loop() {
       return; // stopping, and every job ran
     // Urgent jobs make a transaction of their own: their completions (a
     // caller waiting for the answer to an incoming call) come after a small
-    // commit, not after hundreds of queued writes.
-    while (!urgent_.empty() && batch.size() < max_batch_) {
-      batch.push_back(std::move(urgent_.front()));
-      urgent_.pop_front();
+    // commit, not after hundreds of queued writes. Urgent and queued batches
+    // alternate while both wait, so a stream of urgent jobs never starves
+    // the queue (an urgent job waits for at most one queued batch).
+    const bool urgent_turn
+      = !urgent_.empty() && (!last_urgent_ || queue_.empty());
+    auto& from = urgent_turn ? urgent_ : queue_;
+    while (!from.empty() && batch.size() < max_batch_) {
+      batch.push_back(std::move(from.front()));
+      from.pop_front();
     }
-    if (batch.empty())
-      while (!queue_.empty() && batch.size() < max_batch_) {
-        batch.push_back(std::move(queue_.front()));
-        queue_.pop_front();
-      }
+    last_urgent_ = urgent_turn;
     guard.unlock();
     run_batch(batch);
     batch.clear();

@@ -111,6 +111,27 @@ TEST(StoreExecutor, UrgentJobsRunAheadOfTheQueuedOnes) {
   EXPECT_EQ(ran, (std::vector<int>{0, 100, 101, 1, 2, 3, 4, 5, 6, 7, 8}));
 }
 
+TEST(StoreExecutor, UrgentJobsDoNotStarveTheQueue) {
+  gated_store g;
+  engine::store_executor ex{g.make(), 2, std::chrono::microseconds{0}};
+  std::vector<int> ran; // written on the store thread only
+  auto job = [&ran](int i) {
+    return [&ran, i](engine::store&) { ran.push_back(i); };
+  };
+  ex.post(job(0));
+  while (g.begins.load() == 0)
+    std::this_thread::yield();
+  for (int i = 1; i <= 4; ++i)
+    ex.post(job(i));
+  for (int i = 100; i < 106; ++i)
+    ex.post_urgent(job(i));
+  g.gate.set_value();
+  ex.stop();
+  // Batches of 2: urgent, queued, urgent, queued, then what is left.
+  EXPECT_EQ(ran, (std::vector<int>{0, 100, 101, 1, 2, 102, 103, 3, 4, 104,
+                                   105}));
+}
+
 TEST(StoreExecutor, AnUrgentJobAfterStopFails) {
   gated_store g;
   g.gate.set_value();

@@ -160,6 +160,7 @@ private:
   std::condition_variable cv_;
   std::deque<job> queue_;
   std::deque<job> urgent_; ///< `post_urgent`'s jobs, run before `queue_`'s
+  bool last_urgent_ = false; ///< the last batch was urgent: the queue's turn
   bool stopping_ = false;
   bool idle_ = false;      ///< the thread sleeps until a post wakes it
   bool lingering_ = false; ///< the thread waits for `linger_batch_` jobs
