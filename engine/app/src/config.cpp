@@ -669,24 +669,26 @@ private:
     }
   }
 
+  /// A thread or connection count: a whole number from 1 to 256.
+  void read_small_count(const entry& e, int& out) {
+    auto x = scalar(e);
+    if (!x)
+      return;
+    int n = 0;
+    auto [end, ec] = std::from_chars(x->data(), x->data() + x->size(), n);
+    if (ec != std::errc{} || end != x->data() + x->size() || n < 1 || n > 256)
+      error(e, "expected a whole number from 1 to 256, got " + quote_value(*x));
+    else
+      out = n;
+  }
+
   void read_http(const entry& e, http_settings& out) {
     auto s = subsection(e, {{"threads", "max_body", "answer_deadline"}, {}});
     if (!s) {
       return;
     }
-    if (auto* t = find(*s, "threads")) {
-      if (auto x = scalar(*t)) {
-        int n = 0;
-        auto [end, ec] = std::from_chars(x->data(), x->data() + x->size(), n);
-        if (ec != std::errc{} || end != x->data() + x->size() || n < 1
-            || n > 256) {
-          error(*t, "expected a whole number from 1 to 256, got "
-                      + quote_value(*x));
-        } else {
-          out.threads = n;
-        }
-      }
-    }
+    if (auto* t = find(*s, "threads"))
+      read_small_count(*t, out.threads);
     if (auto* m = find(*s, "max_body")) {
       if (auto x = size(*m)) {
         out.max_body = *x;
@@ -730,19 +732,8 @@ private:
         out.auth_token = *x;
       }
     }
-    if (auto* c = find(*s, "connections")) {
-      if (auto x = scalar(*c)) {
-        int n = 0;
-        auto [end, ec] = std::from_chars(x->data(), x->data() + x->size(), n);
-        if (ec != std::errc{} || end != x->data() + x->size() || n < 1
-            || n > 256) {
-          error(*c, "expected a whole number from 1 to 256, got "
-                      + quote_value(*x));
-        } else {
-          out.connections = n;
-        }
-      }
-    }
+    if (auto* c = find(*s, "connections"))
+      read_small_count(*c, out.connections);
   }
 
   void read_calls(const entry& e, call_settings& out) {
