@@ -1389,6 +1389,12 @@ void simulator::tick() {
       break;
     }
     s.evaluated = true;
+    if (knee_failed_) {
+      // Begun while an earlier step was being judged and cut short by its
+      // failure: says nothing about the rate it was meant to hold.
+      s.verdict = "after the knee";
+      continue;
+    }
     const auto total = s.completed + s.outstanding;
     const auto wanted = static_cast<std::uint64_t>(std::ceil(0.99 * total));
     s.p99_us = wanted == 0 ? 0
@@ -1414,6 +1420,7 @@ void simulator::tick() {
                                         : fmt("%.2f ms", ms(s.p99_us)).c_str(),
                  s.errors, s.verdict.c_str());
     if (!s.held) {
+      knee_failed_ = true;
       stop_arrivals("knee: the " + fmt("%.0f", s.rate)
                     + " calls/s step did not hold (" + s.verdict + ")");
     }
@@ -2077,11 +2084,13 @@ int simulator::verify_and_report() {
         partial ? fmt(" (cut short after %.1f s)", s.seconds).c_str() : "");
     }
   }
+  // The knee: the last step held before the first one that did not.
   const step_stats* best = nullptr;
   for (const auto& s : steps_) {
-    if (s.held && (!best || s.rate > best->rate)) {
-      best = &s;
+    if (!s.held) {
+      break;
     }
+    best = &s;
   }
   if (!steps_.empty()) {
     out += best ? fmt("knee: highest step held %.0f calls/s = %.0f webhooks/s "

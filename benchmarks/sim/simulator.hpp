@@ -269,6 +269,8 @@ private:
   /// ("[#12 +1 ...] ..."), summaries, and answers to the owner's own texts.
   std::uint64_t owner_relays_ = 0;
   std::vector<step_stats> steps_;
+  /// A knee step failed: the steps after it are not judged.
+  bool knee_failed_ = false;
   std::vector<sample> samples_;
   std::uint64_t baseline_rss_kib_ = 0;
   std::uint64_t prev_ticks_ = 0, prev_self_ticks_ = 0;
