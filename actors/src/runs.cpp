@@ -111,7 +111,16 @@ engine::gate_decision gate_message(engine::store& db, engine::message_record& m,
                                    engine::epoch_ms now) {
   const auto& guards = info.tenant->guards;
   engine::gate_facts facts;
-  if (engine::is_e164(m.to)) {
+  // Only text-backs and other automated messages are counted against the
+  // caps and windows; a notification, a relayed reply or a compliance
+  // answer asks the opt-out ledger alone (one row, where the counts would
+  // read every recent message to a busy owner's phone).
+  const bool counted = m.kind == engine::send_kind::text_back
+                       || m.kind == engine::send_kind::automated;
+  if (engine::is_e164(m.to) && !counted) {
+    if (auto entry = db.find_opt_out(m.tenant_id, m.to))
+      facts.opted_out = entry->opted_out;
+  } else if (engine::is_e164(m.to)) {
     engine::gate_query q;
     q.tenant_id = m.tenant_id;
     q.phone = m.to;

@@ -833,6 +833,49 @@ TEST_F(Gate, ASTOPdCallerGetsNoTextBack) {
             message_state::queued);
 }
 
+TEST_F(Gate, PeopleAndComplianceAnswersAskOnlyTheOptOutLedger) {
+  // A busy owner: far past every cap and window of automated messages.
+  for (int i = 0; i < 40; ++i)
+    EXPECT_EQ(gated(message(acme_owner, "missed call", acme_number, "acme",
+                            send_kind::notification))
+                .state,
+              message_state::queued)
+      << i;
+  for (int i = 0; i < 15; ++i)
+    EXPECT_EQ(gated(message("+15552000", "from the owner", acme_number,
+                            "acme", send_kind::relayed))
+                .state,
+              message_state::queued)
+      << i;
+  // Opted out: a notification and a relayed reply are refused, the answer
+  // to the STOP itself still goes.
+  for (const auto* phone : {acme_owner, "+15552000"}) {
+    engine::opt_out_state s;
+    s.tenant_id = "acme";
+    s.phone = phone;
+    s.opted_out = true;
+    s.keyword = "STOP";
+    s.source = engine::opt_out_source::keyword;
+    a_->db.save_opt_out(s);
+  }
+  auto note = gated(message(acme_owner, "missed call", acme_number, "acme",
+                            send_kind::notification));
+  EXPECT_EQ(note.state, message_state::refused);
+  EXPECT_EQ(note.reason, "opted_out");
+  auto relayed = gated(message("+15552000", "from the owner", acme_number,
+                               "acme", send_kind::relayed));
+  EXPECT_EQ(relayed.reason, "opted_out");
+  EXPECT_EQ(gated(message("+15552000", "You are unsubscribed.", acme_number,
+                          "acme", send_kind::compliance))
+              .state,
+            message_state::queued);
+  // Still only a customer's phone.
+  EXPECT_EQ(gated(message(acme_second, "x", acme_number, "acme",
+                          send_kind::notification))
+              .reason,
+            "own_number");
+}
+
 // -- inbound: STOP, START, HELP and delivery reports
 // ---------------------------
 

@@ -154,6 +154,7 @@ struct service::impl {
   std::unique_ptr<engine::worker_pool<engine::http_fetcher>> http_pool;
   std::unique_ptr<engine::worker_pool<engine::ai_responder>> ai_pool;
   std::unique_ptr<engine::store_executor> store;
+  bool store_stopped = false;
   std::unique_ptr<adapters::kv_factory> kv_factory;
   std::unique_ptr<engine::worker_pool<engine::kv>> kv;
   /// The in-memory kv, for the dedup of callbacks on the HTTP threads (null
@@ -421,8 +422,14 @@ void service::stop() {
     d.ai_pool->stop();
   if (d.kv)
     d.kv->stop();
-  if (d.store)
+  if (d.store && !d.store_stopped) {
     d.store->stop();
+    d.store_stopped = true;
+    engine::log_info("service", "store: " + std::to_string(d.store->jobs())
+                                  + " jobs in "
+                                  + std::to_string(d.store->commits())
+                                  + " transactions");
+  }
   // 4. Then the actor system, which waits for every actor.
   d.system.reset();
 }
