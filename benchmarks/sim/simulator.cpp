@@ -2077,7 +2077,9 @@ int simulator::verify_and_report() {
         " %5.0f %7.0f %9.2f  %s%s\n",
         s.rate, static_cast<double>(s.completed) / std::max(s.seconds, 1e-3),
         ms(s.latency.percentile(50)),
-        s.p99_us == UINT64_MAX ? "n/a" : fmt("%.2f", ms(s.p99_us)).c_str(),
+        s.p99_us == UINT64_MAX || s.verdict == "after the knee"
+          ? "n/a"
+          : fmt("%.2f", ms(s.p99_us)).c_str(),
         ms(s.latency.max()), s.errors, s.cpu_pct, s.others_pct,
         ms(s.textback.percentile(99)),
         s.evaluated ? s.verdict.c_str() : "not judged",
