@@ -263,7 +263,7 @@ void store_incoming(state_t* self, const workflows::segment_result& r) {
       if (*won)
         *cell = seg->run.id;
     },
-    [seg, ids, won, outbox = sh.outbox, runs = sh.runs, hand_off,
+    [seg, ids, outbox = sh.outbox, runs = sh.runs, hand_off,
      me = caf::actor{self}](const std::string& error) {
       caf::anon_send(me, written_atom_v, error.empty());
       if (!error.empty()) {
@@ -272,12 +272,10 @@ void store_incoming(state_t* self, const workflows::segment_result& r) {
                             + ": storing the incoming run failed: " + error);
         return;
       }
+      // Texts and pages alike: the ids are empty unless this process wrote
+      // the segment.
       if (!ids->empty())
         caf::anon_send(outbox, send_atom_v, *ids);
-      // Only the writer of the segment places its calls (another process
-      // that moved the run on first placed its own).
-      if (*won && !seg->calls.empty())
-        caf::anon_send(runs, page_atom_v, seg->calls);
       if (hand_off)
         caf::anon_send(runs, adopt_atom_v, seg->run);
     });
@@ -663,8 +661,6 @@ void on_decided(state_t* self, claim_result result,
     if (!ids.empty())
       self->send(st.shared->outbox, send_atom_v, ids);
     for (const auto& seg : started) {
-      if (!seg->calls.empty())
-        self->send(st.shared->runs, page_atom_v, seg->calls);
       if (seg->run.status != engine::run_status::waiting)
         continue;
       if (seg->http)

@@ -23,8 +23,49 @@ enum class arrival : std::uint8_t {
   released,  ///< a hold ended
 };
 
+bool is_call(const message_record& m) {
+  return m.channel == engine::message_channel::call;
+}
+
+/// The message metrics (`message_*`, queue wait) count texts only: a page
+/// (a call) is no SMS. It still takes its place in its number's lane.
+bool counts_as_text(const message_record& m) {
+  return !is_call(m);
+}
+
+/// "message 12", or "page 12" for a call, for the log.
+std::string name_of(const message_record& m) {
+  return (is_call(m) ? "page " : "message ") + std::to_string(m.id);
+}
+
+/// The outbox treats a call's answers as a text's: the CallSid takes the
+/// place of the MessageSid.
+engine::sms_receipt as_receipt(engine::call_receipt r) {
+  engine::sms_receipt out;
+  out.status = std::move(r.status);
+  out.message_sid = std::move(r.call_sid);
+  return out;
+}
+
+engine::sms_lookup as_lookup(engine::call_lookup r) {
+  engine::sms_lookup out;
+  out.status = std::move(r.status);
+  out.message_sid = std::move(r.call_sid);
+  return out;
+}
+
+/// Sends `m` through the carrier: a text with a status callback, or a call
+/// that reads its body (no callback: nothing would use it).
+engine::sms_receipt send_one(engine::carrier& c, const message_record& m,
+                             const std::string& public_url) {
+  if (is_call(m))
+    return as_receipt(c.place_call({m.from, m.to, m.body}));
+  return c.send_sms(
+    {m.from, m.to, m.body, public_url + "/webhooks/twilio/sms/status"});
+}
+
 std::string describe(const message_record& m, const engine::carrier_status& s) {
-  return "message " + std::to_string(m.id) + " to " + m.to + " failed (HTTP "
+  return name_of(m) + " to " + m.to + " failed (HTTP "
          + std::to_string(s.http_status)
          + (s.error_code != 0 ? ", code " + std::to_string(s.error_code)
                               : std::string{})
@@ -210,7 +251,7 @@ void enqueue(state_t* self, const services_ptr& svc, message_record m,
   if (!lane.queued.insert(id).second)
     return;
   st.queued_at.emplace(id, svc->clock->now());
-  if (count)
+  if (count && counts_as_text(m))
     svc->metrics->message_queued(m.tenant_id, m.from);
   st.known.insert_or_assign(id, std::move(m));
   report_depth(self, svc, lane);
@@ -273,7 +314,8 @@ void retry_or_fail(state_t* self, const services_ptr& svc, message_record& m,
     engine::log_warn("outbox", what + ", attempt " + std::to_string(m.attempts)
                                  + ", retrying in "
                                  + std::to_string(delay->count()) + " ms");
-    svc->metrics->message_retried(m.tenant_id, m.from, label);
+    if (counts_as_text(m))
+      svc->metrics->message_retried(m.tenant_id, m.from, label);
     st.in_flight.erase(m.id);
     st.waiting.insert(m.id);
     save(self, m);
@@ -290,22 +332,27 @@ void retry_or_fail(state_t* self, const services_ptr& svc, message_record& m,
                          + ", not retried"
                      : ", giving up after " + std::to_string(m.attempts)
                          + " attempt(s)"));
-  svc->metrics->message_failed(m.tenant_id, m.from, status.error_code);
-  if (engine::means_opted_out(status.error_code))
+  if (counts_as_text(m))
+    svc->metrics->message_failed(m.tenant_id, m.from, status.error_code);
+  // 21610 is the carrier's word on texts; a call's codes say nothing of it.
+  if (!is_call(m) && engine::means_opted_out(status.error_code))
     record_carrier_opt_out(svc, m, status.error_code);
   save(self, m);
   forget(self, m.id);
 }
 
 /// Asks the carrier whether a message whose send had an unknown outcome
-/// arrived there. The answer comes back as `(checked_atom, message, lookup)`.
+/// arrived there (`find_sms`; for a page, `find_call`). The answer comes
+/// back as `(checked_atom, message, lookup)`.
 void reconcile(state_t* self, const services_ptr& svc, message_record m) {
   self->state.in_flight.insert(m.id);
   self->state.waiting.erase(m.id);
   auto me = caf::actor{self};
   svc->carrier->post([me, m = std::move(m)](engine::carrier& c) {
-    engine::sms_request req{m.from, m.to, m.body, {}};
-    auto lookup = c.find_sms(req, m.created_at);
+    auto lookup
+      = is_call(m)
+          ? as_lookup(c.find_call({m.from, m.to, m.body}, m.created_at))
+          : c.find_sms({m.from, m.to, m.body, {}}, m.created_at);
     caf::anon_send(me, checked_atom_v, m, lookup);
   });
 }
@@ -329,7 +376,9 @@ void start(state_t* self, const services_ptr& svc, outbox_lane& lane,
       continue; // already on its way
     ids.push_back(id);
     auto at = st.queued_at.find(id);
-    if (at != st.queued_at.end())
+    auto known = st.known.find(id);
+    if (at != st.queued_at.end()
+        && (known == st.known.end() || counts_as_text(known->second)))
       svc->metrics->queue_wait(lane.tenant_id, lane.from,
                                static_cast<double>(now - at->second) / 1000.0);
   }
@@ -383,17 +432,15 @@ void start(state_t* self, const services_ptr& svc, outbox_lane& lane,
       for (std::size_t i = 0; i < result->claimed.size(); ++i) {
         const auto& m = result->claimed[i];
         if (result->refused[i]) {
-          engine::log_info("outbox", "message " + std::to_string(m.id) + " to "
-                                       + m.to + " refused: " + m.error_message);
-          svc->metrics->message_refused(m.tenant_id, m.reason);
+          engine::log_info("outbox", name_of(m) + " to " + m.to
+                                       + " refused: " + m.error_message);
+          if (counts_as_text(m))
+            svc->metrics->message_refused(m.tenant_id, m.reason);
           continue;
         }
         sending.insert(m.id);
-        engine::sms_request req{m.from, m.to, m.body,
-                                svc->public_url
-                                  + "/webhooks/twilio/sms/status"};
-        svc->carrier->post([me, m, req = std::move(req)](engine::carrier& c) {
-          caf::anon_send(me, sent_atom_v, m, c.send_sms(req));
+        svc->carrier->post([me, m, url = svc->public_url](engine::carrier& c) {
+          caf::anon_send(me, sent_atom_v, m, send_one(c, m, url));
         });
       }
       for (auto id : ids)
@@ -466,9 +513,9 @@ caf::behavior outbox_actor(state_t* self, services_ptr svc) {
             break;
           case message_state::held:
             if (why == arrival::fresh) {
-              svc->metrics->message_held(m.tenant_id, m.reason);
-              engine::log_info("outbox", "message " + std::to_string(m.id)
-                                           + " to " + m.to
+              if (counts_as_text(m))
+                svc->metrics->message_held(m.tenant_id, m.reason);
+              engine::log_info("outbox", name_of(m) + " to " + m.to
                                            + " held: " + m.error_message);
             }
             hold(self, svc, m);
@@ -476,10 +523,10 @@ caf::behavior outbox_actor(state_t* self, services_ptr svc) {
           case message_state::refused:
             if (why == arrival::fresh) {
               ++st.refused;
-              svc->metrics->message_refused(m.tenant_id, m.reason);
-              engine::log_info("outbox", "message " + std::to_string(m.id)
-                                           + " to " + m.to + " refused ("
-                                           + m.reason
+              if (counts_as_text(m))
+                svc->metrics->message_refused(m.tenant_id, m.reason);
+              engine::log_info("outbox", name_of(m) + " to " + m.to
+                                           + " refused (" + m.reason
                                            + "): " + m.error_message);
             }
             break;
@@ -594,9 +641,12 @@ caf::behavior outbox_actor(state_t* self, services_ptr svc) {
         m.message_sid = r.message_sid;
         m.sent_at = now;
         ++st.sent;
-        svc->metrics->message_sent(m.tenant_id, m.from);
-        engine::log_info("outbox", "message " + std::to_string(m.id) + " to "
-                                     + m.to + " sent as " + r.message_sid);
+        if (counts_as_text(m))
+          svc->metrics->message_sent(m.tenant_id, m.from);
+        engine::log_info("outbox",
+                         name_of(m) + " to " + m.to
+                           + (is_call(m) ? " placed as " : " sent as ")
+                           + r.message_sid);
         forget(self, m.id);
         save(self, std::move(m));
         return;
@@ -629,9 +679,9 @@ caf::behavior outbox_actor(state_t* self, services_ptr svc) {
         m.error_code = 0;
         m.error_message.clear();
         ++st.sent;
-        svc->metrics->message_sent(m.tenant_id, m.from);
-        engine::log_info("outbox", "message " + std::to_string(m.id)
-                                     + " had reached the carrier as "
+        if (counts_as_text(m))
+          svc->metrics->message_sent(m.tenant_id, m.from);
+        engine::log_info("outbox", name_of(m) + " had reached the carrier as "
                                      + found.message_sid + ", not sent again");
         forget(self, m.id);
         save(self, std::move(m));
@@ -663,9 +713,9 @@ caf::behavior outbox_actor(state_t* self, services_ptr svc) {
         m.error_message = "outcome unknown: the carrier could not be asked ("
                           + found.status.error_message + ")";
         ++st.failed;
-        svc->metrics->message_failed(m.tenant_id, m.from, 0);
-        engine::log_error("outbox", "message " + std::to_string(m.id) + ": "
-                                      + m.error_message);
+        if (counts_as_text(m))
+          svc->metrics->message_failed(m.tenant_id, m.from, 0);
+        engine::log_error("outbox", name_of(m) + ": " + m.error_message);
         forget(self, m.id);
         save(self, std::move(m));
         return;

@@ -284,10 +284,29 @@ stored_segment make_segment(const workflows::workflow& wf,
                                                        : sms.author));
     s.messages.push_back(std::move(m));
   }
+  // A page (`call_owner`) is an outbox message on the call channel: written
+  // in the segment's own transaction, then sent (and retried, and looked up
+  // after an unknown outcome) exactly like a text to the owner.
+  for (const auto& c : r.fx.calls) {
+    engine::message_record m;
+    m.channel = engine::message_channel::call;
+    m.kind = engine::send_kind::notification;
+    m.urgent = true;
+    m.tenant_id = run.tenant_id;
+    m.call_sid = run.call_sid;
+    m.purpose = wf.name + "/" + c.step_id;
+    m.from = c.from;
+    m.to = c.to;
+    m.body = c.say;
+    m.state = engine::message_state::queued;
+    m.node_id = node_id;
+    m.created_at = m.updated_at = now;
+    s.authors.emplace_back(); // not part of a conversation's transcript
+    s.messages.push_back(std::move(m));
+  }
   s.tags = r.fx.tags;
   s.http = r.fx.http;
   s.ai = r.fx.ai;
-  s.calls = r.fx.calls;
   s.run = std::move(run);
   return s;
 }

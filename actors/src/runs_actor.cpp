@@ -83,7 +83,6 @@ public:
     }
     auto http = seg->http;
     auto ai = seg->ai;
-    auto calls = seg->calls;
     auto ids = std::make_shared<std::vector<std::int64_t>>();
     auto won = std::make_shared<bool>(false);
     auto me = caf::actor{self_};
@@ -91,7 +90,7 @@ public:
       [seg, ids, won](engine::store& db) {
         *won = write_segment(db, *seg, *ids);
       },
-      [me, seg, ids, won, http, ai, calls, wf](const std::string& error) {
+      [me, seg, ids, won, http, ai, wf](const std::string& error) {
         if (!error.empty()) {
           engine::log_error("workflow",
                             wf->name + ": storing a run failed: " + error);
@@ -102,8 +101,6 @@ public:
           caf::anon_send(me, http_atom_v, seg->run.id, *http);
         if (*won && ai)
           caf::anon_send(me, ai_atom_v, seg->run.id, *ai);
-        if (*won && !calls.empty())
-          caf::anon_send(me, page_atom_v, calls);
       });
   }
 
@@ -150,26 +147,6 @@ public:
     svc_->http->post([me, run_id, req](engine::http_fetcher& f) {
       caf::anon_send(me, http_atom_v, run_id, f.fetch(req));
     });
-  }
-
-  /// Places `call_owner` calls (once each; a failure is logged).
-  void page(const std::vector<workflows::call_action>& calls) {
-    for (const auto& c : calls) {
-      engine::call_request req{c.from, c.to, c.say};
-      auto who = who_;
-      svc_->carrier->post([req, who](engine::carrier& carrier) {
-        auto r = carrier.place_call(req);
-        if (r.status.ok)
-          engine::log_info("workflow", who + ": called " + req.to + " ("
-                                         + r.call_sid + ")");
-        else
-          engine::log_error("workflow",
-                            who + ": calling " + req.to + " failed (HTTP "
-                              + std::to_string(r.status.http_status) + ", "
-                              + std::to_string(r.status.error_code) + ": "
-                              + r.status.error_message + ")");
-      });
-    }
   }
 
   /// Asks the AI for an `ai_reply` step: reads the customer's conversation,
@@ -698,9 +675,6 @@ caf::behavior runs_actor(caf::stateful_actor<runs_state>* self,
         bool won) { h->written(seg, ids, won); },
     [=](http_atom, std::int64_t run_id, const workflows::http_action& a) {
       h->send_http(run_id, a);
-    },
-    [=](page_atom, const std::vector<workflows::call_action>& calls) {
-      h->page(calls);
     },
     [=](ai_atom, std::int64_t run_id, const workflows::ai_action& a) {
       h->send_ai(run_id, a);

@@ -54,6 +54,12 @@
 // (The loop-window count still reads every message to the recipient in its
 // window.) Two indexes, not one: SQLite uses a partial index only when the
 // query repeats its WHERE terms.
+//
+// Version 6 (durable pages) gives each message its channel: `sms`, or
+// `call` for an owner's page (a call that reads the body), which the outbox
+// now sends like a text. Older rows were all texts (the default). The same
+// statement in both dialects; PostgreSQL adds a column with a constant
+// default without rewriting the table.
 
 namespace ringback::adapters {
 
@@ -311,6 +317,10 @@ CREATE INDEX messages_text_back_idx
 CREATE INDEX messages_automated_idx
   ON messages (tenant_id, to_number, created_at)
   WHERE kind IN ('text_back', 'automated') AND state <> 'refused';
+)sql"},
+    {6, "outbox: a message's channel (sms, or a call that reads it)",
+     R"sql(
+ALTER TABLE messages ADD COLUMN channel TEXT NOT NULL DEFAULT 'sms';
 )sql"},
   };
   return list;
@@ -571,6 +581,10 @@ CREATE INDEX messages_text_back_idx
 CREATE INDEX messages_automated_idx
   ON messages (tenant_id, to_number, created_at)
   WHERE kind IN ('text_back', 'automated') AND state <> 'refused';
+)sql"},
+    {6, "outbox: a message's channel (sms, or a call that reads it)",
+     R"sql(
+ALTER TABLE messages ADD COLUMN channel TEXT NOT NULL DEFAULT 'sms';
 )sql"},
   };
   return list;

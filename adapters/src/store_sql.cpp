@@ -18,7 +18,8 @@ namespace {
 #define RINGBACK_MESSAGE_COLUMNS                                               \
   "tenant_id, call_sid, purpose, from_number, to_number, body, state, "        \
   "attempts, message_sid, error_code, error_message, node_id, created_at, "    \
-  "updated_at, kind, urgent, not_before, reason, sent_at, status_at"
+  "updated_at, kind, urgent, not_before, reason, sent_at, status_at, "         \
+  "channel"
 
 #define RINGBACK_STATUS_REPORT_COLUMNS                                         \
   "message_sid, carrier_status, state, error_code, error_message, "            \
@@ -126,7 +127,7 @@ constexpr std::array<statement, sql_count> statements{{
   {sql_id::insert_message, "rb_insert_message",
    "INSERT INTO messages (" RINGBACK_MESSAGE_COLUMNS ") VALUES (?1, ?2, ?3, "
    "?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, "
-   "?20) RETURNING id"},
+   "?20, ?21) RETURNING id"},
   // bind_message_update
   {sql_id::update_message, "rb_update_message",
    "UPDATE messages SET state = ?2, attempts = ?3, message_sid = ?4, "

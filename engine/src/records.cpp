@@ -27,6 +27,7 @@ constexpr std::array<const char*, 4> decided_by_names{"none", "dial_result",
 constexpr std::array<const char*, 8> message_state_names{
   "queued", "sending",     "sent",   "delivered",
   "undelivered", "failed", "held", "refused"};
+constexpr std::array<const char*, 2> message_channel_names{"sms", "call"};
 constexpr std::array<const char*, 4> run_status_names{"running", "waiting",
                                                       "finished", "failed"};
 constexpr std::array<const char*, 4> conversation_state_names{
@@ -66,6 +67,14 @@ const char* to_string(message_state x) {
 
 std::optional<message_state> parse_message_state(std::string_view x) {
   return parse_enum<message_state>(x, message_state_names);
+}
+
+const char* to_string(message_channel x) {
+  return message_channel_names[static_cast<std::size_t>(x)];
+}
+
+std::optional<message_channel> parse_message_channel(std::string_view x) {
+  return parse_enum<message_channel>(x, message_channel_names);
 }
 
 const char* to_string(run_status x) {

@@ -154,5 +154,19 @@ TEST(StoreMigrations, version_5_indexes_the_gates_automated_messages) {
   EXPECT_EQ(sqlite_migrations()[4].sql, pg_migrations()[4].sql);
 }
 
+TEST(StoreMigrations, version_6_gives_messages_a_channel_older_rows_are_texts) {
+  // One column with a default, alike in both dialects: an older message
+  // reads as a text.
+  ASSERT_GE(sqlite_migrations().size(), 6u);
+  for (const auto* ms : {&sqlite_migrations(), &pg_migrations()}) {
+    const auto& v6 = (*ms)[5];
+    EXPECT_EQ(v6.version, 6);
+    EXPECT_EQ(v6.description,
+              "outbox: a message's channel (sms, or a call that reads it)");
+    EXPECT_EQ(v6.sql, "\nALTER TABLE messages ADD COLUMN channel TEXT NOT NULL "
+                      "DEFAULT 'sms';\n");
+  }
+}
+
 } // namespace
 } // namespace ringback::adapters

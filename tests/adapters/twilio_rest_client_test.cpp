@@ -784,3 +784,186 @@ TEST_F(TwilioRestClient, PlaceCallReportsTheCarriersRefusal) {
 }
 
 } // namespace
+
+// -- place_call: outcomes, find_call
+// -------------------------------------------
+
+namespace {
+
+const engine::call_request page_request{"+15005550006", "+15005550002",
+                                        "Emergency: water in the kitchen"};
+
+/// A Call resource as `GET .../Calls.json` lists it (the spec's fields that
+/// `find_call` reads, and a few it does not).
+std::string listed_call(const std::string& sid, const std::string& created,
+                        const std::string& direction = "outbound-api",
+                        const std::string& to = "+15005550002") {
+  return R"({"sid":")" + sid + R"(","from":"+15005550006","to":")" + to
+         + R"(","direction":")" + direction
+         + R"(","status":"queued","start_time":null,"duration":null,)"
+         + R"("date_created":")" + created + R"("})";
+}
+
+std::string call_list(const std::string& calls,
+                      const std::string& next_page_uri = "null") {
+  return R"({"calls":[)" + calls + R"(],"next_page_uri":)" + next_page_uri
+         + R"(,"page":0,"page_size":50,"start":0,"end":0})";
+}
+
+// 2026-11-21 06:00:00 UTC
+constexpr engine::epoch_ms page_created = 1'795'240'800'000;
+
+const std::string call_lookup_target
+  = account_path
+    + "/Calls.json?To=%2B15005550002&From=%2B15005550006"
+      "&StartTime%3E=2026-11-21&PageSize=50";
+
+} // namespace
+
+TEST_F(TwilioRestClient, PlaceCallServerErrorHasAnUnknownOutcome) {
+  // As for a message: a 5xx does not say the call was not placed.
+  mock_.push(
+    mock_reply::json(503, R"({"code":20503,"message":"down","status":503})"));
+  const auto r = client()->place_call(page_request);
+  EXPECT_FALSE(r.status.ok);
+  EXPECT_EQ(r.status.http_status, 503);
+  EXPECT_TRUE(r.status.retryable());
+  EXPECT_TRUE(r.status.outcome_unknown);
+  EXPECT_TRUE(r.call_sid.empty());
+}
+
+TEST_F(TwilioRestClient, PlaceCallRefusedHasAKnownOutcome) {
+  mock_.push(mock_reply::json(
+    400, R"({"code": 21215, "message": "Geo permission", "status": 400})"));
+  const auto r = client()->place_call(page_request);
+  EXPECT_FALSE(r.status.retryable());
+  EXPECT_FALSE(r.status.outcome_unknown);
+  EXPECT_EQ(r.status.error_message, "Geo permission");
+}
+
+TEST_F(TwilioRestClient, PlaceCallWithALostAnswerIsNotSentAgain) {
+  mock_.push({mock_reply::action::close_without_response, 0, "", {}});
+  auto c = client();
+  const auto r = c->place_call(page_request);
+  EXPECT_FALSE(r.status.ok);
+  EXPECT_EQ(r.status.http_status, 0);
+  EXPECT_TRUE(r.status.outcome_unknown);
+  EXPECT_EQ(r.status.error_message, "POST " + account_path
+                                      + "/Calls.json: connection closed by "
+                                      + peer() + " before the response");
+  EXPECT_EQ(mock_.requests().size(), 1u);
+}
+
+TEST_F(TwilioRestClient, FindCallTakesTheEarliestPageFromThatNumberToTheOwner) {
+  mock_.push(mock_reply::json(
+    200,
+    call_list(listed_call("CAlater", "Sat, 21 Nov 2026 06:00:30 +0000") + ","
+              + listed_call("CAdial", "Sat, 21 Nov 2026 06:00:10 +0000",
+                            "outbound-dial")
+              + ","
+              + listed_call("CAelse", "Sat, 21 Nov 2026 06:00:05 +0000",
+                            "outbound-api", "+15005550009")
+              + "," + listed_call("CAmine", "Sat, 21 Nov 2026 06:00:01 +0000")
+              + ","
+              + listed_call("CAbefore", "Sat, 21 Nov 2026 05:59:40 +0000"))));
+  const auto found = client()->find_call(page_request, page_created);
+  EXPECT_TRUE(found.status.ok) << found.status.error_message;
+  EXPECT_EQ(found.status.http_status, 200);
+  EXPECT_EQ(found.call_sid, "CAmine")
+    << "not a later page, not a <Dial> leg, not a call to someone else, "
+       "not an earlier page";
+  const auto reqs = mock_.requests();
+  ASSERT_EQ(reqs.size(), 1u);
+  EXPECT_EQ(reqs[0].method, "GET");
+  EXPECT_EQ(reqs[0].target, call_lookup_target);
+  EXPECT_EQ(reqs[0].body, "");
+}
+
+TEST_F(TwilioRestClient, FindCallAllowsTwoSecondsOfSkewAndNoMore) {
+  // Created at 06:00:00.900 here: Twilio's whole second 05:59:59 is ours
+  // (skew and rounding), 05:59:58 is not.
+  mock_.push(mock_reply::json(
+    200,
+    call_list(listed_call("CAskewed", "Sat, 21 Nov 2026 05:59:59 +0000"))));
+  mock_.push(mock_reply::json(
+    200,
+    call_list(listed_call("CAearlier", "Sat, 21 Nov 2026 05:59:58 +0000"))));
+  auto c = client();
+  EXPECT_EQ(c->find_call(page_request, page_created + 900).call_sid,
+            "CAskewed");
+  const auto none = c->find_call(page_request, page_created + 900);
+  EXPECT_TRUE(none.status.ok);
+  EXPECT_EQ(none.call_sid, "");
+}
+
+TEST_F(TwilioRestClient, FindCallAsksForTheDayOfTheSkewedTimeInUtc) {
+  // 2026-11-21 00:00:01 UTC less the skew is the day before.
+  mock_.push(mock_reply::json(200, call_list("")));
+  const auto found = client()->find_call(page_request, 1'795'219'201'000);
+  EXPECT_TRUE(found.status.ok);
+  EXPECT_EQ(found.call_sid, "");
+  EXPECT_EQ(mock_.requests().at(0).target,
+            account_path
+              + "/Calls.json?To=%2B15005550002&From=%2B15005550006"
+                "&StartTime%3E=2026-11-20&PageSize=50");
+}
+
+TEST_F(TwilioRestClient, FindCallReportsAFailedLookup) {
+  mock_.push(
+    mock_reply::json(503, R"({"code":20503,"message":"down","status":503})"));
+  const auto found = client()->find_call(page_request, page_created);
+  EXPECT_FALSE(found.status.ok);
+  EXPECT_TRUE(found.status.retryable());
+  EXPECT_EQ(found.status.http_status, 503);
+  EXPECT_EQ(found.status.error_message, "down");
+  EXPECT_EQ(found.call_sid, "");
+}
+
+TEST_F(TwilioRestClient, FindCallRejectsAnAnswerThatIsNoCallList) {
+  mock_.push(mock_reply::json(200, R"({"messages":[]})"));
+  mock_.push(mock_reply::json(200, "[1,2]"));
+  auto c = client();
+  const auto a = c->find_call(page_request, page_created);
+  EXPECT_FALSE(a.status.ok);
+  EXPECT_EQ(a.status.error_message,
+            "malformed Twilio response: missing \"calls\"");
+  const auto b = c->find_call(page_request, page_created);
+  EXPECT_FALSE(b.status.ok);
+  EXPECT_EQ(b.status.error_message,
+            "malformed Twilio response: not a JSON object");
+}
+
+TEST(TwilioRestClientPaging, FindCallFollowsNextPageUnderTheBasePath) {
+  TwilioMockServer mock;
+  const std::string next
+    = account_path
+      + "/Calls.json?To=%2B15005550002&From=%2B15005550006&PageSize=50&Page=1"
+        "&PageToken=PACA2";
+  mock.push(mock_reply::json(
+    200, call_list(listed_call("CAlater", "Sat, 21 Nov 2026 06:00:30 +0000"),
+                   "\"" + next + "\"")));
+  mock.push(mock_reply::json(
+    200, call_list(listed_call("CAmine", "Sat, 21 Nov 2026 06:00:02 +0000"))));
+  auto c = make_client(config_for(mock.url() + "/mock/"));
+  const auto found = c->find_call(page_request, page_created);
+  ASSERT_TRUE(found.status.ok) << found.status.error_message;
+  EXPECT_EQ(found.call_sid, "CAmine");
+  const auto reqs = mock.requests();
+  ASSERT_EQ(reqs.size(), 2u);
+  EXPECT_EQ(reqs[0].target, "/mock" + call_lookup_target);
+  EXPECT_EQ(reqs[1].target, "/mock" + next);
+}
+
+TEST(TwilioRestClientPaging, FindCallReadsAtMostItsPageLimit) {
+  TwilioMockServer mock;
+  for (int i = 0; i < twilio_rest_client::max_call_pages + 1; ++i)
+    mock.push(mock_reply::json(
+      200, call_list(listed_call("CA" + std::to_string(i),
+                                 "Sat, 21 Nov 2026 06:00:40 +0000"),
+                     R"("/next")")));
+  const auto found = make_client(config_for(mock.url()))
+                       ->find_call(page_request, page_created);
+  EXPECT_TRUE(found.status.ok);
+  EXPECT_EQ(found.call_sid, "CA2") << "the earliest of the pages read";
+  EXPECT_EQ(mock.requests().size(), 3u);
+}

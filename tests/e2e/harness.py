@@ -57,7 +57,7 @@ import time
 import unittest
 import urllib.parse
 import uuid
-from email.utils import formatdate
+from email.utils import formatdate, parsedate_to_datetime
 
 # -- constants of the standard test tenant -------------------------------------
 
@@ -405,8 +405,11 @@ class TwilioMock:
     Serves:
       POST /2010-04-01/Accounts/{sid}/Messages.json    -> 201 Message JSON ("queued")
       GET  /2010-04-01/Accounts/{sid}/Messages/{SM}.json
+      POST /2010-04-01/Accounts/{sid}/Calls.json       -> 201 Call JSON ("queued", a page)
       GET  /2010-04-01/Accounts/{sid}/Calls/{CA}.json  -> from the table set_call() fills
       GET  /2010-04-01/Accounts/{sid}/Calls.json[?ParentCallSid=..&Status=..]
+      GET  /2010-04-01/Accounts/{sid}/Calls.json?To=..&From=..&StartTime>=..
+           (newest first)
     Everything else is a 404 Twilio error. Requests without the right HTTP Basic
     credentials (account_sid:auth_token) get 401 (and are recorded)."""
 
@@ -422,6 +425,8 @@ class TwilioMock:
         self._message_by_sid = {}
         self._failures = []  # pending fault specs for Messages POSTs
         self._to_failures = {}  # To -> pending fault specs for that recipient
+        self._call_failures = []  # pending fault specs for Calls POSTs
+        self._placed = []  # (RecordedRequest, call JSON) of accepted Call POSTs
         self._callbacks_config = None  # see enable_status_callbacks()
         self._callbacks = []  # status callbacks sent
         self._callback_turn = itertools.count()
@@ -517,10 +522,27 @@ class TwilioMock:
             else:
                 queue.extend(dict(fault) for _ in range(times))
 
+    def fail_next_calls(self, n, status=500, retry_after=None, code=None, message=None):
+        """The next n Call POSTs (pages) fail with `status`, as fail_next_messages()
+        (status 400 defaults to code 21211, 429 to 20429, others to 20500)."""
+        with self._lock:
+            for _ in range(n):
+                self._call_failures.append(_fault("error", status=status,
+                                                  retry_after=retry_after, code=code,
+                                                  message=message))
+
+    def drop_next_call_answers(self, n):
+        """The next n Call POSTs are accepted (the call exists and is listed), but
+        the connection is closed before the answer: the caller cannot know."""
+        with self._lock:
+            for _ in range(n):
+                self._call_failures.append(_fault("drop"))
+
     def clear_faults(self):
         with self._lock:
             self._failures.clear()
             self._to_failures.clear()
+            self._call_failures.clear()
 
     def enable_status_callbacks(self, targets, undelivered=(), order="forward", repeat=1,
                                 delay=0.05, error_code=30003):
@@ -611,6 +633,20 @@ class TwilioMock:
 
     def unauthorized(self):
         return [r for r in self.requests() if not r.authorized]
+
+    def placed_calls(self):
+        """Decoded forms of the accepted (201) Call POSTs (pages), in arrival order."""
+        with self._lock:
+            return [dict(req.form) for req, _ in self._placed]
+
+    def call_posts(self):
+        """Every Call POST, accepted or not."""
+        return [r for r in self.requests("POST") if r.path.endswith("/Calls.json")]
+
+    def call_lookups(self):
+        """GET Calls.json list requests other than child listings (a page's lookup)."""
+        return [r for r in self.requests("GET")
+                if r.path.endswith("/Calls.json") and "ParentCallSid" not in r.query]
 
     def call_fetches(self, sid):
         """GET Calls/{sid}.json requests seen."""
@@ -718,13 +754,14 @@ class TwilioMock:
         status, obj, headers = self._route(h.command, path, rec, authorized)
         drop = bool(headers and headers.pop("__drop__", False))
         hold = headers.pop("__hold__", None) if headers else None
+        is_message = path.endswith("/Messages.json")
         with self._lock:
             rec.status = status
-            if status == 201:
+            if status == 201 and is_message:
                 self._messages.append((rec, obj))
                 self._message_by_sid[obj["sid"]] = obj
             self._lock.notify_all()
-        if status == 201 and rec.form.get("StatusCallback"):
+        if status == 201 and is_message and rec.form.get("StatusCallback"):
             self._schedule_status_callbacks(rec, obj)
         if hold is not None:
             time.sleep(hold)
@@ -763,6 +800,8 @@ class TwilioMock:
             return (200, dict(call), None) if call else not_found
         if method == "GET" and rest == ["Calls.json"]:
             return self._list_calls(path, rec.query)
+        if method == "POST" and rest == ["Calls.json"]:
+            return self._create_call(rec)
         if method != "GET" and method != "POST":
             return (405, twilio_error(20004, "Method not allowed", 405), None)
         return not_found
@@ -805,6 +844,34 @@ class TwilioMock:
         if drop:
             headers = dict(headers or {}, __drop__=True)
         return (status, obj, headers)
+
+    def _create_call(self, rec):
+        """A call placed through the API (ringback's page): recorded, listed, not dialled."""
+        form = rec.form
+        with self._lock:
+            fault = self._call_failures.pop(0) if self._call_failures else None
+        to = form.get("To", "")
+        if fault is not None and fault["kind"] == "error":
+            status, retry_after = fault["status"], fault["retry_after"]
+            code = fault["code"] or {400: 21211, 429: 20429}.get(status, 20500)
+            message = fault["message"] or ERROR_MESSAGES.get(code, "Error %d" % code).replace(
+                "{to}", str(to))
+            headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+            return (status, twilio_error(code, message, status), headers)
+        if not isinstance(to, str) or not re.fullmatch(r"\+[1-9][0-9]{6,14}", to):
+            return (400, twilio_error(21211, "The 'To' number %s is not a valid phone number."
+                                      % to, 400), None)
+        if not form.get("From"):
+            return (400, twilio_error(21603, "The 'From' phone number is required.", 400), None)
+        if not form.get("Twiml") and not form.get("Url") and not form.get("ApplicationSid"):
+            return (400, twilio_error(21205, "Url parameter is required.", 400), None)
+        sid = new_call_sid()
+        call = self._call_json(sid, "queued", 0, None, form.get("From"), to, "outbound-api")
+        with self._lock:
+            self._calls[sid] = call
+            self._placed.append((rec, call))
+        headers = {"__drop__": True} if fault is not None and fault["kind"] == "drop" else None
+        return (201, dict(call), headers)
 
     def _create_message_now(self, rec):
         form = rec.form
@@ -915,9 +982,17 @@ class TwilioMock:
             if parent is not None:
                 calls = [dict(self._calls[c]) for c in self._children.get(parent, [])]
             else:
-                calls = [dict(c) for c in self._calls.values()]
+                calls = [dict(c) for c in reversed(list(self._calls.values()))]  # newest first
         if status:
             calls = [c for c in calls if c["status"] == status]
+        to, from_, since = first("To"), first("From"), first("StartTime>")
+        if to is not None:
+            calls = [c for c in calls if c["to"] == to]
+        if from_ is not None:
+            calls = [c for c in calls if c["from"] == from_]
+        if since is not None:  # YYYY-MM-DD, UTC: started on or after that day
+            calls = [c for c in calls if c["start_time"] and
+                     parsedate_to_datetime(c["start_time"]).strftime("%Y-%m-%d") >= since]
         calls = calls[:page_size]
         uri = path + "?" + urllib.parse.urlencode(
             [(k, v) for k, vs in sorted(query.items()) for v in vs] + [("PageSize", page_size), ("Page", 0)])

@@ -17,7 +17,7 @@ import time
 import unittest
 
 from harness import (E2ETestCase, Ringback, SOURCE_DIR, free_port, new_call_sid,
-                     new_caller, require_services_flag, scaled)
+                     new_caller, require_services_flag, scaled, wait_until)
 
 PRISM = os.path.join(SOURCE_DIR, ".cache", "prism", "node_modules", ".bin", "prism")
 ORACLE = os.path.join(os.path.dirname(SOURCE_DIR), "shared", "oracles", "twilio")
@@ -114,6 +114,26 @@ class OpenApi(E2ETestCase):
             prism_log = f.read().decode("utf-8", "replace")
         self.assertNotIn("HTTP 422", rb.log_text(), prism_log[-4000:])
         self.assertNotIn("HTTP 401", rb.log_text(), prism_log[-4000:])
+        self.assert_all_authorized()
+
+    def test_pages_and_their_lookups_follow_the_spec(self):
+        # A workflow's call_owner page: POST Calls.json, its answer lost, so the
+        # GET Calls.json?To=..&From=..&StartTime>=.. lookup runs too.
+        d = os.path.join(self.tmpdir, "workflows")
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, "page.yaml"), "w") as f:
+            f.write("name: page\ntrigger: call.missed\nsteps:\n"
+                    "  - call_owner: \"Missed call from {{ call.from }}\"\n")
+        rb = self.start_via_prism(workflows=d)
+        self.mock.drop_next_call_answers(1)
+        self.missed_call(rb, "no-answer")
+        wait_until(lambda: "had reached the carrier as CA" in rb.log_text(), scaled(30),
+                   message="the page found by its lookup")
+        self.assertEqual(len(self.mock.call_posts()), 1)
+        self.assertEqual(len(self.mock.call_lookups()), 1)
+        with open(os.path.join(self.tmpdir, "prism.log"), "rb") as f:
+            prism_log = f.read().decode("utf-8", "replace")
+        self.assertNotIn("HTTP 422", rb.log_text(), prism_log[-4000:])
         self.assert_all_authorized()
 
 

@@ -83,13 +83,50 @@ public:
     return r;
   }
 
+  /// Answers from `scripted_calls` (then: placed, "CApage<n>"). A call the
+  /// carrier has (answered ok, or its answer scripted as lost while
+  /// `accept_silently`) is in `pages`.
   engine::call_receipt place_call(const engine::call_request& req) override {
     std::lock_guard<std::mutex> guard{mtx_};
-    pages.push_back(req);
+    call_attempts.push_back(req);
     engine::call_receipt r;
+    if (!scripted_calls.empty()) {
+      r = scripted_calls.front();
+      scripted_calls.pop_front();
+    } else {
+      r.status.ok = true;
+      r.status.http_status = 201;
+      r.call_sid = "CApage" + std::to_string(call_attempts.size());
+    }
+    if (r.status.ok || (r.status.outcome_unknown && accept_silently)) {
+      pages.push_back(req);
+      page_sids.push_back(
+        r.status.ok ? r.call_sid : "CAlost" + std::to_string(pages.size()));
+    }
+    return r;
+  }
+
+  /// As Twilio: a call has no text, so only From and To are compared; the
+  /// earliest match is found.
+  engine::call_lookup find_call(const engine::call_request& req,
+                                engine::epoch_ms created_after) override {
+    std::lock_guard<std::mutex> guard{mtx_};
+    ++call_lookups;
+    call_lookup_times.push_back(created_after);
+    engine::call_lookup r;
+    if (call_lookup_fails > 0) {
+      --call_lookup_fails;
+      r.status.http_status = 503;
+      r.status.error_message = "scripted lookup failure";
+      return r;
+    }
     r.status.ok = true;
-    r.status.http_status = 201;
-    r.call_sid = "CApage" + std::to_string(pages.size());
+    r.status.http_status = 200;
+    for (std::size_t i = 0; i < pages.size(); ++i)
+      if (pages[i].to == req.to && pages[i].from == req.from) {
+        r.call_sid = page_sids[i];
+        break;
+      }
     return r;
   }
 
@@ -120,8 +157,35 @@ public:
     return r;
   }
 
+  /// The call was placed (or not: see `accept_silently`), but the answer
+  /// was lost.
+  static engine::call_receipt lost_call_answer() {
+    engine::call_receipt r;
+    r.status.error_message = "POST /Calls.json: timed out";
+    r.status.outcome_unknown = true;
+    return r;
+  }
+
+  static engine::call_receipt call_failure(int http, int code = 0) {
+    engine::call_receipt r;
+    r.status.http_status = http;
+    r.status.error_code = code;
+    r.status.error_message = "scripted call failure";
+    r.status.outcome_unknown = http >= 500;
+    return r;
+  }
+
   std::vector<engine::sms_request> attempts;
+  /// Every `place_call` request, and the calls the carrier has (with their
+  /// CallSids).
+  std::vector<engine::call_request> call_attempts;
   std::vector<engine::call_request> pages;
+  std::vector<std::string> page_sids;
+  std::deque<engine::call_receipt> scripted_calls;
+  int call_lookups = 0;
+  int call_lookup_fails = 0;
+  /// The `created_after` of each `find_call`.
+  std::vector<engine::epoch_ms> call_lookup_times;
   std::vector<engine::sms_request> sent;
   std::deque<engine::sms_receipt> scripted_sends;
   std::vector<std::string> queries;

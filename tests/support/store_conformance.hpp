@@ -148,6 +148,7 @@ inline void expect_same(const engine::message_record& x,
   EXPECT_EQ(x.reason, y.reason);
   EXPECT_EQ(x.sent_at, y.sent_at);
   EXPECT_EQ(x.status_at, y.status_at);
+  EXPECT_EQ(x.channel, y.channel);
 }
 
 inline std::vector<std::string>
@@ -438,10 +439,18 @@ make_ai_turn(std::int64_t conversation_id, engine::epoch_ms at,
 }
 
 /// Writes rows of every kind that a version 3 database holds (migration
-/// tests: `s` has the schema of version 3).
-inline void write_version_3_rows(engine::store& s) {
+/// tests: `s` has the schema of version 3). The message goes in through
+/// `exec_sql` (raw SQL: today's insert names columns added later).
+inline void
+write_version_3_rows(engine::store& s,
+                     const std::function<void(const std::string&)>& exec_sql) {
   ASSERT_TRUE(s.insert_call(make_call("CA1")));
-  s.insert_message(make_message("CA1"));
+  exec_sql("INSERT INTO messages (tenant_id, call_sid, purpose, from_number, "
+           "to_number, body, state, attempts, message_sid, error_code, "
+           "error_message, node_id, created_at, updated_at) VALUES "
+           "('acme', 'CA1', 'missed_call.text_back', '+15557650002', "
+           "'+15551230001', 'Sorry we missed you!', 'queued', 0, '', 0, '', "
+           "'n1', 1700000000500, 1700000000500)");
   s.save_opt_out({"acme", "+15551230001", true, 1, "STOP",
                   engine::opt_out_source::keyword, 1});
   s.insert_run(make_run());
@@ -452,7 +461,9 @@ inline void write_version_3_rows(engine::store& s) {
 /// there, and conversations start from ref 1.
 inline void expect_version_3_rows_kept(adapters::audited_store& s) {
   EXPECT_TRUE(s.find_call("CA1"));
-  EXPECT_EQ(s.messages_for_call("CA1").size(), 1u);
+  ASSERT_EQ(s.messages_for_call("CA1").size(), 1u);
+  EXPECT_EQ(s.messages_for_call("CA1")[0].channel, engine::message_channel::sms)
+    << "an older message was a text";
   EXPECT_TRUE(s.find_opt_out("acme", "+15551230001")->opted_out);
   EXPECT_EQ(s.runs_for_call("CA1").size(), 1u);
   EXPECT_EQ(s.find_contact("acme", "+15551230001")->first_seen, 10);
@@ -1159,6 +1170,46 @@ TYPED_TEST_P(StoreConformance,
             (std::vector<std::int64_t>{other_node.id}));
   // Released messages are claimable.
   EXPECT_TRUE(s.claim_message(due_b.id, "n1", now + 2));
+}
+
+TYPED_TEST_P(StoreConformance, a_page_round_trips_on_the_call_channel) {
+  // An owner's page is an outbox message on the call channel: written,
+  // claimed, updated with its CallSid and found by it like a text; its
+  // channel never changes.
+  auto& s = this->store();
+  auto page = make_message("CA1");
+  page.channel = engine::message_channel::call;
+  page.kind = engine::send_kind::notification;
+  page.purpose = "ai_takeover/#4";
+  page.to = "+15550009999";
+  page.body = "Emergency, conversation 3: water & <sparks> \"now\"";
+  page.id = s.insert_message(page);
+  auto text = make_message("CA1");
+  text.id = s.insert_message(text);
+  expect_same(*s.find_message(page.id), page);
+  EXPECT_EQ(s.find_message(text.id)->channel, engine::message_channel::sms)
+    << "a text by default";
+  auto pending = s.pending_messages("n1");
+  ASSERT_EQ(pending.size(), 2u);
+  EXPECT_EQ(pending[0].channel, engine::message_channel::call);
+  EXPECT_EQ(pending[1].channel, engine::message_channel::sms);
+  auto claimed = s.claim_messages({page.id, text.id}, "n2", 1'700'000'001'000);
+  ASSERT_EQ(claimed.size(), 2u);
+  EXPECT_EQ(claimed[0].channel, engine::message_channel::call);
+  EXPECT_EQ(claimed[1].channel, engine::message_channel::sms);
+  auto placed = claimed[0];
+  placed.state = engine::message_state::sent;
+  placed.message_sid = "CAaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+  placed.sent_at = placed.updated_at = 1'700'000'002'000;
+  placed.channel = engine::message_channel::sms; // ignored: not mutable
+  s.update_message(placed);
+  placed.channel = engine::message_channel::call;
+  expect_same(*s.find_message(page.id), placed);
+  expect_same(*s.find_message_by_sid("CAaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
+              placed);
+  auto of_call = s.messages_for_call("CA1");
+  ASSERT_EQ(of_call.size(), 2u);
+  expect_same(of_call[0], placed);
 }
 
 TYPED_TEST_P(StoreConformance, find_message_by_sid_finds_the_carriers_id) {
@@ -2956,6 +3007,7 @@ REGISTER_TYPED_TEST_SUITE_P(
   claim_messages_are_undone_by_a_rollback,
   claim_messages_race_has_one_winner_per_message,
   release_held_requeues_the_due_messages_of_a_node,
+  a_page_round_trips_on_the_call_channel,
   find_message_by_sid_finds_the_carriers_id,
   record_status_moves_a_message_forward_only,
   status_reports_are_kept_oldest_first,

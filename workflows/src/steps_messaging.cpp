@@ -206,9 +206,11 @@ void add_messaging_steps(step_registry& r) {
     s.type = "call_owner";
     s.family = step_family::messaging;
     s.doc = "Call the owner's phone from the business number and read a "
-            "message twice (an emergency page). The call is placed once, "
-            "after the run's segment is stored; a call the carrier refuses "
-            "is logged, not retried.";
+            "message twice (an emergency page). The page is stored with the "
+            "run's segment and placed by the outbox like a text: refused if "
+            "the owner opted out, retried on the carrier's transient errors, "
+            "and looked up at the carrier before it is placed again after a "
+            "crash or a lost answer.";
     s.primary = "say";
     s.fields = {
       {"say", field_kind::text, true, "",

@@ -62,8 +62,6 @@ CAF_BEGIN_TYPE_ID_BLOCK(ringback, caf::first_custom_type_id)
   CAF_ADD_ATOM(ringback, ringback::actors, job_atom, "job")
   // conversations <- conversation: nothing left to do for now
   CAF_ADD_ATOM(ringback, ringback::actors, idle_atom, "idle")
-  // runs <- any host: place a segment's `call_owner` calls
-  CAF_ADD_ATOM(ringback, ringback::actors, page_atom, "page")
   // conversations -> conversations: scan the store for deadlines
   CAF_ADD_ATOM(ringback, ringback::actors, scan_atom, "scan")
   // runs <- anyone: start the workflows of a trigger
@@ -98,7 +96,6 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ringback::engine::ai_reply)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ringback::engine::conversation_record)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::optional<ringback::engine::conversation_record>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ringback::workflows::ai_action)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<ringback::workflows::call_action>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ringback::engine::message_record)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<ringback::engine::message_record>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<ringback::engine::call_record>)

@@ -114,6 +114,12 @@ struct outbox_state {
 /// hold ends. Loads and saves are gathered into one store job per burst;
 /// pending saves are always posted before the next claims.
 ///
+/// A message on the `call` channel (an owner's page, `call_owner`) goes
+/// exactly the same way, in its sending number's lane, but is "sent" with
+/// `carrier::place_call` (no status callback; its `message_sid` is the
+/// CallSid), looked up with `carrier::find_call`, never records a carrier
+/// opt-out, and is not counted by the message metrics (they count texts).
+///
 /// Protocol:
 /// - `(send_atom, vector<int64_t> ids)`: messages just stored (queued, held
 ///   or refused: refused ones are only counted).

@@ -124,6 +124,8 @@ const engine::opt_out_transition& save_ledger(engine::store& db,
 struct stored_segment {
   engine::run_record run;        ///< id 0: a new run
   std::int64_t expected_seq = 0; ///< for an existing run
+  /// The texts (`send_sms`, `notify_owner`...), then the pages
+  /// (`call_owner`: channel `call`, kind `notification`, to the owner).
   std::vector<engine::message_record> messages;
   std::vector<engine::run_step_record> steps;
   std::vector<workflows::tag_action> tags;
@@ -132,8 +134,6 @@ struct stored_segment {
   std::optional<workflows::http_action> http;
   /// The AI turn to produce once stored (the run then waits for "ai").
   std::optional<workflows::ai_action> ai;
-  /// Calls to place once stored (`call_owner`), by the tenant's runs actor.
-  std::vector<workflows::call_action> calls;
   /// Who wrote each message, for the customer's conversation transcript:
   /// "ai" (an `ai_reply`), "rule" (any other text to a customer); empty for
   /// texts to the owner.
@@ -159,13 +159,15 @@ stored_segment make_segment(const workflows::workflow& wf,
 /// Writes `s` (inside the store executor's transaction). A new run is
 /// inserted (and `s.run.id` set); an existing one is updated only if its seq
 /// is still `s.expected_seq` — returns false, writing nothing, otherwise.
-/// Each message passes the pre-send gate first (`gate_message`; its state in
-/// `s.messages` says what the gate decided); the ids of every message go to
-/// `message_ids` (the outbox sends the queued, holds the held and counts the
-/// refused). Texts to a customer that were not refused are added to the
-/// customer's conversation transcript (a text-back opens the conversation);
-/// `ai_event` is recorded on it. May run more than
-/// once for one segment (a batch retried alone): it starts afresh each time.
+/// Each message, a page too, passes the pre-send gate first (`gate_message`;
+/// its state in `s.messages` says what the gate decided); the ids of every
+/// message go to `message_ids` (the outbox sends the queued, holds the held
+/// and counts the refused: a page is sent, retried and looked up like a
+/// text, so one committed with the segment is placed even if the process
+/// dies right after the commit). Texts to a customer that were not refused
+/// are added to the customer's conversation transcript (a text-back opens
+/// the conversation); `ai_event` is recorded on it. May run more than once
+/// for one segment (a batch retried alone): it starts afresh each time.
 bool write_segment(engine::store& db, stored_segment& s,
                    std::vector<std::int64_t>& message_ids);
 

@@ -516,6 +516,12 @@ struct call_receipt {
   std::string call_sid; ///< the carrier's id once accepted
 };
 
+/// Whether the carrier has a call, found by `carrier::find_call`.
+struct call_lookup {
+  carrier_status status;
+  std::string call_sid; ///< empty: not found
+};
+
 /// A call as the carrier reports it.
 struct call_leg {
   std::string sid;
@@ -548,8 +554,20 @@ public:
   virtual call_report fetch_call(std::string_view call_sid) = 0;
 
   /// Places a call that reads `req.say` to whoever answers. Not retried
-  /// here: a page that failed is reported, not repeated.
+  /// here (the outbox retries a page, after `find_call` when the outcome is
+  /// unknown). A 5xx, or no answer after the request was written, sets
+  /// `outcome_unknown`: the call may exist.
   virtual call_receipt place_call(const call_request& req) = 0;
+
+  /// Looks for a call placed through the API (not a leg a `<Dial>` made)
+  /// from `req.from` to `req.to` that the carrier created at or after
+  /// `created_after` (epoch ms; less a little clock skew). Used before
+  /// placing again a call whose earlier placing had an unknown outcome. The
+  /// carrier keeps no text of a call, so `req.say` is not compared: of
+  /// several matching calls, the earliest is taken (later ones are later
+  /// pages).
+  virtual call_lookup find_call(const call_request& req, epoch_ms created_after)
+    = 0;
 };
 
 /// Wall clock (virtual in tests).

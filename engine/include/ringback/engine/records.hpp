@@ -227,7 +227,22 @@ enum class send_kind : std::uint8_t {
   notification,
 };
 
-/// An outbound SMS. Written before it is sent.
+/// How an outbound message reaches its recipient (the outbox sends both
+/// alike: gate, pacing, claims, retries, lookups after an unknown outcome).
+enum class message_channel : std::uint8_t {
+  /// A text (`carrier::send_sms`), with a status callback.
+  sms,
+  /// A phone call that reads `message_record::body` to whoever answers
+  /// (`carrier::place_call`: a workflow's `call_owner` page); its
+  /// `message_sid` is the CallSid. No status callback, no transcript entry.
+  call,
+};
+
+const char* to_string(message_channel x);
+std::optional<message_channel> parse_message_channel(std::string_view x);
+
+/// An outbound message: an SMS, or a call that reads `body` (`channel`).
+/// Written before it is sent.
 struct message_record {
   std::int64_t id = 0; // assigned by the store
   std::string tenant_id;
@@ -257,6 +272,9 @@ struct message_record {
   epoch_ms sent_at = 0;
   /// When the last delivery report (status callback) was applied; 0 = none.
   epoch_ms status_at = 0;
+  /// A text, or a call that reads `body` (then `message_sid` is the
+  /// CallSid). Set when it is written; never changed.
+  message_channel channel = message_channel::sms;
 };
 
 /// An inbound SMS (logged; conversations come later).

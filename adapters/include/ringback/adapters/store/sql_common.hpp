@@ -201,8 +201,8 @@ engine::webhook_record read_webhook(const Row& r) {
   return w;
 }
 
-/// tenant_id .. status_at in the column order of the messages table, without
-/// id (20).
+/// tenant_id .. channel in the column order of the messages table, without
+/// id (21).
 template <class Binder>
 void bind_message(Binder& b, const engine::message_record& m) {
   b.text(m.tenant_id)
@@ -224,7 +224,8 @@ void bind_message(Binder& b, const engine::message_record& m) {
     .int64(m.not_before)
     .text(m.reason)
     .int64(m.sent_at)
-    .int64(m.status_at);
+    .int64(m.status_at)
+    .text(to_string(m.channel));
 }
 
 /// id, then the mutable fields: state, attempts, message_sid, error_code,
@@ -276,6 +277,9 @@ read_message(const Row& r, std::string_view backend, std::string_view op) {
   m.reason = r.text(18);
   m.sent_at = r.int64(19);
   m.status_at = r.int64(20);
+  auto channel = r.text(21);
+  m.channel = parse_column(engine::parse_message_channel(channel), backend, op,
+                           "channel", channel);
   return m;
 }
 

@@ -33,7 +33,7 @@ struct rest_client_options {
 /// Blocking, and NOT thread-safe: an instance keeps one keep-alive
 /// connection and must be used from one thread at a time. The carrier
 /// executor gives each of its worker threads an instance of its own.
-/// `send_sms` and `fetch_call` never throw: every failure is a
+/// The `engine::carrier` methods never throw: every failure is a
 /// `carrier_status` (`http_status` 0 when no answer came: resolve or connect
 /// error, timeout, connection lost). A POST is never sent twice.
 class twilio_rest_client final : public engine::carrier {
@@ -65,8 +65,21 @@ public:
   engine::call_report fetch_call(std::string_view call_sid) override;
 
   /// `POST .../Calls.json` with `From`, `To` and `Twiml` (`<Say>` the text
-  /// twice): Twilio reads it without fetching a URL.
+  /// twice): Twilio reads it without fetching a URL. Ok with the Call SID on
+  /// 2xx. A 5xx, or no answer after the request was written, sets
+  /// `outcome_unknown`.
   engine::call_receipt place_call(const engine::call_request& req) override;
+
+  /// GET .../Calls.json?To=...&From=...&StartTime>=YYYY-MM-DD (the UTC day
+  /// of `created_after` less `call_lookup_skew_ms`; newest first, at most
+  /// `max_call_pages` pages), looking for a call placed through the API
+  /// (`direction` "outbound-api": not a <Dial> leg) with that From and To
+  /// whose `date_created` is at or after `created_after` less
+  /// `call_lookup_skew_ms`; of several, the earliest. (A call still queued
+  /// may have no start time yet, and Twilio may then leave it out of a
+  /// StartTime filter: the page is then placed again, never lost.)
+  engine::call_lookup find_call(const engine::call_request& req,
+                                engine::epoch_ms created_after) override;
 
   /// Connections opened so far: stays 1 while keep-alive works.
   std::size_t connections_opened() const;
@@ -79,6 +92,17 @@ public:
   static constexpr int message_page_size = 50;
   static constexpr int max_message_pages = 3;
 
+  /// Page size and page limit of the call lookup.
+  static constexpr int call_page_size = 50;
+  static constexpr int max_call_pages = 3;
+
+  /// How much earlier than `created_after` a call found by `find_call` may
+  /// have been created: Twilio's timestamps are whole seconds, and a second
+  /// for clock skew. Kept small: a call has no text to tell one page from
+  /// another, so a wider window could take an earlier page to the same
+  /// owner for this one (and not place it).
+  static constexpr engine::epoch_ms call_lookup_skew_ms = 2'000;
+
 private:
   twilio_rest_client(std::unique_ptr<http_client> http,
                      std::string account_path, std::string base_path);
@@ -89,6 +113,11 @@ private:
 
   engine::sms_lookup find_sms_impl(const engine::sms_request& req,
                                    engine::epoch_ms created_after);
+
+  engine::call_receipt place_call_impl(const engine::call_request& req);
+
+  engine::call_lookup find_call_impl(const engine::call_request& req,
+                                     engine::epoch_ms created_after);
 
   /// Sends a request; a POST carries `form_body` as a form.
   http_result send(http_method method, std::string target,
