@@ -275,7 +275,7 @@ void store_incoming(state_t* self, const workflows::segment_result& r) {
       // Texts and pages alike: the ids are empty unless this process wrote
       // the segment.
       if (!ids->empty())
-        caf::anon_send(outbox, send_atom_v, *ids);
+        caf::anon_send(outbox, send_atom_v, stored_messages(*seg, *ids));
       if (hand_off)
         caf::anon_send(runs, adopt_atom_v, seg->run);
     });
@@ -658,8 +658,14 @@ void on_decided(state_t* self, claim_result result,
                 const std::vector<std::int64_t>& ids, const segments& started) {
   auto& st = self->state;
   if (result == claim_result::won) {
-    if (!ids.empty())
-      self->send(st.shared->outbox, send_atom_v, ids);
+    std::vector<engine::message_record> stored;
+    for (const auto& seg : started) {
+      auto more = stored_messages(*seg, ids);
+      stored.insert(stored.end(), std::make_move_iterator(more.begin()),
+                    std::make_move_iterator(more.end()));
+    }
+    if (!stored.empty())
+      self->send(st.shared->outbox, send_atom_v, std::move(stored));
     for (const auto& seg : started) {
       if (seg->run.status != engine::run_status::waiting)
         continue;

@@ -28,17 +28,19 @@ struct write_result {
   /// writer's when it lost.
   std::optional<conversation_record> rec;
   engine::conversation_effects fx;
-  std::vector<std::int64_t> message_ids;
+  /// The texts it stored, for the outbox.
+  std::vector<engine::message_record> messages;
   /// For an AI turn: the transcript it reads.
   std::vector<engine::conversation_message> transcript;
 };
 
-/// Stores an outbound text of a conversation through the gate; returns its
-/// id.
-std::int64_t queue_text(engine::store& db, const tenant_info& info,
-                        const services& svc, const conversation_record& c,
-                        std::string to, std::string body, engine::send_kind kind,
-                        const std::string& purpose, engine::epoch_ms now) {
+/// Stores an outbound text of a conversation through the gate; returns it
+/// as stored (its id assigned), for the outbox.
+engine::message_record
+queue_text(engine::store& db, const tenant_info& info, const services& svc,
+           const conversation_record& c, std::string to, std::string body,
+           engine::send_kind kind, const std::string& purpose,
+           engine::epoch_ms now) {
   engine::message_record m;
   m.tenant_id = c.tenant_id;
   m.purpose = purpose;
@@ -52,7 +54,8 @@ std::int64_t queue_text(engine::store& db, const tenant_info& info,
   m.node_id = svc.node_id;
   m.created_at = m.updated_at = now;
   gate_message(db, m, info, svc.numbers.get(), now);
-  return db.insert_message(m);
+  m.id = db.insert_message(m);
+  return m;
 }
 
 /// Writes a transition with everything it says, in the caller's transaction.
@@ -87,13 +90,13 @@ void write_transition(engine::store& db, const tenant_info& info,
   if (job.what == job_kind::customer)
     say("customer", job.body, 0, job.message_sid);
   if (st.fx.send_owner_text) {
-    auto id = queue_text(db, info, svc, c, c.customer, job.body,
-                         engine::send_kind::relayed, "conversation/owner", now);
-    out.message_ids.push_back(id);
-    say("owner", job.body, id, {});
+    out.messages.push_back(queue_text(db, info, svc, c, c.customer, job.body,
+                                      engine::send_kind::relayed,
+                                      "conversation/owner", now));
+    say("owner", job.body, out.messages.back().id, {});
   }
   if (st.fx.relay_to_owner && !tenant.owner_phone.empty()) {
-    out.message_ids.push_back(queue_text(
+    out.messages.push_back(queue_text(
       db, info, svc, c, tenant.owner_phone,
       engine::format_relay(c.ref, c.customer, job.body),
       engine::send_kind::notification, "conversation/relay", now));
@@ -104,7 +107,7 @@ void write_transition(engine::store& db, const tenant_info& info,
   if (st.fx.summary_to_owner || st.fx.ai_turn)
     out.transcript = db.conversation_messages(c.id, transcript_window);
   if (st.fx.summary_to_owner && !tenant.owner_phone.empty())
-    out.message_ids.push_back(queue_text(
+    out.messages.push_back(queue_text(
       db, info, svc, c, tenant.owner_phone,
       engine::format_summary(c, out.transcript, now),
       engine::send_kind::notification, "conversation/summary", now));
@@ -261,8 +264,8 @@ caf::behavior conversation_actor(
       st.retries = 0;
       st.rec = *res->rec;
       pop_job(st);
-      if (!res->message_ids.empty())
-        self->send(outbox, send_atom_v, res->message_ids);
+      if (!res->messages.empty())
+        self->send(outbox, send_atom_v, std::move(res->messages));
       for (const auto& e : res->fx.events) {
         svc->metrics->conversation_event(st.rec.tenant_id, e);
         engine::log_info("conversation", st.rec.tenant_id + " #"
@@ -366,7 +369,7 @@ public:
   void owner(const engine::inbound_event& ev) {
     auto reply = engine::parse_owner_reply(ev.body);
     auto found = std::make_shared<std::optional<conversation_record>>();
-    auto notice = std::make_shared<std::vector<std::int64_t>>();
+    auto notice = std::make_shared<std::vector<engine::message_record>>();
     auto info = info_;
     auto svc = svc_;
     auto now = svc_->clock->now();

@@ -41,7 +41,7 @@ struct inbound_outcome {
   engine::keyword_match keyword;
   bool ledger_changed = false;
   bool opted_out = false; ///< the ledger's value after the message
-  std::vector<std::int64_t> reply_ids;
+  std::vector<engine::message_record> replies;
 };
 
 /// A callback's dedup check, then its audit row, then (first time only) the
@@ -128,7 +128,8 @@ void actor_event_sink::deliver_sms(const caf::actor& tenant,
       r.node_id = node;
       r.created_at = r.updated_at = m.received_at;
       gate_message(db, r, *info, svc->numbers.get(), m.received_at);
-      out->reply_ids.push_back(db.insert_message(r));
+      r.id = db.insert_message(r);
+      out->replies.push_back(std::move(r));
     },
     [svc, tenant, out, outbox = outbox_,
      ev = std::move(ev)](const std::string& error) mutable {
@@ -160,8 +161,8 @@ void actor_event_sink::deliver_sms(const caf::actor& tenant,
                               : std::string{": nothing to change"}));
       if (out->ledger_changed)
         svc->metrics->opt_out_changed(tenant_id, out->opted_out, "keyword");
-      if (!out->reply_ids.empty() && outbox)
-        caf::anon_send(outbox, send_atom_v, out->reply_ids);
+      if (!out->replies.empty() && outbox)
+        caf::anon_send(outbox, send_atom_v, out->replies);
     });
 }
 

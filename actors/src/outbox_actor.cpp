@@ -463,6 +463,51 @@ void settle(state_t* self, const services_ptr& svc, const lane_key& key,
   pump(self, svc, key);
 }
 
+/// Takes stored messages in: queued ones join their lanes (which are then
+/// pumped), held ones wait for their hold, refused ones are counted, and
+/// (after a start) interrupted sends are looked up.
+void arrive(state_t* self, const services_ptr& svc,
+            std::vector<message_record>& found, arrival why) {
+  auto& st = self->state;
+  std::set<lane_key> touched;
+  for (auto& m : found) {
+    switch (m.state) {
+      case message_state::queued:
+        st.held.erase(m.id);
+        touched.emplace(m.tenant_id, m.from);
+        enqueue(self, svc, std::move(m), why != arrival::recovered);
+        break;
+      case message_state::held:
+        if (why == arrival::fresh) {
+          if (counts_as_text(m))
+            svc->metrics->message_held(m.tenant_id, m.reason);
+          engine::log_info("outbox", name_of(m) + " to " + m.to
+                                       + " held: " + m.error_message);
+        }
+        hold(self, svc, m);
+        break;
+      case message_state::refused:
+        if (why == arrival::fresh) {
+          ++st.refused;
+          if (counts_as_text(m))
+            svc->metrics->message_refused(m.tenant_id, m.reason);
+          engine::log_info("outbox", name_of(m) + " to " + m.to + " refused ("
+                                       + m.reason + "): " + m.error_message);
+        }
+        break;
+      case message_state::sending:
+        if (why == arrival::recovered)
+          reconcile(self, svc, std::move(m)); // cut off mid-send
+        break;
+      default:
+        break; // sent or final already
+    }
+  }
+  // Each lane asks for as many slots as it now has messages.
+  for (const auto& key : touched)
+    pump(self, svc, key);
+}
+
 } // namespace
 
 std::pair<engine::pace, std::optional<engine::pace>>
@@ -499,48 +544,12 @@ caf::behavior outbox_actor(state_t* self, services_ptr svc) {
       }
       flush_saves(self, svc);
     },
+    [=](send_atom, std::vector<message_record>& stored) {
+      arrive(self, svc, stored, arrival::fresh);
+    },
     [=](enqueue_atom, std::vector<message_record>& found,
         std::int32_t why_raw) {
-      auto why = static_cast<arrival>(why_raw);
-      auto& st = self->state;
-      std::set<lane_key> touched;
-      for (auto& m : found) {
-        switch (m.state) {
-          case message_state::queued:
-            st.held.erase(m.id);
-            touched.emplace(m.tenant_id, m.from);
-            enqueue(self, svc, std::move(m), why != arrival::recovered);
-            break;
-          case message_state::held:
-            if (why == arrival::fresh) {
-              if (counts_as_text(m))
-                svc->metrics->message_held(m.tenant_id, m.reason);
-              engine::log_info("outbox", name_of(m) + " to " + m.to
-                                           + " held: " + m.error_message);
-            }
-            hold(self, svc, m);
-            break;
-          case message_state::refused:
-            if (why == arrival::fresh) {
-              ++st.refused;
-              if (counts_as_text(m))
-                svc->metrics->message_refused(m.tenant_id, m.reason);
-              engine::log_info("outbox", name_of(m) + " to " + m.to
-                                           + " refused (" + m.reason
-                                           + "): " + m.error_message);
-            }
-            break;
-          case message_state::sending:
-            if (why == arrival::recovered)
-              reconcile(self, svc, std::move(m)); // cut off mid-send
-            break;
-          default:
-            break; // sent or final already
-        }
-      }
-      // Each lane asks for as many slots as it now has messages.
-      for (const auto& key : touched)
-        pump(self, svc, key);
+      arrive(self, svc, found, static_cast<arrival>(why_raw));
     },
     [=](paced_atom, const std::string& tenant, const std::string& from,
         std::vector<std::int64_t>& starts, std::int64_t retry_after_ms,

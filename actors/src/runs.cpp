@@ -7,6 +7,7 @@
 #include "ringback/engine/messaging.hpp"
 #include "ringback/workflows/diagnostic.hpp"
 
+#include <algorithm>
 #include <mutex>
 #include <unordered_set>
 
@@ -309,6 +310,18 @@ stored_segment make_segment(const workflows::workflow& wf,
   s.ai = r.fx.ai;
   s.run = std::move(run);
   return s;
+}
+
+std::vector<engine::message_record>
+stored_messages(const stored_segment& s,
+                const std::vector<std::int64_t>& ids) {
+  std::vector<engine::message_record> out;
+  // `ids` may list other segments' messages too (an outcome's runs); each
+  // attempt of a job assigns the ids of every message it writes afresh.
+  for (const auto& m : s.messages)
+    if (m.id != 0 && std::find(ids.begin(), ids.end(), m.id) != ids.end())
+      out.push_back(m);
+  return out;
 }
 
 bool write_segment(engine::store& db, stored_segment& s,

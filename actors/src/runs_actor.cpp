@@ -114,7 +114,7 @@ public:
       return;
     }
     if (!ids.empty())
-      self_->send(outbox_, send_atom_v, ids);
+      self_->send(outbox_, send_atom_v, stored_messages(*seg, ids));
     arm(seg->run);
   }
 

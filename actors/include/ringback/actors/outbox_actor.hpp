@@ -121,8 +121,13 @@ struct outbox_state {
 /// opt-out, and is not counted by the message metrics (they count texts).
 ///
 /// Protocol:
-/// - `(send_atom, vector<int64_t> ids)`: messages just stored (queued, held
-///   or refused: refused ones are only counted).
+/// - `(send_atom, vector<message_record>)`: messages just stored, as stored
+///   (ids assigned, the gate's states set: queued ones are sent, held ones
+///   wait for their hold, refused ones are only counted). What the hosts
+///   send after a segment, a conversation's transition or a STOP/HELP
+///   answer is written: the outbox does not read them back.
+/// - `(send_atom, vector<int64_t> ids)`: the same for messages known only
+///   by id (loaded in one store job per burst).
 /// - `(recover_atom)`: resume this node's queued, held and interrupted
 ///   messages after a start.
 /// - `(stats_atom)` -> `outbox_stats` (`queued` counts slotted messages).

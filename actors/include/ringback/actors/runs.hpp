@@ -171,6 +171,13 @@ stored_segment make_segment(const workflows::workflow& wf,
 bool write_segment(engine::store& db, stored_segment& s,
                    std::vector<std::int64_t>& message_ids);
 
+/// The messages of `s` that the last `write_segment` job stored (`ids`, what
+/// that job reported), as stored: ids assigned and the gate's states set.
+/// Handed to the outbox as they are, so it does not read back what was
+/// just written.
+std::vector<engine::message_record>
+stored_messages(const stored_segment& s, const std::vector<std::int64_t>& ids);
+
 /// Saves `v` unless the store executor running this job (see
 /// `engine::current_store_transaction`) has committed it already in this
 /// process; returns whether it wrote. Outside an executor's job it always
