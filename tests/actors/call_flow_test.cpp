@@ -8,6 +8,7 @@
 #include "ringback/workflows/diagnostic.hpp"
 #include "ringback/workflows/loader.hpp"
 
+#include "actor_node.hpp"
 #include "actor_test.hpp"
 #include "fakes.hpp"
 
@@ -35,16 +36,9 @@ struct node {
     : db(std::move(database)), kv(std::move(kv_state)), store_q(db), kv_q(unpaced),
       carrier_q(carrier) {
     db.migrate();
-    auto s = std::make_shared<actors::services>();
-    s->store = &store_q;
-    s->kv = &kv_q;
-    s->carrier = &carrier_q;
-    s->clock = &clock;
-    s->node_id = std::move(id);
-    s->public_url = "https://ringback.example.com";
-    s->timing.ring_timeout = 20s;
-    s->timing.fallback_grace = 10s;
-    s->timing.recheck_interval = 15s;
+    auto s = testkit::node_services(store_q, kv_q, carrier_q, clock,
+                                    std::move(id));
+    testkit::use_test_timing(*s);
     auto wf = workflows::load_string(R"(name: missed_call
 trigger: call.missed
 steps:

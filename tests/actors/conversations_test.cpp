@@ -14,6 +14,7 @@
 #include "ringback/workflows/diagnostic.hpp"
 #include "ringback/workflows/loader.hpp"
 
+#include "actor_node.hpp"
 #include "actor_test.hpp"
 #include "fakes.hpp"
 
@@ -73,13 +74,8 @@ struct node {
     : db(std::move(database)), kv(std::move(kv_state)), store_q(db),
       kv_q(unpaced), carrier_q(carrier) {
     db.migrate();
-    auto s = std::make_shared<actors::services>();
-    s->store = &store_q;
-    s->kv = &kv_q;
-    s->carrier = &carrier_q;
-    s->clock = &clock;
-    s->node_id = std::move(id);
-    s->public_url = "https://ringback.example.com";
+    auto s = testkit::node_services(store_q, kv_q, carrier_q, clock,
+                                    std::move(id));
     auto wf = workflows::load_string(ai_takeover, "ai_takeover.yaml");
     EXPECT_TRUE(wf.ok()) << workflows::to_string(wf.diagnostics);
     workflows::catalog cat;

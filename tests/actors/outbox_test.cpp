@@ -15,6 +15,7 @@
 
 #include <gtest/gtest.h>
 
+#include "actor_node.hpp"
 #include "actor_test.hpp"
 #include "fakes.hpp"
 #include "recording_metrics.hpp"
@@ -65,13 +66,8 @@ struct node {
       kv_q(kv),
       carrier_q(carrier) {
     db.migrate();
-    auto s = std::make_shared<actors::services>();
-    s->store = &store_q;
-    s->kv = &kv_q;
-    s->carrier = &carrier_q;
-    s->clock = &clock;
-    s->node_id = std::move(id);
-    s->public_url = "https://ringback.example.com";
+    auto s = testkit::node_services(store_q, kv_q, carrier_q, clock,
+                                    std::move(id));
     s->numbers = std::make_shared<const actors::tenant_directory>(ts);
     s->metrics = metrics;
     s->retry.base = 1s;

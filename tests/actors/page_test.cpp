@@ -19,6 +19,7 @@
 
 #include <gtest/gtest.h>
 
+#include "actor_node.hpp"
 #include "actor_test.hpp"
 #include "fakes.hpp"
 #include "recording_metrics.hpp"
@@ -119,16 +120,9 @@ struct node {
       kv_q(unpaced),
       carrier_q(shared_carrier) {
     db.migrate();
-    auto s = std::make_shared<actors::services>();
-    s->store = &store_q;
-    s->kv = &kv_q;
-    s->carrier = &carrier_q;
-    s->clock = &clock;
-    s->node_id = std::move(id);
-    s->public_url = "https://ringback.example.com";
-    s->timing.ring_timeout = 20s;
-    s->timing.fallback_grace = 10s;
-    s->timing.recheck_interval = 15s;
+    auto s = testkit::node_services(store_q, kv_q, carrier_q, clock,
+                                    std::move(id));
+    testkit::use_test_timing(*s);
     s->metrics = metrics;
     workflows::catalog cat;
     for (const auto& wf : wfs)

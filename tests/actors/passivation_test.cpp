@@ -12,6 +12,7 @@
 #include "ringback/workflows/diagnostic.hpp"
 #include "ringback/workflows/loader.hpp"
 
+#include "actor_node.hpp"
 #include "actor_test.hpp"
 #include "fakes.hpp"
 
@@ -56,43 +57,6 @@ steps:
       body: "Sorry we missed you - {{ tenant.name }}"
 )yaml";
 
-/// Runs store jobs at once while open; holds them (a write not yet
-/// acknowledged) while closed.
-class gated_store_queue final : public engine::store_queue {
-public:
-  explicit gated_store_queue(engine::store& db) : inline_(db) {
-    // nop
-  }
-
-  void post(work w, done d = nullptr) override {
-    if (open_)
-      inline_.post(std::move(w), std::move(d));
-    else
-      held_.emplace_back(std::move(w), std::move(d));
-  }
-
-  void close() {
-    open_ = false;
-  }
-
-  void open() {
-    open_ = true;
-    auto held = std::move(held_);
-    held_.clear();
-    for (auto& [w, d] : held)
-      inline_.post(std::move(w), std::move(d));
-  }
-
-  std::size_t held() const {
-    return held_.size();
-  }
-
-private:
-  engine::inline_store_queue inline_;
-  bool open_ = true;
-  std::vector<std::pair<work, done>> held_;
-};
-
 workflows::workflow_ptr load(const char* yaml, const char* file) {
   auto wf = workflows::load_string(yaml, file);
   EXPECT_TRUE(wf.ok()) << workflows::to_string(wf.diagnostics);
@@ -112,16 +76,9 @@ struct node {
       kv_q(unpaced),
       carrier_q(carrier) {
     db.migrate();
-    auto s = std::make_shared<actors::services>();
-    s->store = &store_q;
-    s->kv = &kv_q;
-    s->carrier = &carrier_q;
-    s->clock = &clock;
-    s->node_id = std::move(id);
-    s->public_url = "https://ringback.example.com";
-    s->timing.ring_timeout = 20s;
-    s->timing.fallback_grace = 10s;
-    s->timing.recheck_interval = 15s;
+    auto s = testkit::node_services(store_q, kv_q, carrier_q, clock,
+                                    std::move(id));
+    testkit::use_test_timing(*s);
     s->passivate_after = passivate_after;
     workflows::catalog cat;
     EXPECT_TRUE(cat.add(load(answer_yaml, "answer.yaml")));
@@ -148,7 +105,7 @@ struct node {
   adapters::memory_store db;
   adapters::memory_kv kv;
   testkit::unpaced_kv unpaced{kv};
-  gated_store_queue store_q;
+  testkit::gated_store_queue store_q;
   engine::inline_queue<engine::kv> kv_q;
   testkit::fake_carrier carrier;
   engine::inline_queue<engine::carrier> carrier_q;

@@ -20,6 +20,7 @@
 #include <gtest/gtest.h>
 
 #include "fake_http_fetcher.hpp"
+#include "actor_node.hpp"
 #include "actor_test.hpp"
 #include "fakes.hpp"
 #include "mock_store.hpp"
@@ -266,43 +267,6 @@ private:
   std::chrono::milliseconds offset_;
 };
 
-/// Runs store jobs inline, or holds them while closed (a slow store) until
-/// `open()` runs them in order.
-class gated_store_queue final : public engine::store_queue {
-public:
-  explicit gated_store_queue(engine::store& db) : inline_(db) {
-    // nop
-  }
-
-  void post(work w, done d = nullptr) override {
-    if (open_)
-      inline_.post(std::move(w), std::move(d));
-    else
-      held_.emplace_back(std::move(w), std::move(d));
-  }
-
-  void close() {
-    open_ = false;
-  }
-
-  void open() {
-    open_ = true;
-    auto held = std::move(held_);
-    held_.clear();
-    for (auto& [w, d] : held)
-      inline_.post(std::move(w), std::move(d));
-  }
-
-  std::size_t held() const {
-    return held_.size();
-  }
-
-private:
-  engine::inline_store_queue inline_;
-  bool open_ = true;
-  std::vector<std::pair<work, done>> held_;
-};
-
 /// Runs jobs at once while `run_inline` is set; otherwise holds them (a
 /// request in flight that never completes).
 template <class Port>
@@ -346,17 +310,11 @@ struct node {
       carrier_q(carrier),
       http_q(http) {
     db.migrate();
-    auto s = std::make_shared<actors::services>();
-    s->store = &store_q;
-    s->kv = &kv_q;
-    s->carrier = &carrier_q;
+    auto s = testkit::node_services(store_q, kv_q, carrier_q, clock,
+                                    std::move(id));
     s->http = &http_q;
-    s->clock = &clock;
-    s->node_id = std::move(id);
     s->public_url = base_url;
-    s->timing.ring_timeout = 20s;
-    s->timing.fallback_grace = 10s;
-    s->timing.recheck_interval = 15s;
+    testkit::use_test_timing(*s);
     s->run_limits = limits;
     workflows::catalog cat;
     for (const auto& wf : wfs)
@@ -375,7 +333,7 @@ struct node {
   adapters::memory_store db;
   adapters::memory_kv kv;
   testkit::unpaced_kv unpaced{kv};
-  gated_store_queue store_q;
+  testkit::gated_store_queue store_q;
   engine::inline_queue<engine::kv> kv_q;
   testkit::fake_carrier carrier;
   engine::inline_queue<engine::carrier> carrier_q;
