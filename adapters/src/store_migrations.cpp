@@ -60,8 +60,45 @@
 // now sends like a text. Older rows were all texts (the default). The same
 // statement in both dialects; PostgreSQL adds a column with a constant
 // default without rewriting the table.
+//
+// Version 7 (write amplification) keeps the hot writes away from indexes
+// that do not need them: the updates of calls, runs and conversations no
+// longer name the columns that never change (store_sql.cpp; SQLite rewrites
+// every index on a named column, PostgreSQL cannot update such a row in
+// place); what stays indexed on a changing column covers the live rows only
+// (ringing calls, waiting or running runs, runs waiting for a reply, messages
+// not yet sent), so a finished row leaves those indexes for good. Calls by
+// ended and phase, and calls and runs by node, go: the recovery at start
+// reads the live rows through their partial index on the deadline. The gate's indexes follow the
+// kind only (a message's state changes three or four times; the gate reads
+// a recipient's few rows to skip the refused ones).
 
 namespace ringback::adapters {
+
+// Version 7, the same statements in both dialects.
+constexpr const char* migration_7_name
+  = "indexes on live rows only: updates leave the rest alone";
+constexpr const char* migration_7_sql = R"sql(
+DROP INDEX calls_ended_phase_idx;
+DROP INDEX calls_node_idx;
+DROP INDEX runs_node_status_idx;
+DROP INDEX runs_status_wake_idx;
+DROP INDEX runs_contact_waiting_idx;
+CREATE INDEX runs_live_wake_idx ON runs (wake_at)
+  WHERE status IN ('waiting', 'running');
+CREATE INDEX runs_reply_idx ON runs (tenant_id, contact)
+  WHERE waiting_for = 'reply' AND status = 'waiting';
+DROP INDEX messages_node_state_idx;
+CREATE INDEX messages_pending_idx ON messages (node_id, state)
+  WHERE state IN ('queued', 'sending', 'held');
+DROP INDEX messages_text_back_idx;
+DROP INDEX messages_automated_idx;
+CREATE INDEX messages_text_back_idx
+  ON messages (tenant_id, to_number, created_at) WHERE kind = 'text_back';
+CREATE INDEX messages_automated_idx
+  ON messages (tenant_id, to_number, created_at)
+  WHERE kind IN ('text_back', 'automated');
+)sql";
 
 const std::vector<migration>& sqlite_migrations() {
   static const std::vector<migration> list{
@@ -322,6 +359,7 @@ CREATE INDEX messages_automated_idx
      R"sql(
 ALTER TABLE messages ADD COLUMN channel TEXT NOT NULL DEFAULT 'sms';
 )sql"},
+    {7, migration_7_name, migration_7_sql},
   };
   return list;
 }
@@ -586,6 +624,7 @@ CREATE INDEX messages_automated_idx
      R"sql(
 ALTER TABLE messages ADD COLUMN channel TEXT NOT NULL DEFAULT 'sms';
 )sql"},
+    {7, migration_7_name, migration_7_sql},
   };
   return list;
 }

@@ -91,19 +91,17 @@ constexpr std::array<statement, sql_count> statements{{
    "INSERT INTO calls (" RINGBACK_CALL_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, "
    "?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) "
    "ON CONFLICT (call_sid) DO NOTHING"},
-  // bind_call_update
+  // bind_call_update (the call's progress; see there)
   {sql_id::update_call, "rb_update_call",
-   "UPDATE calls SET tenant_id = ?2, from_number = ?3, to_number = ?4, "
-   "owner_phone = ?5, ended = ?6, started_at = ?7, fallback_at = ?8, "
-   "fallback_checks = ?9, dial_status = ?10, dial_duration = ?11, "
-   "node_id = ?12, updated_at = ?13 WHERE call_sid = ?1"},
-  // bind_call; the condition on phase makes the first decider the only one
+   "UPDATE calls SET ended = ?2, fallback_at = ?3, fallback_checks = ?4, "
+   "dial_status = ?5, dial_duration = ?6, node_id = ?7, updated_at = ?8 "
+   "WHERE call_sid = ?1"},
+  // bind_call_update, phase, decided; the condition on phase makes the first
+  // decider the only one
   {sql_id::decide_outcome, "rb_decide_outcome",
-   "UPDATE calls SET tenant_id = ?2, from_number = ?3, to_number = ?4, "
-   "owner_phone = ?5, phase = ?6, decided = ?7, ended = ?8, started_at = ?9, "
-   "fallback_at = ?10, fallback_checks = ?11, dial_status = ?12, "
-   "dial_duration = ?13, node_id = ?14, updated_at = ?15 "
-   "WHERE call_sid = ?1 AND phase = 'ringing'"},
+   "UPDATE calls SET ended = ?2, fallback_at = ?3, fallback_checks = ?4, "
+   "dial_status = ?5, dial_duration = ?6, node_id = ?7, updated_at = ?8, "
+   "phase = ?9, decided = ?10 WHERE call_sid = ?1 AND phase = 'ringing'"},
   // call_sid -> 1
   {sql_id::call_exists, "rb_call_exists",
    "SELECT 1 FROM calls WHERE call_sid = ?1"},
@@ -152,12 +150,15 @@ constexpr std::array<statement, sql_count> statements{{
    "attempts = attempts + 1, updated_at = ?3 WHERE id = ?1 AND "
    "state = 'queued' RETURNING id, " RINGBACK_MESSAGE_COLUMNS},
   // node_id, now, limit -> id (in no order); the outer condition on state
-  // leaves a message that changed meanwhile as it is
+  // leaves a message that changed meanwhile as it is. (The IN term repeats
+  // messages_pending_idx's condition: SQLite uses a partial index only for a
+  // query that states its condition as written.)
   {sql_id::release_held, "rb_release_held",
    "UPDATE messages SET state = 'queued', not_before = 0, reason = '', "
    "error_message = '', updated_at = ?2 WHERE id IN (SELECT id FROM "
-   "messages WHERE node_id = ?1 AND state = 'held' AND not_before <= ?2 "
-   "ORDER BY id LIMIT ?3) AND state = 'held' RETURNING id"},
+   "messages WHERE node_id = ?1 AND state IN ('queued', 'sending', 'held') "
+   "AND state = 'held' AND not_before <= ?2 ORDER BY id LIMIT ?3) AND "
+   "state = 'held' RETURNING id"},
   // message_sid -> read_message (the empty MessageSid is nobody's)
   {sql_id::find_message_by_sid, "rb_find_message_by_sid",
    "SELECT id, " RINGBACK_MESSAGE_COLUMNS " FROM messages WHERE "
@@ -234,14 +235,12 @@ constexpr std::array<statement, sql_count> statements{{
   {sql_id::insert_run, "rb_insert_run",
    "INSERT INTO runs (" RINGBACK_RUN_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, "
    "?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) RETURNING id"},
-  // id, bind_run, expected seq; the condition on seq makes the first writer
-  // the only one
+  // id, bind_run_update, expected seq; the condition on seq makes the first
+  // writer the only one
   {sql_id::update_run, "rb_update_run",
-   "UPDATE runs SET tenant_id = ?2, workflow = ?3, version = ?4, "
-   "trigger_event = ?5, call_sid = ?6, contact = ?7, status = ?8, "
-   "waiting_for = ?9, wake_at = ?10, state = ?11, node_id = ?12, seq = ?13, "
-   "error = ?14, started_at = ?15, updated_at = ?16 "
-   "WHERE id = ?1 AND seq = ?17"},
+   "UPDATE runs SET contact = ?2, status = ?3, waiting_for = ?4, "
+   "wake_at = ?5, state = ?6, node_id = ?7, seq = ?8, error = ?9, "
+   "updated_at = ?10 WHERE id = ?1 AND seq = ?11"},
   // id -> 1
   {sql_id::run_exists, "rb_run_exists", "SELECT 1 FROM runs WHERE id = ?1"},
   // id -> read_run
@@ -312,15 +311,14 @@ constexpr std::array<statement, sql_count> statements{{
    "0, 0, CAST(?4 AS BIGINT), 0, 0, 0, '', 0, CAST(?4 AS BIGINT) "
    "FROM conversations WHERE tenant_id = ?1 "
    "ON CONFLICT (tenant_id, customer) DO NOTHING"},
-  // id, bind_conversation, expected seq; the condition on seq makes the
-  // first writer the only one
+  // id, bind_conversation_update, expected seq; the condition on seq makes
+  // the first writer the only one
   {sql_id::update_conversation, "rb_update_conversation",
-   "UPDATE conversations SET tenant_id = ?2, customer = ?3, "
-   "business_number = ?4, ref = ?5, state = ?6, window_seq = ?7, "
-   "window_deadline = ?8, outcome = ?9, turn_at = ?10, close_at = ?11, "
-   "ai_replies = ?12, opened_at = ?13, last_customer_at = ?14, "
-   "last_owner_at = ?15, last_ai_at = ?16, node_id = ?17, seq = ?18, "
-   "updated_at = ?19 WHERE id = ?1 AND seq = ?20"},
+   "UPDATE conversations SET business_number = ?2, state = ?3, "
+   "window_seq = ?4, window_deadline = ?5, outcome = ?6, turn_at = ?7, "
+   "close_at = ?8, ai_replies = ?9, opened_at = ?10, last_customer_at = ?11, "
+   "last_owner_at = ?12, last_ai_at = ?13, node_id = ?14, seq = ?15, "
+   "updated_at = ?16 WHERE id = ?1 AND seq = ?17"},
   // id -> 1
   {sql_id::conversation_exists, "rb_conversation_exists",
    "SELECT 1 FROM conversations WHERE id = ?1"},

@@ -168,5 +168,43 @@ TEST(StoreMigrations, version_6_gives_messages_a_channel_older_rows_are_texts) {
   }
 }
 
+TEST(StoreMigrations, version_7_moves_indexes_to_the_live_rows) {
+  // Indexes only, the same statements in both dialects; every index it
+  // drops is one an earlier version created, and it creates each anew
+  // (store_sqlite_test checks which indexes the updates write and which the
+  // queries use).
+  ASSERT_GE(sqlite_migrations().size(), 7u);
+  for (const auto* ms : {&sqlite_migrations(), &pg_migrations()}) {
+    const auto& v7 = (*ms)[6];
+    EXPECT_EQ(v7.version, 7);
+    EXPECT_EQ(v7.description,
+              "indexes on live rows only: updates leave the rest alone");
+    for (const char* word :
+         {"ALTER ", "UPDATE ", "DELETE ", "INSERT ", "TABLE"})
+      EXPECT_EQ(v7.sql.find(word), std::string::npos) << word;
+    for (const char* index :
+         {"runs_live_wake_idx ON runs (wake_at)\n  WHERE status IN "
+          "('waiting', 'running')",
+          "runs_reply_idx ON runs (tenant_id, contact)\n  WHERE waiting_for = "
+          "'reply' AND status = 'waiting'",
+          "messages_pending_idx ON messages (node_id, state)\n  WHERE state "
+          "IN ('queued', 'sending', 'held')"})
+      EXPECT_NE(v7.sql.find(index), std::string::npos) << index;
+  }
+  EXPECT_EQ(sqlite_migrations()[6].sql, pg_migrations()[6].sql);
+  std::string earlier;
+  for (std::size_t i = 0; i < 6; ++i)
+    earlier += sqlite_migrations()[i].sql;
+  const auto& sql = sqlite_migrations()[6].sql;
+  for (std::string::size_type pos = 0;
+       (pos = sql.find("DROP INDEX ", pos)) != std::string::npos;) {
+    pos += 11;
+    auto name = sql.substr(pos, sql.find(';', pos) - pos);
+    EXPECT_TRUE(earlier.find("INDEX " + name + " ") != std::string::npos
+                || earlier.find("INDEX " + name + "\n") != std::string::npos)
+      << name;
+  }
+}
+
 } // namespace
 } // namespace ringback::adapters

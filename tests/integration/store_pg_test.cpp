@@ -170,8 +170,8 @@ TEST_F(PgStore, the_schema_has_its_tables_and_indexes) {
     + "' UNION ALL SELECT indexname FROM pg_indexes WHERE schemaname = '"
     + schema_.name() + "' AND indexname NOT LIKE '%_pkey') AS x");
   EXPECT_EQ(r[0][0].as<std::string>(),
-            "calls,calls_caller_idx,calls_ended_phase_idx,calls_node_idx,"
-            "calls_ringing_fallback_idx,contact_tags,contacts,"
+            "calls,calls_caller_idx,calls_ringing_fallback_idx,"
+            "contact_tags,contacts,"
             "conversation_events,conversation_events_ai_idx,"
             "conversation_events_conversation_idx,conversation_messages,"
             "conversation_messages_conversation_idx,conversations,"
@@ -179,12 +179,12 @@ TEST_F(PgStore, the_schema_has_its_tables_and_indexes) {
             "conversations_ref_idx,conversations_turn_idx,"
             "conversations_window_idx,"
             "inbound_messages,inbound_messages_sender_idx,messages,"
-            "messages_automated_idx,messages_call_idx,messages_node_state_idx,"
+            "messages_automated_idx,messages_call_idx,messages_pending_idx,"
             "messages_recipient_idx,messages_sid_idx,messages_text_back_idx,"
             "opt_outs,owner_focus,"
             "run_steps,runs,"
-            "runs_call_idx,runs_contact_waiting_idx,runs_node_status_idx,"
-            "runs_status_wake_idx,schema_migrations,status_reports,"
+            "runs_call_idx,runs_live_wake_idx,"
+            "runs_reply_idx,schema_migrations,status_reports,"
             "status_reports_sid_idx,tenant_numbers,tenant_numbers_tenant_idx,"
             "tenants,webhooks,webhooks_call_idx,workflow_versions");
   // Nothing leaked into the default schema of the shared database.
@@ -879,12 +879,12 @@ TEST_F(PgStore, a_version_3_schema_keeps_its_rows) {
                          [&](const std::string& sql) { schema_.exec(sql); });
   }
   auto s = open();
-  EXPECT_EQ(s->schema_version(), 6);
+  EXPECT_EQ(s->schema_version(), 7);
   EXPECT_EQ(schema_
               .exec("SELECT string_agg(version::text, ',' ORDER BY "
                     "version) FROM schema_migrations")[0][0]
               .as<std::string>(),
-            "1,2,3,4,5,6");
+            "1,2,3,4,5,6,7");
   expect_version_3_rows_kept(*s);
 }
 

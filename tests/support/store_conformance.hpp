@@ -588,7 +588,7 @@ TYPED_TEST_P(StoreConformance, insert_call_refuses_a_known_call_sid) {
   expect_same(*s.find_call("CA1"), c);
 }
 
-TYPED_TEST_P(StoreConformance, update_call_changes_everything_but_the_outcome) {
+TYPED_TEST_P(StoreConformance, update_call_changes_the_progress_not_the_identity) {
   auto& s = this->store();
   ASSERT_TRUE(s.insert_call(make_call("CA1")));
   auto c = make_call("CA1", "n2");
@@ -606,7 +606,15 @@ TYPED_TEST_P(StoreConformance, update_call_changes_everything_but_the_outcome) {
   c.dial_duration = 7;
   c.updated_at = 33;
   s.update_call(c);
+  // The identity stays as inserted (the SQL stores' UPDATE does not name it,
+  // so it leaves the caller index alone), the outcome is decide_outcome's.
+  auto inserted = make_call("CA1");
   auto expected = c;
+  expected.tenant_id = inserted.tenant_id;
+  expected.from = inserted.from;
+  expected.to = inserted.to;
+  expected.owner_phone = inserted.owner_phone;
+  expected.started_at = inserted.started_at;
   expected.phase = engine::call_phase::ringing;
   expected.decided = engine::decided_by::none;
   expect_same(*s.find_call("CA1"), expected);
@@ -627,7 +635,9 @@ TYPED_TEST_P(StoreConformance, decide_outcome_lets_only_the_first_win) {
   first.dial_duration = 42;
   first.ended = true;
   first.updated_at = 99;
-  EXPECT_TRUE(s.decide_outcome(first));
+  auto renamed = first;
+  renamed.from = "+15550000001"; // the identity is insert_call's
+  EXPECT_TRUE(s.decide_outcome(renamed));
   expect_same(*s.find_call("CA1"), first);
   auto second = make_call("CA1");
   second.phase = engine::call_phase::missed;
@@ -1991,7 +2001,7 @@ TYPED_TEST_P(StoreConformance, run_payloads_may_be_any_bytes) {
   EXPECT_EQ(s.find_workflow_version("acme", "wf", "v1")->source, raw_bytes());
 }
 
-TYPED_TEST_P(StoreConformance, update_run_writes_every_field_if_seq_matches) {
+TYPED_TEST_P(StoreConformance, update_run_writes_what_a_segment_changes_if_seq_matches) {
   auto& s = this->store();
   auto r = make_run();
   r.id = s.insert_run(r);
@@ -2009,6 +2019,14 @@ TYPED_TEST_P(StoreConformance, update_run_writes_every_field_if_seq_matches) {
   u.started_at = 5;
   u.updated_at = 1'700'000'000'700;
   EXPECT_TRUE(s.update_run(u, 0));
+  // What a segment changes is written (the contact too: a workflow may name
+  // it later); the run's identity stays as inserted.
+  u.tenant_id = r.tenant_id;
+  u.workflow = r.workflow;
+  u.version = r.version;
+  u.trigger = r.trigger;
+  u.call_sid = r.call_sid;
+  u.started_at = r.started_at;
   expect_same(*s.find_run(r.id), u);
   // A writer that read seq 0 lost: nothing changes.
   auto stale = bumped(r);
@@ -2572,7 +2590,7 @@ TYPED_TEST_P(
 }
 
 TYPED_TEST_P(StoreConformance,
-             update_conversation_writes_every_field_if_seq_matches) {
+             update_conversation_writes_its_state_if_seq_matches) {
   auto& s = this->store();
   auto c = s.find_or_create_conversation("acme", customer(1), "+1555765", 10);
   auto u = c;
@@ -2591,7 +2609,11 @@ TYPED_TEST_P(StoreConformance,
   u.node_id = "n2";
   u.seq = 1;
   u.updated_at = 1'700'000'000'001;
-  EXPECT_TRUE(s.update_conversation(u, 0));
+  auto moved = u; // the tenant, the customer and the ref are fixed
+  moved.tenant_id = "other";
+  moved.customer = customer(2);
+  moved.ref = 7;
+  EXPECT_TRUE(s.update_conversation(moved, 0));
   expect_same(*s.find_conversation(c.id), u);
   // A writer that read seq 0 lost: nothing changes.
   auto stale = bumped(c);
@@ -2993,7 +3015,7 @@ REGISTER_TYPED_TEST_SUITE_P(
   concurrent_migrations_all_succeed, calls_before_migrate_throw,
   ping_is_true_when_reachable, insert_call_round_trips_every_field,
   insert_call_refuses_a_known_call_sid,
-  update_call_changes_everything_but_the_outcome,
+  update_call_changes_the_progress_not_the_identity,
   update_call_of_an_unknown_call_throws, decide_outcome_lets_only_the_first_win,
   decide_outcome_rejects_bad_requests, decide_outcome_race_has_one_winner,
   decide_outcome_race_in_transactions_has_one_winner,
@@ -3023,7 +3045,7 @@ REGISTER_TYPED_TEST_SUITE_P(
   rollback_discards_the_writes, transaction_misuse_is_reported,
   an_error_aborts_the_transaction, group_commit_of_many_writes,
   insert_run_round_trips_every_field, run_payloads_may_be_any_bytes,
-  update_run_writes_every_field_if_seq_matches, update_run_rejects_bad_requests,
+  update_run_writes_what_a_segment_changes_if_seq_matches, update_run_rejects_bad_requests,
   update_run_race_has_one_winner,
   update_run_race_in_transactions_has_one_winner,
   unfinished_runs_are_active_and_owned_or_overdue,
@@ -3037,7 +3059,7 @@ REGISTER_TYPED_TEST_SUITE_P(
   find_or_create_conversation_creates_it_once,
   conversation_refs_count_per_tenant,
   concurrent_creation_makes_one_row_per_customer_with_distinct_refs,
-  update_conversation_writes_every_field_if_seq_matches,
+  update_conversation_writes_its_state_if_seq_matches,
   update_conversation_rejects_bad_requests,
   update_conversation_race_has_one_winner,
   update_conversation_race_in_transactions_has_one_winner,

@@ -92,11 +92,14 @@ public:
   /// already exists.
   virtual bool insert_call(const call_record& c) = 0;
 
-  /// Updates everything but `phase` and `decided` of an existing call.
+  /// Updates what changes while a call lives (`ended`, the fallback check,
+  /// the dial status and duration, `node_id`, `updated_at`) of an existing
+  /// call. Its identity (tenant, numbers, owner phone, `started_at`) stays as
+  /// `insert_call` wrote it, and `phase` and `decided` are `decide_outcome`'s.
   virtual void update_call(const call_record& c) = 0;
 
-  /// Sets the outcome (`phase`, `decided`) together with the other fields,
-  /// but only if the stored call is still ringing. Returns true if this call
+  /// Sets the outcome (`phase`, `decided`) together with what `update_call`
+  /// writes, but only if the stored call is still ringing. Returns true if this call
   /// decided it. This is the last line of defence for "exactly one outcome".
   virtual bool decide_outcome(const call_record& c) = 0;
 
@@ -244,8 +247,9 @@ public:
   virtual std::optional<conversation_record>
   find_conversation_by_ref(std::string_view tenant_id, std::int32_t ref) = 0;
 
-  /// Writes every field of conversation `c.id` (including `c.seq`, which the
-  /// caller has bumped), but only if the stored `seq` is still
+  /// Writes the fields of conversation `c.id` (including `c.seq`, which the
+  /// caller has bumped; not the tenant, the customer and the ref, fixed when
+  /// it was created), but only if the stored `seq` is still
   /// `expected_seq`. Returns false, changing nothing, if another writer moved
   /// it first. Of writers expecting the same seq, exactly one wins. Throws
   /// `port_error` if `c.seq <= expected_seq` or the id is unknown.
@@ -306,8 +310,11 @@ public:
   /// Inserts a run (its `seq` as given, usually 0); returns its id.
   virtual std::int64_t insert_run(const run_record& r) = 0;
 
-  /// Writes every field of run `r.id` (including `r.seq`, which the caller
-  /// has bumped), but only if the stored `seq` is still `expected_seq`.
+  /// Writes what a segment changes in run `r.id` (`contact`, `status`,
+  /// `waiting_for`, `wake_at`, `state`, `node_id`, `seq` -- which the caller
+  /// has bumped --, `error`, `updated_at`; the tenant, workflow, version,
+  /// trigger, call and start stay as inserted), but only if the stored `seq`
+  /// is still `expected_seq`.
   /// Returns false, changing nothing, if another writer moved it first (a
   /// value, not an error: an open transaction goes on). One conditional
   /// write, atomic across processes: of writers expecting the same seq,

@@ -131,16 +131,14 @@ void bind_call(Binder& b, const engine::call_record& c) {
     .int64(c.updated_at);
 }
 
-/// The same without phase and decided (13).
+/// call_sid, then what changes while a call lives (8). Its identity (tenant,
+/// numbers, owner phone, start) is written once, by `insert_call`: an
+/// UPDATE that names a column rewrites every index on it even when the value
+/// is the same (SQLite), so naming only these leaves the caller index alone.
 template <class Binder>
 void bind_call_update(Binder& b, const engine::call_record& c) {
   b.text(c.call_sid)
-    .text(c.tenant_id)
-    .text(c.from)
-    .text(c.to)
-    .text(c.owner_phone)
     .boolean(c.ended)
-    .int64(c.started_at)
     .int64(c.fallback_at)
     .int32(c.fallback_checks)
     .text(c.dial_status)
@@ -409,6 +407,22 @@ void bind_run(Binder& b, const engine::run_record& r) {
     .int64(r.updated_at);
 }
 
+/// What a segment changes in a stored run (9), after its id; the run's
+/// tenant, workflow, version, trigger, call and start are `insert_run`'s
+/// (see `bind_call_update`).
+template <class Binder>
+void bind_run_update(Binder& b, const engine::run_record& r) {
+  b.text(r.contact)
+    .text(to_string(r.status))
+    .text(r.waiting_for)
+    .int64(r.wake_at)
+    .bytes(r.state)
+    .text(r.node_id)
+    .int64(r.seq)
+    .bytes(r.error)
+    .int64(r.updated_at);
+}
+
 /// id, then the columns of `bind_run`.
 template <class Row>
 engine::run_record
@@ -484,13 +498,13 @@ engine::workflow_version_record read_workflow_version(const Row& r) {
   return v;
 }
 
-/// tenant_id .. updated_at of a conversation, without id (18).
+/// What a transition changes in a stored conversation (15), after its id;
+/// the tenant, the customer and the ref are fixed at creation (see
+/// `bind_call_update`).
 template <class Binder>
-void bind_conversation(Binder& b, const engine::conversation_record& c) {
-  b.text(c.tenant_id)
-    .text(c.customer)
-    .text(c.business_number)
-    .int32(c.ref)
+void bind_conversation_update(Binder& b,
+                              const engine::conversation_record& c) {
+  b.text(c.business_number)
     .text(to_string(c.state))
     .int32(c.window_seq)
     .int64(c.window_deadline)
@@ -507,7 +521,7 @@ void bind_conversation(Binder& b, const engine::conversation_record& c) {
     .int64(c.updated_at);
 }
 
-/// id, then the columns of `bind_conversation`.
+/// id, then tenant_id .. updated_at in the column order of the table.
 template <class Row>
 engine::conversation_record
 read_conversation(const Row& r, std::string_view backend, std::string_view op) {
@@ -755,7 +769,12 @@ bool decide_outcome(Driver& d, const engine::call_record& c) {
          "phase must be answered or missed (CallSid '" + c.call_sid + "')");
   // One conditional update: under concurrency exactly one decider matches
   // `phase = 'ringing'`; the others see the decided row and match nothing.
-  if (d.execute(sql_id::decide_outcome, [&](auto& b) { bind_call(b, c); }) == 1)
+  if (d.execute(sql_id::decide_outcome,
+                [&](auto& b) {
+                  bind_call_update(b, c);
+                  b.text(to_string(c.phase)).text(to_string(c.decided));
+                })
+      == 1)
     return true;
   if (!call_exists(d, c.call_sid))
     fail(d.backend(), "decide_outcome", "unknown CallSid '" + c.call_sid + "'");
@@ -1109,7 +1128,7 @@ bool update_run(Driver& d, const engine::run_record& r,
   if (d.execute(sql_id::update_run,
                 [&](auto& b) {
                   b.int64(r.id);
-                  bind_run(b, r);
+                  bind_run_update(b, r);
                   b.int64(expected_seq);
                 })
       == 1)
@@ -1308,7 +1327,7 @@ bool update_conversation(Driver& d, const engine::conversation_record& c,
   if (d.execute(sql_id::update_conversation,
                 [&](auto& b) {
                   b.int64(c.id);
-                  bind_conversation(b, c);
+                  bind_conversation_update(b, c);
                   b.int64(expected_seq);
                 })
       == 1)
