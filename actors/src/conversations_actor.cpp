@@ -323,6 +323,7 @@ public:
     if (st.live.count(rec.id) == 0) {
       auto child = self_->spawn(conversation_actor, shared_, rec);
       self_->monitor(child);
+      st.by_actor.emplace(child.id(), rec.id);
       st.live.emplace(rec.id, child);
       st.by_customer[rec.customer] = rec.id;
       st.customer_of[rec.id] = rec.customer;
@@ -505,10 +506,16 @@ public:
     schedule_wake(self_, svc_);
   }
 
+  /// Forgets the live actor of `id` (gone, or let go: then it quits
+  /// normally and sends no down message).
   void drop(std::int64_t id) {
     auto& st = self_->state;
-    if (st.live.erase(id) != 0)
+    if (auto i = st.live.find(id); i != st.live.end()) {
+      st.by_actor.erase(i->second.id());
+      self_->demonitor(i->second);
+      st.live.erase(i);
       svc_->metrics->conversation_actors(info_->tenant->id, st.live.size());
+    }
     if (auto i = st.customer_of.find(id); i != st.customer_of.end()) {
       if (auto j = st.by_customer.find(i->second);
           j != st.by_customer.end() && j->second == id)
@@ -574,11 +581,9 @@ caf::behavior conversations_actor(parent_t* self, tenant_info_ptr info,
                                                    std::move(runs),
                                                    std::move(outbox));
   self->set_down_handler([self, host](const caf::down_msg& dm) {
-    for (const auto& [id, a] : self->state.live)
-      if (a.address() == dm.source) {
-        host->drop(id);
-        return;
-      }
+    const auto& by_actor = self->state.by_actor;
+    if (auto i = by_actor.find(dm.source.id()); i != by_actor.end())
+      host->drop(i->second);
   });
   const auto owner_phone = info->tenant->owner_phone;
   return {

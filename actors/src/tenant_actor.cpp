@@ -140,7 +140,7 @@ caf::behavior tenant_actor(state_t* self,
       return kv.second.address() == dm.source;
     });
     if (i == calls.end())
-      return; // released after it finished
+      return; // died after it was let go (a released actor is demonitored)
     auto sid = i->first;
     calls.erase(i);
     self->state.idle.cancel(sid);
@@ -313,6 +313,7 @@ caf::behavior tenant_actor(state_t* self,
         return;
       // Events forwarded before this point are ahead of the release in the
       // call's mailbox, so nothing is lost; later ones reload the call.
+      self->demonitor(i->second.address()); // it quits normally: no down_msg
       self->send(i->second, release_atom_v);
       st.calls.erase(i);
       st.timers.cancel(sid);

@@ -52,6 +52,9 @@ struct conversations_state {
   /// Conversation ids by customer number, and back (for the live ones).
   std::unordered_map<std::string, std::int64_t> by_customer;
   std::unordered_map<std::int64_t, std::string> customer_of;
+  /// The live ones' ids by their actor's id: a passivated actor's down
+  /// message finds its conversation without a scan of `live`.
+  std::unordered_map<caf::actor_id, std::int64_t> by_actor;
   /// Jobs waiting for their conversation to be loaded or created, by
   /// customer number ("#<id>" for jobs addressed by id).
   std::unordered_map<std::string, std::vector<conversation_job>> loading;
