@@ -75,7 +75,9 @@
 
 namespace ringback::adapters {
 
-// Version 7, the same statements in both dialects.
+// Version 7, the same statements in both dialects. (messages_pending_idx
+// spells out its three states: SQLite evaluates an IN list of more than two
+// values through a temporary table, built at every write of a message.)
 constexpr const char* migration_7_name
   = "indexes on live rows only: updates leave the rest alone";
 constexpr const char* migration_7_sql = R"sql(
@@ -90,7 +92,7 @@ CREATE INDEX runs_reply_idx ON runs (tenant_id, contact)
   WHERE waiting_for = 'reply' AND status = 'waiting';
 DROP INDEX messages_node_state_idx;
 CREATE INDEX messages_pending_idx ON messages (node_id, state)
-  WHERE state IN ('queued', 'sending', 'held');
+  WHERE (state = 'queued' OR state = 'sending' OR state = 'held');
 DROP INDEX messages_text_back_idx;
 DROP INDEX messages_automated_idx;
 CREATE INDEX messages_text_back_idx

@@ -151,6 +151,9 @@ public:
     // nop
   }
 
+  static constexpr store_detail::sql_dialect dialect
+    = store_detail::sql_dialect::postgresql;
+
   std::string_view backend() const {
     return pg_backend;
   }

@@ -57,10 +57,29 @@ namespace {
   "conversation_id, tenant_id, kind, detail, window_seq, provider, "           \
   "latency_ms, prompt_tokens, completion_tokens, cost_usd, occurred_at"
 
+// The statements whose SQLite text leaves out PostgreSQL's RETURNING.
+#define RINGBACK_INSERT_MESSAGE                                                \
+  "INSERT INTO messages (" RINGBACK_MESSAGE_COLUMNS ") VALUES (?1, ?2, ?3, "   \
+  "?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, " \
+  "?20, ?21)"
+
+#define RINGBACK_CLAIM_MESSAGE                                                 \
+  "UPDATE messages SET state = 'sending', node_id = ?2, "                      \
+  "attempts = attempts + 1, updated_at = ?3 WHERE id = ?1 AND "                \
+  "state = 'queued'"
+
+#define RINGBACK_INSERT_RUN                                                    \
+  "INSERT INTO runs (" RINGBACK_RUN_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, "   \
+  "?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
+
 struct statement {
   sql_id id;
   const char* name;
   const char* text;
+  /// SQLite's text where it differs: RETURNING makes SQLite build a
+  /// temporary table for every execution, so its inserts read the new id
+  /// with `sqlite3_last_insert_rowid` instead (`sql_ops::insert_row`).
+  const char* sqlite_text = nullptr;
 };
 
 // In sql_id order (checked below).
@@ -121,11 +140,9 @@ constexpr std::array<statement, sql_count> statements{{
   {sql_id::webhooks_for, "rb_webhooks_for",
    "SELECT " RINGBACK_WEBHOOK_COLUMNS " FROM webhooks WHERE call_sid = ?1 "
    "ORDER BY id"},
-  // bind_message -> id
+  // bind_message -> id (SQLite: the last insert rowid)
   {sql_id::insert_message, "rb_insert_message",
-   "INSERT INTO messages (" RINGBACK_MESSAGE_COLUMNS ") VALUES (?1, ?2, ?3, "
-   "?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, "
-   "?20, ?21) RETURNING id"},
+   RINGBACK_INSERT_MESSAGE " RETURNING id", RINGBACK_INSERT_MESSAGE},
   // bind_message_update
   {sql_id::update_message, "rb_update_message",
    "UPDATE messages SET state = ?2, attempts = ?3, message_sid = ?4, "
@@ -138,26 +155,28 @@ constexpr std::array<statement, sql_count> statements{{
   // node_id -> read_message
   {sql_id::pending_messages, "rb_pending_messages",
    "SELECT id, " RINGBACK_MESSAGE_COLUMNS " FROM messages WHERE node_id = ?1 "
-   "AND state IN ('queued', 'sending', 'held') ORDER BY id"},
+   "AND (state = 'queued' OR state = 'sending' OR state = 'held') "
+   "ORDER BY id"},
   // call_sid -> read_message
   {sql_id::messages_for_call, "rb_messages_for_call",
    "SELECT id, " RINGBACK_MESSAGE_COLUMNS " FROM messages WHERE call_sid = ?1 "
    "ORDER BY id"},
-  // id, node_id, now -> read_message; the condition on state makes the first
-  // claimer the only one
+  // id, node_id, now -> read_message (SQLite: claimed or not, then
+  // find_message); the condition on state makes the first claimer the only
+  // one
   {sql_id::claim_message, "rb_claim_message",
-   "UPDATE messages SET state = 'sending', node_id = ?2, "
-   "attempts = attempts + 1, updated_at = ?3 WHERE id = ?1 AND "
-   "state = 'queued' RETURNING id, " RINGBACK_MESSAGE_COLUMNS},
+   RINGBACK_CLAIM_MESSAGE " RETURNING id, " RINGBACK_MESSAGE_COLUMNS,
+   RINGBACK_CLAIM_MESSAGE},
   // node_id, now, limit -> id (in no order); the outer condition on state
-  // leaves a message that changed meanwhile as it is. (The IN term repeats
+  // leaves a message that changed meanwhile as it is. (The OR term repeats
   // messages_pending_idx's condition: SQLite uses a partial index only for a
   // query that states its condition as written.)
   {sql_id::release_held, "rb_release_held",
    "UPDATE messages SET state = 'queued', not_before = 0, reason = '', "
    "error_message = '', updated_at = ?2 WHERE id IN (SELECT id FROM "
-   "messages WHERE node_id = ?1 AND state IN ('queued', 'sending', 'held') "
-   "AND state = 'held' AND not_before <= ?2 ORDER BY id LIMIT ?3) AND "
+   "messages WHERE node_id = ?1 AND (state = 'queued' OR state = 'sending' "
+   "OR state = 'held') AND state = 'held' AND not_before <= ?2 ORDER BY id "
+   "LIMIT ?3) AND "
    "state = 'held' RETURNING id"},
   // message_sid -> read_message (the empty MessageSid is nobody's)
   {sql_id::find_message_by_sid, "rb_find_message_by_sid",
@@ -231,10 +250,9 @@ constexpr std::array<statement, sql_count> statements{{
   {sql_id::find_contact, "rb_find_contact",
    "SELECT tenant_id, phone, first_seen, last_seen FROM contacts "
    "WHERE tenant_id = ?1 AND phone = ?2"},
-  // bind_run -> id
+  // bind_run -> id (SQLite: the last insert rowid)
   {sql_id::insert_run, "rb_insert_run",
-   "INSERT INTO runs (" RINGBACK_RUN_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, "
-   "?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) RETURNING id"},
+   RINGBACK_INSERT_RUN " RETURNING id", RINGBACK_INSERT_RUN},
   // id, bind_run_update, expected seq; the condition on seq makes the first
   // writer the only one
   {sql_id::update_run, "rb_update_run",
@@ -392,6 +410,9 @@ constexpr std::array<statement, sql_count> statements{{
 #undef RINGBACK_CONVERSATION_COLUMNS
 #undef RINGBACK_CONVERSATION_MESSAGE_COLUMNS
 #undef RINGBACK_CONVERSATION_EVENT_COLUMNS
+#undef RINGBACK_INSERT_MESSAGE
+#undef RINGBACK_CLAIM_MESSAGE
+#undef RINGBACK_INSERT_RUN
 
 constexpr bool in_order() {
   for (std::size_t i = 0; i < statements.size(); ++i)
@@ -416,7 +437,8 @@ const std::string& sql_text(sql_id id, sql_dialect dialect) {
   static const auto texts = [] {
     std::array<std::array<std::string, sql_count>, 2> xs;
     for (std::size_t i = 0; i < sql_count; ++i) {
-      xs[0][i] = statements[i].text;
+      xs[0][i] = statements[i].sqlite_text ? statements[i].sqlite_text
+                                           : statements[i].text;
       xs[1][i] = to_postgresql(statements[i].text);
     }
     return xs;

@@ -297,8 +297,16 @@ struct sqlite_store::impl {
 
   // -- the driver of sql_ops --------------------------------------------------
 
+  static constexpr store_detail::sql_dialect dialect
+    = store_detail::sql_dialect::sqlite;
+
   std::string_view backend() const {
     return sqlite_backend;
+  }
+
+  /// The rowid of the last row this connection inserted.
+  std::int64_t last_insert_id() const {
+    return sqlite3_last_insert_rowid(db);
   }
 
   template <class Bind>

@@ -187,8 +187,8 @@ TEST(StoreMigrations, version_7_moves_indexes_to_the_live_rows) {
           "('waiting', 'running')",
           "runs_reply_idx ON runs (tenant_id, contact)\n  WHERE waiting_for = "
           "'reply' AND status = 'waiting'",
-          "messages_pending_idx ON messages (node_id, state)\n  WHERE state "
-          "IN ('queued', 'sending', 'held')"})
+          "messages_pending_idx ON messages (node_id, state)\n  WHERE (state "
+          "= 'queued' OR state = 'sending' OR state = 'held')"})
       EXPECT_NE(v7.sql.find(index), std::string::npos) << index;
   }
   EXPECT_EQ(sqlite_migrations()[6].sql, pg_migrations()[6].sql);

@@ -4,7 +4,9 @@
 // the statements, how records are bound and decoded, and the operations
 // themselves. Each adapter supplies a *driver* that runs statements:
 //
+//   static constexpr sql_dialect dialect;
 //   std::string_view backend() const;                    // "sqlite", ...
+//   std::int64_t last_insert_id() const;                 // SQLite only
 //   std::int64_t execute(sql_id, Bind bind);             // rows affected
 //   void query(sql_id, Bind bind, OnRow on_row);         // on_row per row
 //   void serialize(std::int64_t key);  // a transaction lock on `key` (a
@@ -820,15 +822,28 @@ webhooks_for(Driver& d, std::string_view call_sid) {
   return xs;
 }
 
+/// Runs insert statement `id` and returns the new row's id: PostgreSQL's
+/// RETURNING, SQLite's last insert rowid (a RETURNING clause makes SQLite
+/// build a temporary table for every execution).
+template <class Driver, class Bind>
+std::int64_t insert_row(Driver& d, sql_id id, Bind&& bind, std::string_view op) {
+  std::int64_t row_id = 0;
+  if constexpr (Driver::dialect == sql_dialect::sqlite) {
+    if (d.execute(id, bind) == 1)
+      row_id = d.last_insert_id();
+  } else {
+    d.query(id, bind, [&](const auto& r) { row_id = r.int64(0); });
+  }
+  if (row_id == 0)
+    fail(d.backend(), op, "no id returned");
+  return row_id;
+}
+
 template <class Driver>
 std::int64_t insert_message(Driver& d, const engine::message_record& m) {
-  std::int64_t id = 0;
-  d.query(
-    sql_id::insert_message, [&](auto& b) { bind_message(b, m); },
-    [&](const auto& r) { id = r.int64(0); });
-  if (id == 0)
-    fail(d.backend(), "insert_message", "no id returned");
-  return id;
+  return insert_row(
+    d, sql_id::insert_message, [&](auto& b) { bind_message(b, m); },
+    "insert_message");
 }
 
 template <class Driver>
@@ -863,12 +878,20 @@ std::optional<engine::message_record> claim_message(Driver& d, std::int64_t id,
                                                     std::string_view node_id,
                                                     engine::epoch_ms now) {
   // One conditional update: of claimers, exactly one matches `queued`.
-  std::optional<engine::message_record> m;
-  d.query(
-    sql_id::claim_message,
-    [&](auto& b) { b.int64(id).text(node_id).int64(now); },
-    [&](const auto& r) { m = read_message(r, d.backend(), "claim_message"); });
-  return m;
+  auto bind = [&](auto& b) { b.int64(id).text(node_id).int64(now); };
+  if constexpr (Driver::dialect == sql_dialect::sqlite) {
+    // The claimer reads the row it claimed in its transaction (see
+    // insert_row on RETURNING).
+    if (d.execute(sql_id::claim_message, bind) == 0)
+      return std::nullopt;
+    return find_message(d, id);
+  } else {
+    std::optional<engine::message_record> m;
+    d.query(sql_id::claim_message, bind, [&](const auto& r) {
+      m = read_message(r, d.backend(), "claim_message");
+    });
+    return m;
+  }
 }
 
 template <class Driver>
@@ -1101,13 +1124,8 @@ find_contact(Driver& d, std::string_view tenant_id, std::string_view phone) {
 
 template <class Driver>
 std::int64_t insert_run(Driver& d, const engine::run_record& r) {
-  std::int64_t id = 0;
-  d.query(
-    sql_id::insert_run, [&](auto& b) { bind_run(b, r); },
-    [&](const auto& row) { id = row.int64(0); });
-  if (id == 0)
-    fail(d.backend(), "insert_run", "no id returned");
-  return id;
+  return insert_row(
+    d, sql_id::insert_run, [&](auto& b) { bind_run(b, r); }, "insert_run");
 }
 
 template <class Driver>
