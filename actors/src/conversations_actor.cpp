@@ -301,7 +301,7 @@ std::string key_of(std::int64_t id) {
 void forward(parent_t* self, std::int64_t id, conversation_job job) {
   auto& st = self->state;
   st.timers.cancel("p:" + std::to_string(id));
-  self->send(st.live.at(id), job_atom_v, std::move(job));
+  self->send(st.live.at(id).actor, job_atom_v, std::move(job));
 }
 
 class conversations_host {
@@ -324,9 +324,8 @@ public:
       auto child = self_->spawn(conversation_actor, shared_, rec);
       self_->monitor(child);
       st.by_actor.emplace(child.id(), rec.id);
-      st.live.emplace(rec.id, child);
+      st.live.emplace(rec.id, live_conversation{child, rec.customer});
       st.by_customer[rec.customer] = rec.id;
-      st.customer_of[rec.id] = rec.customer;
       ++st.stats.spawned;
       svc_->metrics->conversation_actors(info_->tenant->id, st.live.size());
     }
@@ -499,7 +498,7 @@ public:
       auto i = st.live.find(id);
       if (i == st.live.end())
         continue;
-      self_->send(i->second, release_atom_v);
+      self_->send(i->second.actor, release_atom_v);
       drop(id);
       ++st.stats.passivated;
     }
@@ -510,18 +509,16 @@ public:
   /// normally and sends no down message).
   void drop(std::int64_t id) {
     auto& st = self_->state;
-    if (auto i = st.live.find(id); i != st.live.end()) {
-      st.by_actor.erase(i->second.id());
-      self_->demonitor(i->second);
-      st.live.erase(i);
-      svc_->metrics->conversation_actors(info_->tenant->id, st.live.size());
-    }
-    if (auto i = st.customer_of.find(id); i != st.customer_of.end()) {
-      if (auto j = st.by_customer.find(i->second);
-          j != st.by_customer.end() && j->second == id)
-        st.by_customer.erase(j);
-      st.customer_of.erase(i);
-    }
+    auto i = st.live.find(id);
+    if (i == st.live.end())
+      return;
+    st.by_actor.erase(i->second.actor.id());
+    self_->demonitor(i->second.actor);
+    if (auto j = st.by_customer.find(i->second.customer);
+        j != st.by_customer.end() && j->second == id)
+      st.by_customer.erase(j);
+    st.live.erase(i);
+    svc_->metrics->conversation_actors(info_->tenant->id, st.live.size());
   }
 
   void scan() {
@@ -532,18 +529,17 @@ public:
     auto tenant_id = info_->tenant->id;
     auto me = caf::actor{self_};
     svc_->store->post(
-      [found, horizon](engine::store& db) {
-        *found = db.due_conversations(horizon, 10'000);
+      [found, horizon, tenant_id](engine::store& db) {
+        *found = db.due_conversations(tenant_id, horizon, 10'000);
       },
-      [me, found, tenant_id](const std::string& error) {
+      [me, found](const std::string& error) {
         if (!error.empty()) {
           engine::log_error("conversation", "scanning for deadlines failed: "
                                               + error);
           return;
         }
         for (const auto& c : *found)
-          if (c.tenant_id == tenant_id)
-            caf::anon_send(me, arm_atom_v, c.id, engine::next_deadline(c));
+          caf::anon_send(me, arm_atom_v, c.id, engine::next_deadline(c));
       });
     self_->delayed_send(self_, conversation_timing::scan_interval, scan_atom_v);
   }

@@ -871,12 +871,13 @@ bool memory_store::update_conversation(const engine::conversation_record& c,
 }
 
 std::vector<engine::conversation_record>
-memory_store::due_conversations(engine::epoch_ms now, std::size_t limit) {
+memory_store::due_conversations(std::string_view tenant_id,
+                                engine::epoch_ms now, std::size_t limit) {
   return impl_->read("due_conversations", [&](const tables& db) {
     // (due, id) pairs: sorted, the earliest deadline first, ties by id.
     std::vector<std::pair<engine::epoch_ms, std::int64_t>> due;
     for (const auto& [id, c] : db.conversations)
-      if (auto at = due_at(c, now))
+      if (auto at = due_at(c, now); at && c.tenant_id == tenant_id)
         due.emplace_back(*at, id);
     std::sort(due.begin(), due.end());
     if (due.size() > limit)

@@ -1033,9 +1033,10 @@ bool pg_store::update_conversation(const engine::conversation_record& c,
 }
 
 std::vector<engine::conversation_record>
-pg_store::due_conversations(engine::epoch_ms now, std::size_t limit) {
+pg_store::due_conversations(std::string_view tenant_id, engine::epoch_ms now,
+                            std::size_t limit) {
   return impl_->guarded("due_conversations", [&](driver& dr) {
-    return sql_ops::due_conversations(dr, now, limit);
+    return sql_ops::due_conversations(dr, tenant_id, now, limit);
   });
 }
 

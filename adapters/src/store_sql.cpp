@@ -350,13 +350,14 @@ constexpr std::array<statement, sql_count> statements{{
    "JOIN (SELECT id, MIN(due) AS due FROM ("
    "SELECT id, due FROM (SELECT id, window_deadline AS due FROM "
    "conversations WHERE outcome = 'none' AND window_deadline > 0 AND "
-   "window_deadline <= ?1 ORDER BY window_deadline, id LIMIT ?2) AS w "
+   "tenant_id = ?3 AND window_deadline <= ?1 "
+   "ORDER BY window_deadline, id LIMIT ?2) AS w "
    "UNION ALL SELECT id, due FROM (SELECT id, turn_at AS due FROM "
-   "conversations WHERE turn_at > 0 AND turn_at <= ?1 "
+   "conversations WHERE turn_at > 0 AND tenant_id = ?3 AND turn_at <= ?1 "
    "ORDER BY turn_at, id LIMIT ?2) AS t "
    "UNION ALL SELECT id, due FROM (SELECT id, close_at AS due FROM "
    "conversations WHERE state <> 'closed' AND close_at > 0 AND "
-   "close_at <= ?1 ORDER BY close_at, id LIMIT ?2) AS k"
+   "tenant_id = ?3 AND close_at <= ?1 ORDER BY close_at, id LIMIT ?2) AS k"
    ") AS d GROUP BY id) AS x ON x.id = c.id ORDER BY x.due, c.id LIMIT ?2"},
   // bind_conversation_message
   {sql_id::insert_conversation_message, "rb_insert_conversation_message",

@@ -785,9 +785,10 @@ bool sqlite_store::update_conversation(const engine::conversation_record& c,
 }
 
 std::vector<engine::conversation_record>
-sqlite_store::due_conversations(engine::epoch_ms now, std::size_t limit) {
+sqlite_store::due_conversations(std::string_view tenant_id,
+                                engine::epoch_ms now, std::size_t limit) {
   return impl_->guarded("due_conversations", [&] {
-    return sql_ops::due_conversations(*impl_, now, limit);
+    return sql_ops::due_conversations(*impl_, tenant_id, now, limit);
   });
 }
 

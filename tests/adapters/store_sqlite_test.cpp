@@ -563,6 +563,13 @@ TEST_F(SqliteStore, the_conversation_queries_use_their_indexes) {
        {"conversations_window_idx", "conversations_turn_idx",
         "conversations_close_idx"})
     EXPECT_NE(due.find(index), std::string::npos) << index << "\n" << due;
+  // Each kind of deadline is searched within the tenant: a tenant's scan
+  // reads its own rows only.
+  std::size_t within_tenant = 0;
+  for (auto at = due.find("(tenant_id=? AND "); at != std::string::npos;
+       at = due.find("(tenant_id=? AND ", at + 1))
+    ++within_tenant;
+  EXPECT_EQ(within_tenant, 3u) << due;
   for (auto [id, index] :
        {std::pair{sql_id::find_conversation_by_customer,
                   "conversations_customer_idx"},
@@ -592,7 +599,7 @@ TEST_F(SqliteStore, an_unknown_conversation_state_in_a_row_is_an_error) {
             "the database");
   exec_raw("UPDATE conversations SET state = 'closed', outcome = 'draw', "
            "turn_at = 1");
-  EXPECT_EQ(error_of([&] { s->due_conversations(5, 10); }),
+  EXPECT_EQ(error_of([&] { s->due_conversations("acme", 5, 10); }),
             "sqlite due_conversations: unknown outcome 'draw' in the "
             "database");
 }

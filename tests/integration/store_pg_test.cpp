@@ -1064,7 +1064,8 @@ TEST_F(PgStore, the_conversation_queries_use_their_indexes) {
     "'owner_active', 1, 0, 'owner', 0, 0, 0, 1, 1, 1, 0, 'n1', 1, 1 FROM "
     "generate_series(1, 2000) AS g; ANALYZE conversations");
   using adapters::store_detail::sql_id;
-  auto due = plan(sql_id::due_conversations, "bigint, bigint", "5, 10");
+  auto due = plan(sql_id::due_conversations, "bigint, bigint, text",
+                  "5, 10, 'acme'");
   for (const char* index :
        {"conversations_window_idx", "conversations_turn_idx",
         "conversations_close_idx"})
@@ -1119,7 +1120,7 @@ TEST_F(PgStore, an_unknown_conversation_state_in_a_row_is_an_error) {
             "database");
   schema_.exec("UPDATE conversations SET state = 'closed', outcome = 'draw', "
                "turn_at = 1");
-  EXPECT_EQ(error_of([&] { s->due_conversations(5, 10); }),
+  EXPECT_EQ(error_of([&] { s->due_conversations("acme", 5, 10); }),
             "postgresql due_conversations: unknown outcome 'draw' in the "
             "database");
 }

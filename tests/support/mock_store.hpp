@@ -94,7 +94,7 @@ public:
   MOCK_METHOD(bool, update_conversation,
               (const engine::conversation_record&, std::int64_t), (override));
   MOCK_METHOD(std::vector<engine::conversation_record>, due_conversations,
-              (engine::epoch_ms, std::size_t), (override));
+              (std::string_view, engine::epoch_ms, std::size_t), (override));
   MOCK_METHOD(void, insert_conversation_messages,
               (const std::vector<engine::conversation_message>&), (override));
   MOCK_METHOD(std::vector<engine::conversation_message>, conversation_messages,

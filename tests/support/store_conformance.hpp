@@ -2794,18 +2794,18 @@ TYPED_TEST_P(StoreConformance,
   // A tie with `turn` on the deadline: by id.
   auto tie = add(conversation_state::owner_window, now - 30, none, 0, 0);
   auto all = std::numeric_limits<std::size_t>::max();
-  EXPECT_EQ(ids(s.due_conversations(now, all)),
+  EXPECT_EQ(ids(s.due_conversations("acme", now, all)),
             (std::vector<std::int64_t>{idle, both, turn, tie, window_now}));
-  EXPECT_EQ(ids(s.due_conversations(now, 2)),
+  EXPECT_EQ(ids(s.due_conversations("acme", now, 2)),
             (std::vector<std::int64_t>{idle, both}));
-  EXPECT_EQ(ids(s.due_conversations(now, 4)),
+  EXPECT_EQ(ids(s.due_conversations("acme", now, 4)),
             (std::vector<std::int64_t>{idle, both, turn, tie}));
-  EXPECT_TRUE(s.due_conversations(now, 0).empty());
-  EXPECT_EQ(ids(s.due_conversations(now - 36, all)),
+  EXPECT_TRUE(s.due_conversations("acme", now, 0).empty());
+  EXPECT_EQ(ids(s.due_conversations("acme", now - 36, all)),
             (std::vector<std::int64_t>{idle}));
-  EXPECT_TRUE(s.due_conversations(now - 41, all).empty());
+  EXPECT_TRUE(s.due_conversations("acme", now - 41, all).empty());
   // Every field comes back.
-  auto due = s.due_conversations(now, 1);
+  auto due = s.due_conversations("acme", now, 1);
   ASSERT_EQ(due.size(), 1u);
   expect_same(due[0], *s.find_conversation(idle));
   // Deciding a window takes it out.
@@ -2813,8 +2813,20 @@ TYPED_TEST_P(StoreConformance,
   auto decided = bumped(c);
   decided.outcome = window_outcome::ai;
   ASSERT_TRUE(s.update_conversation(decided, c.seq));
-  EXPECT_EQ(ids(s.due_conversations(now, all)),
+  EXPECT_EQ(ids(s.due_conversations("acme", now, all)),
             (std::vector<std::int64_t>{idle, both, turn, tie}));
+  // Each tenant's own: another tenant's due conversation is not acme's,
+  // and acme's are not its.
+  auto other = s.find_or_create_conversation("zeta", customer(1), "+1555766", 1);
+  auto late = bumped(other);
+  late.state = conversation_state::owner_window;
+  late.window_deadline = now - 100;
+  ASSERT_TRUE(s.update_conversation(late, other.seq));
+  EXPECT_EQ(ids(s.due_conversations("acme", now, all)),
+            (std::vector<std::int64_t>{idle, both, turn, tie}));
+  EXPECT_EQ(ids(s.due_conversations("zeta", now, all)),
+            (std::vector<std::int64_t>{other.id}));
+  EXPECT_TRUE(s.due_conversations("nobody", now, all).empty());
 }
 
 TYPED_TEST_P(StoreConformance,
@@ -2958,7 +2970,7 @@ TYPED_TEST_P(StoreConformance, conversation_calls_before_migrate_throw) {
   EXPECT_THROW(s->insert_conversation_event(make_event(1, "opened", 1)),
                engine::port_error);
   EXPECT_THROW(s->set_owner_focus("acme", 1, 1), engine::port_error);
-  auto what = error_of([&] { s->due_conversations(1, 10); });
+  auto what = error_of([&] { s->due_conversations("acme", 1, 10); });
   EXPECT_EQ(what.rfind(this->message("due_conversations", ""), 0), 0u) << what;
   what = error_of([&] { s->ai_usage_since("acme", 0); });
   EXPECT_EQ(what.rfind(this->message("ai_usage_since", ""), 0), 0u) << what;

@@ -45,13 +45,18 @@ struct conversation_state {
   int retries = 0;        ///< lost writes of the current job
 };
 
+/// A live conversation actor and its customer's number.
+struct live_conversation {
+  caf::actor actor;
+  std::string customer;
+};
+
 struct conversations_state {
   const char* name = "conversations";
   /// Live conversation actors by conversation id.
-  std::unordered_map<std::int64_t, caf::actor> live;
-  /// Conversation ids by customer number, and back (for the live ones).
+  std::unordered_map<std::int64_t, live_conversation> live;
+  /// Conversation ids by customer number (for the live ones).
   std::unordered_map<std::string, std::int64_t> by_customer;
-  std::unordered_map<std::int64_t, std::string> customer_of;
   /// The live ones' ids by their actor's id: a passivated actor's down
   /// message finds its conversation without a scan of `live`.
   std::unordered_map<caf::actor_id, std::int64_t> by_actor;

@@ -257,11 +257,14 @@ public:
   update_conversation(const conversation_record& c, std::int64_t expected_seq)
     = 0;
 
-  /// Conversations (any node) with a deadline at or before `now`: a
-  /// `window_deadline` with no outcome yet, a `turn_at`, or a `close_at` of a
-  /// conversation not closed; earliest deadline first, at most `limit`.
+  /// Tenant `tenant_id`'s conversations (any node) with a deadline at or
+  /// before `now`: a `window_deadline` with no outcome yet, a `turn_at`, or a
+  /// `close_at` of a conversation not closed; earliest deadline first, at
+  /// most `limit`.
   virtual std::vector<conversation_record>
-  due_conversations(epoch_ms now, std::size_t limit) = 0;
+  due_conversations(std::string_view tenant_id, epoch_ms now,
+                    std::size_t limit)
+    = 0;
 
   /// Appends to a transcript (ids assigned in order).
   virtual void

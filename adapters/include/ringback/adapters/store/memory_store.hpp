@@ -129,7 +129,8 @@ public:
   bool update_conversation(const engine::conversation_record& c,
                            std::int64_t expected_seq) override;
   std::vector<engine::conversation_record>
-  due_conversations(engine::epoch_ms now, std::size_t limit) override;
+  due_conversations(std::string_view tenant_id, engine::epoch_ms now,
+                    std::size_t limit) override;
   void insert_conversation_messages(
     const std::vector<engine::conversation_message>& ms) override;
   std::vector<engine::conversation_message>

@@ -1358,13 +1358,14 @@ bool update_conversation(Driver& d, const engine::conversation_record& c,
 
 template <class Driver>
 std::vector<engine::conversation_record>
-due_conversations(Driver& d, engine::epoch_ms now, std::size_t limit) {
+due_conversations(Driver& d, std::string_view tenant_id, engine::epoch_ms now,
+                  std::size_t limit) {
   std::vector<engine::conversation_record> xs;
   if (limit == 0)
     return xs;
   d.query(
     sql_id::due_conversations,
-    [&](auto& b) { b.int64(now).int64(sql_limit(limit)); },
+    [&](auto& b) { b.int64(now).int64(sql_limit(limit)).text(tenant_id); },
     [&](const auto& r) {
       xs.push_back(read_conversation(r, d.backend(), "due_conversations"));
     });
