@@ -19,8 +19,8 @@ using store_detail::fail;
 
 constexpr std::string_view memory_backend = "memory";
 
-// What an update leaves as it was inserted, as the SQL stores' UPDATEs do
-// (they do not name these columns).
+// Gives an update the identity `stored` was inserted with, as the SQL
+// stores' UPDATEs do (they do not name these columns).
 void keep_identity(engine::call_record& c, const engine::call_record& stored) {
   c.tenant_id = stored.tenant_id;
   c.from = stored.from;
@@ -361,11 +361,11 @@ void memory_store::update_call(const engine::call_record& c) {
     if (i == db.calls.end())
       fail(memory_backend, "update_call",
            "unknown CallSid '" + c.call_sid + "'");
-    auto stored = i->second;
-    i->second = c;
-    keep_identity(i->second, stored);
-    i->second.phase = stored.phase;
-    i->second.decided = stored.decided;
+    auto next = c;
+    keep_identity(next, i->second);
+    next.phase = i->second.phase;
+    next.decided = i->second.decided;
+    i->second = std::move(next);
   });
 }
 
@@ -380,9 +380,9 @@ bool memory_store::decide_outcome(const engine::call_record& c) {
            "unknown CallSid '" + c.call_sid + "'");
     if (i->second.phase != engine::call_phase::ringing)
       return false;
-    auto stored = i->second;
-    i->second = c;
-    keep_identity(i->second, stored);
+    auto next = c;
+    keep_identity(next, i->second);
+    i->second = std::move(next);
     return true;
   });
 }
@@ -668,9 +668,9 @@ bool memory_store::update_run(const engine::run_record& r,
            "unknown run id " + std::to_string(r.id));
     if (i->second.seq != expected_seq)
       return false;
-    auto stored = i->second;
-    i->second = r;
-    keep_identity(i->second, stored);
+    auto next = r;
+    keep_identity(next, i->second);
+    i->second = std::move(next);
     return true;
   });
 }
@@ -863,9 +863,9 @@ bool memory_store::update_conversation(const engine::conversation_record& c,
            "unknown conversation id " + std::to_string(c.id));
     if (i->second.seq != expected_seq)
       return false;
-    auto stored = i->second;
-    i->second = c;
-    keep_identity(i->second, stored);
+    auto next = c;
+    keep_identity(next, i->second);
+    i->second = std::move(next);
     return true;
   });
 }
