@@ -1,6 +1,7 @@
 #include "ringback/adapters/store/detail.hpp"
 #include "ringback/adapters/store/sql_common.hpp"
 #include "ringback/adapters/store/sqlite_store.hpp"
+#include "ringback/adapters/store/sqlite_wal_buffer.hpp"
 
 #include <sqlite3.h>
 
@@ -189,7 +190,11 @@ struct sqlite_store::impl {
     }
     auto flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE
                  | SQLITE_OPEN_NOMUTEX;
-    if (auto rc = sqlite3_open_v2(path.c_str(), &db, flags, nullptr);
+    // A file database writes its WAL through the buffering VFS (one write
+    // per transaction, not two per page: sqlite_wal_buffer.hpp).
+    const char* vfs
+      = path == ":memory:" ? nullptr : sqlite_wal_buffer::vfs_name();
+    if (auto rc = sqlite3_open_v2(path.c_str(), &db, flags, vfs);
         rc != SQLITE_OK) {
       std::string why = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
       sqlite3_close_v2(db);
