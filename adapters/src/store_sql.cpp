@@ -66,7 +66,7 @@ namespace {
 #define RINGBACK_CLAIM_MESSAGE                                                 \
   "UPDATE messages SET state = 'sending', node_id = ?2, "                      \
   "attempts = attempts + 1, updated_at = ?3 WHERE id = ?1 AND "                \
-  "state = 'queued'"
+  "state = ?4"
 
 #define RINGBACK_INSERT_RUN                                                    \
   "INSERT INTO runs (" RINGBACK_RUN_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, "   \
@@ -115,12 +115,18 @@ constexpr std::array<statement, sql_count> statements{{
    "UPDATE calls SET ended = ?2, fallback_at = ?3, fallback_checks = ?4, "
    "dial_status = ?5, dial_duration = ?6, node_id = ?7, updated_at = ?8 "
    "WHERE call_sid = ?1"},
-  // bind_call_update, phase, decided; the condition on phase makes the first
-  // decider the only one
+  // bind_call_update, phase, decided, 'ringing'; the condition on phase
+  // makes the first decider the only one. Point lookups by key state no
+  // literal that a partial index's condition implies: PostgreSQL settles on
+  // a prepared statement's plan after a few executions, on a new database
+  // while the tables are empty, when every index looks alike; with the
+  // literal it could settle on calls_ringing_fallback_idx and scan every
+  // ringing call for the one it updates (likewise the claim below and
+  // messages_pending_idx). PgStore.lookups_by_key_keep_their_keys_as_tables_grow
   {sql_id::decide_outcome, "rb_decide_outcome",
    "UPDATE calls SET ended = ?2, fallback_at = ?3, fallback_checks = ?4, "
    "dial_status = ?5, dial_duration = ?6, node_id = ?7, updated_at = ?8, "
-   "phase = ?9, decided = ?10 WHERE call_sid = ?1 AND phase = 'ringing'"},
+   "phase = ?9, decided = ?10 WHERE call_sid = ?1 AND phase = ?11"},
   // call_sid -> 1
   {sql_id::call_exists, "rb_call_exists",
    "SELECT 1 FROM calls WHERE call_sid = ?1"},
@@ -161,9 +167,9 @@ constexpr std::array<statement, sql_count> statements{{
   {sql_id::messages_for_call, "rb_messages_for_call",
    "SELECT id, " RINGBACK_MESSAGE_COLUMNS " FROM messages WHERE call_sid = ?1 "
    "ORDER BY id"},
-  // id, node_id, now -> read_message (SQLite: claimed or not, then
-  // find_message); the condition on state makes the first claimer the only
-  // one
+  // id, node_id, now, 'queued' -> read_message (SQLite: claimed or not,
+  // then find_message); the condition on state makes the first claimer the
+  // only one (a parameter: see decide_outcome)
   {sql_id::claim_message, "rb_claim_message",
    RINGBACK_CLAIM_MESSAGE " RETURNING id, " RINGBACK_MESSAGE_COLUMNS,
    RINGBACK_CLAIM_MESSAGE},

@@ -1036,6 +1036,101 @@ TEST_F(PgStore, conversation_creation_takes_turns_per_tenant) {
   EXPECT_EQ(c.ref, 2);
 }
 
+TEST_F(PgStore, lookups_by_key_keep_their_keys_as_tables_grow) {
+  auto s = open();
+  // Autovacuum kept out of the way (before the plans are made: changing a
+  // table's options makes its plans again).
+  schema_.exec("ALTER TABLE calls SET (autovacuum_enabled = false); "
+               "ALTER TABLE messages SET (autovacuum_enabled = false); "
+               "ALTER TABLE conversations SET (autovacuum_enabled = false)");
+  // A session that prepares the hot lookups while the tables are empty, as
+  // the store's connections do on a new database, and keeps the plans
+  // (generic ones, as a prepared statement settles on after a few
+  // executions).
+  pqxx::connection session{schema_.options().url};
+  pqxx::nontransaction in{session};
+  in.exec("SET search_path TO " + schema_.name()
+          + "; SET plan_cache_mode = force_generic_plan");
+  using adapters::store_detail::sql_id;
+  struct lookup {
+    sql_id id;
+    const char* types;
+    const char* args;
+    const char* index; ///< the key it must use
+  };
+  const lookup lookups[] = {
+    {sql_id::decide_outcome,
+     "text, boolean, bigint, integer, text, integer, text, bigint, text, "
+     "text, text",
+     "'CA7', true, 0, 0, 'no-answer', 0, 'n1', 9, 'missed', 'dial_result', "
+     "'ringing'",
+     "calls_pkey"},
+    {sql_id::claim_message, "bigint, text, bigint, text",
+     "7, 'n1', 9, 'queued'", "messages_pkey"},
+  };
+  auto plan = [&](const lookup& l) {
+    const auto name = "q" + std::to_string(static_cast<int>(l.id));
+    std::string result;
+    for (const auto& row :
+         in.exec("EXPLAIN EXECUTE " + name + " (" + l.args + ")"))
+      result += row[0].as<std::string>() + "\n";
+    return result;
+  };
+  for (const auto& l : lookups) {
+    in.exec("PREPARE q" + std::to_string(static_cast<int>(l.id)) + " ("
+            + l.types + ") AS "
+            + adapters::store_detail::sql_text(
+              l.id, adapters::store_detail::sql_dialect::postgresql));
+    plan(l); // made for empty tables
+  }
+  // The tables grow without statistics, as in a new database's first minute.
+  schema_.exec(
+    "INSERT INTO calls (call_sid, tenant_id, from_number, to_number, "
+    "owner_phone, phase, decided, ended, started_at, fallback_at, "
+    "fallback_checks, dial_status, dial_duration, node_id, updated_at) "
+    "SELECT 'CA' || g, 'acme', '+1555' || g, '+15557650000', '+15551110000', "
+    "CASE WHEN g % 10 = 0 THEN 'ended' ELSE 'ringing' END, 'none', false, g, "
+    "g + 30000, 0, '', 0, 'n1', g FROM generate_series(1, 5000) AS g; "
+    "INSERT INTO messages (tenant_id, call_sid, purpose, from_number, "
+    "to_number, body, state, attempts, message_sid, error_code, "
+    "error_message, node_id, created_at, updated_at, kind, urgent, "
+    "not_before, reason, sent_at, status_at) SELECT 'acme', 'CA' || g, "
+    "'text_back', '+15557650000', '+1555' || g, 'sorry we missed you', "
+    "'queued', 0, '', 0, '', 'n1', g, g, 'text_back', true, 0, '', 0, 0 "
+    "FROM generate_series(1, 5000) AS g; "
+    "INSERT INTO conversations (tenant_id, customer, business_number, ref, "
+    "state, window_seq, window_deadline, outcome, turn_at, close_at, "
+    "ai_replies, opened_at, last_customer_at, last_owner_at, last_ai_at, "
+    "node_id, seq, updated_at) SELECT 'acme', '+1555' || g, '+1555765', g, "
+    "'owner_active', 1, 0, 'owner', 0, 0, 0, 1, 1, 1, 0, 'n1', 1, 1 FROM "
+    "generate_series(1, 5000) AS g");
+  // Each lookup still reads one row through its key, not a partial index of
+  // the live rows (every ringing call, every unsent message).
+  for (const auto& l : lookups) {
+    auto p = plan(l);
+    EXPECT_NE(p.find(l.index), std::string::npos) << l.index << "\n" << p;
+  }
+  // And they still do what they did.
+  s->begin();
+  auto c = s->find_call("CA7");
+  ASSERT_TRUE(c);
+  c->phase = engine::call_phase::missed;
+  c->decided = engine::decided_by::dial_result;
+  EXPECT_TRUE(s->decide_outcome(*c));
+  EXPECT_FALSE(s->decide_outcome(*c)) << "decided once";
+  EXPECT_TRUE(s->claim_message(7, "n1", 9));
+  EXPECT_FALSE(s->claim_message(7, "n2", 9)) << "claimed once";
+  EXPECT_EQ(s->find_or_create_conversation("acme", "+15557", "+1555765", 9)
+              .ref,
+            7)
+    << "the existing one";
+  EXPECT_EQ(s->find_or_create_conversation("acme", "+15559999", "+1555765", 9)
+              .ref,
+            5001)
+    << "a new one";
+  s->commit();
+}
+
 TEST_F(PgStore, the_conversation_queries_use_their_indexes) {
   auto s = open();
   // Generic plans need the parameters' types; tiny tables favour sequential

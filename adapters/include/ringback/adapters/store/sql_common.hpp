@@ -771,10 +771,12 @@ bool decide_outcome(Driver& d, const engine::call_record& c) {
          "phase must be answered or missed (CallSid '" + c.call_sid + "')");
   // One conditional update: under concurrency exactly one decider matches
   // `phase = 'ringing'`; the others see the decided row and match nothing.
+  // The expected phase is a parameter, not a literal: see the statement.
   if (d.execute(sql_id::decide_outcome,
                 [&](auto& b) {
                   bind_call_update(b, c);
                   b.text(to_string(c.phase)).text(to_string(c.decided));
+                  b.text(to_string(engine::call_phase::ringing));
                 })
       == 1)
     return true;
@@ -877,8 +879,12 @@ template <class Driver>
 std::optional<engine::message_record> claim_message(Driver& d, std::int64_t id,
                                                     std::string_view node_id,
                                                     engine::epoch_ms now) {
-  // One conditional update: of claimers, exactly one matches `queued`.
-  auto bind = [&](auto& b) { b.int64(id).text(node_id).int64(now); };
+  // One conditional update: of claimers, exactly one matches `queued` (a
+  // parameter, not a literal: see the statement).
+  auto bind = [&](auto& b) {
+    b.int64(id).text(node_id).int64(now).text(
+      to_string(engine::message_state::queued));
+  };
   if constexpr (Driver::dialect == sql_dialect::sqlite) {
     // The claimer reads the row it claimed in its transaction (see
     // insert_row on RETURNING).
