@@ -174,8 +174,9 @@ int wal_write(sqlite3_file* f, const void* data, int amount,
   if (self->len > 0 && at != self->offset + self->len)
     if (int rc = flush(self); rc != SQLITE_OK)
       return rc;
-  if (amount > capacity) {
-    self->commit_frame = false;
+  if (amount > capacity) { // no SQLite write is this long; kept in order
+    if (int rc = flush(self); rc != SQLITE_OK)
+      return rc;
     return write_through(self, data, amount, at);
   }
   if (self->len + amount > capacity)
