@@ -334,7 +334,14 @@ constexpr std::array<statement, sql_count> statements{{
    "SELECT ?1, ?2, ?3, COALESCE(MAX(ref), 0) + 1, 'closed', 0, 0, 'none', 0, "
    "0, 0, CAST(?4 AS BIGINT), 0, 0, 0, '', 0, CAST(?4 AS BIGINT) "
    "FROM conversations WHERE tenant_id = ?1 "
-   "ON CONFLICT (tenant_id, customer) DO NOTHING"},
+   "ON CONFLICT (tenant_id, customer) DO NOTHING",
+   // SQLite: an INSERT that SELECTs from its own table first copies the
+   // selection into a temporary table; a scalar subquery for the ref needs
+   // none.
+   "INSERT INTO conversations (" RINGBACK_CONVERSATION_COLUMNS ") "
+   "VALUES (?1, ?2, ?3, (SELECT COALESCE(MAX(ref), 0) + 1 FROM conversations "
+   "WHERE tenant_id = ?1), 'closed', 0, 0, 'none', 0, 0, 0, ?4, 0, 0, 0, '', "
+   "0, ?4) ON CONFLICT (tenant_id, customer) DO NOTHING"},
   // id, bind_conversation_update, expected seq; the condition on seq makes
   // the first writer the only one
   {sql_id::update_conversation, "rb_update_conversation",

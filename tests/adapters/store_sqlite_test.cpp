@@ -508,7 +508,8 @@ TEST_F(SqliteStore, the_per_call_writes_build_no_temporary_table) {
         sql_id::update_message, sql_id::find_message, sql_id::claim_message,
         sql_id::apply_status, sql_id::insert_run, sql_id::update_run,
         sql_id::insert_run_step, sql_id::update_conversation,
-        sql_id::insert_inbound, sql_id::touch_contact}) {
+        sql_id::create_conversation, sql_id::insert_inbound,
+        sql_id::touch_contact}) {
     const auto& sql = adapters::store_detail::sql_text(
       id, adapters::store_detail::sql_dialect::sqlite);
     sqlite3* db = nullptr;
