@@ -62,18 +62,19 @@ public:
     return out;
   }
 
-  /// Inserts `rows` rows of about 3 KB each (about a page each), row ids
-  /// from `first`, in one transaction.
-  void insert(int first, int rows) {
-    exec("BEGIN IMMEDIATE");
+  /// Inserts `rows` rows of 3,000 `fill`s each (about a page each), row
+  /// ids from `first`, in the open transaction.
+  void add_rows(int first, int rows, char fill = 'a') {
     for (int i = first; i < first + rows; ++i)
       exec("INSERT INTO t (id, body) VALUES (" + std::to_string(i)
-           + ", printf('%.3000c', 'a'))");
-    exec("COMMIT");
+           + ", printf('%.3000c', '" + fill + "'))");
   }
 
-  sqlite3* get() {
-    return db_;
+  /// `add_rows` in a transaction of their own.
+  void insert(int first, int rows) {
+    exec("BEGIN IMMEDIATE");
+    add_rows(first, rows);
+    exec("COMMIT");
   }
 
 private:
@@ -148,15 +149,11 @@ TEST(SqliteWalBuffer, a_transaction_that_spills_commits_or_rolls_back_whole) {
   writer.exec("CREATE INDEX t_body ON t (substr(body, 1, 10), id)");
   writer.insert(1, 200);
   writer.exec("BEGIN IMMEDIATE");
-  for (int i = 1000; i < 1200; ++i)
-    writer.exec("INSERT INTO t (id, body) VALUES (" + std::to_string(i)
-                + ", printf('%.3000c', 'b'))");
+  writer.add_rows(1000, 200, 'b');
   writer.exec("UPDATE t SET body = printf('%.2000c', 'c') WHERE id <= 100");
   writer.exec("ROLLBACK");
   writer.exec("BEGIN IMMEDIATE");
-  for (int i = 201; i <= 250; ++i)
-    writer.exec("INSERT INTO t (id, body) VALUES (" + std::to_string(i)
-                + ", printf('%.3000c', 'a'))");
+  writer.add_rows(201, 50);
   // Read back inside the transaction: the pages come from the spilled
   // frames, which must be in the file by then.
   EXPECT_EQ(writer.scalar("SELECT sum(length(body)) FROM t"),
