@@ -2727,9 +2727,10 @@ void update_conversation_race(Fixture& self, bool in_transactions) {
     EXPECT_EQ(stored->node_id, "n" + std::to_string(winner));
     EXPECT_EQ(stored->outcome, winner == 0 ? engine::window_outcome::owner
                                            : engine::window_outcome::ai);
-    if (in_transactions)
+    if (in_transactions) {
       EXPECT_EQ(self.store().conversation_events(c.id).size(),
                 static_cast<std::size_t>(racers));
+    }
   }
 }
 
@@ -2854,8 +2855,9 @@ TYPED_TEST_P(StoreConformance,
   auto expected = std::vector<engine::conversation_message>{first[0], first[2],
                                                             ai, owner};
   for (std::size_t i = 0; i < all.size(); ++i) {
-    if (i > 0)
+    if (i > 0) {
       EXPECT_GT(all[i].id, all[i - 1].id);
+    }
     expected[i].id = all[i].id;
     expect_same(all[i], expected[i]);
   }
@@ -2892,8 +2894,9 @@ TYPED_TEST_P(StoreConformance, conversation_events_round_trip_oldest_first) {
   std::vector<engine::conversation_event> expected{opened, window, turn, error};
   for (std::size_t i = 0; i < events.size(); ++i) {
     EXPECT_GT(events[i].id, 0);
-    if (i > 0)
+    if (i > 0) {
       EXPECT_GT(events[i].id, events[i - 1].id);
+    }
     expected[i].id = events[i].id;
     expect_same(events[i], expected[i]);
   }
