@@ -6,6 +6,7 @@
 #include "ringback/workflows/diagnostic.hpp"
 
 #include <cmath>
+#include <optional>
 #include <utility>
 
 namespace ringback::actors {
@@ -32,15 +33,37 @@ std::string outcome_key(const std::string& call_sid) {
 /// in the store together with the runs the outcome starts and their messages
 /// (the store's conditional update is the final word). Reports
 /// `decided_atom` to `self`.
+///
+/// `update`, if set, is the call's update from the same event: a won claim
+/// writes it (`decide_outcome` writes what `update_call` does), a lost one
+/// writes it with `update_call` before reporting, so that the event costs
+/// one statement where the update and the claim cost two.
 void claim_outcome(const caf::actor& self, const services_ptr& svc,
-                   engine::call_record decided, segments runs) {
+                   engine::call_record decided, segments runs,
+                   std::optional<engine::call_record> update) {
   svc->kv->post([self, svc, decided = std::move(decided),
-                 runs = std::move(runs)](engine::kv& kv) mutable {
+                 runs = std::move(runs),
+                 update = std::move(update)](engine::kv& kv) mutable {
     try {
       if (!kv.claim(outcome_key(decided.call_sid), svc->node_id,
                     svc->claim_ttl)) {
-        caf::anon_send(self, decided_atom_v, claim_result::lost,
-                       std::vector<std::int64_t>{}, segments{});
+        if (!update) {
+          caf::anon_send(self, decided_atom_v, claim_result::lost,
+                         std::vector<std::int64_t>{}, segments{});
+          return;
+        }
+        svc->store->post(
+          [update = std::move(*update)](engine::store& db) {
+            db.update_call(update);
+          },
+          [self, sid = decided.call_sid](const std::string& error) {
+            if (!error.empty())
+              engine::log_error("call", sid + ": saving failed: " + error);
+            caf::anon_send(self, decided_atom_v,
+                           error.empty() ? claim_result::lost
+                                         : claim_result::failed,
+                           std::vector<std::int64_t>{}, segments{});
+          });
         return;
       }
     } catch (const std::exception& e) {
@@ -51,11 +74,14 @@ void claim_outcome(const caf::actor& self, const services_ptr& svc,
     auto won = std::make_shared<bool>(false);
     auto ids = std::make_shared<std::vector<std::int64_t>>();
     svc->store->post(
-      [decided, runs, won, ids](engine::store& db) {
+      [decided, runs, won, ids, update](engine::store& db) {
         ids->clear(); // the job may run twice (batch retried alone)
         *won = db.decide_outcome(decided);
-        if (!*won)
+        if (!*won) {
+          if (update)
+            db.update_call(*update);
           return;
+        }
         std::vector<std::int64_t> more;
         for (const auto& seg : runs) {
           seg->run.id = 0;
@@ -357,7 +383,13 @@ void apply(state_t* self, const call_effects& fx) {
   const auto& sid = rec.call_sid;
   if (!fx.note.empty())
     engine::log_info("call", sid + ": " + fx.note);
-  if (fx.persist) {
+  // An update from the event that also claims the outcome goes with the
+  // claim (see claim_outcome); the claim in flight holds the actor as the
+  // unacknowledged write would.
+  const bool with_claim = fx.persist && fx.decide.has_value();
+  if (with_claim)
+    st.claim_persists = true;
+  if (fx.persist && !with_claim) {
     // Counted like the run's writes: a passivated call is reloaded with an
     // urgent read, which must find every write of it committed.
     ++st.unacked_writes;
@@ -384,7 +416,8 @@ void apply(state_t* self, const call_effects& fx) {
     auto runs_to_start = start_runs(svc, st.shared->info, trigger, decided);
     st.fsm_finished = false;
     claim_outcome(caf::actor{self}, svc, std::move(decided),
-                  std::move(runs_to_start));
+                  std::move(runs_to_start),
+                  with_claim ? std::optional{rec} : std::nullopt);
   }
   if (fx.finished) {
     st.fsm_finished = true;
@@ -657,6 +690,12 @@ void on_loaded(state_t* self, const std::vector<engine::run_record>& found,
 void on_decided(state_t* self, claim_result result,
                 const std::vector<std::int64_t>& ids, const segments& started) {
   auto& st = self->state;
+  // A failed claim that carried the call's update failed that write too:
+  // the record lives only here, so this actor stays (as after any failed
+  // write; the retried claim writes it).
+  if (st.claim_persists && result == claim_result::failed)
+    st.write_failed = true;
+  st.claim_persists = false;
   if (result == claim_result::won) {
     std::vector<engine::message_record> stored;
     for (const auto& seg : started) {

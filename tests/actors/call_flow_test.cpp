@@ -11,6 +11,7 @@
 #include "actor_node.hpp"
 #include "actor_test.hpp"
 #include "fakes.hpp"
+#include "mock_store.hpp"
 
 #include <caf/all.hpp>
 #include <caf/scheduler/test_coordinator.hpp>
@@ -33,8 +34,9 @@ struct node {
        std::shared_ptr<adapters::memory_database> database,
        std::shared_ptr<adapters::memory_kv_state> kv_state,
        testkit::manual_clock& clock)
-    : db(std::move(database)), kv(std::move(kv_state)), store_q(db), kv_q(unpaced),
-      carrier_q(carrier) {
+    : db(std::move(database)), kv(std::move(kv_state)), store_q(spy),
+      kv_q(unpaced), carrier_q(carrier) {
+    spy.delegate_to(db);
     db.migrate();
     auto s = testkit::node_services(store_q, kv_q, carrier_q, clock,
                                     std::move(id));
@@ -74,6 +76,9 @@ steps:
   }
 
   adapters::memory_store db;
+  /// The store as the actors see it: `db`, with calls counted where a test
+  /// expects them.
+  ::testing::NiceMock<testkit::mock_store> spy;
   adapters::memory_kv kv;
   testkit::unpaced_kv unpaced{kv};
   engine::inline_store_queue store_q;
@@ -347,6 +352,49 @@ TEST_F(CallFlow, TwoNodesSharingStoreAndKvSendOneText) {
   advance(60s);
   EXPECT_EQ(a_.carrier.sent.size() + b.carrier.sent.size(), 2u);
   EXPECT_EQ(messages("CA1").size(), 2u);
+  caf::anon_send_exit(b.tenant, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(b.outbox, caf::exit_reason::user_shutdown);
+  sched_.run();
+}
+
+TEST_F(CallFlow, ADialResultIsWrittenTogetherWithTheOutcomeItDecides) {
+  using ::testing::_;
+  incoming(a_, "CA1");
+  incoming(a_, "CA2");
+  // One write per dial result: the decision carries the call's update.
+  EXPECT_CALL(a_.spy, update_call(_)).Times(0);
+  EXPECT_CALL(a_.spy, decide_outcome(_)).Times(2);
+  dial_result(a_, "CA1", "no-answer");
+  dial_result(a_, "CA2", "completed", 42);
+  ::testing::Mock::VerifyAndClearExpectations(&a_.spy);
+  auto missed = a_.db.find_call("CA1");
+  EXPECT_EQ(missed->phase, engine::call_phase::missed);
+  EXPECT_EQ(missed->dial_status, "no-answer");
+  auto answered = a_.db.find_call("CA2");
+  EXPECT_EQ(answered->phase, engine::call_phase::answered);
+  EXPECT_EQ(answered->dial_status, "completed");
+  EXPECT_EQ(answered->dial_duration, 42);
+}
+
+TEST_F(CallFlow, ADialResultForACallDecidedElsewhereIsStillWritten) {
+  using ::testing::_;
+  node b{sys_, "node-b", database_, kv_state_, clock_};
+  sched_.run();
+  incoming(a_, "CA1");
+  dial_result(b, "CA1", "no-answer");
+  // The carrier's retry reaches the call's own actor, which loses the claim
+  // in the kv: no decision, but its update is written all the same.
+  EXPECT_CALL(a_.spy, decide_outcome(_)).Times(0);
+  EXPECT_CALL(a_.spy, update_call(_)).Times(1);
+  dial_result(a_, "CA1", "no-answer");
+  ::testing::Mock::VerifyAndClearExpectations(&a_.spy);
+  auto stored = a_.db.find_call("CA1");
+  EXPECT_EQ(stored->phase, engine::call_phase::missed);
+  EXPECT_EQ(stored->decided, engine::decided_by::dial_result);
+  EXPECT_EQ(stored->dial_status, "no-answer");
+  advance(60s);
+  EXPECT_EQ(a_.carrier.sent.size() + b.carrier.sent.size(), 2u);
+  EXPECT_TRUE(tenant_of(a_).calls.empty());
   caf::anon_send_exit(b.tenant, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(b.outbox, caf::exit_reason::user_shutdown);
   sched_.run();

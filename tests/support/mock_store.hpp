@@ -4,6 +4,8 @@
 
 #include <gmock/gmock.h>
 
+#include <utility>
+
 namespace ringback::testkit {
 
 /// A strict-able gmock of the store port, for tests where the interaction
@@ -109,6 +111,68 @@ public:
               (override));
   MOCK_METHOD(engine::ai_usage, ai_usage_since,
               (std::string_view, engine::epoch_ms), (override));
+  /// Makes every method do what `real`'s does unless a test says otherwise:
+  /// a spy on a working store, for tests that count one kind of call.
+  void delegate_to(engine::store& real) {
+#define RINGBACK_DELEGATE(method)                                              \
+  ON_CALL(*this, method).WillByDefault([&real](auto&&... args) -> decltype(auto) { \
+    return real.method(std::forward<decltype(args)>(args)...);                 \
+  })
+    RINGBACK_DELEGATE(migrate);
+    RINGBACK_DELEGATE(schema_version);
+    RINGBACK_DELEGATE(begin);
+    RINGBACK_DELEGATE(commit);
+    RINGBACK_DELEGATE(rollback);
+    RINGBACK_DELEGATE(ping);
+    RINGBACK_DELEGATE(upsert_tenant);
+    RINGBACK_DELEGATE(insert_call);
+    RINGBACK_DELEGATE(update_call);
+    RINGBACK_DELEGATE(decide_outcome);
+    RINGBACK_DELEGATE(find_call);
+    RINGBACK_DELEGATE(unfinished_calls);
+    RINGBACK_DELEGATE(insert_webhook);
+    RINGBACK_DELEGATE(insert_message);
+    RINGBACK_DELEGATE(update_message);
+    RINGBACK_DELEGATE(find_message);
+    RINGBACK_DELEGATE(pending_messages);
+    RINGBACK_DELEGATE(claim_message);
+    RINGBACK_DELEGATE(release_held);
+    RINGBACK_DELEGATE(find_message_by_sid);
+    RINGBACK_DELEGATE(record_status);
+    RINGBACK_DELEGATE(status_reports);
+    RINGBACK_DELEGATE(gate_facts_for);
+    RINGBACK_DELEGATE(find_opt_out);
+    RINGBACK_DELEGATE(save_opt_out);
+    RINGBACK_DELEGATE(opted_out);
+    RINGBACK_DELEGATE(insert_inbound);
+    RINGBACK_DELEGATE(touch_contact);
+    RINGBACK_DELEGATE(messages_for_call);
+    RINGBACK_DELEGATE(insert_run);
+    RINGBACK_DELEGATE(update_run);
+    RINGBACK_DELEGATE(find_run);
+    RINGBACK_DELEGATE(unfinished_runs);
+    RINGBACK_DELEGATE(runs_waiting_for_reply);
+    RINGBACK_DELEGATE(runs_for_call);
+    RINGBACK_DELEGATE(insert_run_steps);
+    RINGBACK_DELEGATE(run_steps);
+    RINGBACK_DELEGATE(save_workflow_version);
+    RINGBACK_DELEGATE(find_workflow_version);
+    RINGBACK_DELEGATE(tag_contact);
+    RINGBACK_DELEGATE(contact_tags);
+    RINGBACK_DELEGATE(find_or_create_conversation);
+    RINGBACK_DELEGATE(find_conversation);
+    RINGBACK_DELEGATE(find_conversation_by_ref);
+    RINGBACK_DELEGATE(update_conversation);
+    RINGBACK_DELEGATE(due_conversations);
+    RINGBACK_DELEGATE(insert_conversation_messages);
+    RINGBACK_DELEGATE(conversation_messages);
+    RINGBACK_DELEGATE(insert_conversation_event);
+    RINGBACK_DELEGATE(conversation_events);
+    RINGBACK_DELEGATE(set_owner_focus);
+    RINGBACK_DELEGATE(owner_focus);
+    RINGBACK_DELEGATE(ai_usage_since);
+#undef RINGBACK_DELEGATE
+  }
 };
 
 } // namespace ringback::testkit

@@ -91,6 +91,9 @@ struct call_state {
   std::uint16_t unacked_writes = 0;
   /// A segment write failed: the run lives only here, so this actor stays.
   bool write_failed = false;
+  /// The outcome's claim in flight also carries the call's update (see
+  /// `claim_outcome`).
+  bool claim_persists = false;
 };
 
 /// A call's call.incoming runs as the store has them, with the source of
