@@ -398,14 +398,13 @@ void start(state_t* self, const services_ptr& svc, outbox_lane& lane,
   auto node = svc->node_id;
   svc->store->post(
     [ids, result, now, node](engine::store& db) {
-      result->claimed = db.claim_messages(ids, node, now);
-      result->refused.assign(result->claimed.size(), false);
-      for (std::size_t i = 0; i < result->claimed.size(); ++i) {
-        auto& m = result->claimed[i];
-        if (m.kind == engine::send_kind::compliance)
-          continue;
-        auto ledger = db.find_opt_out(m.tenant_id, m.to);
-        if (ledger && ledger->opted_out) {
+      auto claimed = db.claim_for_sending(ids, node, now);
+      result->claimed.clear();
+      result->refused.assign(claimed.size(), false);
+      for (std::size_t i = 0; i < claimed.size(); ++i) {
+        result->claimed.push_back(std::move(claimed[i].message));
+        auto& m = result->claimed.back();
+        if (claimed[i].opted_out) {
           // Opted out after the message was queued: the gate says no now.
           m.state = message_state::refused;
           m.reason = engine::to_string(engine::gate_reason::opted_out);

@@ -820,6 +820,26 @@ pg_store::claim_message(std::int64_t id, std::string_view node_id,
   });
 }
 
+std::vector<engine::store::claimed_message>
+pg_store::claim_for_sending(const std::vector<std::int64_t>& ids,
+                            std::string_view node_id, engine::epoch_ms now) {
+  return impl_->guarded("claim_for_sending", [&](driver& dr) {
+    return engine::claim_in_order(
+      ids,
+      [&](std::int64_t id) -> std::optional<claimed_message> {
+        bool opted_out = false;
+        auto m = sql_ops::claim_message(dr, id, node_id, now, &opted_out);
+        if (!m)
+          return std::nullopt;
+        // A compliance answer goes out whatever the ledger says.
+        if (m->kind == engine::send_kind::compliance)
+          opted_out = false;
+        return claimed_message{std::move(*m), opted_out};
+      },
+      [](const claimed_message& c) { return c.message.id; });
+  });
+}
+
 std::vector<std::int64_t> pg_store::release_held(std::string_view node_id,
                                                  engine::epoch_ms now,
                                                  std::size_t limit) {

@@ -63,6 +63,12 @@ namespace {
   "?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, " \
   "?20, ?21)"
 
+#define RINGBACK_UPDATE_MESSAGE                                                \
+  "UPDATE messages SET state = ?2, attempts = ?3, message_sid = ?4, "          \
+  "error_code = ?5, error_message = ?6, node_id = ?7, not_before = ?8, "       \
+  "reason = ?9, sent_at = ?10, status_at = ?11, updated_at = ?12 "             \
+  "WHERE id = ?1"
+
 #define RINGBACK_CLAIM_MESSAGE                                                 \
   "UPDATE messages SET state = 'sending', node_id = ?2, "                      \
   "attempts = attempts + 1, updated_at = ?3 WHERE id = ?1 AND "                \
@@ -149,12 +155,14 @@ constexpr std::array<statement, sql_count> statements{{
   // bind_message -> id (SQLite: the last insert rowid)
   {sql_id::insert_message, "rb_insert_message",
    RINGBACK_INSERT_MESSAGE " RETURNING id", RINGBACK_INSERT_MESSAGE},
-  // bind_message_update
+  // bind_message_update -> the number of delivery reports recorded for its
+  // MessageSid (PostgreSQL: one round trip where the update and the look
+  // for reports that overtook it took two; SQLite: nothing, the look is a
+  // statement of its own)
   {sql_id::update_message, "rb_update_message",
-   "UPDATE messages SET state = ?2, attempts = ?3, message_sid = ?4, "
-   "error_code = ?5, error_message = ?6, node_id = ?7, not_before = ?8, "
-   "reason = ?9, sent_at = ?10, status_at = ?11, updated_at = ?12 "
-   "WHERE id = ?1"},
+   RINGBACK_UPDATE_MESSAGE " RETURNING (SELECT COUNT(*) FROM status_reports "
+   "WHERE message_sid = ?4 AND ?4 <> '')",
+   RINGBACK_UPDATE_MESSAGE},
   // id -> read_message
   {sql_id::find_message, "rb_find_message",
    "SELECT id, " RINGBACK_MESSAGE_COLUMNS " FROM messages WHERE id = ?1"},
@@ -170,8 +178,13 @@ constexpr std::array<statement, sql_count> statements{{
   // id, node_id, now, 'queued' -> read_message (SQLite: claimed or not,
   // then find_message); the condition on state makes the first claimer the
   // only one (a parameter: see decide_outcome)
+  // (PostgreSQL: and after the message's columns, whether the opt-out
+  // ledger has its recipient opted out: 0 or 1)
   {sql_id::claim_message, "rb_claim_message",
-   RINGBACK_CLAIM_MESSAGE " RETURNING id, " RINGBACK_MESSAGE_COLUMNS,
+   RINGBACK_CLAIM_MESSAGE " RETURNING id, " RINGBACK_MESSAGE_COLUMNS
+   ", (SELECT COUNT(*) FROM opt_outs WHERE opt_outs.tenant_id = "
+   "messages.tenant_id AND opt_outs.phone = messages.to_number AND "
+   "opt_outs.opted_out)",
    RINGBACK_CLAIM_MESSAGE},
   // node_id, now, limit -> id (in no order); the outer condition on state
   // leaves a message that changed meanwhile as it is. (The OR term repeats
@@ -326,15 +339,17 @@ constexpr std::array<statement, sql_count> statements{{
    "SELECT id, " RINGBACK_CONVERSATION_COLUMNS " FROM conversations "
    "WHERE tenant_id = ?1 AND ref = ?2"},
   // tenant_id, customer, business_number, now: a closed conversation with
-  // the tenant's next ref, unless the customer has one. (SQLite needs the
-  // WHERE to parse ON CONFLICT after a SELECT; PostgreSQL types the
-  // parameter only used in the select list by its cast.)
+  // the tenant's next ref, unless the customer has one (PostgreSQL:
+  // -> read_conversation of the new row, none if the customer had one).
+  // (SQLite needs the WHERE to parse ON CONFLICT after a SELECT; PostgreSQL
+  // types the parameter only used in the select list by its cast.)
   {sql_id::create_conversation, "rb_create_conversation",
    "INSERT INTO conversations (" RINGBACK_CONVERSATION_COLUMNS ") "
    "SELECT ?1, ?2, ?3, COALESCE(MAX(ref), 0) + 1, 'closed', 0, 0, 'none', 0, "
    "0, 0, CAST(?4 AS BIGINT), 0, 0, 0, '', 0, CAST(?4 AS BIGINT) "
    "FROM conversations WHERE tenant_id = ?1 "
-   "ON CONFLICT (tenant_id, customer) DO NOTHING",
+   "ON CONFLICT (tenant_id, customer) DO NOTHING "
+   "RETURNING id, " RINGBACK_CONVERSATION_COLUMNS,
    // SQLite: an INSERT that SELECTs from its own table first copies the
    // selection into a temporary table; a scalar subquery for the ref needs
    // none.
@@ -425,6 +440,7 @@ constexpr std::array<statement, sql_count> statements{{
 #undef RINGBACK_CONVERSATION_MESSAGE_COLUMNS
 #undef RINGBACK_CONVERSATION_EVENT_COLUMNS
 #undef RINGBACK_INSERT_MESSAGE
+#undef RINGBACK_UPDATE_MESSAGE
 #undef RINGBACK_CLAIM_MESSAGE
 #undef RINGBACK_INSERT_RUN
 

@@ -1038,6 +1038,47 @@ TYPED_TEST_P(StoreConformance, claim_messages_claims_the_queued_ones_in_order) {
   EXPECT_EQ(s.find_message(a.id)->node_id, "n1");
 }
 
+TYPED_TEST_P(StoreConformance, claim_for_sending_reads_the_opt_out_ledger) {
+  auto& s = this->store();
+  using engine::send_kind;
+  auto add = [&](std::string to, send_kind kind) {
+    auto m = make_message("CAledger", "n0");
+    m.to = std::move(to);
+    m.kind = kind;
+    m.id = s.insert_message(m);
+    return m;
+  };
+  auto opted_out = add("+15551230001", send_kind::text_back);
+  auto other = add("+15551230002", send_kind::notification);
+  auto answer = add("+15551230001", send_kind::compliance);
+  auto back_in = add("+15551230003", send_kind::automated);
+  s.save_opt_out({"acme", "+15551230001", true, 1, "STOP",
+                  engine::opt_out_source::keyword, 1});
+  s.save_opt_out({"acme", "+15551230003", false, 2, "START",
+                  engine::opt_out_source::keyword, 2});
+  // Another tenant's ledger says nothing about this tenant's recipients.
+  s.save_opt_out({"globex", "+15551230002", true, 1, "STOP",
+                  engine::opt_out_source::keyword, 1});
+  auto claimed = s.claim_for_sending(
+    {other.id, opted_out.id, answer.id, back_in.id, other.id + 1000}, "n1",
+    1'700'000'001'000);
+  ASSERT_EQ(claimed.size(), 4u);
+  const std::vector<std::pair<std::int64_t, bool>> expected{
+    {other.id, false},
+    {opted_out.id, true},
+    {answer.id, false}, // a compliance answer goes out regardless
+    {back_in.id, false}};
+  for (std::size_t i = 0; i < expected.size(); ++i) {
+    EXPECT_EQ(claimed[i].message.id, expected[i].first) << i;
+    EXPECT_EQ(claimed[i].opted_out, expected[i].second) << i;
+    EXPECT_EQ(claimed[i].message.state, engine::message_state::sending) << i;
+    EXPECT_EQ(claimed[i].message.node_id, "n1") << i;
+  }
+  EXPECT_EQ(claimed[1].message.to, "+15551230001");
+  // Claimed already: nothing to send.
+  EXPECT_TRUE(s.claim_for_sending({opted_out.id}, "n2", 9).empty());
+}
+
 TYPED_TEST_P(StoreConformance, claim_messages_are_undone_by_a_rollback) {
   auto& s = this->store();
   auto a = make_message("CAbatch", "n0");
@@ -3041,6 +3082,7 @@ REGISTER_TYPED_TEST_SUITE_P(
   messages_for_call_in_id_order, message_ids_are_unique_across_instances,
   claim_message_claims_a_queued_message_once, claim_message_race_has_one_winner,
   claim_messages_claims_the_queued_ones_in_order,
+  claim_for_sending_reads_the_opt_out_ledger,
   claim_messages_are_undone_by_a_rollback,
   claim_messages_race_has_one_winner_per_message,
   release_held_requeues_the_due_messages_of_a_node,

@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 namespace ringback::engine {
@@ -60,6 +61,38 @@ struct gate_query {
   /// outcomes are decided in).
   std::string call_sid;
 };
+
+/// Claims `ids` one by one in ascending order (each once), then returns what
+/// was claimed in the order of `ids` (an id given twice counts once): the
+/// order rule of `store::claim_messages`. `claim(id)` returns an optional
+/// claim; `id_of(claim)` its message id.
+template <class Claim, class IdOf>
+auto claim_in_order(const std::vector<std::int64_t>& ids, Claim&& claim,
+                    IdOf&& id_of) {
+  using claimed_t = typename std::invoke_result_t<Claim&, std::int64_t>::value_type;
+  std::vector<std::int64_t> ascending = ids;
+  std::sort(ascending.begin(), ascending.end());
+  ascending.erase(std::unique(ascending.begin(), ascending.end()),
+                  ascending.end());
+  std::vector<claimed_t> got;
+  for (auto id : ascending)
+    if (auto c = claim(id))
+      got.push_back(std::move(*c));
+  std::vector<claimed_t> claimed;
+  claimed.reserve(got.size());
+  std::vector<bool> taken(got.size(), false);
+  for (auto id : ids) {
+    auto i = std::lower_bound(
+      got.begin(), got.end(), id,
+      [&](const claimed_t& c, std::int64_t x) { return id_of(c) < x; });
+    auto k = static_cast<std::size_t>(i - got.begin());
+    if (i != got.end() && id_of(*i) == id && !taken[k]) {
+      taken[k] = true;
+      claimed.push_back(std::move(*i));
+    }
+  }
+  return claimed;
+}
 
 /// The durable store (SQLite embedded, PostgreSQL shared).
 ///
@@ -154,28 +187,35 @@ public:
   virtual std::vector<message_record>
   claim_messages(const std::vector<std::int64_t>& ids, std::string_view node_id,
                  epoch_ms now) {
-    std::vector<std::int64_t> ascending = ids;
-    std::sort(ascending.begin(), ascending.end());
-    ascending.erase(std::unique(ascending.begin(), ascending.end()),
-                    ascending.end());
-    std::vector<message_record> got;
-    for (auto id : ascending)
-      if (auto m = claim_message(id, node_id, now))
-        got.push_back(std::move(*m));
-    std::vector<message_record> claimed;
-    claimed.reserve(got.size());
-    std::vector<bool> taken(got.size(), false);
-    for (auto id : ids) {
-      auto i = std::lower_bound(
-        got.begin(), got.end(), id,
-        [](const message_record& m, std::int64_t x) { return m.id < x; });
-      auto k = static_cast<std::size_t>(i - got.begin());
-      if (i != got.end() && i->id == id && !taken[k]) {
-        taken[k] = true;
-        claimed.push_back(std::move(*i));
-      }
+    return claim_in_order(
+      ids, [&](std::int64_t id) { return claim_message(id, node_id, now); },
+      [](const message_record& m) { return m.id; });
+  }
+
+  /// A message claimed for sending, and whether the opt-out ledger says its
+  /// recipient is opted out of the tenant's texts now.
+  struct claimed_message {
+    message_record message;
+    bool opted_out = false;
+  };
+
+  /// `claim_messages`, and for each claimed message that is not a
+  /// compliance answer (those go out whatever the ledger says) the ledger's
+  /// word on its recipient, read in the same transaction (an opt-out
+  /// recorded after the message was queued refuses it). The default reads
+  /// the ledger per message; a store may read it with the claim.
+  virtual std::vector<claimed_message>
+  claim_for_sending(const std::vector<std::int64_t>& ids,
+                    std::string_view node_id, epoch_ms now) {
+    std::vector<claimed_message> out;
+    for (auto& m : claim_messages(ids, node_id, now)) {
+      bool opted_out = false;
+      if (m.kind != send_kind::compliance)
+        if (auto entry = find_opt_out(m.tenant_id, m.to))
+          opted_out = entry->opted_out;
+      out.push_back({std::move(m), opted_out});
     }
-    return claimed;
+    return out;
   }
 
   /// Held messages of `node_id` whose `not_before` is at or before `now`

@@ -69,6 +69,10 @@ public:
   std::optional<engine::message_record>
   claim_message(std::int64_t id, std::string_view node_id,
                 engine::epoch_ms now) override;
+  /// Reads the opt-out ledger with each claim (one statement a message).
+  std::vector<claimed_message>
+  claim_for_sending(const std::vector<std::int64_t>& ids,
+                    std::string_view node_id, engine::epoch_ms now) override;
   std::vector<std::int64_t> release_held(std::string_view node_id,
                                          engine::epoch_ms now,
                                          std::size_t limit) override;

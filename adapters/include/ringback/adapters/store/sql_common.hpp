@@ -875,10 +875,18 @@ inline std::int64_t sql_limit(std::size_t limit) {
   return static_cast<std::int64_t>(std::min(limit, max));
 }
 
+/// The column of PostgreSQL's claim that follows `read_message`'s: whether
+/// the recipient is opted out.
+constexpr int claim_opted_out_column = 22;
+
+/// PostgreSQL: `opted_out`, if given, is set to the opt-out ledger's word on
+/// the claimed message's recipient, which the claim reads (SQLite's store
+/// reads the ledger with a statement of its own: see
+/// `store::claim_for_sending`).
 template <class Driver>
-std::optional<engine::message_record> claim_message(Driver& d, std::int64_t id,
-                                                    std::string_view node_id,
-                                                    engine::epoch_ms now) {
+std::optional<engine::message_record>
+claim_message(Driver& d, std::int64_t id, std::string_view node_id,
+              engine::epoch_ms now, bool* opted_out = nullptr) {
   // One conditional update: of claimers, exactly one matches `queued` (a
   // parameter, not a literal: see the statement).
   auto bind = [&](auto& b) {
@@ -886,6 +894,7 @@ std::optional<engine::message_record> claim_message(Driver& d, std::int64_t id,
       to_string(engine::message_state::queued));
   };
   if constexpr (Driver::dialect == sql_dialect::sqlite) {
+    (void)opted_out;
     // The claimer reads the row it claimed in its transaction (see
     // insert_row on RETURNING).
     if (d.execute(sql_id::claim_message, bind) == 0)
@@ -895,6 +904,8 @@ std::optional<engine::message_record> claim_message(Driver& d, std::int64_t id,
     std::optional<engine::message_record> m;
     d.query(sql_id::claim_message, bind, [&](const auto& r) {
       m = read_message(r, d.backend(), "claim_message");
+      if (opted_out)
+        *opted_out = r.int64(claim_opted_out_column) > 0;
     });
     return m;
   }
@@ -985,12 +996,24 @@ void update_message(Driver& d, const engine::message_record& m) {
   // sees the other's write (see record_status).
   if (!m.message_sid.empty())
     d.serialize(lock_key(status_lock_space, m.message_sid));
-  if (d.execute(sql_id::update_message,
-                [&](auto& b) { bind_message_update(b, m); })
-      == 0)
+  auto bind = [&](auto& b) { bind_message_update(b, m); };
+  bool updated = false;
+  bool reports = !m.message_sid.empty();
+  if constexpr (Driver::dialect == sql_dialect::sqlite) {
+    updated = d.execute(sql_id::update_message, bind) != 0;
+  } else {
+    // The update counts the reports waiting for its MessageSid (in the same
+    // round trip, after the lock: its snapshot sees every report recorded
+    // before).
+    d.query(sql_id::update_message, bind, [&](const auto& r) {
+      updated = true;
+      reports = r.int64(0) > 0;
+    });
+  }
+  if (!updated)
     fail(d.backend(), "update_message",
          "unknown message id " + std::to_string(m.id));
-  if (!m.message_sid.empty())
+  if (reports)
     apply_recorded_reports(d, m, "update_message");
 }
 
@@ -1324,10 +1347,21 @@ create_conversation(Driver& d, std::string_view tenant_id,
   // committed. The unique (tenant_id, ref) index is the backstop; the
   // conflict on (tenant_id, customer) leaves a row another creator made.
   d.serialize(lock_key(conversation_lock_space, tenant_id));
-  d.execute(sql_id::create_conversation, [&](auto& b) {
+  auto bind = [&](auto& b) {
     b.text(tenant_id).text(customer).text(business_number).int64(now);
-  });
-  auto c = find_conversation_by_customer(d, tenant_id, customer, op);
+  };
+  std::optional<engine::conversation_record> c;
+  if constexpr (Driver::dialect == sql_dialect::sqlite) {
+    d.execute(sql_id::create_conversation, bind);
+  } else {
+    // The insert returns the row it made: the read below is for a customer
+    // who had one.
+    d.query(sql_id::create_conversation, bind, [&](const auto& r) {
+      c = read_conversation(r, d.backend(), op);
+    });
+  }
+  if (!c)
+    c = find_conversation_by_customer(d, tenant_id, customer, op);
   if (!c)
     fail(d.backend(), op, "the conversation was not found after its insert");
   return std::move(*c);
