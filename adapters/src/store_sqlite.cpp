@@ -15,8 +15,11 @@ namespace ringback::adapters {
 
 namespace {
 
-/// WAL pages between automatic checkpoints (see `impl::open`).
-constexpr int wal_autocheckpoint_pages = 1000;
+/// WAL pages past which `upkeep()` checkpoints (see `impl::open`).
+constexpr int wal_checkpoint_pages = 1000;
+/// WAL pages past which a commit checkpoints itself: for users that never
+/// call `upkeep()` (tools, tests), and a bound if upkeep keeps failing.
+constexpr int wal_commit_checkpoint_pages = 4000;
 
 using store_detail::fail;
 using store_detail::sql_id;
@@ -211,15 +214,14 @@ struct sqlite_store::impl {
         auto mode = pragma_value("journal_mode=WAL");
         if (mode != "wal")
           throw sqlite_failure{"journal_mode is '" + mode + "', not 'wal'"};
-        // SQLite's default interval, set explicitly: a checkpoint runs on the
-        // store thread, inside the commit that crosses it, and every webhook
-        // waiting on the store waits for it. 10,000 pages saved checkpoint
-        // work but stalled the store for tens of ms at a time (voice webhook
-        // p99 58 ms at 500 calls/s against 13 ms with 1,000 pages:
-        // docs/benchmarks.md, "knee").
-        exec(("PRAGMA wal_autocheckpoint="
-              + std::to_string(wal_autocheckpoint_pages))
-               .c_str());
+        // Checkpoints every 1,000 pages, SQLite's default interval, but not
+        // in the commit that crosses it (SQLite's automatic checkpoint, which
+        // would delay the answers to that commit's jobs): `upkeep()` runs it
+        // once they have them. This hook replaces the automatic one. Longer
+        // intervals saved checkpoint work but stalled the store for tens of
+        // ms at a time (voice webhook p99 58 ms at 500 calls/s with 10,000
+        // pages against 13 ms with 1,000: docs/benchmarks.md, "knee").
+        sqlite3_wal_hook(db, &impl::on_wal_commit, this);
       }
       exec("PRAGMA synchronous=NORMAL");
       exec("PRAGMA foreign_keys=ON");
@@ -340,6 +342,37 @@ struct sqlite_store::impl {
   /// `begin()` on (BEGIN IMMEDIATE), so transactions are serial already.
   void serialize(std::int64_t) {
     // nop
+  }
+
+  // -- checkpoints ------------------------------------------------------------
+
+  /// Pages in the WAL after the last commit (SQLite's count: it falls when
+  /// a writer starts the WAL over after a complete checkpoint).
+  int wal_pages = 0;
+
+  /// SQLite's WAL hook, called after each commit.
+  static int on_wal_commit(void* self, sqlite3* conn, const char* schema,
+                           int pages) {
+    static_cast<impl*>(self)->wal_pages = pages;
+    if (pages >= wal_commit_checkpoint_pages)
+      sqlite3_wal_checkpoint_v2(conn, schema, SQLITE_CHECKPOINT_PASSIVE,
+                                nullptr, nullptr);
+    return SQLITE_OK;
+  }
+
+  /// A PASSIVE checkpoint (what SQLite's automatic one runs) if the WAL
+  /// has grown past the interval.
+  void checkpoint_if_due() {
+    if (in_tx || wal_pages < wal_checkpoint_pages)
+      return;
+    if (auto rc = sqlite3_wal_checkpoint_v2(db, nullptr,
+                                            SQLITE_CHECKPOINT_PASSIVE, nullptr,
+                                            nullptr);
+        rc != SQLITE_OK)
+      throw sqlite_failure{sqlite3_errmsg(db)};
+    // Copied (or, with a reader in the way, as far as it could): the next
+    // commit's count says where the WAL is.
+    wal_pages = 0;
   }
 
   // -- operation boundary -----------------------------------------------------
@@ -489,6 +522,11 @@ void sqlite_store::commit() {
     fail(sqlite_backend, "commit", e.message);
   }
   d.in_tx = false;
+}
+
+void sqlite_store::upkeep() {
+  auto& d = *impl_;
+  d.guarded("checkpoint", [&] { d.checkpoint_if_due(); });
 }
 
 void sqlite_store::rollback() {

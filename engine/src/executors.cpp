@@ -1,6 +1,9 @@
 #include "ringback/engine/executors.hpp"
 
+#include "ringback/engine/log.hpp"
+
 #include <atomic>
+#include <string>
 #include <utility>
 
 namespace ringback::engine {
@@ -183,6 +186,12 @@ void store_executor::run_batch(std::vector<job>& batch) {
   for (std::size_t i = 0; i < batch.size(); ++i)
     if (batch[i].d)
       batch[i].d(errors[i]);
+  // After the answers: a checkpoint delays the next batch, not this one's.
+  try {
+    db_->upkeep();
+  } catch (const std::exception& e) {
+    log_warn("store", std::string{"upkeep failed: "} + e.what());
+  }
 }
 
 std::string store_executor::run_alone(job& j) {

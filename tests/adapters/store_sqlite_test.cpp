@@ -7,6 +7,7 @@
 #include <sqlite3.h>
 
 #include <chrono>
+#include <filesystem>
 #include <map>
 #include <set>
 #include <thread>
@@ -150,6 +151,37 @@ TEST_F(SqliteStore, connections_use_wal_normal_sync_and_a_busy_timeout) {
   EXPECT_EQ(error_of([&] { s->pragma("journal_mode; DROP TABLE calls"); }),
             "sqlite pragma: not a pragma name: 'journal_mode; DROP TABLE "
             "calls'");
+}
+
+TEST_F(SqliteStore, the_wal_checkpoint_waits_for_upkeep) {
+  auto s = open();
+  // About a page a row; the database file changes only when a checkpoint
+  // copies pages from the WAL into it.
+  auto write_pages = [&](int pages) {
+    s->begin();
+    for (int i = 0; i < pages; ++i) {
+      engine::webhook_record w;
+      w.kind = "voice";
+      w.call_sid = "CA" + std::to_string(i);
+      w.path = "/webhooks/twilio/voice";
+      w.body = std::string(3000, 'x');
+      w.received_at = i;
+      s->insert_webhook(w);
+    }
+    s->commit();
+  };
+  auto db_size = [&] { return std::filesystem::file_size(path()); };
+  const auto migrated = db_size();
+  write_pages(1200);
+  EXPECT_EQ(db_size(), migrated) << "the commit checkpointed";
+  s->upkeep();
+  const auto checkpointed = db_size();
+  EXPECT_GT(checkpointed, migrated + 1000u * 3000u);
+  s->upkeep(); // nothing new to copy
+  EXPECT_EQ(db_size(), checkpointed);
+  // Upkeep never asked for: past 4,000 pages the commit checkpoints.
+  write_pages(4500);
+  EXPECT_GT(db_size(), checkpointed + 4000u * 3000u);
 }
 
 TEST_F(SqliteStore, the_schema_has_its_tables_and_indexes) {

@@ -90,6 +90,45 @@ TEST(StoreExecutor, CompletionsRunInSubmissionOrder) {
     EXPECT_EQ(order[i], i);
 }
 
+TEST(StoreExecutor, UpkeepWaitsForTheBatchsAnswers) {
+  auto db = std::make_unique<NiceMock<testkit::mock_store>>();
+  std::vector<std::string> events; // written on the store thread only
+  ON_CALL(*db, commit()).WillByDefault(Invoke([&] {
+    events.push_back("commit");
+  }));
+  ON_CALL(*db, upkeep()).WillByDefault(Invoke([&] {
+    events.push_back("upkeep");
+  }));
+  engine::store_executor ex{std::move(db), 8, std::chrono::microseconds{0}};
+  ex.post([](engine::store&) {},
+          [&](const std::string&) { events.push_back("answer"); });
+  ex.stop();
+  EXPECT_EQ(events,
+            (std::vector<std::string>{"commit", "answer", "upkeep"}));
+}
+
+TEST(StoreExecutor, AFailedUpkeepFailsNoJob) {
+  auto db = std::make_unique<NiceMock<testkit::mock_store>>();
+  std::atomic<int> upkeeps{0};
+  ON_CALL(*db, upkeep()).WillByDefault(Invoke([&] {
+    ++upkeeps;
+    throw engine::port_error{"sqlite checkpoint: disk I/O error"};
+  }));
+  engine::store_executor ex{std::move(db), 8, std::chrono::microseconds{0}};
+  std::vector<std::string> results;
+  for (int i = 0; i < 3; ++i) {
+    std::promise<void> done;
+    ex.post([](engine::store&) {}, [&](const std::string& e) {
+      results.push_back(e);
+      done.set_value();
+    });
+    done.get_future().wait();
+  }
+  ex.stop();
+  EXPECT_EQ(results, (std::vector<std::string>{"", "", ""}));
+  EXPECT_GE(upkeeps.load(), 2); // the last answer may come before its upkeep
+}
+
 TEST(StoreExecutor, UrgentJobsRunAheadOfTheQueuedOnes) {
   gated_store g;
   engine::store_executor ex{g.make(), 4, std::chrono::microseconds{0}};

@@ -17,6 +17,7 @@ public:
   MOCK_METHOD(void, begin, (), (override));
   MOCK_METHOD(void, commit, (), (override));
   MOCK_METHOD(void, rollback, (), (override));
+  MOCK_METHOD(void, upkeep, (), (override));
   MOCK_METHOD(bool, ping, (), (override));
   MOCK_METHOD(void, upsert_tenant, (const engine::tenant&), (override));
   MOCK_METHOD(bool, insert_call, (const engine::call_record&), (override));
@@ -123,6 +124,7 @@ public:
     RINGBACK_DELEGATE(begin);
     RINGBACK_DELEGATE(commit);
     RINGBACK_DELEGATE(rollback);
+    RINGBACK_DELEGATE(upkeep);
     RINGBACK_DELEGATE(ping);
     RINGBACK_DELEGATE(upsert_tenant);
     RINGBACK_DELEGATE(insert_call);

@@ -115,6 +115,13 @@ public:
   virtual void commit() = 0;
   virtual void rollback() = 0;
 
+  /// Upkeep that can wait until the jobs of a transaction have their
+  /// answers (SQLite: the WAL checkpoint). The store executor calls it after
+  /// each batch's completions; a store that is never asked does its upkeep
+  /// in `commit()` once it has waited long enough. Outside a transaction
+  /// only. No-op by default.
+  virtual void upkeep() {}
+
   /// Cheap liveness probe for /readyz.
   virtual bool ping() = 0;
 

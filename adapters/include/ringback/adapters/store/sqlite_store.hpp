@@ -47,6 +47,9 @@ public:
   void begin() override;
   void commit() override;
   void rollback() override;
+  /// The WAL checkpoint, if 1,000 pages or more were written since the
+  /// last (a commit checkpoints itself only past 4,000).
+  void upkeep() override;
   bool ping() override;
   void upsert_tenant(const engine::tenant& t) override;
   bool insert_call(const engine::call_record& c) override;
