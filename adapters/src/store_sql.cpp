@@ -63,6 +63,13 @@ namespace {
   "?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, " \
   "?20, ?21)"
 
+#define RINGBACK_CREATE_CONVERSATION                                           \
+  "INSERT INTO conversations (" RINGBACK_CONVERSATION_COLUMNS ") VALUES "      \
+  "(?1, ?2, ?3, COALESCE((SELECT ref FROM conversations WHERE tenant_id = ?1 " \
+  "AND ref IS NOT NULL ORDER BY ref DESC LIMIT 1), 0) + 1, 'closed', 0, 0, "   \
+  "'none', 0, 0, 0, ?4, 0, 0, 0, '', 0, ?4) "                                   \
+  "ON CONFLICT (tenant_id, customer) DO NOTHING"
+
 #define RINGBACK_UPDATE_MESSAGE                                                \
   "UPDATE messages SET state = ?2, attempts = ?3, message_sid = ?4, "          \
   "error_code = ?5, error_message = ?6, node_id = ?7, not_before = ?8, "       \
@@ -334,29 +341,21 @@ constexpr std::array<statement, sql_count> statements{{
   {sql_id::find_conversation_by_customer, "rb_find_conversation_by_customer",
    "SELECT id, " RINGBACK_CONVERSATION_COLUMNS " FROM conversations "
    "WHERE tenant_id = ?1 AND customer = ?2"},
-  // tenant_id, ref -> read_conversation
+  // tenant_id, ref -> read_conversation (`ref IS NOT NULL` lets SQLite use
+  // the ref index: see migration 8)
   {sql_id::find_conversation_by_ref, "rb_find_conversation_by_ref",
    "SELECT id, " RINGBACK_CONVERSATION_COLUMNS " FROM conversations "
-   "WHERE tenant_id = ?1 AND ref = ?2"},
+   "WHERE tenant_id = ?1 AND ref = ?2 AND ref IS NOT NULL"},
   // tenant_id, customer, business_number, now: a closed conversation with
   // the tenant's next ref, unless the customer has one (PostgreSQL:
   // -> read_conversation of the new row, none if the customer had one).
-  // (SQLite needs the WHERE to parse ON CONFLICT after a SELECT; PostgreSQL
-  // types the parameter only used in the select list by its cast.)
+  // The ref is the last one plus one, read backwards on the ref index
+  // (which a query must tell `ref IS NOT NULL` to use: see migration 8) by
+  // a scalar subquery, not `INSERT ... SELECT` from the same table, which
+  // SQLite runs through a temporary table.
   {sql_id::create_conversation, "rb_create_conversation",
-   "INSERT INTO conversations (" RINGBACK_CONVERSATION_COLUMNS ") "
-   "SELECT ?1, ?2, ?3, COALESCE(MAX(ref), 0) + 1, 'closed', 0, 0, 'none', 0, "
-   "0, 0, CAST(?4 AS BIGINT), 0, 0, 0, '', 0, CAST(?4 AS BIGINT) "
-   "FROM conversations WHERE tenant_id = ?1 "
-   "ON CONFLICT (tenant_id, customer) DO NOTHING "
-   "RETURNING id, " RINGBACK_CONVERSATION_COLUMNS,
-   // SQLite: an INSERT that SELECTs from its own table first copies the
-   // selection into a temporary table; a scalar subquery for the ref needs
-   // none.
-   "INSERT INTO conversations (" RINGBACK_CONVERSATION_COLUMNS ") "
-   "VALUES (?1, ?2, ?3, (SELECT COALESCE(MAX(ref), 0) + 1 FROM conversations "
-   "WHERE tenant_id = ?1), 'closed', 0, 0, 'none', 0, 0, 0, ?4, 0, 0, 0, '', "
-   "0, ?4) ON CONFLICT (tenant_id, customer) DO NOTHING"},
+   RINGBACK_CREATE_CONVERSATION " RETURNING id, " RINGBACK_CONVERSATION_COLUMNS,
+   RINGBACK_CREATE_CONVERSATION},
   // id, bind_conversation_update, expected seq; the condition on seq makes
   // the first writer the only one
   {sql_id::update_conversation, "rb_update_conversation",
@@ -440,6 +439,7 @@ constexpr std::array<statement, sql_count> statements{{
 #undef RINGBACK_CONVERSATION_MESSAGE_COLUMNS
 #undef RINGBACK_CONVERSATION_EVENT_COLUMNS
 #undef RINGBACK_INSERT_MESSAGE
+#undef RINGBACK_CREATE_CONVERSATION
 #undef RINGBACK_UPDATE_MESSAGE
 #undef RINGBACK_CLAIM_MESSAGE
 #undef RINGBACK_INSERT_RUN

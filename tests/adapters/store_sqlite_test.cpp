@@ -356,7 +356,7 @@ TEST_F(SqliteStore, a_database_of_version_1_is_migrated_to_the_latest) {
             (std::vector<std::string>{"vip"}));
   EXPECT_GT(s->insert_run(make_run()), 0);
   EXPECT_EQ(query_raw("SELECT group_concat(version) FROM schema_migrations"),
-            "1,2,3,4,5,6,7");
+            "1,2,3,4,5,6,7,8");
 }
 
 TEST_F(SqliteStore, a_database_of_version_2_keeps_its_messages_readable) {
@@ -578,9 +578,9 @@ TEST_F(SqliteStore, a_database_of_version_3_keeps_its_rows) {
     write_version_3_rows(old, [&](const std::string& sql) { exec_raw(sql); });
   }
   auto s = open();
-  EXPECT_EQ(s->schema_version(), 7);
+  EXPECT_EQ(s->schema_version(), 8);
   EXPECT_EQ(query_raw("SELECT group_concat(version) FROM schema_migrations"),
-            "1,2,3,4,5,6,7");
+            "1,2,3,4,5,6,7,8");
   expect_version_3_rows_kept(*s);
 }
 

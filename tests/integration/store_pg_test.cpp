@@ -879,12 +879,12 @@ TEST_F(PgStore, a_version_3_schema_keeps_its_rows) {
                          [&](const std::string& sql) { schema_.exec(sql); });
   }
   auto s = open();
-  EXPECT_EQ(s->schema_version(), 7);
+  EXPECT_EQ(s->schema_version(), 8);
   EXPECT_EQ(schema_
               .exec("SELECT string_agg(version::text, ',' ORDER BY "
                     "version) FROM schema_migrations")[0][0]
               .as<std::string>(),
-            "1,2,3,4,5,6,7");
+            "1,2,3,4,5,6,7,8");
   expect_version_3_rows_kept(*s);
 }
 
@@ -1067,6 +1067,14 @@ TEST_F(PgStore, lookups_by_key_keep_their_keys_as_tables_grow) {
      "calls_pkey"},
     {sql_id::claim_message, "bigint, text, bigint, text",
      "7, 'n1', 9, 'queued'", "messages_pkey"},
+    {sql_id::find_conversation_by_customer, "text, text", "'acme', '+15557'",
+     "Index Scan using conversations_customer_idx"},
+    {sql_id::find_conversation_by_ref, "text, integer", "'acme', 7",
+     "Index Scan using conversations_ref_idx"},
+    // the next ref: the last one, read backwards
+    {sql_id::create_conversation, "text, text, text, bigint",
+     "'acme', '+15550000', '+1555765', 9",
+     "Index Only Scan Backward using conversations_ref_idx"},
   };
   auto plan = [&](const lookup& l) {
     const auto name = "q" + std::to_string(static_cast<int>(l.id));
@@ -1105,7 +1113,8 @@ TEST_F(PgStore, lookups_by_key_keep_their_keys_as_tables_grow) {
     "'owner_active', 1, 0, 'owner', 0, 0, 0, 1, 1, 1, 0, 'n1', 1, 1 FROM "
     "generate_series(1, 5000) AS g");
   // Each lookup still reads one row through its key, not a partial index of
-  // the live rows (every ringing call, every unsent message).
+  // the live rows (every ringing call, every unsent message) nor the
+  // tenant's every conversation.
   for (const auto& l : lookups) {
     auto p = plan(l);
     EXPECT_NE(p.find(l.index), std::string::npos) << l.index << "\n" << p;
