@@ -67,7 +67,7 @@ namespace {
   "INSERT INTO conversations (" RINGBACK_CONVERSATION_COLUMNS ") VALUES "      \
   "(?1, ?2, ?3, COALESCE((SELECT ref FROM conversations WHERE tenant_id = ?1 " \
   "AND ref IS NOT NULL ORDER BY ref DESC LIMIT 1), 0) + 1, 'closed', 0, 0, "   \
-  "'none', 0, 0, 0, ?4, 0, 0, 0, '', 0, ?4) "                                   \
+  "'none', 0, 0, 0, ?4, 0, 0, 0, '', 0, ?4) "                                  \
   "ON CONFLICT (tenant_id, customer) DO NOTHING"
 
 #define RINGBACK_UPDATE_MESSAGE                                                \

@@ -116,9 +116,10 @@ public:
   /// a spy on a working store, for tests that count one kind of call.
   void delegate_to(engine::store& real) {
 #define RINGBACK_DELEGATE(method)                                              \
-  ON_CALL(*this, method).WillByDefault([&real](auto&&... args) -> decltype(auto) { \
-    return real.method(std::forward<decltype(args)>(args)...);                 \
-  })
+  ON_CALL(*this, method)                                                       \
+    .WillByDefault([&real](auto&&... args) -> decltype(auto) {                 \
+      return real.method(std::forward<decltype(args)>(args)...);               \
+    })
     RINGBACK_DELEGATE(migrate);
     RINGBACK_DELEGATE(schema_version);
     RINGBACK_DELEGATE(begin);

@@ -69,7 +69,8 @@ struct gate_query {
 template <class Claim, class IdOf>
 auto claim_in_order(const std::vector<std::int64_t>& ids, Claim&& claim,
                     IdOf&& id_of) {
-  using claimed_t = typename std::invoke_result_t<Claim&, std::int64_t>::value_type;
+  using claimed_t =
+    typename std::invoke_result_t<Claim&, std::int64_t>::value_type;
   std::vector<std::int64_t> ascending = ids;
   std::sort(ascending.begin(), ascending.end());
   ascending.erase(std::unique(ascending.begin(), ascending.end()),
