@@ -365,9 +365,11 @@ struct sqlite_store::impl {
   void checkpoint_if_due() {
     if (in_tx || wal_pages < wal_checkpoint_pages)
       return;
-    if (auto rc = sqlite3_wal_checkpoint_v2(
-          db, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
-        rc != SQLITE_OK)
+    auto rc = sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE,
+                                        nullptr, nullptr);
+    if ((rc & 0xff) == SQLITE_BUSY)
+      return; // another connection is checkpointing: after a later batch
+    if (rc != SQLITE_OK)
       throw sqlite_failure{sqlite3_errmsg(db)};
     // Copied (or, with a reader in the way, as far as it could): the next
     // commit's count says where the WAL is.
