@@ -38,12 +38,17 @@ std::string outcome_key(const std::string& call_sid) {
 /// writes it (`decide_outcome` writes what `update_call` does), a lost one
 /// writes it with `update_call` before reporting, so that the event costs
 /// one statement where the update and the claim cost two.
+///
+/// `ahead`: the store jobs go ahead of the store's queue (see
+/// `call_state::writes_ahead`).
 void claim_outcome(const caf::actor& self, const services_ptr& svc,
                    engine::call_record decided, segments runs,
-                   std::optional<engine::call_record> update) {
+                   std::optional<engine::call_record> update, bool ahead) {
   svc->kv->post([self, svc, decided = std::move(decided),
-                 runs = std::move(runs),
-                 update = std::move(update)](engine::kv& kv) mutable {
+                 runs = std::move(runs), update = std::move(update),
+                 ahead](engine::kv& kv) mutable {
+    auto post = ahead ? &engine::store_queue::post_ahead
+                      : &engine::store_queue::post;
     try {
       if (!kv.claim(outcome_key(decided.call_sid), svc->node_id,
                     svc->claim_ttl)) {
@@ -52,7 +57,7 @@ void claim_outcome(const caf::actor& self, const services_ptr& svc,
                          std::vector<std::int64_t>{}, segments{});
           return;
         }
-        svc->store->post(
+        (svc->store->*post)(
           [update = std::move(*update)](engine::store& db) {
             db.update_call(update);
           },
@@ -73,7 +78,7 @@ void claim_outcome(const caf::actor& self, const services_ptr& svc,
     }
     auto won = std::make_shared<bool>(false);
     auto ids = std::make_shared<std::vector<std::int64_t>>();
-    svc->store->post(
+    (svc->store->*post)(
       [decided, runs, won, ids, update](engine::store& db) {
         ids->clear(); // the job may run twice (batch retried alone)
         *won = db.decide_outcome(decided);
@@ -147,6 +152,17 @@ engine::epoch_ms now_of(const state_t* self) {
 /// The call's CallSid, kept once: in the state machine's record.
 const std::string& sid_of(const state_t* self) {
   return self->state.fsm->record().call_sid;
+}
+
+/// Posts one of the call's store jobs in the call's lane (see
+/// `call_state::writes_ahead`).
+void post_job(const state_t* self, engine::store_queue::work w,
+              engine::store_queue::done d) {
+  auto& store = *svc_of(self).store;
+  if (self->state.writes_ahead)
+    store.post_ahead(std::move(w), std::move(d));
+  else
+    store.post(std::move(w), std::move(d));
 }
 
 // -- the waiting run's variables ------------------------------------------
@@ -281,7 +297,8 @@ void store_incoming(state_t* self, const workflows::segment_result& r) {
   // Passivation waits for the acknowledgement: a run whose write failed
   // lives only in this actor.
   ++self->state.unacked_writes;
-  sh.svc->store->post(
+  post_job(
+    self,
     [seg, cell, ids, won](engine::store& db) {
       if (*cell != 0)
         seg->run.id = *cell;
@@ -393,13 +410,13 @@ void apply(state_t* self, const call_effects& fx) {
     // Counted like the run's writes: a passivated call is reloaded with an
     // urgent read, which must find every write of it committed.
     ++st.unacked_writes;
-    svc->store->post([rec](engine::store& db) { db.update_call(rec); },
-                     [sid, me = caf::actor{self}](const std::string& error) {
-                       caf::anon_send(me, written_atom_v, error.empty());
-                       if (!error.empty())
-                         engine::log_error("call",
-                                           sid + ": saving failed: " + error);
-                     });
+    post_job(
+      self, [rec](engine::store& db) { db.update_call(rec); },
+      [sid, me = caf::actor{self}](const std::string& error) {
+        caf::anon_send(me, written_atom_v, error.empty());
+        if (!error.empty())
+          engine::log_error("call", sid + ": saving failed: " + error);
+      });
   }
   if (fx.arm_timer)
     self->send(st.tenant, arm_atom_v, sid, rec.fallback_at);
@@ -415,9 +432,15 @@ void apply(state_t* self, const call_effects& fx) {
                                                     : "call.answered";
     auto runs_to_start = start_runs(svc, st.shared->info, trigger, decided);
     st.fsm_finished = false;
+    // Nothing of the call left in the store's queue: from here on its jobs
+    // go ahead of it (a text-back must not wait behind other calls' audit
+    // rows and updates).
+    if (st.unacked_writes == 0)
+      st.writes_ahead = true;
     claim_outcome(caf::actor{self}, svc, std::move(decided),
                   std::move(runs_to_start),
-                  with_claim ? std::optional{rec} : std::nullopt);
+                  with_claim ? std::optional{rec} : std::nullopt,
+                  st.writes_ahead);
   }
   if (fx.finished) {
     st.fsm_finished = true;
@@ -516,7 +539,8 @@ void load_incoming(state_t* self) {
   const auto& svc = st.shared->svc;
   auto tenant_id = info_of(self).tenant->id;
   auto loaded = std::make_shared<stored_incoming>();
-  svc->store->post(
+  post_job(
+    self,
     [loaded, sid = sid_of(self), svc, tenant_id](engine::store& db) {
       *loaded = load_stored_incoming(db, *svc, tenant_id, sid);
     },

@@ -95,7 +95,11 @@ void actor_event_sink::deliver_sms(const caf::actor& tenant,
   auto out = std::make_shared<inbound_outcome>();
   auto svc = svc_;
   auto node = svc_->node_id;
-  svc_->store->post(
+  // Ahead of the store's queue, like the outbox's claims: a STOP recorded
+  // here is in the ledger before any claim posted after it reads the
+  // ledger, and a keyword's answer or a relayed reply does not wait behind
+  // a backlog of audit rows.
+  svc_->store->post_ahead(
     [m, out, info, svc, node](engine::store& db) {
       *out = inbound_outcome{};
       out->first = db.insert_inbound(m);

@@ -16,6 +16,17 @@ using engine::message_state;
 using state_t = caf::stateful_actor<outbox_state>;
 using lane_key = std::pair<std::string, std::string>;
 
+/// Posts one of the outbox's store jobs, all of them ahead of the store's
+/// queue (`post_ahead`): a text on its way waits for its claim, not behind
+/// a backlog of other writes. All in one lane, they stay in order (a
+/// message's save before its next claim); what they read and claim was
+/// committed before it reached the outbox (the opt-outs an inbound STOP
+/// records go ahead too: see `actor_event_sink::deliver_sms`).
+void post_job(const services_ptr& svc, engine::store_queue::work w,
+              engine::store_queue::done d) {
+  svc->store->post_ahead(std::move(w), std::move(d));
+}
+
 /// Why messages reach `enqueue`: the counting differs.
 enum class arrival : std::uint8_t {
   fresh,     ///< just stored by a workflow segment or the inbound handler
@@ -91,7 +102,8 @@ void flush_saves(state_t* self, const services_ptr& svc) {
   auto ms
     = std::make_shared<std::vector<message_record>>(std::move(st.to_save));
   st.to_save.clear();
-  svc->store->post(
+  post_job(
+    svc,
     [ms](engine::store& db) {
       for (const auto& m : *ms)
         db.update_message(m);
@@ -137,7 +149,8 @@ void load(state_t* self, const services_ptr& svc, std::vector<std::int64_t> ids,
           arrival why) {
   auto me = caf::actor{self};
   auto found = std::make_shared<std::vector<message_record>>();
-  svc->store->post(
+  post_job(
+    svc,
     [ids = std::move(ids), found](engine::store& db) {
       found->clear();
       for (auto id : ids)
@@ -272,7 +285,8 @@ void record_carrier_opt_out(const services_ptr& svc, const message_record& m,
                             int code) {
   auto changed = std::make_shared<bool>(false);
   auto at = svc->clock->now();
-  svc->store->post(
+  post_job(
+    svc,
     [m, code, at, changed](engine::store& db) {
       *changed = save_ledger(db,
                              engine::apply_carrier_error(
@@ -396,7 +410,8 @@ void start(state_t* self, const services_ptr& svc, outbox_lane& lane,
   };
   auto result = std::make_shared<outcome>();
   auto node = svc->node_id;
-  svc->store->post(
+  post_job(
+    svc,
     [ids, result, now, node](engine::store& db) {
       auto claimed = db.claim_for_sending(ids, node, now);
       result->claimed.clear();
@@ -748,7 +763,8 @@ caf::behavior outbox_actor(state_t* self, services_ptr svc) {
       auto me = caf::actor{self};
       auto released = std::make_shared<std::vector<message_record>>();
       auto node = svc->node_id;
-      svc->store->post(
+      post_job(
+        svc,
         [released, node, now](engine::store& db) {
           released->clear();
           for (auto id : db.release_held(node, now, 10'000))
@@ -774,7 +790,8 @@ caf::behavior outbox_actor(state_t* self, services_ptr svc) {
       auto me = caf::actor{self};
       auto pending = std::make_shared<std::vector<message_record>>();
       auto node = svc->node_id;
-      svc->store->post(
+      post_job(
+        svc,
         [pending, node](engine::store& db) {
           *pending = db.pending_messages(node);
         },

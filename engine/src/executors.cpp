@@ -58,13 +58,21 @@ store_executor::~store_executor() {
 }
 
 void store_executor::post(work w, done d) {
+  enqueue(queue_, std::move(w), std::move(d));
+}
+
+void store_executor::post_ahead(work w, done d) {
+  enqueue(ahead_, std::move(w), std::move(d));
+}
+
+void store_executor::enqueue(std::deque<job>& lane, work w, done d) {
   {
     std::lock_guard<std::mutex> guard{mtx_};
     if (!stopping_) {
-      queue_.push_back(job{std::move(w), std::move(d)});
+      lane.push_back(job{std::move(w), std::move(d)});
       // Only a sleeping thread needs a wake-up: a busy one looks at the
       // queue after its batch, a lingering one when enough jobs are in.
-      if (idle_ || (lingering_ && queue_.size() == linger_batch_))
+      if (idle_ || (lingering_ && queued() == linger_batch_))
         cv_.notify_one();
       return;
     }
@@ -113,37 +121,46 @@ void store_executor::loop() {
   std::vector<job> batch;
   std::unique_lock<std::mutex> guard{mtx_};
   for (;;) {
-    if (queue_.empty() && urgent_.empty() && !stopping_) {
+    if (queued() == 0 && urgent_.empty() && !stopping_) {
       idle_ = true;
       cv_.wait(guard, [this] {
-        return stopping_ || !queue_.empty() || !urgent_.empty();
+        return stopping_ || queued() != 0 || !urgent_.empty();
       });
       idle_ = false;
       // Woken from idle: give the load a moment to queue up a batch (unless
       // someone waits on an urgent read).
       if (linger_.count() > 0 && !stopping_ && urgent_.empty()
-          && queue_.size() < linger_batch_) {
+          && queued() < linger_batch_) {
         lingering_ = true;
         cv_.wait_for(guard, linger_, [this] {
-          return stopping_ || !urgent_.empty()
-                 || queue_.size() >= linger_batch_;
+          return stopping_ || !urgent_.empty() || queued() >= linger_batch_;
         });
         lingering_ = false;
       }
     }
-    if (queue_.empty() && urgent_.empty())
+    if (queued() == 0 && urgent_.empty())
       return; // stopping, and every job ran
     // Urgent jobs make a transaction of their own: their completions (a
     // caller waiting for the answer to an incoming call) come after a small
     // commit, not after hundreds of queued writes. Urgent and queued batches
     // alternate while both wait, so a stream of urgent jobs never starves
-    // the queue (an urgent job waits for at most one queued batch).
-    const bool urgent_turn
-      = !urgent_.empty() && (!last_urgent_ || queue_.empty());
-    auto& from = urgent_turn ? urgent_ : queue_;
-    while (!from.empty() && batch.size() < max_batch_) {
-      batch.push_back(std::move(from.front()));
-      from.pop_front();
+    // the queue (an urgent job waits for at most one queued batch). A
+    // queued batch starts with the jobs posted ahead: while fewer than a
+    // batch of them wait, one waits for at most the batch running when it
+    // came and the urgent one after it, whatever the backlog behind.
+    const bool urgent_turn = !urgent_.empty()
+                             && (!last_urgent_ || queued() == 0);
+    auto take = [&](std::deque<job>& from) {
+      while (!from.empty() && batch.size() < max_batch_) {
+        batch.push_back(std::move(from.front()));
+        from.pop_front();
+      }
+    };
+    if (urgent_turn) {
+      take(urgent_);
+    } else {
+      take(ahead_);
+      take(queue_);
     }
     last_urgent_ = urgent_turn;
     guard.unlock();

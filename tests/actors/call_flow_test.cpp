@@ -81,7 +81,8 @@ steps:
   ::testing::NiceMock<testkit::mock_store> spy;
   adapters::memory_kv kv;
   testkit::unpaced_kv unpaced{kv};
-  engine::inline_store_queue store_q;
+  /// Inline unless a test closes it (a backed-up store).
+  testkit::gated_store_queue store_q;
   engine::inline_queue<engine::kv> kv_q;
   testkit::fake_carrier carrier;
   engine::inline_queue<engine::carrier> carrier_q;
@@ -398,6 +399,55 @@ TEST_F(CallFlow, ADialResultForACallDecidedElsewhereIsStillWritten) {
   caf::anon_send_exit(b.tenant, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(b.outbox, caf::exit_reason::user_shutdown);
   sched_.run();
+}
+
+TEST_F(CallFlow, ATextBackDoesNotWaitBehindTheStoresBacklog) {
+  incoming(a_, "CA1");
+  // The store falls behind: other calls' bookkeeping is queued when the
+  // dial result comes.
+  a_.store_q.close();
+  bool backlog_ran = false;
+  a_.store_q.post([&](engine::store&) { backlog_ran = true; });
+  dial_result(a_, "CA1", "no-answer");
+  // The claim, the run it starts, the texts' claims in the outbox: each goes
+  // ahead of the backlog.
+  for (int i = 0; i < 10 && a_.store_q.held_ahead() > 0; ++i) {
+    a_.store_q.open_ahead();
+    sched_.run();
+  }
+  ASSERT_EQ(a_.carrier.sent.size(), 2u) << "the text-back and the owner's";
+  EXPECT_EQ(a_.carrier.sent.front().to, "+15550100"); // the caller
+  EXPECT_FALSE(backlog_ran);
+  EXPECT_EQ(a_.db.find_call("CA1")->phase, engine::call_phase::missed);
+  a_.store_q.open();
+  sched_.run();
+  EXPECT_TRUE(backlog_ran);
+  EXPECT_EQ(a_.carrier.sent.size(), 2u);
+  EXPECT_TRUE(tenant_of(a_).calls.empty());
+}
+
+TEST_F(CallFlow, AClaimStaysBehindTheCallsOwnQueuedWrite) {
+  a_.carrier.set_call("CA1", "completed", "no-answer");
+  incoming(a_, "CA1");
+  a_.store_q.close();
+  // A status the state machine does not know: the call's update is queued,
+  // and the carrier's answer decides the call while it still is.
+  dial_result(a_, "CA1", "mystery");
+  ASSERT_EQ(a_.carrier.queries, std::vector<std::string>{"CA1"});
+  for (int i = 0; i < 10 && a_.store_q.held_ahead() > 0; ++i) {
+    a_.store_q.open_ahead();
+    sched_.run();
+  }
+  // Ahead of that update the decision could be overwritten by it: it waits.
+  EXPECT_TRUE(a_.carrier.sent.empty());
+  EXPECT_EQ(a_.db.find_call("CA1")->phase, engine::call_phase::ringing);
+  a_.store_q.open();
+  sched_.run();
+  EXPECT_EQ(a_.carrier.sent.size(), 2u);
+  auto stored = a_.db.find_call("CA1");
+  EXPECT_EQ(stored->phase, engine::call_phase::missed);
+  EXPECT_EQ(stored->decided, engine::decided_by::fallback);
+  EXPECT_EQ(stored->dial_status, "mystery");
 }
 
 TEST_F(CallFlow, ManyCallsLeaveNoActorsOrTimersBehind) {

@@ -79,7 +79,8 @@ struct node {
 
   adapters::memory_store db;
   adapters::memory_kv kv;
-  engine::inline_store_queue store_q;
+  /// Inline unless a test closes it (a backed-up store).
+  testkit::gated_store_queue store_q;
   engine::inline_queue<engine::kv> kv_q;
   testkit::fake_carrier carrier;
   engine::inline_queue<engine::carrier> carrier_q;
@@ -953,6 +954,28 @@ TEST_F(Inbound, StopOptsOutAcrossTheTenantAndStartsNoWorkflow) {
   EXPECT_EQ((*a_->metrics)["opt_in acme keyword"], 1);
   sms("SM3", "+15552000", "please stop by tomorrow");
   EXPECT_EQ(to_tenant_, std::vector<std::string>{"please stop by tomorrow"});
+}
+
+TEST_F(Inbound, AStopThatCameWhileTheStoreIsBehindStopsTheNextClaim) {
+  a_->store_q.close();
+  bool backlog_ran = false;
+  a_->store_q.post([&](engine::store&) { backlog_ran = true; });
+  sms("SM30", "+15552300", "STOP");
+  // Queued through the gate before the STOP is in the ledger.
+  auto m = submit(*a_, {message("+15552300", "Your quote is ready")});
+  // The outbox's claim goes ahead of the backlog; so does the STOP, which
+  // came before it.
+  for (int i = 0; i < 10 && a_->store_q.held_ahead() > 0; ++i) {
+    a_->store_q.open_ahead();
+    sched_.run();
+  }
+  EXPECT_FALSE(backlog_ran);
+  EXPECT_TRUE(a_->carrier.attempts.empty());
+  EXPECT_EQ(state_of(m.front().id), message_state::refused);
+  a_->store_q.open();
+  sched_.run();
+  EXPECT_TRUE(backlog_ran);
+  EXPECT_TRUE(a_->carrier.attempts.empty());
 }
 
 TEST_F(Inbound, HelpGetsTheTenantsHelpTextFromTheNumberTexted) {

@@ -129,46 +129,91 @@ TEST(StoreExecutor, AFailedUpkeepFailsNoJob) {
   EXPECT_GE(upkeeps.load(), 2); // the last answer may come before its upkeep
 }
 
+/// Records the order jobs ran in (on the store thread only).
+struct run_order {
+  std::vector<int> ran;
+
+  engine::store_queue::work job(int i) {
+    return [this, i](engine::store&) { ran.push_back(i); };
+  }
+
+  /// Posts job 0 and waits until its transaction is open (and blocks on
+  /// `g`'s gate), so that what is posted next queues up behind it.
+  void hold_store(engine::store_executor& ex, gated_store& g) {
+    ex.post(job(0));
+    while (g.begins.load() == 0)
+      std::this_thread::yield();
+  }
+};
+
 TEST(StoreExecutor, UrgentJobsRunAheadOfTheQueuedOnes) {
   gated_store g;
   engine::store_executor ex{g.make(), 4, std::chrono::microseconds{0}};
-  std::vector<int> ran; // written on the store thread only
-  auto job = [&ran](int i) {
-    return [&ran, i](engine::store&) { ran.push_back(i); };
-  };
-  ex.post(job(0));
+  run_order o;
   // Job 0's transaction is open (begin blocks on the gate): 1-8 queue up
   // behind it, then two urgent reads.
-  while (g.begins.load() == 0)
-    std::this_thread::yield();
+  o.hold_store(ex, g);
   for (int i = 1; i <= 8; ++i)
-    ex.post(job(i));
-  ex.post_urgent(job(100));
-  ex.post_urgent(job(101));
+    ex.post(o.job(i));
+  ex.post_urgent(o.job(100));
+  ex.post_urgent(o.job(101));
   g.gate.set_value();
   ex.stop();
-  EXPECT_EQ(ran, (std::vector<int>{0, 100, 101, 1, 2, 3, 4, 5, 6, 7, 8}));
+  EXPECT_EQ(o.ran, (std::vector<int>{0, 100, 101, 1, 2, 3, 4, 5, 6, 7, 8}));
 }
 
 TEST(StoreExecutor, UrgentJobsDoNotStarveTheQueue) {
   gated_store g;
   engine::store_executor ex{g.make(), 2, std::chrono::microseconds{0}};
-  std::vector<int> ran; // written on the store thread only
-  auto job = [&ran](int i) {
-    return [&ran, i](engine::store&) { ran.push_back(i); };
-  };
-  ex.post(job(0));
-  while (g.begins.load() == 0)
-    std::this_thread::yield();
+  run_order o;
+  o.hold_store(ex, g);
   for (int i = 1; i <= 4; ++i)
-    ex.post(job(i));
+    ex.post(o.job(i));
   for (int i = 100; i < 106; ++i)
-    ex.post_urgent(job(i));
+    ex.post_urgent(o.job(i));
   g.gate.set_value();
   ex.stop();
   // Batches of 2: urgent, queued, urgent, queued, then what is left.
-  EXPECT_EQ(ran, (std::vector<int>{0, 100, 101, 1, 2, 102, 103, 3, 4, 104,
-                                   105}));
+  EXPECT_EQ(o.ran,
+            (std::vector<int>{0, 100, 101, 1, 2, 102, 103, 3, 4, 104, 105}));
+}
+
+TEST(StoreExecutor, JobsPostedAheadLeadTheNextQueuedBatch) {
+  gated_store g;
+  engine::store_executor ex{g.make(), 4, std::chrono::microseconds{0}};
+  run_order o;
+  // Behind job 0's open transaction: a backlog of 8, then two jobs posted
+  // ahead of it, then an urgent read.
+  o.hold_store(ex, g);
+  for (int i = 1; i <= 8; ++i)
+    ex.post(o.job(i));
+  ex.post_ahead(o.job(50));
+  ex.post_ahead(o.job(51));
+  ex.post_urgent(o.job(100));
+  g.gate.set_value();
+  ex.stop();
+  // The urgent read alone, then a queued batch of 4 led by the jobs posted
+  // ahead (in their order), then the backlog in its order.
+  EXPECT_EQ(o.ran, (std::vector<int>{0, 100, 50, 51, 1, 2, 3, 4, 5, 6, 7, 8}));
+  EXPECT_EQ(g.commits.load(), 5); // [0] [100] [50 51 1 2] [3-6] [7 8]
+}
+
+TEST(StoreExecutor, AJobPostedAheadWakesAnIdleStore) {
+  gated_store g;
+  g.gate.set_value();
+  engine::store_executor ex{g.make()};
+  std::promise<std::string> done;
+  ex.post_ahead([](engine::store&) {},
+                [&](const std::string& e) { done.set_value(e); });
+  auto answer = done.get_future();
+  ASSERT_EQ(answer.wait_for(std::chrono::seconds{30}),
+            std::future_status::ready);
+  EXPECT_EQ(answer.get(), "");
+  ex.stop();
+  std::string error;
+  ex.post_ahead([](engine::store&) {},
+                [&](const std::string& e) { error = e; });
+  EXPECT_EQ(error, "store stopped");
 }
 
 TEST(StoreExecutor, AnUrgentJobAfterStopFails) {

@@ -4,6 +4,7 @@
 #include "ringback/engine/executors.hpp"
 
 #include <chrono>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <utility>
@@ -42,7 +43,10 @@ inline void use_test_timing(actors::services& s) {
 }
 
 /// Runs store jobs inline, or holds them while closed (a slow store) until
-/// `open()` runs them in order.
+/// `open()` runs them in the order `store_executor` would: the urgent ones,
+/// then those posted ahead, then the rest, each lane in its posting order.
+/// `open_ahead()` runs only the first two lanes: a store whose queue is
+/// backed up behind them.
 class gated_store_queue final : public engine::store_queue {
 public:
   explicit gated_store_queue(engine::store& db) : inline_(db) {
@@ -50,10 +54,15 @@ public:
   }
 
   void post(work w, done d = nullptr) override {
-    if (open_)
-      inline_.post(std::move(w), std::move(d));
-    else
-      held_.emplace_back(std::move(w), std::move(d));
+    put(lane::queued, std::move(w), std::move(d));
+  }
+
+  void post_ahead(work w, done d = nullptr) override {
+    put(lane::ahead, std::move(w), std::move(d));
+  }
+
+  void post_urgent(work w, done d = nullptr) override {
+    put(lane::urgent, std::move(w), std::move(d));
   }
 
   void close() {
@@ -62,20 +71,66 @@ public:
 
   void open() {
     open_ = true;
-    auto held = std::move(held_);
-    held_.clear();
-    for (auto& [w, d] : held)
-      inline_.post(std::move(w), std::move(d));
+    run(lane::queued);
+  }
+
+  /// Runs the urgent jobs and those posted ahead that are held now; what
+  /// they post meanwhile is held again (the store stays closed).
+  void open_ahead() {
+    run(lane::ahead);
   }
 
   std::size_t held() const {
     return held_.size();
   }
 
+  /// Held jobs posted urgent or ahead.
+  std::size_t held_ahead() const {
+    std::size_t n = 0;
+    for (const auto& h : held_)
+      n += h.where != lane::queued ? 1 : 0;
+    return n;
+  }
+
 private:
+  enum class lane { urgent, ahead, queued };
+
+  struct held_job {
+    lane where;
+    work w;
+    done d;
+  };
+
+  void put(lane where, work w, done d) {
+    if (open_)
+      inline_.post(std::move(w), std::move(d));
+    else
+      held_.push_back(held_job{where, std::move(w), std::move(d)});
+  }
+
+  /// Runs the held jobs of the lanes up to `last`, lane by lane.
+  void run(lane last) {
+    auto held = std::move(held_);
+    held_.clear();
+    std::vector<held_job> keep;
+    for (auto l : {lane::urgent, lane::ahead, lane::queued})
+      for (auto& h : held) {
+        if (h.where != l)
+          continue;
+        if (l <= last)
+          inline_.post(std::move(h.w), std::move(h.d));
+        else
+          keep.push_back(std::move(h));
+      }
+    // Kept ones go before anything posted while the others ran.
+    keep.insert(keep.end(), std::make_move_iterator(held_.begin()),
+                std::make_move_iterator(held_.end()));
+    held_ = std::move(keep);
+  }
+
   engine::inline_store_queue inline_;
   bool open_ = true;
-  std::vector<std::pair<work, done>> held_;
+  std::vector<held_job> held_;
 };
 
 } // namespace ringback::testkit

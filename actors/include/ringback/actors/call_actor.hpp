@@ -94,6 +94,12 @@ struct call_state {
   /// The outcome's claim in flight also carries the call's update (see
   /// `claim_outcome`).
   bool claim_persists = false;
+  /// The call's store jobs go ahead of the store's queue (`post_ahead`):
+  /// set when the outcome is claimed with no write of the call still
+  /// unacknowledged, so that the claim, the runs it starts and their texts
+  /// do not wait behind other calls' bookkeeping; every later job of the
+  /// call goes there too, which keeps them in order.
+  bool writes_ahead = false;
 };
 
 /// A call's call.incoming runs as the store has them, with the source of

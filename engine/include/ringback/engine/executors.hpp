@@ -37,6 +37,19 @@ public:
   virtual void post_urgent(work w, done d = nullptr) {
     post(std::move(w), std::move(d));
   }
+
+  /// Like `post`, but ahead of the jobs queued with `post` (in the order
+  /// jobs were posted ahead), behind the urgent ones: for writes someone is
+  /// waiting for that are not a webhook's answer (a text-back on its way),
+  /// so that they do not wait behind a backlog of bookkeeping. Jobs posted
+  /// ahead run in their own order; against `post`ed ones they keep order
+  /// only if nothing of the rows they write is still queued with `post`: a
+  /// poster moves its writes ahead all at once, when none of its own is
+  /// still queued, and keeps them there (see `call_actor`). The default
+  /// queues it like `post`.
+  virtual void post_ahead(work w, done d = nullptr) {
+    post(std::move(w), std::move(d));
+  }
 };
 
 /// What a store job may ask of the transaction it runs in. Exists on the
@@ -102,8 +115,13 @@ public:
 ///
 /// A job that throws `port_error` fails alone: the batch is rolled back and
 /// its jobs re-run one transaction each. Completions run on the store thread
-/// after the commit, in submission order; they must be quick (send a
+/// after the commit, in the batch's order; they must be quick (send a
 /// message, set a flag).
+///
+/// Three lanes: urgent jobs (a webhook's answer waits for them) make
+/// transactions of their own, alternating with the queued batches while
+/// both wait; a queued batch takes the jobs posted ahead first, then the
+/// others, each lane in its posting order, up to `max_batch` jobs.
 ///
 /// When the thread wakes from idle it lingers up to `linger` (or until
 /// `linger_batch` jobs queued) before it begins, so that a light load still
@@ -131,6 +149,10 @@ public:
   /// urgent job also cuts the group-commit linger short.
   void post_urgent(work w, done d = nullptr) override;
 
+  /// Thread-safe. At the front of the next queued (not urgent) batch, after
+  /// the jobs posted ahead before it.
+  void post_ahead(work w, done d = nullptr) override;
+
   /// Runs every queued job, then joins the thread.
   void stop();
 
@@ -147,7 +169,14 @@ private:
     done d;
   };
 
+  /// Queues a job in `lane` (`queue_` or `ahead_`), or fails it once
+  /// stopping.
+  void enqueue(std::deque<job>& lane, work w, done d);
   void loop();
+  /// Jobs waiting in the queued lanes (`ahead_` and `queue_`); under `mtx_`.
+  std::size_t queued() const {
+    return ahead_.size() + queue_.size();
+  }
   void run_batch(std::vector<job>& batch);
   std::string run_alone(job& j);
 
@@ -159,7 +188,8 @@ private:
   mutable std::mutex mtx_;
   std::condition_variable cv_;
   std::deque<job> queue_;
-  std::deque<job> urgent_; ///< `post_urgent`'s jobs, run before `queue_`'s
+  std::deque<job> ahead_;    ///< `post_ahead`'s jobs, the front of `queue_`
+  std::deque<job> urgent_;   ///< `post_urgent`'s jobs, run before `queue_`'s
   bool last_urgent_ = false; ///< the last batch was urgent: the queue's turn
   bool stopping_ = false;
   bool idle_ = false;      ///< the thread sleeps until a post wakes it
