@@ -155,11 +155,18 @@ const std::string& sid_of(const state_t* self) {
 }
 
 /// Posts one of the call's store jobs in the call's lane (see
-/// `call_state::writes_ahead`).
-void post_job(const state_t* self, engine::store_queue::work w,
+/// `call_state::writes_ahead`): the lane of its jobs still unacknowledged,
+/// or with none (and no claim in flight), the store's queue. A write
+/// (`counted`) is counted in `unacked_writes` until its `written_atom`.
+void post_job(state_t* self, bool counted, engine::store_queue::work w,
               engine::store_queue::done d) {
+  auto& st = self->state;
+  if (st.unacked_writes == 0 && !st.fsm->claim_in_flight())
+    st.writes_ahead = false;
+  if (counted)
+    ++st.unacked_writes;
   auto& store = *svc_of(self).store;
-  if (self->state.writes_ahead)
+  if (st.writes_ahead)
     store.post_ahead(std::move(w), std::move(d));
   else
     store.post(std::move(w), std::move(d));
@@ -296,9 +303,8 @@ void store_incoming(state_t* self, const workflows::segment_result& r) {
   auto won = std::make_shared<bool>(false);
   // Passivation waits for the acknowledgement: a run whose write failed
   // lives only in this actor.
-  ++self->state.unacked_writes;
   post_job(
-    self,
+    self, true,
     [seg, cell, ids, won](engine::store& db) {
       if (*cell != 0)
         seg->run.id = *cell;
@@ -409,9 +415,8 @@ void apply(state_t* self, const call_effects& fx) {
   if (fx.persist && !with_claim) {
     // Counted like the run's writes: a passivated call is reloaded with an
     // urgent read, which must find every write of it committed.
-    ++st.unacked_writes;
     post_job(
-      self, [rec](engine::store& db) { db.update_call(rec); },
+      self, true, [rec](engine::store& db) { db.update_call(rec); },
       [sid, me = caf::actor{self}](const std::string& error) {
         caf::anon_send(me, written_atom_v, error.empty());
         if (!error.empty())
@@ -432,9 +437,12 @@ void apply(state_t* self, const call_effects& fx) {
                                                     : "call.answered";
     auto runs_to_start = start_runs(svc, st.shared->info, trigger, decided);
     st.fsm_finished = false;
-    // Nothing of the call left in the store's queue: from here on its jobs
-    // go ahead of it (a text-back must not wait behind other calls' audit
-    // rows and updates).
+    // Nothing of the call left in the store's queue: the claim goes ahead
+    // of it (a text-back must not wait behind other calls' audit rows and
+    // updates), and the call's jobs follow it there until they are all
+    // acknowledged. With a job of the call still queued, the claim stays
+    // in its lane: ahead of the call's own update, it could be overwritten
+    // by it.
     if (st.unacked_writes == 0)
       st.writes_ahead = true;
     claim_outcome(caf::actor{self}, svc, std::move(decided),
@@ -540,7 +548,7 @@ void load_incoming(state_t* self) {
   auto tenant_id = info_of(self).tenant->id;
   auto loaded = std::make_shared<stored_incoming>();
   post_job(
-    self,
+    self, false,
     [loaded, sid = sid_of(self), svc, tenant_id](engine::store& db) {
       *loaded = load_stored_incoming(db, *svc, tenant_id, sid);
     },

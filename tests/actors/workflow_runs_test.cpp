@@ -755,6 +755,25 @@ TEST_F(WorkflowRuns, RecordingAfterTheCallEndedResumesTheStoredRun) {
   EXPECT_TRUE(tenant_of(a).calls.empty());
 }
 
+TEST_F(WorkflowRuns, ACallsJobsQueueAgainOnceItsClaimIsSettled) {
+  use({answer_yaml, text_back_yaml});
+  auto& a = start("node-a");
+  incoming(a, "CA1");
+  // The claim, the text-back and the run's next segment went ahead of the
+  // store's queue and are acknowledged; the actor stays for the recording.
+  dial_result(a, "CA1", "busy");
+  ASSERT_EQ(texts().size(), 1u);
+  ASSERT_FALSE(tenant_of(a).calls.empty());
+  a.store_q.close();
+  // The call's end is bookkeeping: it queues like anyone's.
+  status(a, "CA1", "completed", 40);
+  EXPECT_EQ(a.store_q.held_ahead(), 0u);
+  EXPECT_EQ(a.store_q.held(), 1u);
+  a.store_q.open();
+  sched_.run();
+  EXPECT_TRUE(db_.find_call("CA1")->ended);
+}
+
 TEST_F(WorkflowRuns, RecordingReachingAnotherNodeResumesTheStoredRun) {
   use({answer_yaml, text_back_yaml});
   auto& a = start("node-a");

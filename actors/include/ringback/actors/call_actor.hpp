@@ -97,8 +97,9 @@ struct call_state {
   /// The call's store jobs go ahead of the store's queue (`post_ahead`):
   /// set when the outcome is claimed with no write of the call still
   /// unacknowledged, so that the claim, the runs it starts and their texts
-  /// do not wait behind other calls' bookkeeping; every later job of the
-  /// call goes there too, which keeps them in order.
+  /// do not wait behind other calls' bookkeeping. The call's jobs follow
+  /// it there while any of them (or the claim) is unacknowledged, which
+  /// keeps them in order; then they go back to the queue.
   bool writes_ahead = false;
 };
 
