@@ -40,7 +40,7 @@ std::string outcome_key(const std::string& call_sid) {
 /// one statement where the update and the claim cost two.
 ///
 /// `ahead`: the store jobs go ahead of the store's queue (see
-/// `call_state::writes_ahead`).
+/// `call_state::row_ahead`).
 void claim_outcome(const caf::actor& self, const services_ptr& svc,
                    engine::call_record decided, segments runs,
                    std::optional<engine::call_record> update, bool ahead) {
@@ -154,19 +154,18 @@ const std::string& sid_of(const state_t* self) {
   return self->state.fsm->record().call_sid;
 }
 
-/// Posts one of the call's store jobs in the call's lane (see
-/// `call_state::writes_ahead`): the lane of its jobs still unacknowledged,
-/// or with none (and no claim in flight), the store's queue. A write
-/// (`counted`) is counted in `unacked_writes` until its `written_atom`.
-void post_job(state_t* self, bool counted, engine::store_queue::work w,
-              engine::store_queue::done d) {
+/// Posts an update of the call's row in the row's lane (see
+/// `call_state::row_ahead`): the lane of its jobs still unacknowledged (the
+/// claim included), or with none, the store's queue.
+void post_row_update(state_t* self, engine::store_queue::work w,
+                     engine::store_queue::done d) {
   auto& st = self->state;
-  if (st.unacked_writes == 0 && !st.fsm->claim_in_flight())
-    st.writes_ahead = false;
-  if (counted)
-    ++st.unacked_writes;
+  if (st.row_unacked == 0 && !st.fsm->claim_in_flight())
+    st.row_ahead = false;
+  ++st.row_unacked;
+  ++st.unacked_writes;
   auto& store = *svc_of(self).store;
-  if (st.writes_ahead)
+  if (st.row_ahead)
     store.post_ahead(std::move(w), std::move(d));
   else
     store.post(std::move(w), std::move(d));
@@ -303,8 +302,8 @@ void store_incoming(state_t* self, const workflows::segment_result& r) {
   auto won = std::make_shared<bool>(false);
   // Passivation waits for the acknowledgement: a run whose write failed
   // lives only in this actor.
-  post_job(
-    self, true,
+  ++self->state.unacked_writes;
+  sh.svc->store->post(
     [seg, cell, ids, won](engine::store& db) {
       if (*cell != 0)
         seg->run.id = *cell;
@@ -314,7 +313,7 @@ void store_incoming(state_t* self, const workflows::segment_result& r) {
     },
     [seg, ids, outbox = sh.outbox, runs = sh.runs, hand_off,
      me = caf::actor{self}](const std::string& error) {
-      caf::anon_send(me, written_atom_v, error.empty());
+      caf::anon_send(me, written_atom_v, error.empty(), false);
       if (!error.empty()) {
         engine::log_error("call",
                           seg->run.call_sid
@@ -415,10 +414,10 @@ void apply(state_t* self, const call_effects& fx) {
   if (fx.persist && !with_claim) {
     // Counted like the run's writes: a passivated call is reloaded with an
     // urgent read, which must find every write of it committed.
-    post_job(
-      self, true, [rec](engine::store& db) { db.update_call(rec); },
+    post_row_update(
+      self, [rec](engine::store& db) { db.update_call(rec); },
       [sid, me = caf::actor{self}](const std::string& error) {
-        caf::anon_send(me, written_atom_v, error.empty());
+        caf::anon_send(me, written_atom_v, error.empty(), true);
         if (!error.empty())
           engine::log_error("call", sid + ": saving failed: " + error);
       });
@@ -437,18 +436,17 @@ void apply(state_t* self, const call_effects& fx) {
                                                     : "call.answered";
     auto runs_to_start = start_runs(svc, st.shared->info, trigger, decided);
     st.fsm_finished = false;
-    // Nothing of the call left in the store's queue: the claim goes ahead
-    // of it (a text-back must not wait behind other calls' audit rows and
-    // updates), and the call's jobs follow it there until they are all
-    // acknowledged. With a job of the call still queued, the claim stays
-    // in its lane: ahead of the call's own update, it could be overwritten
-    // by it.
-    if (st.unacked_writes == 0)
-      st.writes_ahead = true;
+    // No update of the call's row left in the store's queue: the claim
+    // goes ahead of it (a text-back must not wait behind other calls' audit
+    // rows and updates), and the row's updates follow it there until they
+    // are all acknowledged. With an update still queued, the claim stays in
+    // its lane: ahead of it, the decided row could be overwritten by it.
+    // (The incoming run's segments write other rows: they stay queued.)
+    if (st.row_unacked == 0)
+      st.row_ahead = true;
     claim_outcome(caf::actor{self}, svc, std::move(decided),
                   std::move(runs_to_start),
-                  with_claim ? std::optional{rec} : std::nullopt,
-                  st.writes_ahead);
+                  with_claim ? std::optional{rec} : std::nullopt, st.row_ahead);
   }
   if (fx.finished) {
     st.fsm_finished = true;
@@ -547,8 +545,7 @@ void load_incoming(state_t* self) {
   const auto& svc = st.shared->svc;
   auto tenant_id = info_of(self).tenant->id;
   auto loaded = std::make_shared<stored_incoming>();
-  post_job(
-    self, false,
+  svc->store->post(
     [loaded, sid = sid_of(self), svc, tenant_id](engine::store& db) {
       *loaded = load_stored_incoming(db, *svc, tenant_id, sid);
     },
@@ -825,10 +822,12 @@ caf::behavior call_actor(state_t* self, engine::call_record record,
       on_decided(self, result, ids, started);
       maybe_passivate(self);
     },
-    [self](written_atom, bool ok) {
+    [self](written_atom, bool ok, bool row) {
       auto& st = self->state;
       if (st.unacked_writes > 0)
         --st.unacked_writes;
+      if (row && st.row_unacked > 0)
+        --st.row_unacked;
       if (!ok)
         st.write_failed = true;
       maybe_finish(self);

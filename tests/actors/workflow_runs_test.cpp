@@ -446,6 +446,16 @@ protected:
     return deliver(n, recording_event(sid, duration));
   }
 
+  /// Runs the store's urgent jobs and those posted ahead, and what they
+  /// lead to, until only the queued ones are held (the store stays behind).
+  void drain_ahead(node& n) {
+    for (int i = 0; i < 20 && n.store_q.held_ahead() > 0; ++i) {
+      n.store_q.open_ahead();
+      sched_.run();
+    }
+    ASSERT_EQ(n.store_q.held_ahead(), 0u);
+  }
+
   void status(node& n, const std::string& sid, const std::string& st,
               std::int32_t duration = 0) {
     deliver(n, testkit::call_event(kind::call_status, sid, st, duration));
@@ -759,8 +769,8 @@ TEST_F(WorkflowRuns, ACallsJobsQueueAgainOnceItsClaimIsSettled) {
   use({answer_yaml, text_back_yaml});
   auto& a = start("node-a");
   incoming(a, "CA1");
-  // The claim, the text-back and the run's next segment went ahead of the
-  // store's queue and are acknowledged; the actor stays for the recording.
+  // The claim and the text-back went ahead of the store's queue and are
+  // acknowledged; the actor stays for the recording.
   dial_result(a, "CA1", "busy");
   ASSERT_EQ(texts().size(), 1u);
   ASSERT_FALSE(tenant_of(a).calls.empty());
@@ -772,6 +782,36 @@ TEST_F(WorkflowRuns, ACallsJobsQueueAgainOnceItsClaimIsSettled) {
   a.store_q.open();
   sched_.run();
   EXPECT_TRUE(db_.find_call("CA1")->ended);
+}
+
+TEST_F(WorkflowRuns, AClaimGoesAheadOfTheRunSegmentsQueuedBeforeIt) {
+  use({answer_yaml, text_back_yaml});
+  auto& a = start("node-a");
+  // The store is behind from the start: the call's insert goes first
+  // (urgent), the incoming run's first segment queues.
+  a.store_q.close();
+  bool backlog_ran = false;
+  a.store_q.post([&](engine::store&) { backlog_ran = true; });
+  incoming(a, "CA1");
+  drain_ahead(a);
+  ASSERT_TRUE(db_.find_call("CA1"));
+  EXPECT_TRUE(runs("CA1", "answer").empty()) << "its segment still queued";
+  // The dial result's claim writes the call's row and new rows only: it
+  // goes ahead of that segment, and the text-back with it.
+  dial_result(a, "CA1", "busy");
+  drain_ahead(a);
+  EXPECT_EQ(texts().size(), 1u);
+  EXPECT_EQ(db_.find_call("CA1")->phase, engine::call_phase::missed);
+  EXPECT_FALSE(backlog_ran);
+  EXPECT_TRUE(runs("CA1", "answer").empty());
+  // The run's segments keep their order behind it.
+  a.store_q.open();
+  sched_.run();
+  EXPECT_TRUE(backlog_ran);
+  auto run = the_run("CA1", "answer");
+  EXPECT_EQ(run.status, run_status::waiting);
+  EXPECT_EQ(run.waiting_for, "recording");
+  EXPECT_EQ(texts().size(), 1u);
 }
 
 TEST_F(WorkflowRuns, RecordingReachingAnotherNodeResumesTheStoredRun) {

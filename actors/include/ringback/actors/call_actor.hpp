@@ -87,20 +87,25 @@ struct call_state {
   /// it has not asked since it was last busy.
   std::uint32_t asked_at = not_asked;
   static constexpr std::uint32_t not_asked = UINT32_MAX;
-  /// Segments of the incoming run posted to the store and not acknowledged.
+  /// Writes of the call posted to the store and not acknowledged (the
+  /// incoming run's segments and the row's updates).
   std::uint16_t unacked_writes = 0;
   /// A segment write failed: the run lives only here, so this actor stays.
   bool write_failed = false;
   /// The outcome's claim in flight also carries the call's update (see
   /// `claim_outcome`).
   bool claim_persists = false;
-  /// The call's store jobs go ahead of the store's queue (`post_ahead`):
-  /// set when the outcome is claimed with no write of the call still
-  /// unacknowledged, so that the claim, the runs it starts and their texts
-  /// do not wait behind other calls' bookkeeping. The call's jobs follow
-  /// it there while any of them (or the claim) is unacknowledged, which
-  /// keeps them in order; then they go back to the queue.
-  bool writes_ahead = false;
+  /// The updates of the call's row go ahead of the store's queue
+  /// (`post_ahead`): set when the outcome is claimed with no update of the
+  /// row unacknowledged, so that the claim, the runs it starts and their
+  /// texts do not wait behind other calls' bookkeeping. The row's updates
+  /// follow the claim there while any of them (or the claim) is
+  /// unacknowledged, which keeps them in order; then they queue again. The
+  /// incoming run's segments (other rows) always queue.
+  bool row_ahead = false;
+  /// Updates of the call's row posted and not acknowledged (also counted
+  /// in `unacked_writes`).
+  std::uint16_t row_unacked = 0;
 };
 
 /// A call's call.incoming runs as the store has them, with the source of
