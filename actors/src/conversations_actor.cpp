@@ -17,6 +17,19 @@ using parent_t = caf::stateful_actor<conversations_state>;
 using conv_t = caf::stateful_actor<conversation_state>;
 using job_kind = conversation_job::kind;
 
+/// Posts a conversation's store job ahead of the store's queue
+/// (`post_ahead`): a customer's reply relayed to the owner, the owner's
+/// answer and the AI's turn do not wait behind a backlog of bookkeeping.
+/// Their order against queued writes does not matter: a conversation's
+/// writes are compare-and-set on its `seq` (as between processes), and what
+/// they read (the conversation a text-back opened, the owner's focus) was
+/// committed before the event that asks for it. The deadline scan stays in
+/// the queue.
+void post_ahead(const services& svc, engine::store_queue::work w,
+                engine::store_queue::done d) {
+  svc.store->post_ahead(std::move(w), std::move(d));
+}
+
 /// How many messages of the transcript an AI turn and a summary read.
 constexpr std::size_t transcript_window = 30;
 
@@ -195,7 +208,8 @@ void next_job(conv_t* self) {
   auto res = std::make_shared<write_result>();
   auto before = st.rec;
   auto me = caf::actor{self};
-  svc->store->post(
+  post_ahead(
+    *svc,
     [res, info, svc, before, step, job, now](engine::store& db) {
       write_transition(db, *info, *svc, before, step, job, now, *res);
     },
@@ -352,7 +366,8 @@ public:
     auto to = ev.to;
     auto now = svc_->clock->now();
     auto me = caf::actor{self_};
-    svc_->store->post(
+    post_ahead(
+      *svc_,
       [found, tenant_id, from, to, now](engine::store& db) {
         *found = db.find_or_create_conversation(tenant_id, from, to, now);
       },
@@ -376,7 +391,8 @@ public:
     auto me = caf::actor{self_};
     auto outbox = outbox_;
     auto business = ev.to;
-    svc_->store->post(
+    post_ahead(
+      *svc_,
       [found, notice, info, svc, reply, now, business](engine::store& db) {
         found->reset();
         notice->clear();
@@ -447,7 +463,8 @@ public:
       return;
     auto found = std::make_shared<std::optional<conversation_record>>();
     auto me = caf::actor{self_};
-    svc_->store->post(
+    post_ahead(
+      *svc_,
       [found, id](engine::store& db) { *found = db.find_conversation(id); },
       [me, found, key](const std::string& error) {
         if (!error.empty())

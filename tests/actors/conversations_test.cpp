@@ -94,7 +94,8 @@ struct node {
   adapters::memory_store db;
   adapters::memory_kv kv;
   testkit::unpaced_kv unpaced{kv};
-  engine::inline_store_queue store_q;
+  /// Inline unless a test closes it (a backed-up store).
+  testkit::gated_store_queue store_q;
   engine::inline_queue<engine::kv> kv_q;
   testkit::fake_carrier carrier;
   engine::inline_queue<engine::carrier> carrier_q;
@@ -219,6 +220,31 @@ TEST_F(Conversations, ACustomerMessageIsRelayedToTheOwnerWithItsReference) {
   EXPECT_EQ(transcript(ann),
             std::vector<std::string>{"customer: my water heater is leaking"});
   EXPECT_EQ(events(ann), (std::vector<std::string>{"opened", "window_opened"}));
+}
+
+TEST_F(Conversations, RelaysDoNotWaitBehindTheStoresBacklog) {
+  a_->store_q.close();
+  bool backlog_ran = false;
+  a_->store_q.post([&](engine::store&) { backlog_ran = true; });
+  sms(*a_, ann, "my water heater is leaking");
+  for (int i = 0; i < 20 && a_->store_q.held_ahead() > 0; ++i) {
+    a_->store_q.open_ahead();
+    sched_.run();
+  }
+  EXPECT_EQ(texts(), std::vector<std::string>{
+                       "+15005550002: [#1 +1 303-555-1000] my water heater is leaking"});
+  // The owner's answer goes back the same way.
+  sms(*a_, owner, "on my way");
+  for (int i = 0; i < 20 && a_->store_q.held_ahead() > 0; ++i) {
+    a_->store_q.open_ahead();
+    sched_.run();
+  }
+  EXPECT_EQ(texts_to(ann), std::vector<std::string>{"on my way"});
+  EXPECT_FALSE(backlog_ran);
+  a_->store_q.open();
+  sched_.run();
+  EXPECT_TRUE(backlog_ran);
+  EXPECT_EQ(conversation(ann).state, conversation_state::owner_active);
 }
 
 TEST_F(Conversations, TheOwnersPlainReplyReachesTheCustomerAndWinsTheWindow) {
