@@ -42,11 +42,11 @@ public:
   /// jobs were posted ahead), behind the urgent ones: for writes someone is
   /// waiting for that are not a webhook's answer (a text-back on its way),
   /// so that they do not wait behind a backlog of bookkeeping. Jobs posted
-  /// ahead run in their own order; against `post`ed ones they keep order
-  /// only if nothing of the rows they write is still queued with `post`: a
-  /// poster moves its writes ahead all at once, when none of its own is
-  /// still queued, and keeps them there (see `call_actor`). The default
-  /// queues it like `post`.
+  /// ahead run in their own order; a job posted ahead may overtake any job
+  /// queued with `post`, so a poster switches the jobs on some rows from
+  /// one lane to the other only while none of its jobs on those rows is
+  /// unacknowledged (see `call_state::row_ahead`), or posts them all in one
+  /// lane (the outbox). The default queues it like `post`.
   virtual void post_ahead(work w, done d = nullptr) {
     post(std::move(w), std::move(d));
   }
