@@ -137,16 +137,6 @@ protected:
     }
   }
 
-  /// Runs the store's urgent jobs and those posted ahead, and what they
-  /// lead to, until only the queued ones are held (the store stays behind).
-  void drain_ahead(node& n) {
-    for (int i = 0; i < 20 && n.store_q.held_ahead() > 0; ++i) {
-      n.store_q.open_ahead();
-      sched_.run();
-    }
-    ASSERT_EQ(n.store_q.held_ahead(), 0u);
-  }
-
   actors::tenant_state& tenant_of(node& n) {
     auto* ptr = caf::actor_cast<caf::abstract_actor*>(n.tenant);
     return dynamic_cast<caf::stateful_actor<actors::tenant_state>&>(*ptr).state;
@@ -421,7 +411,7 @@ TEST_F(CallFlow, ATextBackDoesNotWaitBehindTheStoresBacklog) {
   dial_result(a_, "CA1", "no-answer");
   // The claim, the run it starts, the texts' claims in the outbox: each goes
   // ahead of the backlog.
-  drain_ahead(a_);
+  ASSERT_TRUE(a_.store_q.drain_ahead([&] { sched_.run(); }));
   ASSERT_EQ(a_.carrier.sent.size(), 2u) << "the text-back and the owner's";
   EXPECT_EQ(a_.carrier.sent.front().to, "+15550100"); // the caller
   EXPECT_FALSE(backlog_ran);
@@ -430,7 +420,7 @@ TEST_F(CallFlow, ATextBackDoesNotWaitBehindTheStoresBacklog) {
   // the call) queues like anyone's.
   // (The call's actor has left: it is reloaded with an urgent read.)
   deliver(a_, testkit::call_event(kind::call_status, "CA1", "completed"));
-  drain_ahead(a_);
+  ASSERT_TRUE(a_.store_q.drain_ahead([&] { sched_.run(); }));
   EXPECT_FALSE(a_.db.find_call("CA1")->ended);
   a_.store_q.open();
   sched_.run();
@@ -448,7 +438,7 @@ TEST_F(CallFlow, AClaimStaysBehindTheCallsOwnQueuedWrite) {
   // and the carrier's answer decides the call while it still is.
   dial_result(a_, "CA1", "mystery");
   ASSERT_EQ(a_.carrier.queries, std::vector<std::string>{"CA1"});
-  drain_ahead(a_);
+  ASSERT_TRUE(a_.store_q.drain_ahead([&] { sched_.run(); }));
   // Ahead of that update the decision could be overwritten by it: it waits.
   EXPECT_TRUE(a_.carrier.sent.empty());
   EXPECT_EQ(a_.db.find_call("CA1")->phase, engine::call_phase::ringing);

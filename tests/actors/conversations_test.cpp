@@ -227,18 +227,12 @@ TEST_F(Conversations, RelaysDoNotWaitBehindTheStoresBacklog) {
   bool backlog_ran = false;
   a_->store_q.post([&](engine::store&) { backlog_ran = true; });
   sms(*a_, ann, "my water heater is leaking");
-  for (int i = 0; i < 20 && a_->store_q.held_ahead() > 0; ++i) {
-    a_->store_q.open_ahead();
-    sched_.run();
-  }
+  ASSERT_TRUE(a_->store_q.drain_ahead([&] { sched_.run(); }));
   EXPECT_EQ(texts(), std::vector<std::string>{
                        "+15005550002: [#1 +1 303-555-1000] my water heater is leaking"});
   // The owner's answer goes back the same way.
   sms(*a_, owner, "on my way");
-  for (int i = 0; i < 20 && a_->store_q.held_ahead() > 0; ++i) {
-    a_->store_q.open_ahead();
-    sched_.run();
-  }
+  ASSERT_TRUE(a_->store_q.drain_ahead([&] { sched_.run(); }));
   EXPECT_EQ(texts_to(ann), std::vector<std::string>{"on my way"});
   EXPECT_FALSE(backlog_ran);
   a_->store_q.open();

@@ -965,10 +965,7 @@ TEST_F(Inbound, AStopThatCameWhileTheStoreIsBehindStopsTheNextClaim) {
   auto m = submit(*a_, {message("+15552300", "Your quote is ready")});
   // The outbox's claim goes ahead of the backlog; so does the STOP, which
   // came before it.
-  for (int i = 0; i < 10 && a_->store_q.held_ahead() > 0; ++i) {
-    a_->store_q.open_ahead();
-    sched_.run();
-  }
+  ASSERT_TRUE(a_->store_q.drain_ahead([&] { sched_.run(); }));
   EXPECT_FALSE(backlog_ran);
   EXPECT_TRUE(a_->carrier.attempts.empty());
   EXPECT_EQ(state_of(m.front().id), message_state::refused);

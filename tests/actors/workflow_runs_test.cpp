@@ -446,16 +446,6 @@ protected:
     return deliver(n, recording_event(sid, duration));
   }
 
-  /// Runs the store's urgent jobs and those posted ahead, and what they
-  /// lead to, until only the queued ones are held (the store stays behind).
-  void drain_ahead(node& n) {
-    for (int i = 0; i < 20 && n.store_q.held_ahead() > 0; ++i) {
-      n.store_q.open_ahead();
-      sched_.run();
-    }
-    ASSERT_EQ(n.store_q.held_ahead(), 0u);
-  }
-
   void status(node& n, const std::string& sid, const std::string& st,
               std::int32_t duration = 0) {
     deliver(n, testkit::call_event(kind::call_status, sid, st, duration));
@@ -793,13 +783,13 @@ TEST_F(WorkflowRuns, AClaimGoesAheadOfTheRunSegmentsQueuedBeforeIt) {
   bool backlog_ran = false;
   a.store_q.post([&](engine::store&) { backlog_ran = true; });
   incoming(a, "CA1");
-  drain_ahead(a);
+  ASSERT_TRUE(a.store_q.drain_ahead([&] { sched_.run(); }));
   ASSERT_TRUE(db_.find_call("CA1"));
   EXPECT_TRUE(runs("CA1", "answer").empty()) << "its segment still queued";
   // The dial result's claim writes the call's row and new rows only: it
   // goes ahead of that segment, and the text-back with it.
   dial_result(a, "CA1", "busy");
-  drain_ahead(a);
+  ASSERT_TRUE(a.store_q.drain_ahead([&] { sched_.run(); }));
   EXPECT_EQ(texts().size(), 1u);
   EXPECT_EQ(db_.find_call("CA1")->phase, engine::call_phase::missed);
   EXPECT_FALSE(backlog_ran);

@@ -80,6 +80,18 @@ public:
     run(lane::ahead);
   }
 
+  /// `open_ahead()`, then `run_actors()` (what those jobs lead to), until
+  /// only queued jobs are held: the store stays behind its backlog. False
+  /// if that does not settle.
+  template <class F>
+  bool drain_ahead(F run_actors) {
+    for (int i = 0; i < 20 && held_ahead() > 0; ++i) {
+      open_ahead();
+      run_actors();
+    }
+    return held_ahead() == 0;
+  }
+
   std::size_t held() const {
     return held_.size();
   }
