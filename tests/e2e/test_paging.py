@@ -29,9 +29,12 @@ class PagingE2E(E2ETestCase):
         return self.start_ringback(workflows=d)
 
     def wait_for_posts(self, n, timeout=None):
-        return wait_until(lambda: (lambda ps: ps if len(ps) >= n else None)(
-            self.mock.call_posts()), scaled(15) if timeout is None else timeout,
-            message="%d POST Calls.json" % n)
+        """The first n Call POSTs once the mock has answered each of them (a POST
+        is recorded on arrival, with status 0 until its answer is chosen)."""
+        return wait_until(lambda: (lambda ps: ps if len(ps) >= n and all(
+            p.status for p in ps[:n]) else None)(self.mock.call_posts()),
+            scaled(15) if timeout is None else timeout,
+            message="%d answered POST Calls.json" % n)
 
     def assert_posts_stay(self, n, seconds):
         """Fails as soon as the mock has seen more (or fewer) than n Call POSTs
