@@ -118,6 +118,13 @@ class WorkflowsE2E(E2ETestCase):
                 f.write(text)
         return d
 
+    def runs_report(self, rb, sid):
+        """`ringback runs --call sid`: the call's runs as the store has them."""
+        out = subprocess.run([rb.binary, "runs", "--config", rb.config_path, "--call", sid],
+                             cwd=rb.workdir, capture_output=True, text=True, timeout=scaled(20))
+        self.assertEqual(out.returncode, 0, out.stderr)
+        return out.stdout
+
     def test_incoming_workflow_answers_every_voice_webhook_of_the_call(self):
         d = self.workflows_dir({"front_door.yaml": INCOMING})
         rb = self.start_ringback(workflows=d)
@@ -159,8 +166,10 @@ class WorkflowsE2E(E2ETestCase):
         sid, caller = new_call_sid(), new_caller()
         rb.webhooks.incoming(sid, caller)
         self.assertEqual(rb.webhooks.dial_result(sid, "no-answer").status, 200)
-        # The run is stored waiting; the process dies before the deadline.
-        wait_until(lambda: "waiting 4s" in rb.log_text(), scaled(5), message="the run to wait")
+        # The run is stored waiting; the process dies before the deadline. (Not
+        # the "waiting 4s" log line: it is written before the run is stored.)
+        wait_until(lambda: ", waiting for timer" in self.runs_report(rb, sid), scaled(5),
+                   message="the run stored waiting")
         rb.kill9()
         self.assertEqual(self.mock.message_count(), 0)
         rb.restart()
@@ -169,15 +178,13 @@ class WorkflowsE2E(E2ETestCase):
         self.assertEqual(msgs[0]["Body"], "Following up on your call to Acme Plumbing.")
         self.mock.assert_message_count_stays(1, scaled(2.0))
         # "Why did this caller get that text?"
-        out = subprocess.run([rb.binary, "runs", "--config", rb.config_path, "--call", sid],
-                             cwd=rb.workdir, capture_output=True, text=True, timeout=scaled(20))
-        self.assertEqual(out.returncode, 0, out.stderr)
-        self.assertIn("missed_later (version ", out.stdout)
-        self.assertIn("trigger call.missed, finished", out.stdout)
-        self.assertRegex(out.stdout, r"#0 wait waiting( \(\d+ us\))?: waiting 4s")
-        self.assertRegex(out.stdout, r"#0 wait resumed( \(\d+ us\))?: time is up")
-        self.assertRegex(out.stdout, r"later send_sms ok( \(\d+ us\))?: to " + re.escape(caller))
-        self.assertIn("missed_later/later to %s" % caller, out.stdout)
+        out = self.runs_report(rb, sid)
+        self.assertIn("missed_later (version ", out)
+        self.assertIn("trigger call.missed, finished", out)
+        self.assertRegex(out, r"#0 wait waiting( \(\d+ us\))?: waiting 4s")
+        self.assertRegex(out, r"#0 wait resumed( \(\d+ us\))?: time is up")
+        self.assertRegex(out, r"later send_sms ok( \(\d+ us\))?: to " + re.escape(caller))
+        self.assertIn("missed_later/later to %s" % caller, out)
 
     def test_a_reply_resumes_the_waiting_run(self):
         d = self.workflows_dir({"ask_review.yaml": REVIEW})
