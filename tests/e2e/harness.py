@@ -628,7 +628,8 @@ class TwilioMock:
         return sorted(out, key=lambda x: x[0])
 
     def message_posts(self):
-        """Every Message POST, accepted or not."""
+        """Every Message POST, accepted or not, recorded on arrival: its status is 0
+        until the mock has chosen its answer."""
         return [r for r in self.requests("POST") if r.path.endswith("/Messages.json")]
 
     def unauthorized(self):
@@ -640,7 +641,8 @@ class TwilioMock:
             return [dict(req.form) for req, _ in self._placed]
 
     def call_posts(self):
-        """Every Call POST, accepted or not."""
+        """Every Call POST, accepted or not, recorded on arrival: its status is 0
+        until the mock has chosen its answer."""
         return [r for r in self.requests("POST") if r.path.endswith("/Calls.json")]
 
     def call_lookups(self):
@@ -658,7 +660,10 @@ class TwilioMock:
                 if r.path.endswith("/Calls.json") and sid in r.query.get("ParentCallSid", [])]
 
     def wait_for_messages(self, n, timeout=None):
-        """Waits until at least n messages were accepted; returns them all."""
+        """Waits until at least n messages were accepted; returns them all.
+
+        Accepted is the mock's choice of a 201, made before the answer is sent:
+        ringback may not have it (nor counted, logged or stored it) yet."""
         timeout = scaled(15) if timeout is None else timeout
         deadline = time.monotonic() + timeout
         with self._lock:
@@ -672,6 +677,9 @@ class TwilioMock:
             return [dict(req.form) for req, _ in self._messages]
 
     def wait_for_request(self, predicate, timeout=None, message="a request"):
+        """Waits until predicate(request) holds for a recorded request; returns
+        those it holds for. Requests are recorded on arrival (status 0 until
+        the mock has chosen its answer): wait on the status if it matters."""
         timeout = scaled(15) if timeout is None else timeout
         return wait_until(lambda: [r for r in self.requests() if predicate(r)], timeout,
                           message=message)

@@ -220,7 +220,10 @@ class CarrierFaults(MessagingCase):
         self.wait_metric(rb, "ringback_messages_failed_total", 1, timeout=scaled(240),
                          error_code="20500", tenant="acme")
         self.assertEqual(len(self.posts_to(caller)), 8)
-        row = self.db_messages(rb, to=caller)
+        # The failure is counted before it is saved: wait for the store too.
+        row = wait_until(lambda: (lambda rows: rows if [r["state"] for r in rows] != ["sending"]
+                                  else None)(self.db_messages(rb, to=caller)), scaled(10),
+                         interval=0.1, message="the failure saved")
         self.assertEqual([(r["state"], r["error_code"], r["attempts"]) for r in row],
                          [("failed", 20500, 8)])
         self.assertIn("Internal Server Error", row[0]["error_message"])
