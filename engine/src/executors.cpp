@@ -2,6 +2,7 @@
 
 #include "ringback/engine/log.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <string>
 #include <utility>
@@ -145,22 +146,24 @@ void store_executor::loop() {
     // commit, not after hundreds of queued writes. Urgent and queued batches
     // alternate while both wait, so a stream of urgent jobs never starves
     // the queue (an urgent job waits for at most one queued batch). A
-    // queued batch starts with the jobs posted ahead: while fewer than a
-    // batch of them wait, one waits for at most the batch running when it
-    // came and the urgent one after it, whatever the backlog behind.
+    // queued batch starts with the jobs posted ahead: while fewer than half
+    // a batch of them wait, one waits for at most the batch running when it
+    // came and the urgent one after it, whatever the backlog behind. They
+    // leave the queue half of each batch (or all it has, if less), so a
+    // flood of them does not starve it.
     const bool urgent_turn = !urgent_.empty()
                              && (!last_urgent_ || queued() == 0);
-    auto take = [&](std::deque<job>& from) {
-      while (!from.empty() && batch.size() < max_batch_) {
+    auto take = [&](std::deque<job>& from, std::size_t up_to) {
+      while (!from.empty() && batch.size() < up_to) {
         batch.push_back(std::move(from.front()));
         from.pop_front();
       }
     };
     if (urgent_turn) {
-      take(urgent_);
+      take(urgent_, max_batch_);
     } else {
-      take(ahead_);
-      take(queue_);
+      take(ahead_, max_batch_ - std::min(queue_.size(), max_batch_ / 2));
+      take(queue_, max_batch_);
     }
     last_urgent_ = urgent_turn;
     guard.unlock();

@@ -198,6 +198,23 @@ TEST(StoreExecutor, JobsPostedAheadLeadTheNextQueuedBatch) {
   EXPECT_EQ(g.commits.load(), 5); // [0] [100] [50 51 1 2] [3-6] [7 8]
 }
 
+TEST(StoreExecutor, JobsPostedAheadLeaveHalfABatchToTheQueue) {
+  gated_store g;
+  engine::store_executor ex{g.make(), 4, std::chrono::microseconds{0}};
+  run_order o;
+  // Behind job 0's open transaction: 4 queued, then 6 posted ahead.
+  o.hold_store(ex, g);
+  for (int i = 1; i <= 4; ++i)
+    ex.post(o.job(i));
+  for (int i = 50; i < 56; ++i)
+    ex.post_ahead(o.job(i));
+  g.gate.set_value();
+  ex.stop();
+  // Half of each batch for the queue while it has jobs, the rest ahead's.
+  EXPECT_EQ(o.ran, (std::vector<int>{0, 50, 51, 1, 2, 52, 53, 3, 4, 54, 55}));
+  EXPECT_EQ(g.commits.load(), 4); // [0] [50 51 1 2] [52 53 3 4] [54 55]
+}
+
 TEST(StoreExecutor, AJobPostedAheadWakesAnIdleStore) {
   gated_store g;
   g.gate.set_value();

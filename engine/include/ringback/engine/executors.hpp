@@ -150,7 +150,8 @@ public:
   void post_urgent(work w, done d = nullptr) override;
 
   /// Thread-safe. At the front of the next queued (not urgent) batch, after
-  /// the jobs posted ahead before it.
+  /// the jobs posted ahead before it. They leave the queue half a batch (or
+  /// all it has, if less), so a flood of them does not starve it.
   void post_ahead(work w, done d = nullptr) override;
 
   /// Runs every queued job, then joins the thread.
