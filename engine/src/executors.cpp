@@ -2,7 +2,6 @@
 
 #include "ringback/engine/log.hpp"
 
-#include <algorithm>
 #include <atomic>
 #include <string>
 #include <utility>
@@ -146,11 +145,12 @@ void store_executor::loop() {
     // commit, not after hundreds of queued writes. Urgent and queued batches
     // alternate while both wait, so a stream of urgent jobs never starves
     // the queue (an urgent job waits for at most one queued batch). A
-    // queued batch starts with the jobs posted ahead: while fewer than half
-    // a batch of them wait, one waits for at most the batch running when it
-    // came and the urgent one after it, whatever the backlog behind. They
-    // leave the queue half of each batch (or all it has, if less), so a
-    // flood of them does not starve it.
+    // queued batch starts with the jobs posted ahead: while fewer than a
+    // batch of them wait, one waits for at most the batch running when it
+    // came and the urgent one after it, whatever the backlog behind. A
+    // batch that left the waiting queue out makes the next one keep an
+    // eighth of it for the queue (`queue_share`), so a flood of them does
+    // not starve the queue.
     const bool urgent_turn = !urgent_.empty()
                              && (!last_urgent_ || queued() == 0);
     auto take = [&](std::deque<job>& from, std::size_t up_to) {
@@ -162,8 +162,12 @@ void store_executor::loop() {
     if (urgent_turn) {
       take(urgent_, max_batch_);
     } else {
-      take(ahead_, max_batch_ - std::min(queue_.size(), max_batch_ / 2));
+      const std::size_t keep
+        = queue_passed_over_ ? std::min(queue_.size(), queue_share()) : 0;
+      take(ahead_, max_batch_ - keep);
+      const auto from_ahead = batch.size();
       take(queue_, max_batch_);
+      queue_passed_over_ = batch.size() == from_ahead && !queue_.empty();
     }
     last_urgent_ = urgent_turn;
     guard.unlock();

@@ -198,21 +198,31 @@ TEST(StoreExecutor, JobsPostedAheadLeadTheNextQueuedBatch) {
   EXPECT_EQ(g.commits.load(), 5); // [0] [100] [50 51 1 2] [3-6] [7 8]
 }
 
-TEST(StoreExecutor, JobsPostedAheadLeaveHalfABatchToTheQueue) {
+TEST(StoreExecutor, AFloodOfJobsPostedAheadDoesNotStarveTheQueue) {
   gated_store g;
-  engine::store_executor ex{g.make(), 4, std::chrono::microseconds{0}};
+  engine::store_executor ex{g.make(), 16, std::chrono::microseconds{0}};
   run_order o;
-  // Behind job 0's open transaction: 4 queued, then 6 posted ahead.
+  // Behind job 0's open transaction: 3 queued, then 40 posted ahead.
   o.hold_store(ex, g);
-  for (int i = 1; i <= 4; ++i)
+  for (int i = 1; i <= 3; ++i)
     ex.post(o.job(i));
-  for (int i = 50; i < 56; ++i)
+  for (int i = 50; i < 90; ++i)
     ex.post_ahead(o.job(i));
   g.gate.set_value();
   ex.stop();
-  // Half of each batch for the queue while it has jobs, the rest ahead's.
-  EXPECT_EQ(o.ran, (std::vector<int>{0, 50, 51, 1, 2, 52, 53, 3, 4, 54, 55}));
-  EXPECT_EQ(g.commits.load(), 4); // [0] [50 51 1 2] [52 53 3 4] [54 55]
+  // Batches of 16: a whole one posted ahead; the next keeps 2 for the
+  // queue; then the queue's last job has room behind the rest.
+  std::vector<int> want{0};
+  for (int i = 50; i < 80; ++i) {
+    want.push_back(i);
+    if (i == 79)
+      want.insert(want.end(), {1, 2});
+  }
+  for (int i = 80; i < 90; ++i)
+    want.push_back(i);
+  want.push_back(3);
+  EXPECT_EQ(o.ran, want);
+  EXPECT_EQ(g.commits.load(), 4); // [0] [50-65] [66-79 1 2] [80-89 3]
 }
 
 TEST(StoreExecutor, AJobPostedAheadWakesAnIdleStore) {

@@ -2,6 +2,7 @@
 
 #include "ringback/engine/ports.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -150,8 +151,9 @@ public:
   void post_urgent(work w, done d = nullptr) override;
 
   /// Thread-safe. At the front of the next queued (not urgent) batch, after
-  /// the jobs posted ahead before it. They leave the queue half a batch (or
-  /// all it has, if less), so a flood of them does not starve it.
+  /// the jobs posted ahead before it. After a batch of them only, the next
+  /// keeps an eighth of it for the other queued jobs (`queue_share`), so a
+  /// flood of them does not starve those.
   void post_ahead(work w, done d = nullptr) override;
 
   /// Runs every queued job, then joins the thread.
@@ -178,6 +180,11 @@ private:
   std::size_t queued() const {
     return ahead_.size() + queue_.size();
   }
+  /// Room a queued batch keeps for `queue_` behind the jobs posted ahead
+  /// when the last one had none of `queue_`'s (`queue_passed_over_`).
+  std::size_t queue_share() const {
+    return max_batch_ < 2 ? 0 : std::max<std::size_t>(1, max_batch_ / 8);
+  }
   void run_batch(std::vector<job>& batch);
   std::string run_alone(job& j);
 
@@ -192,6 +199,7 @@ private:
   std::deque<job> ahead_;    ///< `post_ahead`'s jobs, the front of `queue_`
   std::deque<job> urgent_;   ///< `post_urgent`'s jobs, run before `queue_`'s
   bool last_urgent_ = false; ///< the last batch was urgent: the queue's turn
+  bool queue_passed_over_ = false; ///< the last queued batch was all ahead's
   bool stopping_ = false;
   bool idle_ = false;      ///< the thread sleeps until a post wakes it
   bool lingering_ = false; ///< the thread waits for `linger_batch_` jobs
