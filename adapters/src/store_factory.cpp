@@ -55,9 +55,13 @@ std::unique_ptr<engine::store> make_store(std::string_view url,
       p = std::filesystem::path(base_dir) / p;
     return std::make_unique<sqlite_store>(p.lexically_normal().string());
   }
-  if (starts_with(url, "postgresql://") || starts_with(url, "postgres://"))
+  if (store_runs_concurrent_writers(url))
     return std::make_unique<pg_store>(std::string(url));
   unsupported(url);
+}
+
+bool store_runs_concurrent_writers(std::string_view url) {
+  return starts_with(url, "postgresql://") || starts_with(url, "postgres://");
 }
 
 } // namespace ringback::adapters

@@ -223,6 +223,43 @@ TEST(StoreExecutor, AFloodOfJobsPostedAheadDoesNotStarveTheQueue) {
   EXPECT_EQ(g.commits.load(), 4); // [0] [50-65] [66-79 1 2] [80-89 3]
 }
 
+TEST(SplitStoreQueue, UrgentJobsRunOnTheirOwnExecutorBesideABusyMain) {
+  gated_store main_store;
+  gated_store urgent_store;
+  urgent_store.gate.set_value();
+  engine::store_executor main{main_store.make(), 8};
+  engine::store_executor urgent{urgent_store.make(), 8,
+                                std::chrono::microseconds{0}};
+  engine::split_store_queue lanes{main, urgent};
+  run_order o;
+  // The main executor's transaction is open and stays so (its begin waits
+  // on the gate): a batch in progress. Queued and ahead jobs wait for it.
+  lanes.post(o.job(0));
+  while (main_store.begins.load() == 0)
+    std::this_thread::yield();
+  std::atomic<bool> queued_done{false};
+  lanes.post([](engine::store&) {}, [&](const std::string&) {
+    queued_done = true;
+  });
+  lanes.post_ahead([](engine::store&) {});
+  std::promise<std::string> answered;
+  lanes.post_urgent([](engine::store&) {},
+                    [&](const std::string& e) { answered.set_value(e); });
+  // The urgent job's answer comes while the main batch is still open.
+  auto f = answered.get_future();
+  ASSERT_EQ(f.wait_for(std::chrono::seconds{10}), std::future_status::ready);
+  EXPECT_EQ(f.get(), "");
+  EXPECT_EQ(urgent_store.commits.load(), 1);
+  EXPECT_EQ(main_store.commits.load(), 0);
+  EXPECT_FALSE(queued_done.load());
+  main_store.gate.set_value();
+  main.stop();
+  urgent.stop();
+  EXPECT_TRUE(queued_done.load());
+  EXPECT_EQ(main.jobs(), 3u);
+  EXPECT_EQ(urgent.jobs(), 1u);
+}
+
 TEST(StoreExecutor, AJobPostedAheadWakesAnIdleStore) {
   gated_store g;
   g.gate.set_value();

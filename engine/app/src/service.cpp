@@ -154,6 +154,10 @@ struct service::impl {
   std::unique_ptr<engine::worker_pool<engine::http_fetcher>> http_pool;
   std::unique_ptr<engine::worker_pool<engine::ai_responder>> ai_pool;
   std::unique_ptr<engine::store_executor> store;
+  /// PostgreSQL: the urgent jobs' executor, on a connection of its own, and
+  /// the queue that sends them there (`split_store_queue`); null otherwise.
+  std::unique_ptr<engine::store_executor> urgent_store;
+  std::unique_ptr<engine::split_store_queue> store_lanes;
   bool store_stopped = false;
   std::unique_ptr<adapters::kv_factory> kv_factory;
   std::unique_ptr<engine::worker_pool<engine::kv>> kv;
@@ -263,6 +267,16 @@ std::optional<std::string> service::start() {
     // incoming call) waits for the batch in progress, so its size bounds
     // that wait; 128 still turns a burst into few commits.
     d.store = std::make_unique<engine::store_executor>(std::move(db), 128);
+    if (adapters::store_runs_concurrent_writers(cfg.store)) {
+      // The urgent jobs on a connection of their own. Its linger (2 ms, the
+      // default) gathers the inserts of calls arriving together into one
+      // transaction: one per job cost PostgreSQL enough CPU to slow the
+      // main connection (docs/benchmarks.md).
+      d.urgent_store = std::make_unique<engine::store_executor>(
+        adapters::make_store(cfg.store, std::string{}), 128);
+      d.store_lanes = std::make_unique<engine::split_store_queue>(
+        *d.store, *d.urgent_store);
+    }
     d.kv_factory = std::make_unique<adapters::kv_factory>(cfg.kv);
     auto* factory = d.kv_factory.get();
     d.kv = std::make_unique<engine::worker_pool<engine::kv>>(
@@ -301,7 +315,9 @@ std::optional<std::string> service::start() {
       return adapters::twilio::twilio_rest_client::make(rest).value;
     });
   auto svc = std::make_shared<actors::services>();
-  svc->store = d.store.get();
+  svc->store = d.store_lanes
+                 ? static_cast<engine::store_queue*>(d.store_lanes.get())
+                 : d.store.get();
   svc->kv = d.kv.get();
   svc->carrier = d.carrier.get();
   svc->clock = &d.clock;
@@ -423,12 +439,21 @@ void service::stop() {
   if (d.kv)
     d.kv->stop();
   if (d.store && !d.store_stopped) {
+    // The urgent jobs first: their answers may post more to the main one.
+    if (d.urgent_store)
+      d.urgent_store->stop();
     d.store->stop();
     d.store_stopped = true;
     engine::log_info("service", "store: " + std::to_string(d.store->jobs())
                                   + " jobs in "
                                   + std::to_string(d.store->commits())
                                   + " transactions");
+    if (d.urgent_store)
+      engine::log_info("service", "store, urgent connection: "
+                                    + std::to_string(d.urgent_store->jobs())
+                                    + " jobs in "
+                                    + std::to_string(d.urgent_store->commits())
+                                    + " transactions");
   }
   // 4. Then the actor system, which waits for every actor.
   d.system.reset();

@@ -21,6 +21,11 @@ namespace ringback::adapters {
 std::unique_ptr<engine::store> make_store(std::string_view url,
                                           const std::string& base_dir);
 
+/// Whether the store `url` names runs transactions of several connections
+/// at once (PostgreSQL), so that a second connection can serve the urgent
+/// jobs beside the main one's batches. SQLite takes one writer at a time.
+bool store_runs_concurrent_writers(std::string_view url);
+
 /// `url` with the password of its user info (`user:PASSWORD@`) replaced by
 /// `***`, for messages and logs.
 std::string redact_url(std::string_view url);
