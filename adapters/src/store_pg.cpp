@@ -2,13 +2,18 @@
 #include "ringback/adapters/store/pg_store.hpp"
 #include "ringback/adapters/store/sql_common.hpp"
 
+#include <libpq-fe.h>
 #include <pqxx/pqxx>
 
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <charconv>
 #include <cstdio>
+#include <functional>
+#include <memory>
 #include <set>
+#include <stdexcept>
 #include <type_traits>
 #include <utility>
 
@@ -140,14 +145,361 @@ private:
 
 /// The prepared statement that takes a transaction-scoped advisory lock.
 constexpr const char* advisory_lock_statement = "rb_advisory_xact_lock";
+constexpr const char* advisory_lock_sql
+  = "SELECT pg_advisory_xact_lock($1::bigint)";
 
-/// Runs the prepared statements in one pqxx transaction (or nontransaction).
+/// The libpq connection under a pqxx transaction (pqxx 6 hands it to
+/// subclasses of `largeobject` only).
+struct raw_connection_of : pqxx::largeobject {
+  static PGconn* get(const pqxx::dbtransaction& t) {
+    return raw_connection(t);
+  }
+};
+
+struct result_free {
+  void operator()(PGresult* r) const {
+    PQclear(r);
+  }
+};
+using result_ptr = std::unique_ptr<PGresult, result_free>;
+
+/// A row of a libpq result in text format, read like `row`.
+class raw_row {
+public:
+  raw_row(const PGresult* r, int i) : r_(r), i_(i) {
+    // nop
+  }
+
+  std::string text(int c) const {
+    return {PQgetvalue(r_, i_, c),
+            static_cast<std::size_t>(PQgetlength(r_, i_, c))};
+  }
+
+  std::string bytes(int c) const {
+    std::size_t n = 0;
+    auto* p = PQunescapeBytea(
+      reinterpret_cast<const unsigned char*>(PQgetvalue(r_, i_, c)), &n);
+    if (p == nullptr)
+      throw std::bad_alloc{};
+    std::string result{reinterpret_cast<const char*>(p), n};
+    PQfreemem(p);
+    return result;
+  }
+
+  std::int64_t int64(int c) const {
+    return number<std::int64_t>(c);
+  }
+
+  std::int32_t int32(int c) const {
+    return number<std::int32_t>(c);
+  }
+
+  bool boolean(int c) const {
+    std::string_view x = PQgetvalue(r_, i_, c);
+    if (x == "t" || x == "true" || x == "1")
+      return true;
+    if (x == "f" || x == "false" || x == "0")
+      return false;
+    throw_bad(c, "a boolean");
+  }
+
+  double real(int c) const {
+    return number<double>(c);
+  }
+
+  bool null(int c) const {
+    return PQgetisnull(r_, i_, c) != 0;
+  }
+
+private:
+  template <class T>
+  T number(int c) const {
+    std::string_view x{PQgetvalue(r_, i_, c),
+                       static_cast<std::size_t>(PQgetlength(r_, i_, c))};
+    T value{};
+    auto [end, ec] = std::from_chars(x.data(), x.data() + x.size(), value);
+    if (x.empty() || ec != std::errc{} || end != x.data() + x.size())
+      throw_bad(c, "a number");
+    return value;
+  }
+
+  [[noreturn]] void throw_bad(int c, std::string_view what) const {
+    throw std::domain_error{"column " + std::to_string(c) + " ('"
+                            + PQgetvalue(r_, i_, c) + "') is not "
+                            + std::string{what}};
+  }
+
+  const PGresult* r_;
+  int i_;
+};
+
+/// A transaction's statements over libpq's pipeline mode: a write whose
+/// result only a check reads waits, and goes to the server with the next
+/// statement whose result is needed (or at the commit), in one round trip
+/// for all of them. An advisory lock and the statement after it cost one
+/// round trip, not two; so do a call's update and the read after it. The
+/// order on the server is the order of the calls, so what a statement reads
+/// is what the writes before it left. Statements are prepared by this
+/// class, under names of its own, on first use on each connection.
+class statement_pipe {
+public:
+  /// The advisory lock, numbered after the `sql_id`s.
+  static constexpr std::size_t lock = store_detail::sql_count;
+
+  /// Writes waiting at most: then they go without waiting for more.
+  static constexpr std::size_t max_waiting = 256;
+
+  /// Uses `c` for the transaction that begins; forgets what was prepared when
+  /// it is not the connection (or the server process) of the last one.
+  void attach(PGconn* c) {
+    int pid = PQbackendPID(c);
+    if (c != prepared_on_ || pid != backend_pid_)
+      prepared_.fill(false);
+    conn_ = c;
+    prepared_on_ = c;
+    backend_pid_ = pid;
+    lost_ = false;
+    waiting_.clear();
+  }
+
+  /// Forgets the writes waiting (the transaction ends without them).
+  void detach() {
+    waiting_.clear();
+    conn_ = nullptr;
+  }
+
+  /// The last exchange broke off midway: the connection is unusable.
+  bool lost() const {
+    return lost_;
+  }
+
+  /// Round trips to the server so far.
+  std::uint64_t round_trips() const {
+    return round_trips_;
+  }
+
+  /// Queues statement `stmt` with `params`; `check(rows affected)` runs when
+  /// its result arrives and may throw. `op` names it in errors.
+  void defer(std::size_t stmt, std::vector<std::string> params,
+             std::string_view op, std::function<void(std::int64_t)> check) {
+    waiting_.push_back(
+      {stmt, {}, std::move(params), std::string{op}, std::move(check)});
+    if (waiting_.size() >= max_waiting)
+      flush();
+  }
+
+  /// Queues `sql`, a statement not prepared (the audit rows' multi-row
+  /// inserts, whose text depends on the number of rows).
+  void defer_sql(std::string sql, std::vector<std::string> params,
+                 std::string_view op) {
+    waiting_.push_back(
+      {0, std::move(sql), std::move(params), std::string{op}, {}});
+    if (waiting_.size() >= max_waiting)
+      flush();
+  }
+
+  /// Sends the writes waiting, then `stmt`, and returns its result.
+  result_ptr run(std::size_t stmt, const std::vector<std::string>& params) {
+    return exchange(&stmt, &params);
+  }
+
+  /// Sends the writes waiting, if any.
+  void flush() {
+    if (!waiting_.empty())
+      exchange(nullptr, nullptr);
+  }
+
+  /// Rows a result reports changed (0 for a query's).
+  static std::int64_t affected(const PGresult* r) {
+    std::string_view x = PQcmdTuples(const_cast<PGresult*>(r));
+    std::int64_t n = 0;
+    std::from_chars(x.data(), x.data() + x.size(), n);
+    return n;
+  }
+
+private:
+  struct waiting {
+    std::size_t stmt;
+    std::string sql; ///< when not empty: sent as is, `stmt` unused
+    std::vector<std::string> params;
+    std::string op;
+    std::function<void(std::int64_t)> check;
+  };
+
+  static std::string name(std::size_t stmt) {
+    return stmt == lock ? std::string{"p_advisory_xact_lock"}
+                        : "p_"
+                            + std::string{store_detail::sql_name(
+                              static_cast<sql_id>(stmt))};
+  }
+
+  static const char* sql(std::size_t stmt) {
+    return stmt == lock
+             ? advisory_lock_sql
+             : store_detail::sql_text(static_cast<sql_id>(stmt),
+                                      store_detail::sql_dialect::postgresql)
+                 .c_str();
+  }
+
+  /// What the server answered to one statement sent.
+  struct answer {
+    result_ptr prepare; ///< the Parse's, when it was sent too
+    result_ptr result;
+  };
+
+  [[noreturn]] void broken(const std::string& why) {
+    throw pqxx::broken_connection{why.empty() ? std::string{"no answer"} : why};
+  }
+
+  void send(std::size_t stmt, const std::vector<std::string>& params) {
+    if (!prepared_[stmt] && !sending_prepare_[stmt]) {
+      if (PQsendPrepare(conn_, name(stmt).c_str(), sql(stmt), 0, nullptr) != 1)
+        broken(PQerrorMessage(conn_));
+      sending_prepare_[stmt] = true;
+      order_.push_back({stmt, true});
+    }
+    std::vector<const char*> values;
+    values.reserve(params.size());
+    for (const auto& p : params)
+      values.push_back(p.c_str());
+    if (PQsendQueryPrepared(conn_, name(stmt).c_str(),
+                            static_cast<int>(values.size()), values.data(),
+                            nullptr, nullptr, 0)
+        != 1)
+      broken(PQerrorMessage(conn_));
+    order_.push_back({stmt, false});
+  }
+
+  void send_sql(const std::string& text,
+                const std::vector<std::string>& params) {
+    std::vector<const char*> values;
+    values.reserve(params.size());
+    for (const auto& p : params)
+      values.push_back(p.c_str());
+    if (PQsendQueryParams(conn_, text.c_str(), static_cast<int>(values.size()),
+                          nullptr, values.data(), nullptr, nullptr, 0)
+        != 1)
+      broken(PQerrorMessage(conn_));
+    order_.push_back({0, false});
+  }
+
+  /// Reads one statement's result (and the end of its results).
+  result_ptr next_result() {
+    result_ptr r{PQgetResult(conn_)};
+    if (!r)
+      broken(PQerrorMessage(conn_));
+    if (PQresultStatus(r.get()) == PGRES_FATAL_ERROR && first_error_.empty())
+      first_error_ = PQresultErrorMessage(r.get());
+    // Each statement's results end with a null (one result each here; a
+    // broken connection may give more errors, but not without end).
+    for (int more = 0;; ++more) {
+      result_ptr extra{PQgetResult(conn_)};
+      if (!extra)
+        break;
+      if (more == 8)
+        broken(PQerrorMessage(conn_));
+    }
+    return r;
+  }
+
+  /// One round trip: the writes waiting, then `stmt` if given. Every result
+  /// is read before anything throws, so the connection is left idle and out
+  /// of pipeline mode whatever happened.
+  result_ptr exchange(const std::size_t* stmt,
+                      const std::vector<std::string>* params) {
+    if (conn_ == nullptr)
+      throw std::logic_error{"statement_pipe: no transaction"};
+    auto batch = std::move(waiting_);
+    waiting_.clear();
+    order_.clear();
+    first_error_.clear();
+    sending_prepare_.fill(false);
+    if (PQenterPipelineMode(conn_) != 1)
+      broken(PQerrorMessage(conn_));
+    std::vector<result_ptr> results;
+    try {
+      for (const auto& w : batch) {
+        if (w.sql.empty())
+          send(w.stmt, w.params);
+        else
+          send_sql(w.sql, w.params);
+      }
+      if (stmt != nullptr)
+        send(*stmt, *params);
+      if (PQpipelineSync(conn_) != 1)
+        broken(PQerrorMessage(conn_));
+      ++round_trips_;
+      for (const auto& [s, is_prepare] : order_) {
+        auto r = next_result();
+        if (is_prepare) {
+          if (PQresultStatus(r.get()) == PGRES_COMMAND_OK)
+            prepared_[s] = true;
+          continue;
+        }
+        results.push_back(std::move(r));
+      }
+      result_ptr sync{PQgetResult(conn_)};
+      if (!sync || PQresultStatus(sync.get()) != PGRES_PIPELINE_SYNC)
+        broken(PQerrorMessage(conn_));
+    } catch (...) {
+      // Results may be left unread: the owner drops the connection.
+      lost_ = true;
+      conn_ = nullptr;
+      throw;
+    }
+    if (PQexitPipelineMode(conn_) != 1) {
+      lost_ = true;
+      broken(PQerrorMessage(conn_));
+    }
+    // The writes' results, in order: the first error. The statements after
+    // an error were not run (PGRES_PIPELINE_ABORTED, no message of their
+    // own): they report the error that aborted them.
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      auto* r = results[i].get();
+      if (!ok(r))
+        fail(pg_backend, batch[i].op, one_line(first_error_));
+      if (batch[i].check)
+        batch[i].check(affected(r));
+    }
+    if (stmt == nullptr)
+      return nullptr;
+    auto last = std::move(results.back());
+    if (!ok(last.get()))
+      throw std::runtime_error{first_error_};
+    return last;
+  }
+
+  static bool ok(const PGresult* r) {
+    auto status = PQresultStatus(r);
+    return status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK;
+  }
+
+  PGconn* conn_ = nullptr;
+  /// The connection (and server process) `prepared_` is about.
+  PGconn* prepared_on_ = nullptr;
+  int backend_pid_ = 0;
+  std::array<bool, store_detail::sql_count + 1> prepared_{};
+  std::array<bool, store_detail::sql_count + 1> sending_prepare_{};
+  /// What was sent in the exchange in progress: statement, and whether it
+  /// was its Parse.
+  std::vector<std::pair<std::size_t, bool>> order_;
+  std::vector<waiting> waiting_;
+  /// The server's first error message in the exchange in progress.
+  std::string first_error_;
+  bool lost_ = false;
+  std::uint64_t round_trips_ = 0;
+};
+
+/// Runs the prepared statements in one pqxx transaction (or nontransaction);
+/// in the store's open transaction, through its `statement_pipe`.
 class driver {
 public:
   /// `transactional`: `tx` is a transaction (locks last until its end), not
-  /// autocommit.
-  driver(pqxx::transaction_base& tx, bool transactional)
-    : tx_(tx), transactional_(transactional) {
+  /// autocommit. `pipe`: the open transaction's, or null. `op` names the
+  /// operation in the errors of writes sent later.
+  driver(pqxx::transaction_base& tx, bool transactional,
+         statement_pipe* pipe = nullptr, std::string_view op = {})
+    : tx_(tx), transactional_(transactional), pipe_(pipe), op_(op) {
     // nop
   }
 
@@ -164,11 +516,32 @@ public:
 
   template <class Bind>
   std::int64_t execute(sql_id id, Bind&& bind) {
+    if (pipe_ != nullptr)
+      return statement_pipe::affected(
+        pipe_->run(static_cast<std::size_t>(id), params_of(bind)).get());
     return static_cast<std::int64_t>(run(id, bind).affected_rows());
+  }
+
+  /// In the open transaction the write waits for the next statement or the
+  /// commit (`statement_pipe`); `check` runs when its result arrives.
+  template <class Bind, class Check>
+  void execute_later(sql_id id, Bind&& bind, Check&& check) {
+    if (pipe_ == nullptr) {
+      check(execute(id, bind));
+      return;
+    }
+    pipe_->defer(static_cast<std::size_t>(id), params_of(bind), op_,
+                 std::forward<Check>(check));
   }
 
   template <class Bind, class OnRow>
   void query(sql_id id, Bind&& bind, OnRow&& on_row) {
+    if (pipe_ != nullptr) {
+      auto result = pipe_->run(static_cast<std::size_t>(id), params_of(bind));
+      for (int i = 0, n = PQntuples(result.get()); i < n; ++i)
+        on_row(raw_row{result.get(), i});
+      return;
+    }
     auto result = run(id, bind);
     for (const auto& r : result)
       on_row(row{r});
@@ -176,24 +549,35 @@ public:
 
   /// `pg_advisory_xact_lock(key)`: waits for the transactions holding it,
   /// then holds it until this transaction ends. In autocommit mode there is
-  /// nothing to hold it for: a no-op.
+  /// nothing to hold it for: a no-op. In the open transaction it goes with
+  /// the statement after it, which waits for it on the server.
   void serialize(std::int64_t key) {
-    if (transactional_)
+    if (pipe_ != nullptr)
+      pipe_->defer(statement_pipe::lock, {std::to_string(key)}, op_, {});
+    else if (transactional_)
       tx_.exec_prepared(advisory_lock_statement, key);
   }
 
 private:
   template <class Bind>
-  pqxx::result run(sql_id id, Bind& bind) {
+  static std::vector<std::string> params_of(Bind& bind) {
     std::vector<std::string> params;
     binder b{params};
     bind(b);
+    return params;
+  }
+
+  template <class Bind>
+  pqxx::result run(sql_id id, Bind& bind) {
     return tx_.exec_prepared(store_detail::sql_name(id),
-                             pqxx::prepare::make_dynamic_params(params));
+                             pqxx::prepare::make_dynamic_params(
+                               params_of(bind)));
   }
 
   pqxx::transaction_base& tx_;
   bool transactional_;
+  statement_pipe* pipe_;
+  std::string_view op_;
 };
 
 /// The audit tables whose rows a transaction collects and sends at its end
@@ -405,6 +789,8 @@ struct pg_store::impl {
   std::string conninfo;
   std::unique_ptr<pqxx::connection> conn;
   std::unique_ptr<pqxx::work> tx;
+  /// The open transaction's statements (see `statement_pipe`).
+  statement_pipe pipe;
   bool tx_failed = false;
   /// Audit rows of the open transaction not sent yet, by `audit_table`.
   std::array<audit_rows, audit_inserts.size()> pending;
@@ -441,8 +827,7 @@ struct pg_store::impl {
           store_detail::sql_name(id),
           store_detail::sql_text(id, store_detail::sql_dialect::postgresql));
       }
-      conn->prepare(advisory_lock_statement,
-                    "SELECT pg_advisory_xact_lock($1::bigint)");
+      conn->prepare(advisory_lock_statement, advisory_lock_sql);
     }
     return *conn;
   }
@@ -450,6 +835,7 @@ struct pg_store::impl {
   /// Forgets the connection (the transaction first: it refers to it). The
   /// pqxx destructors do not throw; they roll back what is still open.
   void drop() noexcept {
+    pipe.detach();
     tx.reset();
     forget_transaction();
     conn.reset();
@@ -491,8 +877,32 @@ struct pg_store::impl {
       count > audit_shape(t).max_rows());
   }
 
-  /// Sends the audit rows the open transaction collected. A failure aborts
-  /// the transaction and names the operation that added the rows.
+  /// Queues `rows` of table `t` in the open transaction's pipe: with the
+  /// writes waiting, they go to the server with the next statement or the
+  /// commit (like `write_rows`: the prepared one-row statement for one row,
+  /// else as many rows per statement as the parameter limit allows).
+  void defer_rows(audit_table t, const audit_rows& rows) {
+    const auto& shape = audit_shape(t);
+    const auto per = shape.max_rows();
+    const auto columns = shape.columns();
+    const auto op = audit_inserts[t].op;
+    for (std::size_t first = 0; first < rows.count; first += per) {
+      auto n = std::min(per, rows.count - first);
+      auto begin = rows.params.begin()
+                   + static_cast<std::ptrdiff_t>(first * columns);
+      std::vector<std::string> params{
+        begin, begin + static_cast<std::ptrdiff_t>(n * columns)};
+      if (n == 1)
+        pipe.defer(static_cast<std::size_t>(audit_inserts[t].id),
+                   std::move(params), op, {});
+      else
+        pipe.defer_sql(shape.sql(n), std::move(params), op);
+    }
+  }
+
+  /// Queues the audit rows the open transaction collected (`defer_rows`);
+  /// the next statement or the commit sends them. A failure aborts the
+  /// transaction and names the operation that added the rows.
   void flush_pending() {
     if (!tx)
       return;
@@ -502,8 +912,7 @@ struct pg_store::impl {
       auto t = static_cast<audit_table>(i);
       auto rows = std::move(pending[i]);
       pending[i] = audit_rows{};
-      guarded(audit_inserts[i].op,
-              [&](driver& dr) { write_rows(dr.tx(), t, rows); });
+      guarded(audit_inserts[i].op, [&](driver&) { defer_rows(t, rows); });
     }
   }
 
@@ -519,7 +928,7 @@ struct pg_store::impl {
       fail(pg_backend, op, store_detail::aborted_detail);
     try {
       if (tx) {
-        driver d{*tx, true};
+        driver d{*tx, true, &pipe, op};
         return f(d);
       }
       auto& c = connection();
@@ -581,12 +990,19 @@ struct pg_store::impl {
   void abort_transaction() noexcept {
     if (!tx)
       return;
+    if (pipe.lost()) {
+      // Results were left unread on it: the connection cannot go on.
+      drop();
+      tx_failed = false;
+      return;
+    }
     try {
       tx->abort();
     } catch (...) {
       // a broken connection cannot abort; the server does it
     }
     tx.reset();
+    pipe.detach();
     tx_failed = false;
     forget_transaction();
     if (conn && !conn->is_open())
@@ -609,6 +1025,10 @@ pg_store::pg_store(std::string url)
 }
 
 pg_store::~pg_store() = default;
+
+std::uint64_t pg_store::statement_round_trips() const {
+  return impl_->pipe.round_trips();
+}
 
 const std::string& pg_store::connection_string() const {
   return impl_->conninfo;
@@ -680,6 +1100,7 @@ void pg_store::begin() {
     // happened in the transaction yet, so reconnecting is safe.
     d.with_reconnect(
       [&](pqxx::connection& c) { d.tx = std::make_unique<pqxx::work>(c); });
+    d.pipe.attach(raw_connection_of::get(*d.tx));
     d.tx_failed = false;
   } catch (const connect_failure& e) {
     fail(pg_backend, "begin", "cannot connect: " + e.message);
@@ -699,6 +1120,7 @@ void pg_store::commit() {
   }
   try {
     d.flush_pending();
+    d.guarded("commit", [&](driver&) { d.pipe.flush(); });
   } catch (const engine::port_error&) {
     d.abort_transaction();
     throw;
@@ -706,6 +1128,7 @@ void pg_store::commit() {
   try {
     d.tx->commit();
     d.tx.reset();
+    d.pipe.detach();
     for (auto& key : d.versions_in_tx)
       d.saved_versions.insert(std::move(key));
     d.versions_in_tx.clear();

@@ -328,6 +328,12 @@ struct sqlite_store::impl {
     return sqlite3_changes64(db);
   }
 
+  /// A write whose result only `check` reads: run at once here.
+  template <class Bind, class Check>
+  void execute_later(sql_id id, Bind&& bind, Check&& check) {
+    check(execute(id, std::forward<Bind>(bind)));
+  }
+
   template <class Bind, class OnRow>
   void query(sql_id id, Bind&& bind, OnRow&& on_row) {
     auto* stmt = cached(id);

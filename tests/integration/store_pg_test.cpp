@@ -255,7 +255,8 @@ TEST_F(PgStore, a_blocked_statement_fails_after_the_lock_timeout) {
   auto b = open(200ms);
   ASSERT_TRUE(a->insert_call(make_call("CA1")));
   a->begin();
-  a->update_call(make_call("CA1")); // holds the row lock
+  a->update_call(make_call("CA1")); // waits for the next statement
+  ASSERT_TRUE(a->find_call("CA1")); // sent with it: holds the row lock
   auto decided = make_call("CA1");
   decided.phase = engine::call_phase::missed;
   auto what = error_of([&] { b->decide_outcome(decided); });
@@ -283,6 +284,103 @@ TEST_F(PgStore, a_waiting_decider_sees_the_first_outcome) {
   EXPECT_FALSE(b->decide_outcome(missed)); // waits for a, then re-checks
   committer.join();
   EXPECT_EQ(b->find_call("CA1")->phase, engine::call_phase::answered);
+}
+
+TEST_F(PgStore, writes_whose_results_wait_go_with_the_next_statement) {
+  auto s = open();
+  for (auto sid : {"CA1", "CA2", "CA3"})
+    ASSERT_TRUE(s->insert_call(make_call(sid)));
+  s->begin();
+  auto before = s->statement_round_trips();
+  for (auto sid : {"CA1", "CA2", "CA3"}) {
+    auto c = make_call(sid);
+    c.dial_status = "busy";
+    s->update_call(c);
+  }
+  EXPECT_EQ(s->statement_round_trips(), before); // nothing sent yet
+  auto seen = s->find_call("CA2");
+  EXPECT_EQ(s->statement_round_trips(), before + 1); // four statements
+  ASSERT_TRUE(seen);
+  EXPECT_EQ(seen->dial_status, "busy");
+  auto last = make_call("CA3");
+  last.dial_status = "no-answer";
+  s->update_call(last);
+  s->insert_webhook({"acme", "voice", "CA3", "/v", "body", "sig", false, 1});
+  s->insert_webhook({"acme", "status", "CA3", "/s", "body", "sig", false, 2});
+  s->commit(); // sends them first, together
+  EXPECT_EQ(s->statement_round_trips(), before + 2);
+  EXPECT_EQ(s->webhooks_for("CA3").size(), 2U);
+  EXPECT_EQ(s->find_call("CA1")->dial_status, "busy");
+  EXPECT_EQ(s->find_call("CA3")->dial_status, "no-answer");
+}
+
+TEST_F(PgStore, an_advisory_lock_goes_with_the_statement_after_it) {
+  auto s = open();
+  auto m = make_message("CA1");
+  m.id = s->insert_message(m);
+  m.message_sid = "SM1";
+  m.state = engine::message_state::sent;
+  s->begin();
+  auto before = s->statement_round_trips();
+  s->update_message(m); // the lock on SM1, then the update
+  EXPECT_EQ(s->statement_round_trips(), before + 1);
+  s->commit();
+  EXPECT_EQ(s->find_message(m.id)->message_sid, "SM1");
+  // The lock is held until the end of the transaction, as before.
+  auto other = open(200ms);
+  s->begin();
+  s->update_message(m);
+  auto r = make_report("SM1", engine::message_state::delivered,
+                       m.updated_at + 1);
+  other->begin(); // the lock is taken in transactions only
+  auto what = error_of([&] { other->record_status(r); });
+  EXPECT_TRUE(starts_with(what, "postgresql record_status: canceling "
+                                "statement due to lock timeout"))
+    << what;
+  other->rollback();
+  s->commit();
+  EXPECT_TRUE(other->record_status(r).applied);
+}
+
+TEST_F(PgStore, a_failing_write_that_waited_fails_the_statement_it_went_with) {
+  auto s = open();
+  ASSERT_TRUE(s->insert_call(make_call("CA1")));
+  schema_.exec("ALTER TABLE calls ADD CONSTRAINT no_boom "
+               "CHECK (dial_status <> 'boom')");
+  s->begin();
+  auto c = make_call("CA1");
+  c.dial_status = "boom";
+  s->update_call(c); // waits: no error yet
+  auto what = error_of([&] { s->find_call("CA1"); });
+  EXPECT_TRUE(starts_with(what, "postgresql update_call: ")) << what;
+  EXPECT_NE(what.find("violates check constraint \"no_boom\""),
+            std::string::npos)
+    << what;
+  EXPECT_EQ(error_of([&] { s->commit(); }),
+            "postgresql commit: the transaction was aborted by an earlier "
+            "error; rolled back");
+  s->begin();
+  c.dial_status = "busy";
+  s->update_call(c);
+  s->commit();
+  EXPECT_EQ(s->find_call("CA1")->dial_status, "busy");
+}
+
+TEST_F(PgStore, statements_are_prepared_again_on_a_new_connection) {
+  auto s = open();
+  ASSERT_TRUE(s->insert_call(make_call("CA1")));
+  s->begin();
+  ASSERT_TRUE(s->find_call("CA1")); // prepared on this connection
+  s->commit();
+  ASSERT_EQ(schema_.terminate_connections(), 1);
+  s->begin(); // reconnects
+  auto c = make_call("CA1");
+  c.dial_status = "busy";
+  s->update_call(c);
+  auto seen = s->find_call("CA1");
+  s->commit();
+  ASSERT_TRUE(seen);
+  EXPECT_EQ(seen->dial_status, "busy");
 }
 
 TEST_F(PgStore, a_constraint_violation_names_the_operation) {

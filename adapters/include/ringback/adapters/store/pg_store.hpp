@@ -4,6 +4,7 @@
 #include "ringback/adapters/store/migrations.hpp"
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -35,6 +36,11 @@ struct pg_store_options {
 /// breaks, the failing call throws `port_error` and the next call (typically
 /// `begin()`) reconnects. Outside a transaction, calls run in autocommit
 /// mode. `migrate()` runs under `pg_advisory_xact_lock(pg_migration_lock_key)`.
+///
+/// In a transaction the statements go through libpq's pipeline mode: a write
+/// whose result nothing reads at once (`update_call`, the advisory locks)
+/// waits and goes to the server with the next statement, or at the commit,
+/// in the same round trip; its error is thrown there, naming its operation.
 class pg_store final : public audited_store {
 public:
   /// Throws `port_error` only for invalid options (e.g. a bad schema name).
@@ -155,6 +161,11 @@ public:
 
   /// The libpq connection string this store uses (the URL plus its options).
   const std::string& connection_string() const;
+
+  /// Round trips of the statements run in transactions so far (each may
+  /// carry several statements; BEGIN, COMMIT and the audit rows' inserts
+  /// are not counted).
+  std::uint64_t statement_round_trips() const;
 
 private:
   struct impl;

@@ -8,6 +8,9 @@
 //   std::string_view backend() const;                    // "sqlite", ...
 //   std::int64_t last_insert_id() const;                 // SQLite only
 //   std::int64_t execute(sql_id, Bind bind);             // rows affected
+//   void execute_later(sql_id, Bind bind, Check check);  // a write whose
+//       // result only check(rows affected) reads (it may throw); in a
+//       // transaction it may run with the next statement or at the commit
 //   void query(sql_id, Bind bind, OnRow on_row);         // on_row per row
 //   void serialize(std::int64_t key);  // a transaction lock on `key` (a
 //                                      // no-op where writers are serial)
@@ -750,9 +753,12 @@ bool insert_call(Driver& d, const engine::call_record& c) {
 
 template <class Driver>
 void update_call(Driver& d, const engine::call_record& c) {
-  if (d.execute(sql_id::update_call, [&](auto& b) { bind_call_update(b, c); })
-      == 0)
-    fail(d.backend(), "update_call", "unknown CallSid '" + c.call_sid + "'");
+  d.execute_later(
+    sql_id::update_call, [&](auto& b) { bind_call_update(b, c); },
+    [backend = d.backend(), sid = c.call_sid](std::int64_t changed) {
+      if (changed == 0)
+        fail(backend, "update_call", "unknown CallSid '" + sid + "'");
+    });
 }
 
 template <class Driver>
