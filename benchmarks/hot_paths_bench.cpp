@@ -1,6 +1,7 @@
 // Microbenchmarks of the webhook hot path: what one incoming call costs
 // before any I/O. Run: build/benchmarks/ringback_bench
 #include "ringback/adapters/store/make_store.hpp"
+#include "ringback/adapters/store/pg_store.hpp"
 #include "ringback/adapters/twilio/form.hpp"
 #include "ringback/adapters/twilio/signature.hpp"
 #include "ringback/adapters/webhooks/twilio_webhooks.hpp"
@@ -11,11 +12,13 @@
 #include "ringback/workflows/loader.hpp"
 
 #include <benchmark/benchmark.h>
+#include <pqxx/pqxx>
+#include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <string>
-
-#include <unistd.h>
+#include <vector>
 
 namespace {
 
@@ -113,5 +116,85 @@ void sqlite_write_batch(benchmark::State& state) {
     std::remove((path + suffix).c_str());
 }
 BENCHMARK(sqlite_write_batch)->Arg(1)->Arg(64)->Arg(512)->Unit(benchmark::kMicrosecond);
+
+/// The writes a missed call makes on PostgreSQL's main connection after its
+/// insert, 16 calls per transaction as under load: the dial result's update,
+/// the caller's and the owner's texts (insert, then the update with the
+/// MessageSid under its advisory lock), the call's final update and three
+/// webhook audit rows. Arg: 1 = libpq's pipeline mode (the default), 0 =
+/// each statement on its own. Needs RINGBACK_TEST_PG (a server URL, e.g.
+/// from scripts/test-services); a schema of its own is dropped at the end.
+void pg_call_writes(benchmark::State& state) {
+  const char* url
+    = std::getenv("RINGBACK_TEST_PG"); // NOLINT(concurrency-mt-unsafe)
+  if (url == nullptr || *url == '\0') {
+    state.SkipWithError("RINGBACK_TEST_PG is not set");
+    return;
+  }
+  adapters::pg_store_options o;
+  o.url = url;
+  o.schema = "bench_" + std::to_string(::getpid());
+  o.pipeline = state.range(0) != 0;
+  constexpr int calls_per_tx = 16;
+  std::uint64_t trips = 0;
+  {
+    adapters::pg_store db{o};
+    db.migrate();
+    engine::call_timing timing;
+    std::int64_t n = 0;
+    for (auto _ : state) {
+      state.PauseTiming();
+      std::vector<engine::call_record> calls;
+      db.begin();
+      for (int i = 0; i < calls_per_tx; ++i) {
+        calls.push_back(engine::call_fsm::begin("CA" + std::to_string(n++),
+                                                "acme", "+1", "+2", "+3",
+                                                "node", 1000, timing));
+        db.insert_call(calls.back());
+      }
+      db.commit();
+      auto before = db.statement_round_trips();
+      state.ResumeTiming();
+      db.begin();
+      for (auto& c : calls) {
+        c.dial_status = "no-answer";
+        db.update_call(c);
+        for (const char* to : {"+1", "+3"}) {
+          engine::message_record m;
+          m.tenant_id = "acme";
+          m.call_sid = c.call_sid;
+          m.purpose = "missed_call.text_back";
+          m.from = "+2";
+          m.to = to;
+          m.body = "Sorry we missed your call!";
+          m.node_id = "node";
+          m.id = db.insert_message(m);
+          m.message_sid = "SM" + std::to_string(m.id);
+          m.state = engine::message_state::sent;
+          db.update_message(m);
+        }
+        c.ended = true;
+        db.update_call(c);
+        for (const char* kind : {"voice", "dial", "status"})
+          db.insert_webhook(
+            {"acme", kind, c.call_sid, "/twilio", "body", "sig", false, 1});
+      }
+      db.commit();
+      trips += db.statement_round_trips() - before;
+    }
+    state.SetItemsProcessed(state.iterations() * calls_per_tx);
+    state.counters["round_trips_per_call"] = benchmark::Counter(
+      static_cast<double>(trips)
+      / static_cast<double>(state.iterations() * calls_per_tx));
+  }
+  try {
+    pqxx::connection c{url};
+    pqxx::nontransaction{c}.exec("DROP SCHEMA IF EXISTS " + o.schema
+                                 + " CASCADE");
+  } catch (const std::exception& e) {
+    state.SkipWithError(e.what());
+  }
+}
+BENCHMARK(pg_call_writes)->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond);
 
 } // namespace

@@ -497,9 +497,16 @@ public:
   /// `transactional`: `tx` is a transaction (locks last until its end), not
   /// autocommit. `pipe`: the open transaction's, or null. `op` names the
   /// operation in the errors of writes sent later.
+  /// `trips`: counts the statements sent one by one in the open transaction
+  /// (null elsewhere).
   driver(pqxx::transaction_base& tx, bool transactional,
-         statement_pipe* pipe = nullptr, std::string_view op = {})
-    : tx_(tx), transactional_(transactional), pipe_(pipe), op_(op) {
+         statement_pipe* pipe = nullptr, std::string_view op = {},
+         std::uint64_t* trips = nullptr)
+    : tx_(tx),
+      transactional_(transactional),
+      pipe_(pipe),
+      op_(op),
+      trips_(trips) {
     // nop
   }
 
@@ -554,8 +561,16 @@ public:
   void serialize(std::int64_t key) {
     if (pipe_ != nullptr)
       pipe_->defer(statement_pipe::lock, {std::to_string(key)}, op_, {});
-    else if (transactional_)
+    else if (transactional_) {
+      count_trip();
       tx_.exec_prepared(advisory_lock_statement, key);
+    }
+  }
+
+  /// Counts a statement sent one by one in the open transaction.
+  void count_trip() {
+    if (trips_ != nullptr)
+      ++*trips_;
   }
 
 private:
@@ -569,6 +584,7 @@ private:
 
   template <class Bind>
   pqxx::result run(sql_id id, Bind& bind) {
+    count_trip();
     return tx_.exec_prepared(store_detail::sql_name(id),
                              pqxx::prepare::make_dynamic_params(
                                params_of(bind)));
@@ -578,6 +594,7 @@ private:
   bool transactional_;
   statement_pipe* pipe_;
   std::string_view op_;
+  std::uint64_t* trips_;
 };
 
 /// The audit tables whose rows a transaction collects and sends at its end
@@ -791,6 +808,9 @@ struct pg_store::impl {
   std::unique_ptr<pqxx::work> tx;
   /// The open transaction's statements (see `statement_pipe`).
   statement_pipe pipe;
+  /// Statements sent one by one in transactions (`pg_store_options::pipeline`
+  /// false).
+  std::uint64_t one_by_one_trips = 0;
   bool tx_failed = false;
   /// Audit rows of the open transaction not sent yet, by `audit_table`.
   std::array<audit_rows, audit_inserts.size()> pending;
@@ -912,7 +932,15 @@ struct pg_store::impl {
       auto t = static_cast<audit_table>(i);
       auto rows = std::move(pending[i]);
       pending[i] = audit_rows{};
-      guarded(audit_inserts[i].op, [&](driver&) { defer_rows(t, rows); });
+      guarded(audit_inserts[i].op, [&](driver& dr) {
+        if (options.pipeline)
+          defer_rows(t, rows);
+        else {
+          one_by_one_trips += (rows.count + audit_shape(t).max_rows() - 1)
+                              / audit_shape(t).max_rows();
+          write_rows(dr.tx(), t, rows);
+        }
+      });
     }
   }
 
@@ -928,7 +956,8 @@ struct pg_store::impl {
       fail(pg_backend, op, store_detail::aborted_detail);
     try {
       if (tx) {
-        driver d{*tx, true, &pipe, op};
+        driver d{*tx, true, options.pipeline ? &pipe : nullptr, op,
+                 &one_by_one_trips};
         return f(d);
       }
       auto& c = connection();
@@ -1027,7 +1056,7 @@ pg_store::pg_store(std::string url)
 pg_store::~pg_store() = default;
 
 std::uint64_t pg_store::statement_round_trips() const {
-  return impl_->pipe.round_trips();
+  return impl_->pipe.round_trips() + impl_->one_by_one_trips;
 }
 
 const std::string& pg_store::connection_string() const {

@@ -136,6 +136,18 @@ struct pg_env {
 
 INSTANTIATE_TYPED_TEST_SUITE_P(Postgresql, StoreConformance, pg_env);
 
+/// The same store sending each statement of a transaction on its own.
+struct pg_env_one_by_one : pg_env {
+  std::unique_ptr<adapters::audited_store> open() {
+    auto o = schema_.options();
+    o.pipeline = false;
+    return std::make_unique<pg_store>(std::move(o));
+  }
+};
+
+INSTANTIATE_TYPED_TEST_SUITE_P(PostgresqlOneByOne, StoreConformance,
+                               pg_env_one_by_one);
+
 class PgStore : public ::testing::Test {
 protected:
   void SetUp() override {

@@ -26,6 +26,9 @@ struct pg_store_options {
   std::chrono::seconds connect_timeout{5};
   /// A statement waiting this long for a row lock fails (`lock_timeout`).
   std::chrono::milliseconds lock_timeout{5000};
+  /// Sends a transaction's statements through libpq's pipeline mode (see
+  /// `pg_store`); false sends each on its own and waits for its answer.
+  bool pipeline = true;
   /// What `migrate()` applies (tests replace it).
   std::vector<migration> migrations = pg_migrations();
 };
@@ -162,9 +165,9 @@ public:
   /// The libpq connection string this store uses (the URL plus its options).
   const std::string& connection_string() const;
 
-  /// Round trips of the statements run in transactions so far (each may
-  /// carry several statements; BEGIN, COMMIT and the audit rows' inserts
-  /// are not counted).
+  /// Round trips of the statements run in transactions so far (in pipeline
+  /// mode each may carry several statements; BEGIN and COMMIT are not
+  /// counted).
   std::uint64_t statement_round_trips() const;
 
 private:
