@@ -105,7 +105,17 @@ struct prometheus_metrics::families {
                             .Help("Conversation actors in memory (active "
                                   "conversations; passivated ones hold "
                                   "none).")
-                            .Register(r)) {
+                            .Register(r)),
+      store_waiting(prometheus::BuildGauge()
+                      .Name("ringback_store_jobs_waiting")
+                      .Help("Store jobs waiting for their transaction, by "
+                            "connection and lane (urgent, ahead, queued).")
+                      .Register(r)),
+      store_jobs(counter(r, "ringback_store_jobs_total",
+                         "Store jobs run, by connection.")),
+      store_transactions(counter(r, "ringback_store_transactions_total",
+                                 "Store transactions committed, by "
+                                 "connection.")) {
     // nop
   }
 
@@ -130,6 +140,9 @@ struct prometheus_metrics::families {
   counter_family& ai_cost;
   prometheus::Family<prometheus::Histogram>& ai_latency;
   prometheus::Family<prometheus::Gauge>& conversation_actors;
+  prometheus::Family<prometheus::Gauge>& store_waiting;
+  counter_family& store_jobs;
+  counter_family& store_transactions;
 };
 
 prometheus_metrics::prometheus_metrics()
@@ -317,6 +330,29 @@ void prometheus_metrics::conversation_actors(std::string_view tenant,
   guarded([&] {
     families_->conversation_actors.Add({{"tenant", text(tenant)}})
       .Set(static_cast<double>(live));
+  });
+}
+
+void prometheus_metrics::store_activity(std::string_view connection,
+                                        const engine::store_activity& a) {
+  guarded([&] {
+    auto c = text(connection);
+    auto& f = families_->store_waiting;
+    f.Add({{"connection", c}, {"lane", "urgent"}})
+      .Set(static_cast<double>(a.urgent));
+    f.Add({{"connection", c}, {"lane", "ahead"}})
+      .Set(static_cast<double>(a.ahead));
+    f.Add({{"connection", c}, {"lane", "queued"}})
+      .Set(static_cast<double>(a.queued));
+    // The executor counts; the counters catch up with it (never back).
+    auto catch_up = [](prometheus::Counter& counter, std::uint64_t total) {
+      auto now = static_cast<double>(total);
+      if (now > counter.Value())
+        counter.Increment(now - counter.Value());
+    };
+    catch_up(families_->store_jobs.Add({{"connection", c}}), a.jobs);
+    catch_up(families_->store_transactions.Add({{"connection", c}}),
+             a.transactions);
   });
 }
 

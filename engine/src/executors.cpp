@@ -117,6 +117,17 @@ std::size_t store_executor::jobs() const {
   return jobs_;
 }
 
+store_activity store_executor::activity() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  store_activity a;
+  a.urgent = urgent_.size();
+  a.ahead = ahead_.size();
+  a.queued = queue_.size();
+  a.jobs = jobs_;
+  a.transactions = commits_;
+  return a;
+}
+
 void store_executor::loop() {
   std::vector<job> batch;
   std::unique_lock<std::mutex> guard{mtx_};

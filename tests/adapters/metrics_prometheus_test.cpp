@@ -293,6 +293,58 @@ TEST(prometheus_metrics, conversation_actors_is_a_gauge_per_tenant) {
   EXPECT_EQ(none.render(), "");
 }
 
+TEST(prometheus_metrics, store_activity_shows_the_backlog_and_the_totals) {
+  prometheus_metrics m;
+  engine::store_activity a;
+  a.urgent = 1;
+  a.ahead = 2;
+  a.queued = 300;
+  a.jobs = 1000;
+  a.transactions = 40;
+  m.store_activity("main", a);
+  auto text = m.render();
+  EXPECT_TRUE(has_line(
+    text,
+    "ringback_store_jobs_waiting{connection=\"main\",lane=\"queued\"} 300"));
+  EXPECT_TRUE(has_line(
+    text, "ringback_store_jobs_waiting{connection=\"main\",lane=\"ahead\"} 2"));
+  EXPECT_TRUE(has_line(
+    text,
+    "ringback_store_jobs_waiting{connection=\"main\",lane=\"urgent\"} 1"));
+  EXPECT_TRUE(
+    has_line(text, "ringback_store_jobs_total{connection=\"main\"} 1000"));
+  EXPECT_TRUE(has_line(
+    text, "ringback_store_transactions_total{connection=\"main\"} 40"));
+  EXPECT_TRUE(has_line(text, "# TYPE ringback_store_jobs_waiting gauge"));
+  EXPECT_TRUE(has_line(text, "# TYPE ringback_store_jobs_total counter"));
+  EXPECT_TRUE(
+    has_line(text, "# TYPE ringback_store_transactions_total counter"));
+  // The backlog drains; the totals grow, per connection.
+  a = {};
+  a.jobs = 1500;
+  a.transactions = 41;
+  m.store_activity("main", a);
+  engine::store_activity urgent;
+  urgent.jobs = 7;
+  urgent.transactions = 3;
+  m.store_activity("urgent", urgent);
+  text = m.render();
+  EXPECT_TRUE(has_line(
+    text,
+    "ringback_store_jobs_waiting{connection=\"main\",lane=\"queued\"} 0"));
+  EXPECT_TRUE(
+    has_line(text, "ringback_store_jobs_total{connection=\"main\"} 1500"));
+  EXPECT_TRUE(
+    has_line(text, "ringback_store_jobs_total{connection=\"urgent\"} 7"));
+  EXPECT_TRUE(has_line(
+    text, "ringback_store_transactions_total{connection=\"urgent\"} 3"));
+  // A counter never goes back (a smaller total changes nothing).
+  a.jobs = 10;
+  m.store_activity("main", a);
+  EXPECT_TRUE(has_line(m.render(),
+                       "ringback_store_jobs_total{connection=\"main\"} 1500"));
+}
+
 TEST(prometheus_metrics, instances_share_nothing) {
   prometheus_metrics a;
   prometheus_metrics b;

@@ -57,6 +57,35 @@ TEST(StoreExecutor, JobsQueuedDuringACommitShareOneTransaction) {
   EXPECT_EQ(static_cast<int>(ex.commits()), g.commits.load());
 }
 
+TEST(StoreExecutor, ActivityCountsTheJobsWaitingInEachLane) {
+  gated_store g;
+  engine::store_executor ex{g.make(), 512};
+  ex.post([](engine::store&) {});
+  // The first batch has begun (and waits at the gate): what comes now waits.
+  for (int i = 0; i < 5000 && g.begins.load() == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds{1});
+  ASSERT_EQ(g.begins.load(), 1);
+  ex.post([](engine::store&) {});
+  ex.post([](engine::store&) {});
+  ex.post_ahead([](engine::store&) {});
+  ex.post_ahead([](engine::store&) {});
+  ex.post_ahead([](engine::store&) {});
+  ex.post_urgent([](engine::store&) {});
+  auto waiting = ex.activity();
+  EXPECT_EQ(waiting.urgent, 1U);
+  EXPECT_EQ(waiting.ahead, 3U);
+  EXPECT_EQ(waiting.queued, 2U);
+  EXPECT_EQ(waiting.jobs, 0U);
+  EXPECT_EQ(waiting.transactions, 0U);
+  g.gate.set_value();
+  ex.stop();
+  auto done = ex.activity();
+  EXPECT_EQ(done.urgent + done.ahead + done.queued, 0U);
+  EXPECT_EQ(done.jobs, 7U);
+  EXPECT_EQ(done.transactions, ex.commits());
+  EXPECT_GE(done.transactions, 2U); // the first job, then the others
+}
+
 TEST(StoreExecutor, AFailingJobFailsAloneAndTheOthersCommit) {
   gated_store g;
   engine::store_executor ex{g.make(), 512};

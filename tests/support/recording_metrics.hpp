@@ -75,6 +75,12 @@ public:
     std::lock_guard<std::mutex> guard{mtx_};
     counts_["conversation_actors " + std::string{t}] = static_cast<long>(live);
   }
+  void store_activity(std::string_view c,
+                      const engine::store_activity& a) override {
+    std::lock_guard<std::mutex> guard{mtx_};
+    counts_["store_waiting " + std::string{c}]
+      = static_cast<long>(a.urgent + a.ahead + a.queued);
+  }
   std::string render() const override {
     std::lock_guard<std::mutex> guard{mtx_};
     std::string out;

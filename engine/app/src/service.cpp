@@ -218,6 +218,9 @@ struct service::impl {
         slot->reply(std::move(r));
         return;
       }
+      metrics->store_activity("main", store->activity());
+      if (urgent_store)
+        metrics->store_activity("urgent", urgent_store->activity());
       auto r = adapters::http_response::text(200, metrics->render());
       r.content_type = "text/plain; version=0.0.4; charset=utf-8";
       slot->reply(std::move(r));

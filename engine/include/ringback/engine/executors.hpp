@@ -1,5 +1,6 @@
 #pragma once
 
+#include "ringback/engine/metrics.hpp"
 #include "ringback/engine/ports.hpp"
 
 #include <algorithm>
@@ -165,6 +166,10 @@ public:
   /// Number of jobs run so far, retried ones counted once (for tests and
   /// benchmarks: jobs / commits is the mean batch).
   std::size_t jobs() const;
+
+  /// The jobs waiting in each lane now, and `jobs()` and `commits()`: what
+  /// the metrics show of the store (`metrics::store_activity`).
+  store_activity activity() const;
 
 private:
   struct job {

@@ -16,6 +16,17 @@
 
 namespace ringback::engine {
 
+/// A store executor at one moment (`store_executor::activity`): the jobs
+/// waiting in each of its lanes, and the jobs run and transactions committed
+/// since it started.
+struct store_activity {
+  std::size_t urgent = 0;
+  std::size_t ahead = 0;
+  std::size_t queued = 0;
+  std::uint64_t jobs = 0;
+  std::uint64_t transactions = 0;
+};
+
 class metrics {
 public:
   virtual ~metrics() = default;
@@ -131,6 +142,16 @@ public:
   virtual void conversation_actors(std::string_view tenant, std::size_t live)
     = 0;
 
+  /// A store connection's executor, read when the metrics are scraped
+  /// (`connection`: "main", or "urgent" for PostgreSQL's second one): a
+  /// backlog that keeps growing means the store writes less than comes in.
+  /// ringback_store_jobs_waiting{connection,lane} (gauge; lane urgent, ahead
+  /// or queued), ringback_store_jobs_total{connection},
+  /// ringback_store_transactions_total{connection}
+  virtual void
+  store_activity(std::string_view connection, const engine::store_activity& a)
+    = 0;
+
   // -- exposition -----------------------------------------------------------
 
   /// Every metric in the Prometheus text exposition format (version 0.0.4).
@@ -158,6 +179,9 @@ public:
   void ai_turn(std::string_view, std::string_view, bool, std::int64_t,
                std::int64_t, double, double) override {}
   void conversation_actors(std::string_view, std::size_t) override {
+  }
+  void store_activity(std::string_view,
+                      const engine::store_activity&) override {
   }
   std::string render() const override {
     return {};

@@ -67,6 +67,8 @@ public:
                std::int64_t prompt_tokens, std::int64_t completion_tokens,
                double cost_usd, double latency_seconds) override;
   void conversation_actors(std::string_view tenant, std::size_t live) override;
+  void store_activity(std::string_view connection,
+                      const engine::store_activity& a) override;
 
   /// The text exposition format (0.0.4) of the registry, through
   /// `prometheus::TextSerializer`; empty if rendering failed.
