@@ -341,12 +341,6 @@ private:
                  .c_str();
   }
 
-  /// What the server answered to one statement sent.
-  struct answer {
-    result_ptr prepare; ///< the Parse's, when it was sent too
-    result_ptr result;
-  };
-
   [[noreturn]] void broken(const std::string& why) {
     throw pqxx::broken_connection{why.empty() ? std::string{"no answer"} : why};
   }
@@ -403,8 +397,9 @@ private:
   }
 
   /// One round trip: the writes waiting, then `stmt` if given. Every result
-  /// is read before anything throws, so the connection is left idle and out
-  /// of pipeline mode whatever happened.
+  /// is read before an error of the server's is thrown, so the connection is
+  /// left idle and out of pipeline mode; if the connection broke off
+  /// instead, `lost()` tells the owner to drop it.
   result_ptr exchange(const std::size_t* stmt,
                       const std::vector<std::string>* params) {
     if (conn_ == nullptr)

@@ -41,9 +41,10 @@ struct pg_store_options {
 /// mode. `migrate()` runs under `pg_advisory_xact_lock(pg_migration_lock_key)`.
 ///
 /// In a transaction the statements go through libpq's pipeline mode: a write
-/// whose result nothing reads at once (`update_call`, the advisory locks)
-/// waits and goes to the server with the next statement, or at the commit,
-/// in the same round trip; its error is thrown there, naming its operation.
+/// whose result nothing reads at once (`update_call`, the advisory locks, the
+/// audit rows) waits and goes to the server with the next statement, or at
+/// the commit, in the same round trip; its error is thrown there, naming its
+/// operation (`pg_store_options::pipeline` false sends each on its own).
 class pg_store final : public audited_store {
 public:
   /// Throws `port_error` only for invalid options (e.g. a bad schema name).
