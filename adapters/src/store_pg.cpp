@@ -326,11 +326,17 @@ private:
     std::function<void(std::int64_t)> check;
   };
 
-  static std::string name(std::size_t stmt) {
-    return stmt == lock ? std::string{"p_advisory_xact_lock"}
-                        : "p_"
-                            + std::string{store_detail::sql_name(
-                              static_cast<sql_id>(stmt))};
+  /// The pipe's name of a prepared statement ("p_" and the driver's).
+  static const char* name(std::size_t stmt) {
+    static const auto names = [] {
+      std::vector<std::string> xs;
+      for (std::size_t i = 0; i < store_detail::sql_count; ++i)
+        xs.push_back(
+          "p_" + std::string{store_detail::sql_name(static_cast<sql_id>(i))});
+      xs.emplace_back("p_advisory_xact_lock");
+      return xs;
+    }();
+    return names[stmt].c_str();
   }
 
   static const char* sql(std::size_t stmt) {
@@ -345,20 +351,26 @@ private:
     throw pqxx::broken_connection{why.empty() ? std::string{"no answer"} : why};
   }
 
-  void send(std::size_t stmt, const std::vector<std::string>& params) {
-    if (!prepared_[stmt] && !sending_prepare_[stmt]) {
-      if (PQsendPrepare(conn_, name(stmt).c_str(), sql(stmt), 0, nullptr) != 1)
-        broken(PQerrorMessage(conn_));
-      sending_prepare_[stmt] = true;
-      order_.push_back({stmt, true});
-    }
+  /// The parameters as libpq takes them (text, null-terminated).
+  static std::vector<const char*>
+  values_of(const std::vector<std::string>& params) {
     std::vector<const char*> values;
     values.reserve(params.size());
     for (const auto& p : params)
       values.push_back(p.c_str());
-    if (PQsendQueryPrepared(conn_, name(stmt).c_str(),
-                            static_cast<int>(values.size()), values.data(),
-                            nullptr, nullptr, 0)
+    return values;
+  }
+
+  void send(std::size_t stmt, const std::vector<std::string>& params) {
+    if (!prepared_[stmt] && !sending_prepare_[stmt]) {
+      if (PQsendPrepare(conn_, name(stmt), sql(stmt), 0, nullptr) != 1)
+        broken(PQerrorMessage(conn_));
+      sending_prepare_[stmt] = true;
+      order_.push_back({stmt, true});
+    }
+    auto values = values_of(params);
+    if (PQsendQueryPrepared(conn_, name(stmt), static_cast<int>(values.size()),
+                            values.data(), nullptr, nullptr, 0)
         != 1)
       broken(PQerrorMessage(conn_));
     order_.push_back({stmt, false});
@@ -366,10 +378,7 @@ private:
 
   void send_sql(const std::string& text,
                 const std::vector<std::string>& params) {
-    std::vector<const char*> values;
-    values.reserve(params.size());
-    for (const auto& p : params)
-      values.push_back(p.c_str());
+    auto values = values_of(params);
     if (PQsendQueryParams(conn_, text.c_str(), static_cast<int>(values.size()),
                           nullptr, values.data(), nullptr, nullptr, 0)
         != 1)
