@@ -484,7 +484,11 @@ class StatusCallbacks(MessagingCase):
     def test_reports_are_applied_and_metrics_show_them(self):
         rb = self.start_ringback(tenants=[tenant_config(numbers=[FAST])])
         unreachable = new_caller()
-        self.mock.enable_status_callbacks(rb.url, undelivered={unreachable}, delay=0.3)
+        # The reports come once ringback has saved each send's MessageSid
+        # (a report before it counts as "unknown": a loaded machine can take
+        # a few hundred milliseconds; the race itself is tested elsewhere).
+        self.mock.enable_status_callbacks(rb.url, undelivered={unreachable},
+                                          delay=scaled(1.0))
         reached = self.missed(rb)
         self.missed(rb, unreachable)
         msgs = self.mock.expect_messages(4, quiet=0.5)
@@ -530,7 +534,9 @@ class StatusCallbacks(MessagingCase):
     def test_late_repeated_and_stray_reports_never_move_a_message_back(self):
         rb = self.start_ringback(tenants=[tenant_config(numbers=[FAST])])
         # delivered first, then a late "sent"; each callback twice.
-        self.mock.enable_status_callbacks(rb.url, order="reverse", repeat=2, delay=0.3)
+        # After the sends are saved, as above.
+        self.mock.enable_status_callbacks(rb.url, order="reverse", repeat=2,
+                                          delay=scaled(1.0))
         caller = self.missed(rb)
         self.mock.expect_messages(2, quiet=0.5)
         callbacks = self.mock.wait_for_status_callbacks(8)
