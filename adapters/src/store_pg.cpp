@@ -9,9 +9,12 @@
 #include <array>
 #include <cctype>
 #include <charconv>
+#include <chrono>
 #include <cstdio>
 #include <functional>
+#include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <stdexcept>
 #include <type_traits>
@@ -253,8 +256,10 @@ public:
   /// it is not the connection (or the server process) of the last one.
   void attach(PGconn* c) {
     int pid = PQbackendPID(c);
-    if (c != prepared_on_ || pid != backend_pid_)
+    if (c != prepared_on_ || pid != backend_pid_) {
       prepared_.fill(false);
+      ids_.clear();
+    }
     conn_ = c;
     prepared_on_ = c;
     backend_pid_ = pid;
@@ -266,6 +271,38 @@ public:
   void detach() {
     waiting_.clear();
     conn_ = nullptr;
+  }
+
+  /// Ids taken ahead are used for at most this long after they were taken:
+  /// an id tells roughly when its row was written, as a sequence's does.
+  static constexpr std::chrono::milliseconds ids_keep{1000};
+
+  /// A new id of `table` (its sequence's next), for an insert that waits.
+  /// Taken in blocks, one round trip each: 4 ids, twice as many after a
+  /// block used up (up to 64), half as many after one left unused for
+  /// `ids_keep` (whose rest is dropped: gaps, as any sequence's).
+  std::int64_t next_id(const char* table) {
+    auto& block = ids_[table];
+    auto now = std::chrono::steady_clock::now();
+    if (block.used < block.ids.size() && now - block.taken > ids_keep) {
+      block.ids.clear();
+      block.used = 0;
+      block.next_size = std::max<std::size_t>(4, block.next_size / 2);
+    }
+    if (block.used == block.ids.size()) {
+      auto stmt = static_cast<std::size_t>(sql_id::next_ids);
+      std::vector<std::string> params{table, std::to_string(block.next_size)};
+      auto r = exchange(&stmt, &params);
+      block.ids.clear();
+      block.used = 0;
+      for (int i = 0, n = PQntuples(r.get()); i < n; ++i)
+        block.ids.push_back(raw_row{r.get(), i}.int64(0));
+      if (block.ids.empty())
+        throw std::runtime_error{std::string{"no ids for "} + table};
+      block.taken = now;
+      block.next_size = std::min<std::size_t>(64, block.next_size * 2);
+    }
+    return block.ids[block.used++];
   }
 
   /// The last exchange broke off midway: the connection is unusable.
@@ -488,6 +525,14 @@ private:
   /// was its Parse.
   std::vector<std::pair<std::size_t, bool>> order_;
   std::vector<waiting> waiting_;
+  /// Ids taken ahead (`next_id`), by table; on this connection only.
+  struct id_block {
+    std::vector<std::int64_t> ids;
+    std::size_t used = 0;
+    std::size_t next_size = 4;
+    std::chrono::steady_clock::time_point taken;
+  };
+  std::map<std::string, id_block, std::less<>> ids_;
   /// The server's first error message in the exchange in progress.
   std::string first_error_;
   bool lost_ = false;
@@ -569,6 +614,22 @@ public:
       count_trip();
       tx_.exec_prepared(advisory_lock_statement, key);
     }
+  }
+
+  /// In the open transaction: takes the new row's id ahead (`statement_pipe::
+  /// next_id`) and queues the insert (`with_id` binds the id last) like
+  /// `execute_later`'s writes; elsewhere nullopt (the caller inserts with
+  /// RETURNING).
+  template <class Bind>
+  std::optional<std::int64_t>
+  insert_later(sql_id with_id, const char* table, Bind&& bind) {
+    if (pipe_ == nullptr)
+      return std::nullopt;
+    auto id = pipe_->next_id(table);
+    auto params = params_of(bind);
+    params.push_back(std::to_string(id));
+    pipe_->defer(static_cast<std::size_t>(with_id), std::move(params), op_, {});
+    return id;
   }
 
   /// Counts a statement sent one by one in the open transaction.

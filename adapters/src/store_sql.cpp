@@ -424,6 +424,22 @@ constexpr std::array<statement, sql_count> statements{{
    "ELSE 0 END), 0), COALESCE(SUM(CASE WHEN kind = 'ai_turn' THEN cost_usd "
    "ELSE 0 END), 0) FROM conversation_events WHERE tenant_id = ?1 AND "
    "kind IN ('ai_turn', 'ai_error') AND occurred_at >= ?2"},
+  // bind_message, then the id (one taken ahead with next_ids: PostgreSQL's
+  // inserts that wait in the transaction's pipeline, see store_pg.cpp)
+  {sql_id::insert_message_with_id, "rb_insert_message_with_id",
+   "INSERT INTO messages (" RINGBACK_MESSAGE_COLUMNS ", id) VALUES (?1, ?2, "
+   "?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, "
+   "?19, ?20, ?21, ?22)"},
+  // bind_run, then the id (as above)
+  {sql_id::insert_run_with_id, "rb_insert_run_with_id",
+   "INSERT INTO runs (" RINGBACK_RUN_COLUMNS ", id) VALUES (?1, ?2, ?3, ?4, "
+   "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"},
+  // table, count -> that many new ids of the table's id column (PostgreSQL
+  // only: SQLite hands out its ids as it inserts, in the same process)
+  {sql_id::next_ids, "rb_next_ids",
+   "SELECT nextval(pg_get_serial_sequence(?1, 'id')) FROM "
+   "generate_series(1, ?2)",
+   "SELECT NULL WHERE ?1 IS NULL AND ?2 IS NULL AND 0"},
 }};
 
 #undef RINGBACK_CALL_COLUMNS

@@ -378,6 +378,60 @@ TEST_F(PgStore, a_failing_write_that_waited_fails_the_statement_it_went_with) {
   EXPECT_EQ(s->find_call("CA1")->dial_status, "busy");
 }
 
+TEST_F(PgStore, inserts_in_a_transaction_take_their_ids_ahead) {
+  auto s = open();
+  auto outside = s->insert_message(make_message("CA0")); // RETURNING id
+  ASSERT_GT(outside, 0);
+  s->begin();
+  auto before = s->statement_round_trips();
+  std::vector<std::int64_t> ids;
+  for (int i = 0; i < 3; ++i)
+    ids.push_back(s->insert_message(make_message("CA1")));
+  // One round trip took a block of ids; the inserts wait.
+  EXPECT_EQ(s->statement_round_trips(), before + 1);
+  EXPECT_GT(ids[0], outside);
+  EXPECT_LT(ids[0], ids[1]);
+  EXPECT_LT(ids[1], ids[2]);
+  auto r = make_run();
+  auto run = s->insert_run(r);
+  EXPECT_EQ(s->statement_round_trips(), before + 2); // the runs' block
+  auto seen = s->find_message(ids[1]);               // the inserts go first
+  EXPECT_EQ(s->statement_round_trips(), before + 3);
+  ASSERT_TRUE(seen);
+  EXPECT_EQ(seen->call_sid, "CA1");
+  s->commit();
+  EXPECT_EQ(s->messages_for_call("CA1").size(), 3U);
+  ASSERT_TRUE(s->find_run(run));
+  EXPECT_EQ(s->find_run(run)->workflow, r.workflow);
+  // The next transaction goes on with the block's rest (taken within the
+  // last second): no round trip for it, and ids keep growing.
+  s->begin();
+  auto trips = s->statement_round_trips();
+  auto later = s->insert_message(make_message("CA2"));
+  EXPECT_EQ(s->statement_round_trips(), trips);
+  s->commit();
+  EXPECT_GT(later, ids[2]);
+  EXPECT_TRUE(s->find_message(later));
+}
+
+TEST_F(PgStore, a_failing_insert_that_waited_names_its_operation) {
+  auto s = open();
+  schema_.exec("ALTER TABLE messages ADD CONSTRAINT no_boom "
+               "CHECK (body <> 'boom')");
+  s->begin();
+  auto m = make_message("CA1");
+  m.body = "boom";
+  auto id = s->insert_message(m); // waits: no error yet
+  EXPECT_GT(id, 0);
+  auto what = error_of([&] { s->find_message(id); });
+  EXPECT_TRUE(starts_with(what, "postgresql insert_message: ")) << what;
+  EXPECT_NE(what.find("violates check constraint \"no_boom\""),
+            std::string::npos)
+    << what;
+  s->rollback();
+  EXPECT_FALSE(s->find_message(id));
+}
+
 TEST_F(PgStore, statements_are_prepared_again_on_a_new_connection) {
   auto s = open();
   ASSERT_TRUE(s->insert_call(make_call("CA1")));

@@ -44,7 +44,9 @@ struct pg_store_options {
 /// whose result nothing reads at once (`update_call`, the advisory locks, the
 /// audit rows) waits and goes to the server with the next statement, or at
 /// the commit, in the same round trip; its error is thrown there, naming its
-/// operation (`pg_store_options::pipeline` false sends each on its own).
+/// operation (`pg_store_options::pipeline` false sends each on its own). A
+/// message's and a run's inserts take their ids ahead from the sequences (in
+/// blocks kept at most a second) and wait too.
 class pg_store final : public audited_store {
 public:
   /// Throws `port_error` only for invalid options (e.g. a bad schema name).

@@ -14,6 +14,12 @@
 //   void query(sql_id, Bind bind, OnRow on_row);         // on_row per row
 //   void serialize(std::int64_t key);  // a transaction lock on `key` (a
 //                                      // no-op where writers are serial)
+//   std::optional<std::int64_t> insert_later(sql_id with_id,
+//                                            const char* table, Bind bind);
+//       // PostgreSQL: an insert (`with_id` binds the id last) whose id is
+//       // taken ahead and returned at once, the insert waiting like
+//       // execute_later's writes; nullopt where it cannot (then the insert
+//       // runs with RETURNING)
 //
 // `bind(binder&)` binds the parameters in order through `text`, `bytes`,
 // `int64`, `int32`, `boolean` and `real`; `on_row(const row&)` reads columns
@@ -101,10 +107,13 @@ enum class sql_id : std::size_t {
   set_owner_focus,
   owner_focus,
   ai_usage_since,
+  insert_message_with_id,
+  insert_run_with_id,
+  next_ids,
 };
 
 inline constexpr std::size_t sql_count
-  = static_cast<std::size_t>(sql_id::ai_usage_since) + 1;
+  = static_cast<std::size_t>(sql_id::next_ids) + 1;
 
 enum class sql_dialect : std::uint8_t { sqlite, postgresql };
 
@@ -847,11 +856,24 @@ std::int64_t insert_row(Driver& d, sql_id id, Bind&& bind, std::string_view op) 
   return row_id;
 }
 
+/// `insert_row`, where the driver can take the id ahead (PostgreSQL in a
+/// transaction: `Driver::insert_later` with `with_id`, into `table`).
+template <class Driver, class Bind>
+std::int64_t insert_row_ahead(Driver& d, sql_id id, sql_id with_id,
+                              const char* table, Bind&& bind,
+                              std::string_view op) {
+  if constexpr (Driver::dialect == sql_dialect::postgresql) {
+    if (auto row_id = d.insert_later(with_id, table, bind))
+      return *row_id;
+  }
+  return insert_row(d, id, bind, op);
+}
+
 template <class Driver>
 std::int64_t insert_message(Driver& d, const engine::message_record& m) {
-  return insert_row(
-    d, sql_id::insert_message, [&](auto& b) { bind_message(b, m); },
-    "insert_message");
+  return insert_row_ahead(
+    d, sql_id::insert_message, sql_id::insert_message_with_id, "messages",
+    [&](auto& b) { bind_message(b, m); }, "insert_message");
 }
 
 template <class Driver>
@@ -1159,8 +1181,9 @@ find_contact(Driver& d, std::string_view tenant_id, std::string_view phone) {
 
 template <class Driver>
 std::int64_t insert_run(Driver& d, const engine::run_record& r) {
-  return insert_row(
-    d, sql_id::insert_run, [&](auto& b) { bind_run(b, r); }, "insert_run");
+  return insert_row_ahead(
+    d, sql_id::insert_run, sql_id::insert_run_with_id, "runs",
+    [&](auto& b) { bind_run(b, r); }, "insert_run");
 }
 
 template <class Driver>
