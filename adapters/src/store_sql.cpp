@@ -57,11 +57,15 @@ namespace {
   "conversation_id, tenant_id, kind, detail, window_seq, provider, "           \
   "latency_ms, prompt_tokens, completion_tokens, cost_usd, occurred_at"
 
-// The statements whose SQLite text leaves out PostgreSQL's RETURNING.
+// The statements whose SQLite text leaves out PostgreSQL's RETURNING (and
+// their variants with the id given: `*_with_id`).
+#define RINGBACK_MESSAGE_VALUES                                                \
+  "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "    \
+  "?17, ?18, ?19, ?20, ?21"
+
 #define RINGBACK_INSERT_MESSAGE                                                \
-  "INSERT INTO messages (" RINGBACK_MESSAGE_COLUMNS ") VALUES (?1, ?2, ?3, "   \
-  "?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, " \
-  "?20, ?21)"
+  "INSERT INTO messages (" RINGBACK_MESSAGE_COLUMNS ") VALUES ("               \
+  RINGBACK_MESSAGE_VALUES ")"
 
 #define RINGBACK_CREATE_CONVERSATION                                           \
   "INSERT INTO conversations (" RINGBACK_CONVERSATION_COLUMNS ") VALUES "      \
@@ -81,9 +85,11 @@ namespace {
   "attempts = attempts + 1, updated_at = ?3 WHERE id = ?1 AND "                \
   "state = ?4"
 
+#define RINGBACK_RUN_VALUES                                                    \
+  "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15"
+
 #define RINGBACK_INSERT_RUN                                                    \
-  "INSERT INTO runs (" RINGBACK_RUN_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, "   \
-  "?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
+  "INSERT INTO runs (" RINGBACK_RUN_COLUMNS ") VALUES (" RINGBACK_RUN_VALUES ")"
 
 struct statement {
   sql_id id;
@@ -427,13 +433,12 @@ constexpr std::array<statement, sql_count> statements{{
   // bind_message, then the id (one taken ahead with next_ids: PostgreSQL's
   // inserts that wait in the transaction's pipeline, see store_pg.cpp)
   {sql_id::insert_message_with_id, "rb_insert_message_with_id",
-   "INSERT INTO messages (" RINGBACK_MESSAGE_COLUMNS ", id) VALUES (?1, ?2, "
-   "?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, "
-   "?19, ?20, ?21, ?22)"},
+   "INSERT INTO messages (" RINGBACK_MESSAGE_COLUMNS ", id) VALUES ("
+   RINGBACK_MESSAGE_VALUES ", ?22)"},
   // bind_run, then the id (as above)
   {sql_id::insert_run_with_id, "rb_insert_run_with_id",
-   "INSERT INTO runs (" RINGBACK_RUN_COLUMNS ", id) VALUES (?1, ?2, ?3, ?4, "
-   "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"},
+   "INSERT INTO runs (" RINGBACK_RUN_COLUMNS ", id) VALUES ("
+   RINGBACK_RUN_VALUES ", ?16)"},
   // table, count -> that many new ids of the table's id column (PostgreSQL
   // only: SQLite hands out its ids as it inserts, in the same process)
   {sql_id::next_ids, "rb_next_ids",
@@ -455,6 +460,8 @@ constexpr std::array<statement, sql_count> statements{{
 #undef RINGBACK_CONVERSATION_MESSAGE_COLUMNS
 #undef RINGBACK_CONVERSATION_EVENT_COLUMNS
 #undef RINGBACK_INSERT_MESSAGE
+#undef RINGBACK_MESSAGE_VALUES
+#undef RINGBACK_RUN_VALUES
 #undef RINGBACK_CREATE_CONVERSATION
 #undef RINGBACK_UPDATE_MESSAGE
 #undef RINGBACK_CLAIM_MESSAGE
