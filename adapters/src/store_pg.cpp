@@ -759,25 +759,36 @@ struct audit_rows {
   std::size_t count = 0;
 };
 
-/// Writes `rows` to table `t` with as few statements as the parameter limit
-/// allows (one up to `max_rows`). A single row goes through the prepared
-/// one-row statement (no parse and plan on the server).
-void write_rows(pqxx::transaction_base& tx, audit_table t,
-                const audit_rows& rows) {
+/// Calls `f(n, first, last)` for each statement that writes `rows` to table
+/// `t`: `n` rows, their parameters in [first, last), as many rows per
+/// statement as the parameter limit allows. Returns the number of statements.
+template <class F>
+std::size_t for_each_statement(audit_table t, const audit_rows& rows, F&& f) {
   const auto& shape = audit_shape(t);
   const auto per = shape.max_rows();
   const auto columns = shape.columns();
-  for (std::size_t first = 0; first < rows.count; first += per) {
+  std::size_t statements = 0;
+  for (std::size_t first = 0; first < rows.count; first += per, ++statements) {
     auto n = std::min(per, rows.count - first);
     auto begin = rows.params.begin()
                  + static_cast<std::ptrdiff_t>(first * columns);
-    auto params = pqxx::prepare::make_dynamic_params(
-      begin, begin + static_cast<std::ptrdiff_t>(n * columns));
+    f(n, begin, begin + static_cast<std::ptrdiff_t>(n * columns));
+  }
+  return statements;
+}
+
+/// Writes `rows` to table `t` (`for_each_statement`); returns the number of
+/// statements. A single row goes through the prepared one-row statement (no
+/// parse and plan on the server).
+std::size_t write_rows(pqxx::transaction_base& tx, audit_table t,
+                       const audit_rows& rows) {
+  return for_each_statement(t, rows, [&](std::size_t n, auto first, auto last) {
+    auto params = pqxx::prepare::make_dynamic_params(first, last);
     if (n == 1)
       tx.exec_prepared(store_detail::sql_name(audit_inserts[t].id), params);
     else
-      tx.exec_params(shape.sql(n), params);
-  }
+      tx.exec_params(audit_shape(t).sql(n), params);
+  });
 }
 
 /// The key of a workflow version in `pg_store::impl::saved_versions`.
@@ -967,22 +978,15 @@ struct pg_store::impl {
   /// commit (like `write_rows`: the prepared one-row statement for one row,
   /// else as many rows per statement as the parameter limit allows).
   void defer_rows(audit_table t, const audit_rows& rows) {
-    const auto& shape = audit_shape(t);
-    const auto per = shape.max_rows();
-    const auto columns = shape.columns();
     const auto op = audit_inserts[t].op;
-    for (std::size_t first = 0; first < rows.count; first += per) {
-      auto n = std::min(per, rows.count - first);
-      auto begin = rows.params.begin()
-                   + static_cast<std::ptrdiff_t>(first * columns);
-      std::vector<std::string> params{
-        begin, begin + static_cast<std::ptrdiff_t>(n * columns)};
+    for_each_statement(t, rows, [&](std::size_t n, auto first, auto last) {
+      std::vector<std::string> params{first, last};
       if (n == 1)
         pipe.defer(static_cast<std::size_t>(audit_inserts[t].id),
                    std::move(params), op, {});
       else
-        pipe.defer_sql(shape.sql(n), std::move(params), op);
-    }
+        pipe.defer_sql(audit_shape(t).sql(n), std::move(params), op);
+    });
   }
 
   /// Queues the audit rows the open transaction collected (`defer_rows`);
@@ -1000,11 +1004,8 @@ struct pg_store::impl {
       guarded(audit_inserts[i].op, [&](driver& dr) {
         if (options.pipeline)
           defer_rows(t, rows);
-        else {
-          one_by_one_trips += (rows.count + audit_shape(t).max_rows() - 1)
-                              / audit_shape(t).max_rows();
-          write_rows(dr.tx(), t, rows);
-        }
+        else
+          one_by_one_trips += write_rows(dr.tx(), t, rows);
       });
     }
   }
