@@ -30,9 +30,8 @@ namespace ringback::app {
 namespace {
 
 /// Redis round trips block a worker; the in-memory kv only takes a mutex,
-/// and callbacks' dedup keys skip the pool altogether (see `inline_kv`).
+/// and its jobs run on the poster's thread (see `inline_kv`).
 constexpr std::size_t redis_kv_threads = 2;
-constexpr std::size_t memory_kv_threads = 1;
 
 constexpr std::size_t http_threads = 4;
 constexpr std::size_t ai_threads = 4;
@@ -160,10 +159,16 @@ struct service::impl {
   std::unique_ptr<engine::split_store_queue> store_lanes;
   bool store_stopped = false;
   std::unique_ptr<adapters::kv_factory> kv_factory;
+  /// The kv's jobs: a pool of Redis connections, or null with the
+  /// in-memory kv, whose jobs run where they are posted (`kv_inline`).
   std::unique_ptr<engine::worker_pool<engine::kv>> kv;
-  /// The in-memory kv, for the dedup of callbacks on the HTTP threads (null
-  /// with Redis). Declared before `sink`, which points to it.
+  /// The in-memory kv (null with Redis): the callbacks' dedup on the HTTP
+  /// threads, the other kv jobs through `kv_inline`. Declared before `sink`
+  /// and `kv_inline`, which point to it.
   std::unique_ptr<engine::kv> inline_kv;
+  std::unique_ptr<engine::inline_queue<engine::kv>> kv_inline;
+  /// `kv` or `kv_inline`.
+  engine::job_queue<engine::kv>* kv_jobs = nullptr;
   std::unique_ptr<engine::worker_pool<engine::carrier>> carrier;
   std::unique_ptr<caf::actor_system_config> actor_cfg;
   std::unique_ptr<caf::actor_system> system;
@@ -200,7 +205,7 @@ struct service::impl {
                     if (!error.empty())
                       r->report("store", false);
                   });
-      kv->post([r](engine::kv& k) {
+      kv_jobs->post([r](engine::kv& k) {
         bool ok = false;
         try {
           ok = k.ping();
@@ -282,11 +287,16 @@ std::optional<std::string> service::start() {
     }
     d.kv_factory = std::make_unique<adapters::kv_factory>(cfg.kv);
     auto* factory = d.kv_factory.get();
-    d.kv = std::make_unique<engine::worker_pool<engine::kv>>(
-      factory->is_memory() ? memory_kv_threads : redis_kv_threads,
-      [factory] { return factory->make_kv(); });
-    if (factory->is_memory())
+    if (factory->is_memory()) {
       d.inline_kv = factory->make_kv();
+      d.kv_inline
+        = std::make_unique<engine::inline_queue<engine::kv>>(*d.inline_kv);
+      d.kv_jobs = d.kv_inline.get();
+    } else {
+      d.kv = std::make_unique<engine::worker_pool<engine::kv>>(
+        redis_kv_threads, [factory] { return factory->make_kv(); });
+      d.kv_jobs = d.kv.get();
+    }
   } catch (const std::exception& e) {
     return std::string{"cannot open the store or kv: "} + e.what();
   }
@@ -321,7 +331,7 @@ std::optional<std::string> service::start() {
   svc->store = d.store_lanes
                  ? static_cast<engine::store_queue*>(d.store_lanes.get())
                  : d.store.get();
-  svc->kv = d.kv.get();
+  svc->kv = d.kv_jobs;
   svc->carrier = d.carrier.get();
   svc->clock = &d.clock;
   svc->workflows = std::make_shared<registry_source>(*d.registry);

@@ -333,7 +333,10 @@ private:
   std::uint64_t id_;
 };
 
-/// Runs each job at once on the caller's thread. For deterministic tests.
+/// Runs each job at once on the caller's thread: for deterministic tests,
+/// and for a port that is thread-safe and never blocks on I/O (the
+/// in-memory kv takes a mutex), where a pool thread would only add two
+/// thread switches per job. The port must outlive every poster.
 template <class Port>
 class inline_queue final : public job_queue<Port> {
 public:
