@@ -112,8 +112,8 @@ void template_render(benchmark::State& state) {
 }
 BENCHMARK(template_render);
 
-/// A durable wait's state, stored and read back (per suspension).
-void run_state_round_trip(benchmark::State& state) {
+/// A run that waits: its state is what a suspension stores.
+workflows::segment_result waiting_run() {
   auto wf = workflows::load_string(R"(name: w
 trigger: call.missed
 steps:
@@ -122,13 +122,26 @@ steps:
 )",
                                    "w.yaml")
               .value;
-  auto r = workflows::start(*wf, call_vars(calendar()), now_ms);
+  return workflows::start(*wf, call_vars(calendar()), now_ms);
+}
+
+/// A durable wait's state, stored and read back (per suspension).
+void run_state_round_trip(benchmark::State& state) {
+  auto r = waiting_run();
   for (auto _ : state) {
     auto text = r.state.to_json();
     benchmark::DoNotOptimize(workflows::run_state::from_json(text));
   }
 }
 BENCHMARK(run_state_round_trip);
+
+/// A run's state as stored with each segment (every run, waiting or not).
+void run_state_to_json(benchmark::State& state) {
+  auto r = waiting_run();
+  for (auto _ : state)
+    benchmark::DoNotOptimize(r.state.to_json());
+}
+BENCHMARK(run_state_to_json);
 
 /// Loading and compiling a file (at start-up and on reload, not per event).
 void workflow_load_and_compile(benchmark::State& state) {

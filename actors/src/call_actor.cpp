@@ -124,7 +124,7 @@ segments start_runs(const services_ptr& svc, const tenant_info_ptr& info_ptr,
     run.call_sid = call.call_sid;
     run.contact = call.from;
     out.push_back(std::make_shared<stored_segment>(
-      make_segment(*wf, r, std::move(run), *svc, info_ptr, now)));
+      make_segment(wf, r, std::move(run), *svc, info_ptr, now)));
   }
   return out;
 }
@@ -292,7 +292,7 @@ void store_incoming(state_t* self, const workflows::segment_result& r) {
   auto& in = *self->state.incoming;
   log_segment(*in.wf, r, sid_of(self));
   auto seg = std::make_shared<stored_segment>(
-    make_segment(*in.wf, r, run_of(self, in), *sh.svc, sh.info, now_of(self)));
+    make_segment(in.wf, r, run_of(self, in), *sh.svc, sh.info, now_of(self)));
   keep_run(in, seg->run);
   auto cell = in.stored_id;
   auto ids = std::make_shared<std::vector<std::int64_t>>();

@@ -25,10 +25,10 @@ public:
     return *memo;
   }
 
-  static std::string key(std::uint64_t executor,
-                         const engine::workflow_version_record& v) {
+  static std::string key(std::uint64_t executor, const std::string& tenant_id,
+                         const workflows::workflow& wf) {
     std::string out = std::to_string(executor);
-    for (const auto* part : {&v.tenant_id, &v.name, &v.version}) {
+    for (const auto* part : {&tenant_id, &wf.name, &wf.version}) {
       out += '\0';
       out += *part;
     }
@@ -52,18 +52,29 @@ private:
 
 } // namespace
 
-bool save_version_once(engine::store& db,
-                       const engine::workflow_version_record& v) {
+bool save_version_once(engine::store& db, const std::string& tenant_id,
+                       const workflows::workflow& wf,
+                       engine::epoch_ms loaded_at) {
+  auto record = [&] {
+    engine::workflow_version_record v;
+    v.tenant_id = tenant_id;
+    v.name = wf.name;
+    v.version = wf.version;
+    v.file = wf.file;
+    v.source = wf.source;
+    v.loaded_at = loaded_at;
+    return v;
+  };
   auto* txn = engine::current_store_transaction();
   if (txn == nullptr) {
-    db.save_workflow_version(v);
+    db.save_workflow_version(record());
     return true;
   }
-  auto key = saved_versions::key(txn->executor_id(), v);
+  auto key = saved_versions::key(txn->executor_id(), tenant_id, wf);
   auto& memo = saved_versions::instance();
   if (memo.contains(key))
     return false;
-  db.save_workflow_version(v);
+  db.save_workflow_version(record());
   // Remembered only once committed: a rolled-back batch forgets it.
   txn->after_commit(
     [key = std::move(key), &memo]() mutable { memo.add(std::move(key)); });
@@ -192,10 +203,11 @@ workflows::context tenant_info::calendar_vars(engine::epoch_ms now) const {
   return vars;
 }
 
-stored_segment make_segment(const workflows::workflow& wf,
+stored_segment make_segment(const workflows::workflow_ptr& wf_ptr,
                             const workflows::segment_result& r,
                             engine::run_record run, const services& svc,
                             const tenant_info_ptr& info, engine::epoch_ms now) {
+  const auto& wf = *wf_ptr;
   const auto& node_id = svc.node_id;
   stored_segment s;
   s.info = info;
@@ -210,14 +222,8 @@ stored_segment make_segment(const workflows::workflow& wf,
     run.started_at = now;
   }
   if (run.id == 0) {
-    engine::workflow_version_record v;
-    v.tenant_id = run.tenant_id;
-    v.name = wf.name;
-    v.version = wf.version;
-    v.file = wf.file;
-    v.source = wf.source;
-    v.loaded_at = now;
-    s.version = std::move(v);
+    s.version = wf_ptr;
+    s.version_seen_at = now;
   }
   run.seq += 1;
   run.status = r.status;
@@ -329,7 +335,7 @@ bool write_segment(engine::store& db, stored_segment& s,
   message_ids.clear();
   if (s.run.id == 0) {
     if (s.version)
-      save_version_once(db, *s.version);
+      save_version_once(db, s.run.tenant_id, *s.version, s.version_seen_at);
     s.run.id = db.insert_run(s.run);
   } else if (!db.update_run(s.run, s.expected_seq)) {
     return false;

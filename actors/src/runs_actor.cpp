@@ -76,7 +76,7 @@ public:
     log_segment(*wf, r,
                 who_ + (run.call_sid.empty() ? "" : " " + run.call_sid));
     auto seg = std::make_shared<stored_segment>(
-      make_segment(*wf, r, std::move(run), *svc_, info_, now()));
+      make_segment(wf, r, std::move(run), *svc_, info_, now()));
     if (auto i = ai_events_.find(seg->run.id); i != ai_events_.end()) {
       seg->ai_events = std::move(i->second);
       ai_events_.erase(i);

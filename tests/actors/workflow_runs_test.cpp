@@ -1455,52 +1455,70 @@ TEST_F(WorkflowRuns, AnInlineKvDedupsCallbacksWithoutThePool) {
   EXPECT_EQ(the_run("CA1", "answer").waiting_for, "recording");
 }
 
+/// A workflow with just the fields its version record takes.
+workflows::workflow_ptr versioned(std::string name, std::string version) {
+  auto wf = std::make_shared<workflows::workflow>();
+  wf->name = std::move(name);
+  wf->version = std::move(version);
+  wf->file = "answer.yaml";
+  wf->source = "steps: []";
+  return wf;
+}
+
 TEST(SaveVersionOnce, OncePerStoreExecutorAndOnlyOnceCommitted) {
   ::testing::NiceMock<testkit::mock_store> db;
-  int saved = 0;
+  std::vector<engine::workflow_version_record> saved;
   ON_CALL(db, save_workflow_version(::testing::_))
-    .WillByDefault(
-      [&saved](const engine::workflow_version_record&) { ++saved; });
-  engine::workflow_version_record v{
-    "acme", "answer", "0123456789abcdef", "answer.yaml", "steps: []", 1};
-  // Outside a store executor's job: always written.
-  EXPECT_TRUE(actors::save_version_once(db, v));
-  EXPECT_TRUE(actors::save_version_once(db, v));
-  EXPECT_EQ(saved, 2);
+    .WillByDefault([&saved](const engine::workflow_version_record& v) {
+      saved.push_back(v);
+    });
+  auto v = versioned("answer", "0123456789abcdef");
+  // Outside a store executor's job: always written, the record whole.
+  EXPECT_TRUE(actors::save_version_once(db, "acme", *v, 1));
+  EXPECT_TRUE(actors::save_version_once(db, "acme", *v, 2));
+  ASSERT_EQ(saved.size(), 2u);
+  EXPECT_EQ(saved[0].tenant_id, "acme");
+  EXPECT_EQ(saved[0].name, "answer");
+  EXPECT_EQ(saved[0].version, "0123456789abcdef");
+  EXPECT_EQ(saved[0].file, "answer.yaml");
+  EXPECT_EQ(saved[0].source, "steps: []");
+  EXPECT_EQ(saved[0].loaded_at, 1);
+  EXPECT_EQ(saved[1].loaded_at, 2);
   engine::inline_store_queue q{db};
   std::vector<bool> wrote;
-  auto save = [&](const engine::workflow_version_record& x) {
-    q.post([&wrote, x](engine::store& st) {
-      wrote.push_back(actors::save_version_once(st, x));
+  auto save = [&](const std::string& tenant, const workflows::workflow_ptr& x) {
+    q.post([&wrote, tenant, x](engine::store& st) {
+      wrote.push_back(actors::save_version_once(st, tenant, *x, 3));
     });
   };
-  save(v);
-  save(v);
-  auto v2 = v;
-  v2.version = "fedcba9876543210";
-  save(v2);
-  auto other_tenant = v;
-  other_tenant.tenant_id = "bobs";
-  save(other_tenant);
-  save(v2);
+  auto v2 = versioned("answer", "fedcba9876543210");
+  save("acme", v);
+  save("acme", v);
+  save("acme", v2);
+  save("bobs", v);
+  save("acme", v2);
   EXPECT_EQ(wrote, (std::vector<bool>{true, false, true, true, false}));
-  EXPECT_EQ(saved, 5);
+  EXPECT_EQ(saved.size(), 5u);
   // A rolled-back transaction is not remembered: the next job writes again.
   engine::inline_store_queue q2{db};
   std::string error;
   q2.post(
     [&](engine::store& st) {
-      EXPECT_TRUE(actors::save_version_once(st, v));
+      EXPECT_TRUE(actors::save_version_once(st, "acme", *v, 4));
       throw engine::port_error{"insert_run: disk I/O error"};
     },
     [&error](const std::string& e) { error = e; });
   EXPECT_EQ(error, "insert_run: disk I/O error");
   bool again = false;
-  q2.post([&](engine::store& st) { again = actors::save_version_once(st, v); });
+  q2.post([&](engine::store& st) {
+    again = actors::save_version_once(st, "acme", *v, 5);
+  });
   EXPECT_TRUE(again) << "another executor (process) saves it for itself";
-  q2.post([&](engine::store& st) { again = actors::save_version_once(st, v); });
+  q2.post([&](engine::store& st) {
+    again = actors::save_version_once(st, "acme", *v, 6);
+  });
   EXPECT_FALSE(again);
-  EXPECT_EQ(saved, 7);
+  EXPECT_EQ(saved.size(), 7u);
 }
 
 } // namespace

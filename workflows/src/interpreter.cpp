@@ -20,18 +20,18 @@ constexpr std::array<const char*, 5> step_outcome_names{"ok", "skipped",
 
 namespace json = boost::json;
 
-json::value to_json_value(const value& v) {
+json::value to_json_value(const value& v, const json::storage_ptr& sp) {
   switch (v.type()) {
     case value::kind::null:
-      return nullptr;
+      return json::value(nullptr, sp);
     case value::kind::boolean:
-      return v.as_bool();
+      return json::value(v.as_bool(), sp);
     case value::kind::number:
-      return v.as_number();
+      return json::value(v.as_number(), sp);
     case value::kind::string:
-      return json::string(v.as_string());
+      return json::value(json::string_view(v.as_string()), sp);
   }
-  return nullptr;
+  return json::value(nullptr, sp);
 }
 
 std::optional<value> from_json_value(const json::value& v) {
@@ -309,13 +309,21 @@ std::string step_frame::render(const field_value& f,
 }
 
 std::string run_state::to_json() const {
-  json::object o;
+  // Once per stored segment: the document's nodes and strings go to one
+  // arena on the stack (heap blocks only past it), freed at once.
+  unsigned char buffer[4096];
+  json::monotonic_resource arena(buffer, sizeof buffer);
+  json::storage_ptr sp(&arena);
+  json::object o(sp);
+  o.reserve(8);
   o["pc"] = pc;
-  json::object v;
+  json::object v(sp);
+  v.reserve(vars.size());
   for (const auto& [name, x] : vars)
-    v[name] = to_json_value(x);
+    v.emplace(name, to_json_value(x, sp));
   o["vars"] = std::move(v);
-  json::array c;
+  json::array c(sp);
+  c.reserve(counters.size());
   for (auto n : counters)
     c.emplace_back(n);
   o["counters"] = std::move(c);
@@ -336,8 +344,11 @@ std::optional<run_state> run_state::from_json(std::string_view text,
       *error = std::move(why);
     return std::nullopt;
   };
+  // The parsed document lives while its values are copied out: one arena.
+  unsigned char buffer[4096];
+  json::monotonic_resource arena(buffer, sizeof buffer);
   boost::system::error_code ec;
-  auto parsed = json::parse(text, ec);
+  auto parsed = json::parse(text, ec, json::storage_ptr(&arena));
   if (ec)
     return fail("run state is not JSON: " + ec.message());
   if (!parsed.is_object())

@@ -129,7 +129,11 @@ struct stored_segment {
   std::vector<engine::message_record> messages;
   std::vector<engine::run_step_record> steps;
   std::vector<workflows::tag_action> tags;
-  std::optional<engine::workflow_version_record> version; ///< saved once
+  /// A new run's workflow, whose version is saved once per store executor
+  /// (`save_version_once`): a pointer, so that a run start does not copy
+  /// the workflow file's source, which is written once per process.
+  workflows::workflow_ptr version;
+  engine::epoch_ms version_seen_at = 0; ///< the version record's loaded_at
   /// The request to send once stored (the run then waits for "http").
   std::optional<workflows::http_action> http;
   /// The AI turn to produce once stored (the run then waits for "ai").
@@ -151,7 +155,7 @@ struct stored_segment {
 /// the run's identity (id, tenant, workflow, version, trigger, call, contact,
 /// seq before this segment, started_at); it is returned updated (status,
 /// waiting, state, seq + 1).
-stored_segment make_segment(const workflows::workflow& wf,
+stored_segment make_segment(const workflows::workflow_ptr& wf,
                             const workflows::segment_result& r,
                             engine::run_record run, const services& svc,
                             const tenant_info_ptr& info, engine::epoch_ms now);
@@ -178,13 +182,16 @@ bool write_segment(engine::store& db, stored_segment& s,
 std::vector<engine::message_record>
 stored_messages(const stored_segment& s, const std::vector<std::int64_t>& ids);
 
-/// Saves `v` unless the store executor running this job (see
-/// `engine::current_store_transaction`) has committed it already in this
-/// process; returns whether it wrote. Outside an executor's job it always
-/// writes. The store's insert stays idempotent (`ON CONFLICT DO NOTHING`),
-/// so other processes, and a rolled-back batch, save it again themselves.
-bool save_version_once(engine::store& db,
-                       const engine::workflow_version_record& v);
+/// Saves the version of `wf` (of tenant `tenant_id`, "" for a global
+/// workflow, first seen at `loaded_at`) unless the store executor running
+/// this job (see `engine::current_store_transaction`) has committed it
+/// already in this process; returns whether it wrote. Outside an
+/// executor's job it always writes. The store's insert stays idempotent
+/// (`ON CONFLICT DO NOTHING`), so other processes, and a rolled-back batch,
+/// save it again themselves.
+bool save_version_once(engine::store& db, const std::string& tenant_id,
+                       const workflows::workflow& wf,
+                       engine::epoch_ms loaded_at);
 
 /// Logs the segment's `log` steps and its trace at debug level.
 void log_segment(const workflows::workflow& wf,
