@@ -1,9 +1,10 @@
 #include "ringback/adapters/twilio/signature.hpp"
 #include "ringback/adapters/twilio/utf8.hpp"
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/params.h>
 #include <openssl/sha.h>
 
 #include <algorithm>
@@ -44,16 +45,71 @@ const unsigned char* bytes_of(std::string_view x) {
   return x.empty() ? &empty : reinterpret_cast<const unsigned char*>(x.data());
 }
 
+/// An HMAC-SHA1 context per thread, keyed with the last key it was given:
+/// OpenSSL 3's one-shot `HMAC()` looks the algorithms up in its provider
+/// tables at every call, which cost more than hashing a webhook. A signer
+/// (ringback, or the load simulator) mostly signs with one auth token.
+class hmac_sha1 {
+public:
+  hmac_sha1()
+    : mac_(EVP_MAC_fetch(nullptr, "HMAC", nullptr)),
+      ctx_(mac_ != nullptr ? EVP_MAC_CTX_new(mac_) : nullptr) {
+    // nop
+  }
+
+  ~hmac_sha1() {
+    EVP_MAC_CTX_free(ctx_);
+    EVP_MAC_free(mac_);
+  }
+
+  hmac_sha1(const hmac_sha1&) = delete;
+  hmac_sha1& operator=(const hmac_sha1&) = delete;
+
+  /// The digest's size in `out`, or 0 on an OpenSSL failure.
+  std::size_t mac(std::string_view key, std::string_view data,
+                  std::array<unsigned char, EVP_MAX_MD_SIZE>& out) {
+    if (ctx_ == nullptr)
+      return 0;
+    // A null key makes HMAC start over with the key it has.
+    const bool same_key = keyed_ && key == key_;
+    char digest_name[] = "SHA1";
+    OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest_name, 0),
+      OSSL_PARAM_construct_end()};
+    if (EVP_MAC_init(ctx_, same_key ? nullptr : bytes_of(key),
+                     same_key ? 0 : key.size(), same_key ? nullptr : params)
+        != 1) {
+      keyed_ = false;
+      return 0;
+    }
+    if (!same_key) {
+      key_.assign(key);
+      keyed_ = true;
+    }
+    std::size_t size = 0;
+    if (EVP_MAC_update(ctx_, bytes_of(data), data.size()) != 1
+        || EVP_MAC_final(ctx_, out.data(), &size, out.size()) != 1) {
+      keyed_ = false;
+      return 0;
+    }
+    return size;
+  }
+
+private:
+  EVP_MAC* mac_;
+  EVP_MAC_CTX* ctx_;
+  std::string key_;
+  bool keyed_ = false;
+};
+
 std::string hmac_sha1_base64(std::string_view key, std::string_view data) {
+  thread_local hmac_sha1 hmac;
   std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
-  unsigned int digest_size = 0;
-  if (HMAC(EVP_sha1(), bytes_of(key), static_cast<int>(key.size()),
-           bytes_of(data), data.size(), digest.data(), &digest_size)
-      == nullptr) {
+  const auto size = hmac.mac(key, data, digest);
+  if (size == 0) {
     return {};
   }
-  return base64_encode(
-    {reinterpret_cast<const char*>(digest.data()), digest_size});
+  return base64_encode({reinterpret_cast<const char*>(digest.data()), size});
 }
 
 bool constant_time_equal(std::string_view x, std::string_view y) {
@@ -166,9 +222,21 @@ void add_unique(std::vector<std::string>& xs, std::string x) {
   }
 }
 
+bool is_ascii(std::string_view text) {
+  return std::all_of(text.begin(), text.end(), [](char c) {
+    return static_cast<unsigned char>(c) < 0x80;
+  });
+}
+
 } // namespace
 
 std::string signing_payload(std::string_view url, const form_fields& params) {
+  // ASCII sorts the same by bytes as by UTF-16 code units: the usual case
+  // needs no sort keys.
+  const bool ascii
+    = std::all_of(params.begin(), params.end(), [](const auto& f) {
+        return is_ascii(f.first) && is_ascii(f.second);
+      });
   struct entry {
     std::u16string key_order;
     std::u16string value_order;
@@ -177,8 +245,11 @@ std::string signing_payload(std::string_view url, const form_fields& params) {
   std::vector<entry> entries;
   entries.reserve(params.size());
   for (const auto& field : params) {
-    entries.push_back(
-      {utf16_units(field.first), utf16_units(field.second), &field});
+    if (ascii)
+      entries.push_back({{}, {}, &field});
+    else
+      entries.push_back(
+        {utf16_units(field.first), utf16_units(field.second), &field});
   }
   auto order = [](const entry& x) {
     return std::tie(x.key_order, x.value_order, x.field->first,

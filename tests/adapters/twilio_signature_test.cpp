@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <thread>
 #include <vector>
 
 // Every vector of shared/oracles/twilio/VECTORS.md (from twilio-node's
@@ -175,6 +176,35 @@ TEST_P(TwilioSignatureVectors, ValidateRejectsAChangedParameter) {
 
 INSTANTIATE_TEST_SUITE_P(TwilioOracle, TwilioSignatureVectors,
                          testing::ValuesIn(all_rows()), row_name);
+
+TEST(TwilioSignature, SigningWithAnotherTokenAndBackGivesEachItsOwn) {
+  // Each thread keeps its HMAC keyed with the last token: a change of token
+  // must re-key it, and going back must not keep the other key.
+  const auto row = official_rows().front();
+  const auto other_token = row.token + "other";
+  std::string fresh_other;
+  std::thread([&] {
+    fresh_other = sign(other_token, row.url, row.params);
+  }).join();
+  EXPECT_EQ(sign(row.token, row.url, row.params), row.signature);
+  EXPECT_EQ(sign(other_token, row.url, row.params), fresh_other);
+  EXPECT_NE(fresh_other, row.signature);
+  EXPECT_EQ(sign(row.token, row.url, row.params), row.signature);
+  EXPECT_EQ(sign("", row.url, row.params),
+            sign(std::string_view{}, row.url, row.params));
+  EXPECT_EQ(sign(row.token, row.url, row.params), row.signature);
+}
+
+TEST(TwilioSignature, PayloadSortsAsciiAndOtherTextTheSameWay) {
+  // ASCII fields sort by bytes; one non-ASCII value sorts them all by UTF-16
+  // code units: the order of the ASCII ones must not change.
+  const form_fields ascii{{"To", "+1"}, {"Body", "b"}, {"body", "a"}};
+  auto with_accent = ascii;
+  with_accent.emplace_back("Zz", "\xC3\xA9");
+  EXPECT_EQ(signing_payload("u", ascii), "uBodybTo+1bodya");
+  EXPECT_EQ(signing_payload("u", with_accent), "uBodybTo+1Zz\xC3\xA9"
+                                               "bodya");
+}
 
 TEST(TwilioSignature, PayloadOfRowOneIsExact) {
   EXPECT_EQ(
