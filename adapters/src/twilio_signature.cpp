@@ -223,54 +223,71 @@ void add_unique(std::vector<std::string>& xs, std::string x) {
 }
 
 bool is_ascii(std::string_view text) {
-  return std::all_of(text.begin(), text.end(), [](char c) {
-    return static_cast<unsigned char>(c) < 0x80;
-  });
+  unsigned char any = 0;
+  for (char c : text)
+    any |= static_cast<unsigned char>(c);
+  return any < 0x80;
 }
 
-} // namespace
+using field = std::pair<std::string, std::string>;
 
-std::string signing_payload(std::string_view url, const form_fields& params) {
+/// The fields in Twilio's order, each (name, value) pair once.
+std::vector<const field*> sorted_fields(const form_fields& params) {
+  std::vector<const field*> out;
+  out.reserve(params.size());
+  for (const auto& f : params)
+    out.push_back(&f);
+  auto same = [](const field* x, const field* y) { return *x == *y; };
   // ASCII sorts the same by bytes as by UTF-16 code units: the usual case
   // needs no sort keys.
   const bool ascii
     = std::all_of(params.begin(), params.end(), [](const auto& f) {
         return is_ascii(f.first) && is_ascii(f.second);
       });
-  struct entry {
-    std::u16string key_order;
-    std::u16string value_order;
-    const std::pair<std::string, std::string>* field;
-  };
-  std::vector<entry> entries;
-  entries.reserve(params.size());
-  for (const auto& field : params) {
-    if (ascii)
-      entries.push_back({{}, {}, &field});
-    else
-      entries.push_back(
-        {utf16_units(field.first), utf16_units(field.second), &field});
+  if (ascii) {
+    std::sort(out.begin(), out.end(),
+              [](const field* x, const field* y) { return *x < *y; });
+  } else {
+    struct keys {
+      std::u16string name;
+      std::u16string value;
+    };
+    std::vector<std::pair<keys, const field*>> keyed;
+    keyed.reserve(out.size());
+    for (const auto* f : out)
+      keyed.push_back({{utf16_units(f->first), utf16_units(f->second)}, f});
+    std::sort(keyed.begin(), keyed.end(), [](const auto& x, const auto& y) {
+      return std::tie(x.first.name, x.first.value, *x.second)
+             < std::tie(y.first.name, y.first.value, *y.second);
+    });
+    for (std::size_t i = 0; i < keyed.size(); ++i)
+      out[i] = keyed[i].second;
   }
-  auto order = [](const entry& x) {
-    return std::tie(x.key_order, x.value_order, x.field->first,
-                    x.field->second);
-  };
-  std::sort(entries.begin(), entries.end(),
-            [&](const entry& x, const entry& y) {
-              return order(x) < order(y);
-            });
   // Values of a repeated name are de-duplicated, as twilio-node does.
-  auto same = [](const entry& x, const entry& y) {
-    return *x.field == *y.field;
-  };
-  entries.erase(std::unique(entries.begin(), entries.end(), same),
-                entries.end());
-  std::string out{url};
-  for (const auto& e : entries) {
-    out += e.field->first;
-    out += e.field->second;
+  out.erase(std::unique(out.begin(), out.end(), same), out.end());
+  return out;
+}
+
+/// The payload of `url` with the fields already in order.
+std::string payload_of(std::string_view url,
+                       const std::vector<const field*>& fields) {
+  auto size = url.size();
+  for (const auto* f : fields)
+    size += f->first.size() + f->second.size();
+  std::string out;
+  out.reserve(size);
+  out += url;
+  for (const auto* f : fields) {
+    out += f->first;
+    out += f->second;
   }
   return out;
+}
+
+} // namespace
+
+std::string signing_payload(std::string_view url, const form_fields& params) {
+  return payload_of(url, sorted_fields(params));
 }
 
 std::string sign(std::string_view auth_token, std::string_view url,
@@ -296,10 +313,19 @@ bool validate(std::string_view auth_token, std::string_view url,
     return false;
   }
   // Each comparison is constant-time; stopping at the first match only tells
-  // which URL form matched, which is public. The URL as given (tried first)
-  // is the one Twilio signs, so a valid request costs one HMAC.
+  // which URL form matched, which is public. The URL as given is the one
+  // Twilio signs, so a valid request costs one HMAC, and the fields are
+  // sorted once for every form tried.
+  const auto fields = sorted_fields(params);
+  auto matches = [&](std::string_view candidate) {
+    return constant_time_equal(
+      hmac_sha1_base64(auth_token, payload_of(candidate, fields)), signature);
+  };
+  if (matches(url)) {
+    return true;
+  }
   for (const auto& candidate : url_variants(url)) {
-    if (constant_time_equal(sign(auth_token, candidate, params), signature)) {
+    if (candidate != url && matches(candidate)) {
       return true;
     }
   }
