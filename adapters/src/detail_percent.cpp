@@ -22,21 +22,28 @@ int hex_value(char c) {
 std::optional<std::size_t>
 percent_decode_into(std::string_view in, std::string& out, plus_decoding plus) {
   out.reserve(out.size() + in.size());
-  for (std::size_t i = 0; i < in.size(); ++i) {
-    const char c = in[i];
-    if (c == '+' && plus == plus_decoding::space) {
+  const bool plus_is_space = plus == plus_decoding::space;
+  std::size_t i = 0;
+  while (i < in.size()) {
+    // The run of bytes that stay as they are, appended at once.
+    auto j = i;
+    while (j < in.size() && in[j] != '%' && (in[j] != '+' || !plus_is_space))
+      ++j;
+    out.append(in.data() + i, j - i);
+    if (j == in.size())
+      break;
+    if (in[j] == '+') {
       out.push_back(' ');
-    } else if (c != '%') {
-      out.push_back(c);
-    } else {
-      const int hi = i + 1 < in.size() ? hex_value(in[i + 1]) : -1;
-      const int lo = i + 2 < in.size() ? hex_value(in[i + 2]) : -1;
-      if (hi < 0 || lo < 0) {
-        return i;
-      }
-      out.push_back(static_cast<char>(hi * 16 + lo));
-      i += 2;
+      i = j + 1;
+      continue;
     }
+    const int hi = j + 1 < in.size() ? hex_value(in[j + 1]) : -1;
+    const int lo = j + 2 < in.size() ? hex_value(in[j + 2]) : -1;
+    if (hi < 0 || lo < 0) {
+      return j;
+    }
+    out.push_back(static_cast<char>(hi * 16 + lo));
+    i = j + 3;
   }
   return std::nullopt;
 }

@@ -1,6 +1,8 @@
 #include "ringback/adapters/detail/percent.hpp"
 #include "ringback/adapters/twilio/form.hpp"
 
+#include <algorithm>
+
 namespace ringback::adapters::twilio {
 
 namespace {
@@ -35,6 +37,9 @@ std::string to_string(const form_error& x) {
 
 decoded_form decode_form(std::string_view text, std::size_t max_fields) {
   decoded_form result;
+  result.fields.reserve(std::min<std::size_t>(
+    max_fields,
+    static_cast<std::size_t>(std::count(text.begin(), text.end(), '&') + 1)));
   std::size_t begin = 0;
   while (begin <= text.size()) {
     auto end = text.find('&', begin);
