@@ -2,6 +2,7 @@
 
 #include "ringback/actors/messages.hpp"
 #include "ringback/engine/log.hpp"
+#include "ringback/workflows/calendar.hpp"
 #include "ringback/workflows/contexts.hpp"
 #include "ringback/workflows/diagnostic.hpp"
 
@@ -211,8 +212,9 @@ void compact_vars(const state_t* self, incoming_run& in) {
     }
     bit <<= 1;
   }
-  for (const auto& kv : info_of(self).calendar_vars(now_of(self)))
-    vars.erase(kv.first);
+  for (auto name : workflows::calendar_variable_names())
+    if (auto i = vars.find(std::string(name)); i != vars.end())
+      vars.erase(i);
 }
 
 /// The state to resume `in` with: `compact_vars` undone, but for the

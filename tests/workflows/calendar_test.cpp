@@ -955,6 +955,12 @@ TEST(CalendarVariables, DescribeNowInTheTenantsZone) {
   EXPECT_EQ(ctx.at("now.timezone"), value("America/Denver"));
   EXPECT_EQ(ctx.at("call.from"), value("+15005550006"));
   EXPECT_EQ(ctx.size(), 9u);
+  // The names it sets are the ones a waiting run drops.
+  context only;
+  add_calendar_variables(acme(), utc(2026, 11, 21, 21, 5, 30), only);
+  ASSERT_EQ(only.size(), calendar_variable_names().size());
+  for (auto name : calendar_variable_names())
+    EXPECT_EQ(only.count(std::string(name)), 1u) << name;
   add_calendar_variables(acme(), denver(2026, 12, 25, 9, 7), ctx);
   EXPECT_EQ(ctx.at("business_hours"), value(false));
   EXPECT_EQ(ctx.at("holiday"), value(true));

@@ -884,20 +884,31 @@ std::optional<epoch_ms> business_calendar::next_open(epoch_ms t) const {
 
 // -- run variables ------------------------------------------------------------
 
+const std::array<std::string_view, 8>& calendar_variable_names() {
+  static constexpr std::array<std::string_view, 8> names{
+    "business_hours", "holiday",    "now.date",    "now.time",
+    "now.hour",       "now.minute", "now.weekday", "now.timezone"};
+  return names;
+}
+
 void add_calendar_variables(const business_calendar& cal, epoch_ms now,
                             context& ctx) {
   const auto x = cal.zone().to_local(now);
   std::array<char, 48> date{};
   std::snprintf(date.data(), date.size(), "%04d-%02d-%02d", x.year, x.month,
                 x.day);
-  ctx["business_hours"] = value(cal.is_open(now));
-  ctx["holiday"] = value(cal.is_holiday(now));
-  ctx["now.date"] = value(std::string(date.data()));
-  ctx["now.time"] = value(two_digits(x.hour) + ":" + two_digits(x.minute));
-  ctx["now.hour"] = value(x.hour);
-  ctx["now.minute"] = value(x.minute);
-  ctx["now.weekday"] = value(weekday_name(x.weekday));
-  ctx["now.timezone"] = value(cal.zone().name());
+  const auto& names = calendar_variable_names();
+  auto set = [&](std::size_t i, value v) {
+    ctx[std::string(names[i])] = std::move(v);
+  };
+  set(0, value(cal.is_open(now)));
+  set(1, value(cal.is_holiday(now)));
+  set(2, value(std::string(date.data())));
+  set(3, value(two_digits(x.hour) + ":" + two_digits(x.minute)));
+  set(4, value(x.hour));
+  set(5, value(x.minute));
+  set(6, value(weekday_name(x.weekday)));
+  set(7, value(cal.zone().name()));
 }
 
 } // namespace ringback::workflows

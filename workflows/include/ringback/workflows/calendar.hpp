@@ -334,4 +334,8 @@ private:
 void add_calendar_variables(const business_calendar& cal, engine::epoch_ms now,
                             context& ctx);
 
+/// The names `add_calendar_variables` sets, in the order above: what a
+/// waiting run can drop and have set afresh when it resumes.
+const std::array<std::string_view, 8>& calendar_variable_names();
+
 } // namespace ringback::workflows
