@@ -8,7 +8,6 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -119,14 +118,32 @@ struct http_detail::server_core : std::enable_shared_from_this<server_core> {
     }
   }
 
+  /// One io_context per io thread, each run by its thread alone: a
+  /// connection lives on one of them (dealt round-robin as accepted), so its
+  /// handlers never need a strand and one thread's readiness events never
+  /// wake another. The acceptor lives on the first.
+  static std::vector<std::unique_ptr<net::io_context>>
+  make_contexts(std::size_t n) {
+    std::vector<std::unique_ptr<net::io_context>> xs;
+    for (std::size_t i = 0; i < n; ++i) {
+      xs.push_back(std::make_unique<net::io_context>(1));
+    }
+    return xs;
+  }
+
+  /// The context of the next accepted connection (on the acceptor's thread).
+  net::io_context& next_context() {
+    return *iocs[next_ioc++ % iocs.size()];
+  }
+
   const http_server_options options;
   const http_handler handler;
-  net::io_context ioc;
-  std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
-  net::strand<net::io_context::executor_type> acceptor_strand{
-    net::make_strand(ioc)};
-  tcp::acceptor acceptor{acceptor_strand};
-  net::steady_timer accept_retry{acceptor_strand};
+  std::vector<std::unique_ptr<net::io_context>> iocs{
+    make_contexts(options.threads)};
+  std::vector<net::executor_work_guard<net::io_context::executor_type>> work;
+  tcp::acceptor acceptor{*iocs.front()};
+  net::steady_timer accept_retry{*iocs.front()};
+  std::size_t next_ioc = 0;
   std::vector<std::thread> threads;
   std::uint16_t bound_port = 0;
   bool started = false;
@@ -146,8 +163,8 @@ using core = server_core;
 
 class session_slot;
 
-/// One connection. Every member is touched on the connection's strand only;
-/// other threads come in through the `post_*` functions.
+/// One connection. Every member is touched on the connection's io thread
+/// only; other threads come in through the `post_*` functions.
 class session : public std::enable_shared_from_this<session> {
 public:
   session(std::shared_ptr<core> owner, tcp::socket socket, std::uint64_t id)
@@ -498,7 +515,7 @@ private:
 };
 
 /// The server's reply slot: holds its session (keeping the connection
-/// alive) and posts the answer onto the session's strand.
+/// alive) and posts the answer onto the session's io thread.
 class session_slot final : public reply_slot,
                            public std::enable_shared_from_this<session_slot> {
 public:
@@ -602,9 +619,9 @@ using http_detail::session;
 // -- core ---------------------------------------------------------------------
 
 void http_detail::server_core::do_accept() {
-  // Handlers capture `this`, not a shared_ptr: they live in `ioc`, which the
+  // Handlers capture `this`, not a shared_ptr: they live in `iocs`, which the
   // core owns, so they can never outlive it.
-  acceptor.async_accept(net::make_strand(ioc),
+  acceptor.async_accept(next_context(),
                         [this](const error_code& ec, tcp::socket socket) {
                           on_accept(ec, std::move(socket));
                         });
@@ -692,7 +709,7 @@ std::optional<std::string> http_server::start() {
   if (!ec) {
     endpoint = tcp::endpoint{address, c.options.port};
   } else {
-    tcp::resolver resolver{c.ioc};
+    tcp::resolver resolver{*c.iocs.front()};
     auto results = resolver.resolve(host, std::to_string(c.options.port),
                                     tcp::resolver::passive, ec);
     if (ec || results.empty()) {
@@ -720,10 +737,12 @@ std::optional<std::string> http_server::start() {
     return fail("listen");
   }
   c.bound_port = c.acceptor.local_endpoint(ec).port();
-  c.work.emplace(net::make_work_guard(c.ioc));
-  net::post(c.acceptor_strand, [&c] { c.do_accept(); });
-  for (std::size_t i = 0; i < c.options.threads; ++i) {
-    c.threads.emplace_back([&c] { c.ioc.run(); });
+  for (auto& ioc : c.iocs) {
+    c.work.push_back(net::make_work_guard(*ioc));
+  }
+  net::post(*c.iocs.front(), [&c] { c.do_accept(); });
+  for (auto& ioc : c.iocs) {
+    c.threads.emplace_back([ioc = ioc.get()] { ioc->run(); });
   }
   return std::nullopt;
 }
@@ -755,7 +774,7 @@ void http_server::stop(std::chrono::milliseconds grace) {
     std::lock_guard<std::mutex> guard{c.mutex};
     c.stopping = true;
   }
-  net::post(c.acceptor_strand, [&c] {
+  net::post(*c.iocs.front(), [&c] {
     error_code ignored;
     c.acceptor.close(ignored);
     c.accept_retry.cancel();
@@ -775,7 +794,7 @@ void http_server::stop(std::chrono::milliseconds grace) {
     c.stopped = true;
   }
   // Everything is closed or closing, so the io threads run out of work.
-  c.work.reset();
+  c.work.clear();
   for (auto& t : c.threads) {
     t.join();
   }

@@ -14,10 +14,12 @@
 #include <atomic>
 #include <chrono>
 #include <future>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <random>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -630,6 +632,49 @@ TEST_F(http_server_test, serves_200_concurrent_connections) {
     ASSERT_TRUE(res) << i;
     EXPECT_EQ(res->body(), "/c" + std::to_string(i));
   }
+}
+
+TEST_F(http_server_test,
+       each_connection_stays_on_one_io_thread_and_they_alternate) {
+  // A connection's handlers run on one io thread for its whole life (no
+  // strand needed, no hand-over between threads); connections are dealt to
+  // the io threads in turn, so with 3 threads the 1st and 4th share one.
+  std::mutex mutex;
+  std::map<std::string, std::set<std::thread::id>> seen;
+  start(
+    [&](const http_request& req, std::shared_ptr<reply_slot> slot) {
+      {
+        std::lock_guard<std::mutex> guard{mutex};
+        seen[req.path].insert(std::this_thread::get_id());
+      }
+      // Answered from elsewhere, as actors do: the write goes back to the
+      // connection's own thread.
+      spawn([slot] { slot->reply(http_response::text(200, "ok")); });
+    },
+    {}, 3);
+  std::vector<std::unique_ptr<client>> clients;
+  for (int i = 0; i < 4; ++i)
+    clients.push_back(connect());
+  for (int round = 0; round < 25; ++round) {
+    for (int i = 0; i < 4; ++i) {
+      auto& c = *clients[static_cast<std::size_t>(i)];
+      ASSERT_FALSE(c.send(get("/c" + std::to_string(i))));
+      auto res = c.read();
+      ASSERT_TRUE(res);
+      EXPECT_EQ(res->body(), "ok");
+    }
+  }
+  std::lock_guard<std::mutex> guard{mutex};
+  std::vector<std::thread::id> thread_of;
+  for (int i = 0; i < 4; ++i) {
+    const auto& ids = seen["/c" + std::to_string(i)];
+    ASSERT_EQ(ids.size(), 1u) << "connection " << i << " moved between threads";
+    thread_of.push_back(*ids.begin());
+  }
+  EXPECT_NE(thread_of[0], thread_of[1]);
+  EXPECT_NE(thread_of[1], thread_of[2]);
+  EXPECT_NE(thread_of[0], thread_of[2]);
+  EXPECT_EQ(thread_of[3], thread_of[0]);
 }
 
 // -- answering through the slot -----------------------------------------------

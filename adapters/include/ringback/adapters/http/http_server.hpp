@@ -66,7 +66,7 @@ using http_handler
 /// connection left idle, is closed after its timeout. `Expect:
 /// 100-continue` is honoured; HEAD answers carry the length of the body
 /// they omit. `reply_slot`s may be answered
-/// from any thread: the write is posted onto the connection's strand.
+/// from any thread: the write is posted onto the connection's io thread.
 ///
 /// `start()` and `stop()` are called from the owning thread, never from a
 /// handler.
