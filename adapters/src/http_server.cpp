@@ -1,5 +1,6 @@
 #include "ringback/adapters/http/http_server.hpp"
 
+#include "ringback/engine/executors.hpp"
 #include "ringback/engine/log.hpp"
 
 #include <boost/asio/dispatch.hpp>
@@ -742,7 +743,10 @@ std::optional<std::string> http_server::start() {
   }
   net::post(*c.iocs.front(), [&c] { c.do_accept(); });
   for (auto& ioc : c.iocs) {
-    c.threads.emplace_back([ioc = ioc.get()] { ioc->run(); });
+    c.threads.emplace_back([ioc = ioc.get()] {
+      engine::name_this_thread("rb.http");
+      ioc->run();
+    });
   }
   return std::nullopt;
 }

@@ -2,11 +2,20 @@
 
 #include "ringback/engine/log.hpp"
 
+#include <pthread.h>
+
 #include <atomic>
 #include <string>
 #include <utility>
 
 namespace ringback::engine {
+
+void name_this_thread(const std::string& name) noexcept {
+  // Linux takes at most 15 bytes and a terminating zero.
+  char buf[16] = {};
+  name.copy(buf, sizeof buf - 1);
+  pthread_setname_np(pthread_self(), buf);
+}
 
 namespace {
 
@@ -50,7 +59,10 @@ store_executor::store_executor(std::unique_ptr<store> db, std::size_t max_batch,
     linger_(linger),
     linger_batch_(linger_batch == 0 ? 1 : linger_batch),
     id_(next_store_executor_id()) {
-  thread_ = std::thread{[this] { loop(); }};
+  thread_ = std::thread{[this] {
+    name_this_thread("rb.store");
+    loop();
+  }};
 }
 
 store_executor::~store_executor() {

@@ -1,5 +1,7 @@
 #include "ringback/engine/log.hpp"
 
+#include "ringback/engine/executors.hpp"
+
 #include <unistd.h>
 
 #include <atomic>
@@ -89,7 +91,10 @@ public:
     delay_ = delay;
     if (!thread_.joinable()) {
       stopping_ = false;
-      thread_ = std::thread{[this] { loop(); }};
+      thread_ = std::thread{[this] {
+        name_this_thread("rb.log");
+        loop();
+      }};
     }
     static const bool at_exit = [] {
       // Normal exit writes what is pending; the thread is left running

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "mock_store.hpp"
+#include <pthread.h>
 
 #include <algorithm>
 #include <atomic>
@@ -10,6 +11,7 @@
 #include <cstdint>
 #include <future>
 #include <memory>
+#include <string>
 #include <thread>
 
 namespace {
@@ -479,3 +481,38 @@ TEST(StoreExecutor, WithoutLingerAJobRunsAtOnce) {
 }
 
 } // namespace
+
+namespace {
+
+std::string this_thread_name() {
+  char buf[32] = {};
+  pthread_getname_np(pthread_self(), buf, sizeof buf);
+  return buf;
+}
+
+} // namespace
+
+TEST(ThreadNames, ThePoolsAndTheStoreThreadCarryTheirNames) {
+  // What `top -H`, `perf` and benchmarks/ab-fixed-rate group threads by.
+  engine::worker_pool<int> pool{2, [] { return std::make_unique<int>(0); },
+                                "rb.carrier"};
+  std::promise<std::string> pooled;
+  pool.post([&](int&) { pooled.set_value(this_thread_name()); });
+  EXPECT_EQ(pooled.get_future().get(), "rb.carrier");
+
+  engine::store_executor store{
+    std::make_unique<NiceMock<testkit::mock_store>>()};
+  std::promise<std::string> stored;
+  store.post([&](engine::store&) { stored.set_value(this_thread_name()); });
+  EXPECT_EQ(stored.get_future().get(), "rb.store");
+}
+
+TEST(ThreadNames, ANameTooLongForLinuxIsCutNotLost) {
+  std::promise<std::string> seen;
+  std::thread t{[&] {
+    engine::name_this_thread("rb.a-name-much-longer-than-fifteen");
+    seen.set_value(this_thread_name());
+  }};
+  t.join();
+  EXPECT_EQ(seen.get_future().get(), "rb.a-name-much-");
+}

@@ -1,5 +1,7 @@
 #include "ringback/workflows/registry.hpp"
 
+#include "ringback/engine/executors.hpp"
+
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -461,6 +463,7 @@ void workflow_registry::watch(std::chrono::milliseconds interval,
     // The thread looks again and reports.
   }
   watcher_ = std::thread([this, interval, first, log = std::move(log)] {
+    engine::name_this_thread("rb.watch");
     auto report = [&](const std::string& line) noexcept {
       try {
         if (log)

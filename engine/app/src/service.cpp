@@ -294,7 +294,7 @@ std::optional<std::string> service::start() {
       d.kv_jobs = d.kv_inline.get();
     } else {
       d.kv = std::make_unique<engine::worker_pool<engine::kv>>(
-        redis_kv_threads, [factory] { return factory->make_kv(); });
+        redis_kv_threads, [factory] { return factory->make_kv(); }, "rb.kv");
       d.kv_jobs = d.kv.get();
     }
   } catch (const std::exception& e) {
@@ -304,7 +304,7 @@ std::optional<std::string> service::start() {
   if (!fetchers)
     return "http client: " + fetchers.error;
   d.http_pool = std::make_unique<engine::worker_pool<engine::http_fetcher>>(
-    http_threads, fetchers.factory);
+    http_threads, fetchers.factory, "rb.fetch");
   {
     std::string error;
     if (!tenant_ai::make(cfg.tenants, fetchers.factory, &error))
@@ -312,9 +312,11 @@ std::optional<std::string> service::start() {
     auto tenants = cfg.tenants;
     auto factory = fetchers.factory;
     d.ai_pool = std::make_unique<engine::worker_pool<engine::ai_responder>>(
-      ai_threads, [tenants, factory]() -> std::unique_ptr<engine::ai_responder> {
+      ai_threads,
+      [tenants, factory]() -> std::unique_ptr<engine::ai_responder> {
         return tenant_ai::make(tenants, factory, nullptr);
-      });
+      },
+      "rb.ai");
   }
   adapters::twilio::rest_client_options rest;
   rest.api_url = cfg.twilio.api_url;
@@ -326,7 +328,8 @@ std::optional<std::string> service::start() {
     static_cast<std::size_t>(cfg.twilio.connections),
     [rest]() -> std::unique_ptr<engine::carrier> {
       return adapters::twilio::twilio_rest_client::make(rest).value;
-    });
+    },
+    "rb.carrier");
   auto svc = std::make_shared<actors::services>();
   svc->store = d.store_lanes
                  ? static_cast<engine::store_queue*>(d.store_lanes.get())

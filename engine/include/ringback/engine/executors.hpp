@@ -18,6 +18,10 @@
 
 namespace ringback::engine {
 
+/// Names the calling thread as `top -H`, `perf` and /proc show it (Linux
+/// keeps 15 bytes of it). Best effort: a failure changes nothing else.
+void name_this_thread(const std::string& name) noexcept;
+
 /// Where hosts (actors) post store work. Run inside a transaction; a job's
 /// `work` may throw `port_error`; `done` gets an empty string or the error.
 class store_queue {
@@ -221,11 +225,16 @@ public:
   using job = typename job_queue<Port>::job;
   using factory = std::function<std::unique_ptr<Port>()>;
 
-  worker_pool(std::size_t threads, const factory& make) {
+  /// `name`: the threads' name (see `name_this_thread`).
+  worker_pool(std::size_t threads, const factory& make,
+              std::string name = "rb.pool") {
     for (std::size_t i = 0; i < threads; ++i)
       ports_.push_back(make());
     for (std::size_t i = 0; i < threads; ++i)
-      threads_.emplace_back([this, i] { loop(*ports_[i]); });
+      threads_.emplace_back([this, i, name] {
+        name_this_thread(name);
+        loop(*ports_[i]);
+      });
   }
 
   ~worker_pool() {
