@@ -174,7 +174,8 @@ std::optional<double> parse_seconds(const std::string& text) {
     const char* suffix;
     double factor;
   };
-  static const unit units[] = {{"ms", 1e-3}, {"s", 1}, {"m", 60}, {"h", 3600}};
+  static const unit units[]
+    = {{"us", 1e-6}, {"ms", 1e-3}, {"s", 1}, {"m", 60}, {"h", 3600}};
   for (const auto& u : units) {
     std::string suffix = u.suffix;
     if (text.size() > suffix.size()
@@ -204,6 +205,7 @@ split_host_port(const std::string& text) {
 
 std::optional<std::string> parse(int argc, char** argv, options& o,
                                  bool& help) {
+  seconds_d timer_slack{o.timer_slack};
   std::map<std::string, setter> valued{
     {"--target", text(o.target)},
     {"--public-url", text(o.public_url)},
@@ -240,6 +242,7 @@ std::optional<std::string> parse(int argc, char** argv, options& o,
     {"--reply-rate", positive(o.reply_rate)},
     {"--connections", integer(o.connections)},
     {"--timeout", duration(o.timeout)},
+    {"--timer-slack", duration(timer_slack)},
     {"--drain", duration(o.drain)},
     {"--quiet", duration(o.quiet)},
     {"--max-run", duration(o.max_run)},
@@ -291,6 +294,11 @@ std::optional<std::string> parse(int argc, char** argv, options& o,
   if (o.timeout.count() <= 0) {
     return "--timeout must be positive";
   }
+  if (timer_slack > std::chrono::milliseconds{10}) {
+    return "--timer-slack must be at most 10ms";
+  }
+  o.timer_slack
+    = std::chrono::duration_cast<std::chrono::microseconds>(timer_slack);
   if (!o.ringback_bin.empty() && o.ringback_config.empty()) {
     return "--ringback-bin needs --ringback-config";
   }
@@ -355,6 +363,8 @@ Load (open model: scheduled send times; latency from the scheduled time):
   --duration D            arrivals for D                       [10s]
   --max-calls N           at most N calls
   --poisson               exponential inter-arrival gaps
+  --timer-slack D         send events due within D together, early (each
+                          counted from when it went)              [1ms]
   --steps R1,R2,...       knee search: one rate per step, stop at the first step
                           whose p99 > --knee-p99-ms [50] or with errors
   --step-duration D       [10s]

@@ -36,6 +36,8 @@ struct options {
   seconds_d duration{10};     // arrivals stop after this ...
   std::int64_t max_calls = 0; // ... or after this many calls (0: no cap)
   bool poisson = false;       // exponential gaps instead of constant
+  // events due within this go together (one timer for several events)
+  std::chrono::microseconds timer_slack{1000};
   std::vector<double> steps;  // knee: a rate per step
   seconds_d step_duration{10};
   double knee_p99_ms = 50;

@@ -160,10 +160,12 @@ private:
                 std::uint16_t gen = 0);
   void arm();
   void on_timer();
-  void dispatch(const event& e);
+  void dispatch(event e, sim_clock::time_point now);
 
   // calls
-  void arrive(sim_clock::time_point at);
+  /// `scheduled`: the arrival's place in the schedule; `at`: when it goes
+  /// (at most `timer_slack` earlier).
+  void arrive(sim_clock::time_point scheduled, sim_clock::time_point at);
   void send_voice(std::uint32_t idx);
   void on_voice(std::uint32_t idx, http_result&& r);
   void send_dial(std::uint32_t idx, sim_clock::time_point at, bool dup);
