@@ -7,7 +7,12 @@
 #include "ringback/workflows/loader.hpp"
 #include "ringback/workflows/program.hpp"
 
+#include <boost/json.hpp>
+
 #include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
 
 using namespace ringback::workflows;
 using ringback::engine::run_status;
@@ -530,6 +535,53 @@ TEST(Interpreter, RunStateRoundTrips) {
   ASSERT_TRUE(d);
   EXPECT_EQ(d->waiting_for, "");
   EXPECT_EQ(done.to_json(), R"({"pc":0,"vars":{},"counters":[],"executed":0})");
+}
+
+TEST(Interpreter, RunStateTextIsJsonForAnyStringAndNumber) {
+  // The state is written without a JSON library's serializer: every byte
+  // that needs escaping, text that is not ASCII, and numbers of every kind
+  // must come back the same, and Boost.JSON must read the text as JSON.
+  std::string every_control;
+  for (int c = 1; c < 0x20; ++c)
+    every_control.push_back(static_cast<char>(c));
+  run_state st;
+  st.vars = {
+    {"controls", value{every_control + std::string(1, '\0') + "end"}},
+    {"quotes and slashes", value{R"(a "b" \c\ /d/)"}},
+    {"utf8 \xe2\x98\x8e", value{"caf\xc3\xa9 \xf0\x9f\x94\xa7 \x7f"}},
+    {"empty", value{""}},
+    {"tenth", value{0.1}},
+    {"huge", value{1e300}},
+    {"tiny", value{-5e-324}},
+    {"negative zero", value{-0.0}},
+    {"integer", value{123456789012345.0}},
+    {"big integer", value{9007199254740993.0}},
+    {"yes", value{true}},
+    {"no", value{false}},
+    {"nothing", value{}},
+  };
+  st.counters = {0, -1, std::numeric_limits<std::int64_t>::max()};
+  st.executed = std::numeric_limits<std::int64_t>::min();
+  st.waiting_for = "timer";
+  st.contact = "\"+1\"\n";
+  auto text = st.to_json();
+  boost::system::error_code ec;
+  auto parsed = boost::json::parse(text, ec);
+  ASSERT_FALSE(ec) << ec.message() << " in " << text;
+  EXPECT_EQ(parsed.at("vars").at("controls").as_string(),
+            every_control + std::string(1, '\0') + "end");
+  std::string error;
+  auto back = run_state::from_json(text, &error);
+  ASSERT_TRUE(back) << error;
+  EXPECT_EQ(back->vars, st.vars);
+  EXPECT_TRUE(std::signbit(back->vars.at("negative zero").as_number()));
+  EXPECT_EQ(back->counters, st.counters);
+  EXPECT_EQ(back->executed, st.executed);
+  EXPECT_EQ(back->contact, st.contact);
+  EXPECT_NE(text.find(R"("a \"b\" \\c\\ /d/")"), std::string::npos) << text;
+  EXPECT_NE(text.find(R"(\u0001)"), std::string::npos) << text;
+  EXPECT_NE(text.find(R"(\n)"), std::string::npos) << text;
+  EXPECT_NE(text.find("\"tenth\":0.1,"), std::string::npos) << text;
 }
 
 TEST(Interpreter, RunStateRejectsWhatItDidNotWrite) {

@@ -7,7 +7,9 @@
 #include <boost/json.hpp>
 
 #include <array>
+#include <charconv>
 #include <chrono>
+#include <cmath>
 #include <exception>
 
 namespace ringback::workflows {
@@ -20,19 +22,93 @@ constexpr std::array<const char*, 5> step_outcome_names{"ok", "skipped",
 
 namespace json = boost::json;
 
-json::value to_json_value(const value& v, const json::storage_ptr& sp) {
-  switch (v.type()) {
-    case value::kind::null:
-      return json::value(nullptr, sp);
-    case value::kind::boolean:
-      return json::value(v.as_bool(), sp);
-    case value::kind::number:
-      return json::value(v.as_number(), sp);
-    case value::kind::string:
-      return json::value(json::string_view(v.as_string()), sp);
+/// Writes JSON text straight into a string: the run state's document is
+/// flat (scalars in one object), so no tree is built to serialize it. Strings
+/// are escaped as Boost.JSON's serializer escapes them (quote, backslash and
+/// control characters; other bytes as they are).
+class json_writer {
+public:
+  explicit json_writer(std::string& out) : out_(out) {
   }
-  return json::value(nullptr, sp);
-}
+
+  void string(std::string_view x) {
+    static constexpr char hex[] = "0123456789abcdef";
+    out_.push_back('"');
+    std::size_t plain = 0; // start of the run of bytes copied as they are
+    for (std::size_t i = 0; i < x.size(); ++i) {
+      auto c = static_cast<unsigned char>(x[i]);
+      if (c >= 0x20 && c != '"' && c != '\\')
+        continue;
+      out_.append(x.data() + plain, i - plain);
+      plain = i + 1;
+      out_.push_back('\\');
+      // The characters with a short escape, and their escapes' letters.
+      constexpr std::string_view shorts{"\"\\\b\f\n\r\t"};
+      constexpr std::string_view letters{"\"\\bfnrt"};
+      if (auto k = shorts.find(static_cast<char>(c));
+          k != std::string_view::npos) {
+        out_.push_back(letters[k]);
+      } else {
+        out_.append("u00");
+        out_.push_back(hex[c >> 4]);
+        out_.push_back(hex[c & 0xf]);
+      }
+    }
+    out_.append(x.data() + plain, x.size() - plain);
+    out_.push_back('"');
+  }
+
+  void integer(std::int64_t x) {
+    char buf[24];
+    auto r = std::to_chars(buf, buf + sizeof buf, x);
+    out_.append(buf, r.ptr);
+  }
+
+  /// The shortest text that reads back as the same double; what JSON has
+  /// no number for (infinities, NaN) as Boost.JSON writes it.
+  void number(double x) {
+    if (!std::isfinite(x)) {
+      out_ += json::serialize(json::value(x));
+      return;
+    }
+    if (x == 0 && std::signbit(x)) {
+      out_.append("-0.0"); // "-0" would read back as the integer 0
+      return;
+    }
+    char buf[32];
+    auto r = std::to_chars(buf, buf + sizeof buf, x);
+    out_.append(buf, r.ptr);
+  }
+
+  void scalar(const value& v) {
+    switch (v.type()) {
+      case value::kind::null:
+        out_.append("null");
+        return;
+      case value::kind::boolean:
+        out_.append(v.as_bool() ? "true" : "false");
+        return;
+      case value::kind::number:
+        number(v.as_number());
+        return;
+      case value::kind::string:
+        string(v.as_string());
+        return;
+    }
+    out_.append("null");
+  }
+
+  /// `"name":`, after a comma unless it is the object's first member.
+  void key(std::string_view name, bool first = false) {
+    if (!first)
+      out_.push_back(',');
+    string(name);
+    out_.push_back(':');
+  }
+
+private:
+  std::string& out_;
+};
 
 std::optional<value> from_json_value(const json::value& v) {
   switch (v.kind()) {
@@ -309,32 +385,45 @@ std::string step_frame::render(const field_value& f,
 }
 
 std::string run_state::to_json() const {
-  // Once per stored segment: the document's nodes and strings go to one
-  // arena on the stack (heap blocks only past it), freed at once.
-  unsigned char buffer[4096];
-  json::monotonic_resource arena(buffer, sizeof buffer);
-  json::storage_ptr sp(&arena);
-  json::object o(sp);
-  o.reserve(8);
-  o["pc"] = pc;
-  json::object v(sp);
-  v.reserve(vars.size());
-  for (const auto& [name, x] : vars)
-    v.emplace(name, to_json_value(x, sp));
-  o["vars"] = std::move(v);
-  json::array c(sp);
-  c.reserve(counters.size());
-  for (auto n : counters)
-    c.emplace_back(n);
-  o["counters"] = std::move(c);
-  o["executed"] = executed;
-  if (!waiting_for.empty()) {
-    o["waiting_for"] = waiting_for;
-    o["waiting_op"] = waiting_op;
-    o["wake_at"] = wake_at;
-    o["contact"] = contact;
+  // Once per stored segment: written straight into the text (see
+  // json_writer), in the member order `from_json` has always read.
+  std::string out;
+  out.reserve(256 + 48 * vars.size());
+  json_writer w{out};
+  out.push_back('{');
+  w.key("pc", true);
+  w.integer(static_cast<std::int64_t>(pc));
+  w.key("vars");
+  out.push_back('{');
+  bool first = true;
+  for (const auto& [name, x] : vars) {
+    w.key(name, first);
+    first = false;
+    w.scalar(x);
   }
-  return json::serialize(o);
+  out.append("}");
+  w.key("counters");
+  out.push_back('[');
+  for (std::size_t i = 0; i < counters.size(); ++i) {
+    if (i > 0)
+      out.push_back(',');
+    w.integer(counters[i]);
+  }
+  out.push_back(']');
+  w.key("executed");
+  w.integer(executed);
+  if (!waiting_for.empty()) {
+    w.key("waiting_for");
+    w.string(waiting_for);
+    w.key("waiting_op");
+    w.integer(static_cast<std::int64_t>(waiting_op));
+    w.key("wake_at");
+    w.integer(wake_at);
+    w.key("contact");
+    w.string(contact);
+  }
+  out.push_back('}');
+  return out;
 }
 
 std::optional<run_state> run_state::from_json(std::string_view text,
