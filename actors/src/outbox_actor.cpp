@@ -135,6 +135,7 @@ void forget(state_t* self, std::int64_t id) {
   st.in_flight.erase(id);
   st.waiting.erase(id);
   st.slotted.erase(id);
+  st.claimed_early.erase(id);
 }
 
 void report_depth(state_t* self, const services_ptr& svc,
@@ -400,10 +401,36 @@ void start(state_t* self, const services_ptr& svc, outbox_lane& lane,
   if (ids.empty())
     return;
   lane.sending += ids.size();
+  auto me = caf::actor{self};
+  // Claimed where they were written and due at once: straight to the
+  // carrier. Claimed there but held by the pace: the ledger is asked again
+  // (`recheck`). The others are claimed now.
+  std::vector<std::int64_t> claim;
+  std::vector<std::int64_t> recheck;
+  for (auto id : ids) {
+    if (st.claimed_early.erase(id) == 0) {
+      claim.push_back(id);
+      continue;
+    }
+    auto known = st.known.find(id);
+    auto at = st.queued_at.find(id);
+    if (known == st.known.end() || at == st.queued_at.end()
+        || now - at->second > outbox_early_claim_grace_ms) {
+      recheck.push_back(id);
+      continue;
+    }
+    svc->carrier->post(
+      [me, m = known->second, url = svc->public_url](engine::carrier& c) {
+        caf::anon_send(me, sent_atom_v, m, send_one(c, m, url));
+      });
+  }
+  if (claim.empty() && recheck.empty())
+    return;
+  ids = claim;
+  ids.insert(ids.end(), recheck.begin(), recheck.end());
   // The store runs jobs in order: a message's last update (a retry's
   // `queued`) must be written before it is claimed again.
   flush_saves(self, svc);
-  auto me = caf::actor{self};
   struct outcome {
     std::vector<message_record> claimed;
     std::vector<bool> refused;
@@ -412,8 +439,21 @@ void start(state_t* self, const services_ptr& svc, outbox_lane& lane,
   auto node = svc->node_id;
   post_job(
     svc,
-    [ids, result, now, node](engine::store& db) {
-      auto claimed = db.claim_for_sending(ids, node, now);
+    [claim, recheck, result, now, node](engine::store& db) {
+      auto claimed = claim.empty()
+                       ? std::vector<engine::store::claimed_message>{}
+                       : db.claim_for_sending(claim, node, now);
+      for (auto id : recheck) {
+        // Still this process's and unsent: the ledger's word on it now.
+        auto m = db.find_message(id);
+        if (!m || m->state != message_state::sending || m->node_id != node)
+          continue;
+        bool opted_out = false;
+        if (m->kind != engine::send_kind::compliance)
+          if (auto entry = db.find_opt_out(m->tenant_id, m->to))
+            opted_out = entry->opted_out;
+        claimed.push_back({std::move(*m), opted_out});
+      }
       result->claimed.clear();
       result->refused.assign(claimed.size(), false);
       for (std::size_t i = 0; i < claimed.size(); ++i) {
@@ -479,9 +519,12 @@ void settle(state_t* self, const services_ptr& svc, const lane_key& key,
 
 /// Takes stored messages in: queued ones join their lanes (which are then
 /// pumped), held ones wait for their hold, refused ones are counted, and
-/// (after a start) interrupted sends are looked up.
+/// (after a start) interrupted sends are looked up. `from_writer`: handed
+/// over by the actor that wrote them, as written: a text claimed in that
+/// transaction (`claim_in_writing`) joins its lane too.
 void arrive(state_t* self, const services_ptr& svc,
-            std::vector<message_record>& found, arrival why) {
+            std::vector<message_record>& found, arrival why,
+            bool from_writer = false) {
   auto& st = self->state;
   std::set<lane_key> touched;
   for (auto& m : found) {
@@ -510,8 +553,17 @@ void arrive(state_t* self, const services_ptr& svc,
         }
         break;
       case message_state::sending:
-        if (why == arrival::recovered)
+        if (why == arrival::recovered) {
           reconcile(self, svc, std::move(m)); // cut off mid-send
+        } else if (from_writer && m.node_id == svc->node_id
+                   && st.in_flight.count(m.id) == 0) {
+          // Claimed by this process in the transaction that wrote it, and
+          // handed over by its writer (once). One loaded by id is not
+          // taken: it may be on its way already.
+          st.claimed_early.insert(m.id);
+          touched.emplace(m.tenant_id, m.from);
+          enqueue(self, svc, std::move(m), true);
+        }
         break;
       default:
         break; // sent or final already
@@ -559,7 +611,7 @@ caf::behavior outbox_actor(state_t* self, services_ptr svc) {
       flush_saves(self, svc);
     },
     [=](send_atom, std::vector<message_record>& stored) {
-      arrive(self, svc, stored, arrival::fresh);
+      arrive(self, svc, stored, arrival::fresh, true);
     },
     [=](enqueue_atom, std::vector<message_record>& found,
         std::int32_t why_raw) {
@@ -646,6 +698,10 @@ caf::behavior outbox_actor(state_t* self, services_ptr svc) {
         auto i = st.known.find(id);
         if (i == st.known.end())
           continue;
+        // Claimed where it was written: its retry asks the ledger again
+        // rather than claiming what is claimed already.
+        if (i->second.state == message_state::sending)
+          st.claimed_early.insert(id);
         st.waiting.insert(id);
         self->delayed_send(self, svc->retry.base, retry_atom_v, i->second);
       }

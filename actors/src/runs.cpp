@@ -176,6 +176,15 @@ engine::gate_decision gate_message(engine::store& db, engine::message_record& m,
   return d;
 }
 
+void claim_in_writing(engine::message_record& m, engine::epoch_ms now) {
+  if (m.state != engine::message_state::queued
+      || m.channel == engine::message_channel::call)
+    return;
+  m.state = engine::message_state::sending;
+  ++m.attempts;
+  m.updated_at = now;
+}
+
 std::shared_ptr<const tenant_info>
 tenant_info::make(std::shared_ptr<const engine::tenant> t) {
   auto out = std::make_shared<tenant_info>();
@@ -347,8 +356,10 @@ bool write_segment(engine::store& db, stored_segment& s,
   std::vector<engine::conversation_message> said;
   for (std::size_t i = 0; i < s.messages.size(); ++i) {
     auto& m = s.messages[i];
-    if (s.info)
+    if (s.info) {
       gate_message(db, m, *s.info, s.numbers.get(), m.created_at);
+      claim_in_writing(m, m.created_at);
+    }
     m.id = db.insert_message(m);
     message_ids.push_back(m.id);
     const auto& author = i < s.authors.size() ? s.authors[i] : std::string{};

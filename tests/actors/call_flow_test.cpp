@@ -430,6 +430,26 @@ TEST_F(CallFlow, ATextBackDoesNotWaitBehindTheStoresBacklog) {
   EXPECT_TRUE(tenant_of(a_).calls.empty());
 }
 
+TEST_F(CallFlow, TheTextBackGoesOutAfterOneStoreRoundTrip) {
+  // The decision's transaction writes the texts claimed for sending
+  // (`claim_in_writing`): once it commits, the outbox hands them to the
+  // carrier without a claim of its own.
+  incoming(a_, "CA1");
+  a_.store_q.close();
+  dial_result(a_, "CA1", "no-answer");
+  ASSERT_GT(a_.store_q.held_ahead(), 0u);
+  a_.store_q.open_ahead(); // the decision, with its runs and their texts
+  sched_.run();
+  ASSERT_EQ(a_.carrier.sent.size(), 2u) << "the text-back and the owner's";
+  EXPECT_EQ(a_.carrier.sent.front().to, "+15550100");
+  a_.store_q.open();
+  sched_.run();
+  for (const auto& m : messages("CA1")) {
+    EXPECT_EQ(m.state, engine::message_state::sent);
+    EXPECT_EQ(m.attempts, 1);
+  }
+}
+
 TEST_F(CallFlow, AClaimStaysBehindTheCallsOwnQueuedWrite) {
   a_.carrier.set_call("CA1", "completed", "no-answer");
   incoming(a_, "CA1");

@@ -145,6 +145,24 @@ protected:
     return ms;
   }
 
+  /// Stores `ms` as `write_segment` does (the gate, then `claim_in_writing`)
+  /// and hands them to `n`'s outbox as written.
+  std::vector<message_record>
+  write_as_a_workflow(node& n, std::vector<message_record> ms) {
+    for (auto& m : ms) {
+      m.node_id = n.svc->node_id;
+      auto info = n.svc->numbers->find(m.tenant_id);
+      n.db.begin();
+      actors::gate_message(n.db, m, *info, n.svc->numbers.get(), clock_.now());
+      actors::claim_in_writing(m, clock_.now());
+      m.id = n.db.insert_message(m);
+      n.db.commit();
+    }
+    caf::anon_send(n.outbox, actors::send_atom_v, ms);
+    sched_.run();
+    return ms;
+  }
+
   /// Moves the wall clock and CAF's virtual clock together in small steps.
   void advance(std::chrono::milliseconds d,
                std::chrono::milliseconds step = 100ms) {
@@ -376,6 +394,72 @@ TEST_F(Outbox, AnOptOutAfterQueueingStopsTheSend) {
   EXPECT_EQ(a_->carrier.sent.size(), 1u);
   EXPECT_EQ(state_of(ms[1].id), message_state::refused);
   EXPECT_EQ((*a_->metrics)["refused acme opted_out"], 1);
+}
+
+TEST_F(Outbox, ATextClaimedWhereItWasWrittenNeedsNoStoreToGoOut) {
+  // The store is backed up: no job of the outbox's runs. A text the gate
+  // queued waits for its claim; one claimed in its writing transaction goes.
+  a_->store_q.close();
+  auto queued = submit(*a_, {message("+15551100", "queued")});
+  EXPECT_TRUE(a_->carrier.sent.empty());
+  auto written
+    = write_as_a_workflow(*a_, {message("+15551101", "written", acme_second)});
+  ASSERT_EQ(written[0].state, message_state::sending);
+  EXPECT_EQ(written[0].attempts, 1);
+  ASSERT_EQ(a_->carrier.sent.size(), 1u);
+  EXPECT_EQ(a_->carrier.sent[0].body, "written");
+  a_->store_q.open();
+  sched_.run();
+  advance(1s);
+  ASSERT_EQ(a_->carrier.sent.size(), 2u);
+  EXPECT_EQ(a_->carrier.sent[1].body, "queued");
+  for (const auto& m : {queued[0], written[0]}) {
+    auto stored = a_->db.find_message(m.id);
+    EXPECT_EQ(stored->state, message_state::sent) << m.body;
+    EXPECT_EQ(stored->attempts, 1) << m.body;
+  }
+  advance(1h);
+  EXPECT_EQ(a_->carrier.sent.size(), 2u) << "each once";
+}
+
+TEST_F(Outbox,
+       ATextClaimedWhereItWasWrittenButHeldByItsPaceAsksTheLedgerAgain) {
+  // A long code sends one a second: the second and third texts wait past the
+  // grace, and the third's recipient opts out meanwhile.
+  auto ms = write_as_a_workflow(*a_, {message("+15551200", "first"),
+                                      message("+15551201", "second"),
+                                      message("+15551202", "third")});
+  ASSERT_EQ(a_->carrier.sent.size(), 1u);
+  engine::opt_out_state s;
+  s.tenant_id = "acme";
+  s.phone = "+15551202";
+  s.opted_out = true;
+  s.since = s.last_event_at = clock_.now();
+  s.keyword = "STOP";
+  s.source = engine::opt_out_source::keyword;
+  a_->db.save_opt_out(s);
+  advance(3s);
+  ASSERT_EQ(a_->carrier.sent.size(), 2u);
+  EXPECT_EQ(a_->carrier.sent[1].body, "second");
+  EXPECT_EQ(state_of(ms[1].id), message_state::sent);
+  EXPECT_EQ(state_of(ms[2].id), message_state::refused);
+  EXPECT_EQ((*a_->metrics)["refused acme opted_out"], 1);
+}
+
+TEST_F(Outbox, ATextClaimedWhereItWasWrittenIsNotTakenByAnotherProcess) {
+  // Handed to another process's outbox by mistake (its id, or its record):
+  // the claim is its writer's, so the other one leaves it alone.
+  auto* b = make_node("node-b");
+  sched_.run();
+  auto ms = write_as_a_workflow(*a_, {message("+15551300", "mine")});
+  ASSERT_EQ(a_->carrier.sent.size(), 1u);
+  caf::anon_send(b->outbox, actors::send_atom_v, ms);
+  caf::anon_send(b->outbox, actors::send_atom_v,
+                 std::vector<std::int64_t>{ms[0].id});
+  sched_.run();
+  advance(2s);
+  EXPECT_TRUE(b->carrier.sent.empty());
+  EXPECT_EQ(a_->carrier.sent.size(), 1u);
 }
 
 TEST_F(Outbox, NonUrgentMessagesWaitForTheEndOfQuietHours) {

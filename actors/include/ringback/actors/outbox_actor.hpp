@@ -56,6 +56,11 @@ constexpr std::size_t outbox_max_sending = 32;
 /// A lane's timer waits at least this long, so that slots close together
 /// start together (one claim for several); a slot never starts early.
 constexpr engine::epoch_ms outbox_tick_ms = 5;
+/// A text claimed in the transaction that wrote it (`claim_in_writing`) goes
+/// to the carrier without another store job if its slot comes within this
+/// long of its arrival here; one its number's pace holds longer is checked
+/// against the opt-out ledger again first (a STOP may have come meanwhile).
+constexpr engine::epoch_ms outbox_early_claim_grace_ms = 250;
 
 struct outbox_state {
   const char* name = "outbox";
@@ -68,6 +73,9 @@ struct outbox_state {
   std::unordered_map<std::int64_t, engine::epoch_ms> queued_at;
   /// Handed to the store or the carrier, answer pending.
   std::unordered_set<std::int64_t> in_flight;
+  /// Claimed in the transaction that wrote them (`claim_in_writing`), not
+  /// started yet: no claim of their own when their slot comes.
+  std::unordered_set<std::int64_t> claimed_early;
   /// Holding a slot of their lane, not started yet.
   std::unordered_set<std::int64_t> slotted;
   /// Stored messages to load, and updates to save, gathered until the
@@ -104,7 +112,10 @@ struct outbox_state {
 /// lane's due messages are claimed in the store in one job (`queued ->
 /// sending`, each conditional: one process sends it), checked once more
 /// against the opt-out ledger in the same transaction, then sent with a
-/// status callback URL, in the lane's order. Transient failures (429 with
+/// status callback URL, in the lane's order. A text claimed in the
+/// transaction that wrote it (`claim_in_writing`), handed over as written by
+/// its writer, skips that claim (the ledger is read again only if its pace
+/// held it past `outbox_early_claim_grace_ms`). Transient failures (429 with
 /// its Retry-After, 5xx, no answer) are retried with exponential backoff and
 /// jitter up to the retry policy's attempts, then `failed` with the
 /// carrier's code; permanent errors are not retried, and 21610 records an

@@ -111,6 +111,18 @@ engine::gate_decision gate_message(engine::store& db, engine::message_record& m,
                                    const tenant_directory* numbers,
                                    engine::epoch_ms now);
 
+/// Claims a text the gate queued for sending in the transaction that writes
+/// it (`queued -> sending` with its first attempt, as `store::claim_messages`
+/// would): the outbox of the writing process (`m.node_id`) then sends it
+/// without a claim of its own, one store round trip sooner, unless its
+/// number's pace holds it past `outbox_early_claim_grace_ms` (then the
+/// outbox asks the opt-out ledger again first). The ledger was read by the
+/// gate in this same transaction. A page (`call` channel) and a message the
+/// gate did not queue are left as they are. After a crash, a text claimed
+/// this way and not yet sent is looked up at the carrier before it is sent,
+/// like any interrupted send.
+void claim_in_writing(engine::message_record& m, engine::epoch_ms now);
+
 /// The opt-out ledger entry of `phone` for `tenant_id` as stored, or a fresh
 /// one (not opted out, never changed).
 engine::opt_out_state ledger_entry(engine::store& db, std::string_view tenant_id,
@@ -166,7 +178,8 @@ stored_segment make_segment(const workflows::workflow_ptr& wf,
 /// Each message, a page too, passes the pre-send gate first (`gate_message`;
 /// its state in `s.messages` says what the gate decided); the ids of every
 /// message go to `message_ids` (the outbox sends the queued, holds the held
-/// and counts the refused: a page is sent, retried and looked up like a
+/// and counts the refused; a text the gate queued is claimed for sending
+/// here, `claim_in_writing`: a page is sent, retried and looked up like a
 /// text, so one committed with the segment is placed even if the process
 /// dies right after the commit). Texts to a customer that were not refused
 /// are added to the customer's conversation transcript (a text-back opens
