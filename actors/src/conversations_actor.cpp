@@ -67,6 +67,7 @@ queue_text(engine::store& db, const tenant_info& info, const services& svc,
   m.node_id = svc.node_id;
   m.created_at = m.updated_at = now;
   gate_message(db, m, info, svc.numbers.get(), now);
+  claim_in_writing(m, now);
   m.id = db.insert_message(m);
   return m;
 }

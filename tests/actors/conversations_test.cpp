@@ -241,6 +241,30 @@ TEST_F(Conversations, RelaysDoNotWaitBehindTheStoresBacklog) {
   EXPECT_EQ(conversation(ann).state, conversation_state::owner_active);
 }
 
+TEST_F(Conversations, ARelayGoesOutAfterTheTransactionThatWritesIt) {
+  // The conversation's transaction claims the relay it writes
+  // (`claim_in_writing`): the outbox needs no store job of its own, so the
+  // relay reaches the carrier in the round of store jobs that writes it,
+  // the third after the customer's text came (a fourth when the outbox
+  // claimed it itself).
+  a_->store_q.close();
+  sms(*a_, ann, "my water heater is leaking");
+  int rounds = 0;
+  while (texts().empty() && a_->store_q.held_ahead() > 0 && rounds < 10) {
+    a_->store_q.open_ahead();
+    sched_.run();
+    ++rounds;
+  }
+  ASSERT_EQ(texts().size(), 1u);
+  EXPECT_EQ(rounds, 3);
+  a_->store_q.open();
+  sched_.run();
+  auto relay = db_.find_message_by_sid("SM1");
+  ASSERT_TRUE(relay);
+  EXPECT_EQ(relay->state, engine::message_state::sent);
+  EXPECT_EQ(relay->attempts, 1);
+}
+
 TEST_F(Conversations, TheOwnersPlainReplyReachesTheCustomerAndWinsTheWindow) {
   sms(*a_, ann, "can someone come today?");
   advance(30s);

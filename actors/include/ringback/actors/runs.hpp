@@ -118,7 +118,8 @@ engine::gate_decision gate_message(engine::store& db, engine::message_record& m,
 /// number's pace holds it past `outbox_early_claim_grace_ms` (then the
 /// outbox asks the opt-out ledger again first). The ledger was read by the
 /// gate in this same transaction. A page (`call` channel) and a message the
-/// gate did not queue are left as they are. After a crash, a text claimed
+/// gate did not queue are left as they are. Used by `write_segment` and by
+/// the conversations' writes. After a crash, a text claimed
 /// this way and not yet sent is looked up at the carrier before it is sent,
 /// like any interrupted send.
 void claim_in_writing(engine::message_record& m, engine::epoch_ms now);
