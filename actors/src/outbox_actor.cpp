@@ -448,10 +448,7 @@ void start(state_t* self, const services_ptr& svc, outbox_lane& lane,
         auto m = db.find_message(id);
         if (!m || m->state != message_state::sending || m->node_id != node)
           continue;
-        bool opted_out = false;
-        if (m->kind != engine::send_kind::compliance)
-          if (auto entry = db.find_opt_out(m->tenant_id, m->to))
-            opted_out = entry->opted_out;
+        bool opted_out = db.ledger_refuses(*m);
         claimed.push_back({std::move(*m), opted_out});
       }
       result->claimed.clear();

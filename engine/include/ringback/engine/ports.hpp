@@ -217,13 +217,20 @@ public:
                     std::string_view node_id, epoch_ms now) {
     std::vector<claimed_message> out;
     for (auto& m : claim_messages(ids, node_id, now)) {
-      bool opted_out = false;
-      if (m.kind != send_kind::compliance)
-        if (auto entry = find_opt_out(m.tenant_id, m.to))
-          opted_out = entry->opted_out;
+      bool opted_out = ledger_refuses(m);
       out.push_back({std::move(m), opted_out});
     }
     return out;
+  }
+
+  /// The opt-out ledger's word on sending `m` now: true if its recipient is
+  /// opted out of the tenant's texts and `m` is not a compliance answer
+  /// (those go out whatever the ledger says).
+  bool ledger_refuses(const message_record& m) {
+    if (m.kind == send_kind::compliance)
+      return false;
+    auto entry = find_opt_out(m.tenant_id, m.to);
+    return entry && entry->opted_out;
   }
 
   /// Held messages of `node_id` whose `not_before` is at or before `now`
