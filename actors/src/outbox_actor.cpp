@@ -135,7 +135,6 @@ void forget(state_t* self, std::int64_t id) {
   st.in_flight.erase(id);
   st.waiting.erase(id);
   st.slotted.erase(id);
-  st.claimed_early.erase(id);
 }
 
 void report_depth(state_t* self, const services_ptr& svc,
@@ -402,19 +401,21 @@ void start(state_t* self, const services_ptr& svc, outbox_lane& lane,
     return;
   lane.sending += ids.size();
   auto me = caf::actor{self};
-  // Claimed where they were written and due at once: straight to the
+  // Claimed where they were written (the only `sending` messages a lane
+  // holds: a retry is `queued` again) and due at once: straight to the
   // carrier. Claimed there but held by the pace: the ledger is asked again
   // (`recheck`). The others are claimed now.
   std::vector<std::int64_t> claim;
   std::vector<std::int64_t> recheck;
   for (auto id : ids) {
-    if (st.claimed_early.erase(id) == 0) {
+    auto known = st.known.find(id);
+    if (known == st.known.end()
+        || known->second.state != message_state::sending) {
       claim.push_back(id);
       continue;
     }
-    auto known = st.known.find(id);
     auto at = st.queued_at.find(id);
-    if (known == st.known.end() || at == st.queued_at.end()
+    if (at == st.queued_at.end()
         || now - at->second > outbox_early_claim_grace_ms) {
       recheck.push_back(id);
       continue;
@@ -557,7 +558,6 @@ void arrive(state_t* self, const services_ptr& svc,
           // Claimed by this process in the transaction that wrote it, and
           // handed over by its writer (once). One loaded by id is not
           // taken: it may be on its way already.
-          st.claimed_early.insert(m.id);
           touched.emplace(m.tenant_id, m.from);
           enqueue(self, svc, std::move(m), true);
         }
@@ -695,10 +695,8 @@ caf::behavior outbox_actor(state_t* self, services_ptr svc) {
         auto i = st.known.find(id);
         if (i == st.known.end())
           continue;
-        // Claimed where it was written: its retry asks the ledger again
-        // rather than claiming what is claimed already.
-        if (i->second.state == message_state::sending)
-          st.claimed_early.insert(id);
+        // One claimed where it was written stays `sending` here: its retry
+        // asks the ledger again rather than claiming what is claimed.
         st.waiting.insert(id);
         self->delayed_send(self, svc->retry.base, retry_atom_v, i->second);
       }

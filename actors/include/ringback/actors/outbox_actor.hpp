@@ -67,15 +67,13 @@ struct outbox_state {
   /// Lanes by (tenant, sending number).
   std::map<std::pair<std::string, std::string>, outbox_lane> lanes;
   /// Queued messages by id (their record as loaded), in a lane or waiting
-  /// for a retry.
+  /// for a retry. One `sending` here was claimed in the transaction that
+  /// wrote it (`claim_in_writing`): no claim of its own when its slot comes.
   std::unordered_map<std::int64_t, engine::message_record> known;
   /// When each message entered the queue (queue wait metrics).
   std::unordered_map<std::int64_t, engine::epoch_ms> queued_at;
   /// Handed to the store or the carrier, answer pending.
   std::unordered_set<std::int64_t> in_flight;
-  /// Claimed in the transaction that wrote them (`claim_in_writing`), not
-  /// started yet: no claim of their own when their slot comes.
-  std::unordered_set<std::int64_t> claimed_early;
   /// Holding a slot of their lane, not started yet.
   std::unordered_set<std::int64_t> slotted;
   /// Stored messages to load, and updates to save, gathered until the
