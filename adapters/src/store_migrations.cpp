@@ -132,6 +132,216 @@ CREATE UNIQUE INDEX conversations_ref_idx ON conversations (tenant_id, ref)
   WHERE ref IS NOT NULL;
 )sql";
 
+// Version 9 (fewer pages per commit, SQLite): every page a transaction
+// changes is written to the WAL once per commit and copied into the
+// database by the next checkpoint, and the WAL frame's checksum alone costs
+// about as much CPU as the insert that dirtied it. `AUTOINCREMENT` rewrote
+// its table's row in `sqlite_sequence` at every insert into seven tables: a
+// page in nearly every commit (1.5 of 37 WAL frames per call at 1,000
+// calls/s) and a read and an update per insert. The ids stay what they were:
+// the next is the largest plus one, these tables never delete a row, and a
+// rolled-back insert gave its id back under AUTOINCREMENT too. Run steps are
+// kept in their key's b-tree (`WITHOUT ROWID`): one b-tree written per step
+// instead of the table and its key index (about as many pages: a key b-tree
+// splits its last page in halves where a rowid table starts a new one, but
+// one insert instead of two). SQLite cannot alter either property, so each
+// table is rebuilt: copied into a new one, dropped, renamed and its indexes
+// made again with version 8's definitions. PostgreSQL has neither cost (an
+// identity column keeps no side table; its primary keys are indexes anyway):
+// nothing changes there.
+constexpr const char* migration_9_name
+  = "fewer pages per commit: no AUTOINCREMENT, run steps in their key";
+constexpr const char* migration_9_sqlite_sql = R"sql(
+CREATE TABLE webhooks_v9 (
+  id          INTEGER PRIMARY KEY,
+  tenant_id   TEXT    NOT NULL,
+  kind        TEXT    NOT NULL,
+  call_sid    TEXT    NOT NULL,
+  path        TEXT    NOT NULL,
+  body        TEXT    NOT NULL,
+  signature   TEXT    NOT NULL,
+  duplicate   INTEGER NOT NULL,
+  received_at INTEGER NOT NULL
+);
+INSERT INTO webhooks_v9 SELECT * FROM webhooks;
+DROP TABLE webhooks;
+ALTER TABLE webhooks_v9 RENAME TO webhooks;
+CREATE INDEX webhooks_call_idx ON webhooks (call_sid);
+
+CREATE TABLE messages_v9 (
+  id            INTEGER PRIMARY KEY,
+  tenant_id     TEXT    NOT NULL,
+  call_sid      TEXT    NOT NULL,
+  purpose       TEXT    NOT NULL,
+  from_number   TEXT    NOT NULL,
+  to_number     TEXT    NOT NULL,
+  body          TEXT    NOT NULL,
+  state         TEXT    NOT NULL,
+  attempts      INTEGER NOT NULL,
+  message_sid   TEXT    NOT NULL,
+  error_code    INTEGER NOT NULL,
+  error_message TEXT    NOT NULL,
+  node_id       TEXT    NOT NULL,
+  created_at    INTEGER NOT NULL,
+  updated_at    INTEGER NOT NULL,
+  kind          TEXT    NOT NULL DEFAULT 'automated',
+  urgent        INTEGER NOT NULL DEFAULT 1,
+  not_before    INTEGER NOT NULL DEFAULT 0,
+  reason        TEXT    NOT NULL DEFAULT '',
+  sent_at       INTEGER NOT NULL DEFAULT 0,
+  status_at     INTEGER NOT NULL DEFAULT 0,
+  channel       TEXT    NOT NULL DEFAULT 'sms'
+);
+INSERT INTO messages_v9 SELECT * FROM messages;
+DROP TABLE messages;
+ALTER TABLE messages_v9 RENAME TO messages;
+CREATE INDEX messages_call_idx ON messages (call_sid);
+CREATE INDEX messages_pending_idx ON messages (node_id, state)
+  WHERE (state = 'queued' OR state = 'sending' OR state = 'held');
+CREATE INDEX messages_sid_idx ON messages (message_sid)
+  WHERE message_sid <> '';
+CREATE INDEX messages_recipient_idx
+  ON messages (tenant_id, to_number, created_at);
+CREATE INDEX messages_text_back_idx
+  ON messages (tenant_id, to_number, created_at) WHERE kind = 'text_back';
+CREATE INDEX messages_automated_idx
+  ON messages (tenant_id, to_number, created_at)
+  WHERE kind IN ('text_back', 'automated');
+
+CREATE TABLE runs_v9 (
+  id            INTEGER PRIMARY KEY,
+  tenant_id     TEXT    NOT NULL,
+  workflow      TEXT    NOT NULL,
+  version       TEXT    NOT NULL,
+  trigger_event TEXT    NOT NULL,
+  call_sid      TEXT    NOT NULL,
+  contact       TEXT    NOT NULL,
+  status        TEXT    NOT NULL,
+  waiting_for   TEXT    NOT NULL,
+  wake_at       INTEGER NOT NULL,
+  state         TEXT    NOT NULL,
+  node_id       TEXT    NOT NULL,
+  seq           INTEGER NOT NULL,
+  error         TEXT    NOT NULL,
+  started_at    INTEGER NOT NULL,
+  updated_at    INTEGER NOT NULL
+);
+INSERT INTO runs_v9 SELECT * FROM runs;
+DROP TABLE runs;
+ALTER TABLE runs_v9 RENAME TO runs;
+CREATE INDEX runs_call_idx ON runs (call_sid);
+CREATE INDEX runs_live_wake_idx ON runs (wake_at)
+  WHERE status IN ('waiting', 'running');
+CREATE INDEX runs_reply_idx ON runs (tenant_id, contact)
+  WHERE waiting_for = 'reply' AND status = 'waiting';
+
+CREATE TABLE run_steps_v9 (
+  run_id      INTEGER NOT NULL,
+  seq         INTEGER NOT NULL,
+  step_id     TEXT    NOT NULL,
+  type        TEXT    NOT NULL,
+  outcome     TEXT    NOT NULL,
+  detail      TEXT    NOT NULL,
+  executed_at INTEGER NOT NULL,
+  duration_us INTEGER NOT NULL,
+  PRIMARY KEY (run_id, seq)
+) WITHOUT ROWID;
+INSERT INTO run_steps_v9 SELECT * FROM run_steps;
+DROP TABLE run_steps;
+ALTER TABLE run_steps_v9 RENAME TO run_steps;
+
+CREATE TABLE status_reports_v9 (
+  id             INTEGER PRIMARY KEY,
+  message_sid    TEXT    NOT NULL,
+  carrier_status TEXT    NOT NULL,
+  state          TEXT    NOT NULL,
+  error_code     INTEGER NOT NULL,
+  error_message  TEXT    NOT NULL,
+  received_at    INTEGER NOT NULL
+);
+INSERT INTO status_reports_v9 SELECT * FROM status_reports;
+DROP TABLE status_reports;
+ALTER TABLE status_reports_v9 RENAME TO status_reports;
+CREATE INDEX status_reports_sid_idx ON status_reports (message_sid);
+
+CREATE TABLE conversations_v9 (
+  id               INTEGER PRIMARY KEY,
+  tenant_id        TEXT    NOT NULL,
+  customer         TEXT    NOT NULL,
+  business_number  TEXT    NOT NULL,
+  ref              INTEGER NOT NULL,
+  state            TEXT    NOT NULL,
+  window_seq       INTEGER NOT NULL,
+  window_deadline  INTEGER NOT NULL,
+  outcome          TEXT    NOT NULL,
+  turn_at          INTEGER NOT NULL,
+  close_at         INTEGER NOT NULL,
+  ai_replies       INTEGER NOT NULL,
+  opened_at        INTEGER NOT NULL,
+  last_customer_at INTEGER NOT NULL,
+  last_owner_at    INTEGER NOT NULL,
+  last_ai_at       INTEGER NOT NULL,
+  node_id          TEXT    NOT NULL,
+  seq              INTEGER NOT NULL,
+  updated_at       INTEGER NOT NULL
+);
+INSERT INTO conversations_v9 SELECT * FROM conversations;
+DROP TABLE conversations;
+ALTER TABLE conversations_v9 RENAME TO conversations;
+CREATE UNIQUE INDEX conversations_customer_idx
+  ON conversations (tenant_id, customer);
+CREATE UNIQUE INDEX conversations_ref_idx ON conversations (tenant_id, ref)
+  WHERE ref IS NOT NULL;
+CREATE INDEX conversations_window_idx
+  ON conversations (tenant_id, window_deadline, id)
+  WHERE outcome = 'none' AND window_deadline > 0;
+CREATE INDEX conversations_turn_idx ON conversations (tenant_id, turn_at, id)
+  WHERE turn_at > 0;
+CREATE INDEX conversations_close_idx ON conversations (tenant_id, close_at, id)
+  WHERE state <> 'closed' AND close_at > 0;
+
+CREATE TABLE conversation_messages_v9 (
+  id              INTEGER PRIMARY KEY,
+  conversation_id INTEGER NOT NULL,
+  tenant_id       TEXT    NOT NULL,
+  author          TEXT    NOT NULL,
+  body            TEXT    NOT NULL,
+  message_id      INTEGER NOT NULL,
+  message_sid     TEXT    NOT NULL,
+  created_at      INTEGER NOT NULL
+);
+INSERT INTO conversation_messages_v9 SELECT * FROM conversation_messages;
+DROP TABLE conversation_messages;
+ALTER TABLE conversation_messages_v9 RENAME TO conversation_messages;
+CREATE INDEX conversation_messages_conversation_idx
+  ON conversation_messages (conversation_id, id);
+
+CREATE TABLE conversation_events_v9 (
+  id                INTEGER PRIMARY KEY,
+  conversation_id   INTEGER NOT NULL,
+  tenant_id         TEXT    NOT NULL,
+  kind              TEXT    NOT NULL,
+  detail            TEXT    NOT NULL,
+  window_seq        INTEGER NOT NULL,
+  provider          TEXT    NOT NULL,
+  latency_ms        INTEGER NOT NULL,
+  prompt_tokens     INTEGER NOT NULL,
+  completion_tokens INTEGER NOT NULL,
+  cost_usd          REAL    NOT NULL,
+  occurred_at       INTEGER NOT NULL
+);
+INSERT INTO conversation_events_v9 SELECT * FROM conversation_events;
+DROP TABLE conversation_events;
+ALTER TABLE conversation_events_v9 RENAME TO conversation_events;
+CREATE INDEX conversation_events_conversation_idx
+  ON conversation_events (conversation_id, id);
+CREATE INDEX conversation_events_ai_idx
+  ON conversation_events (tenant_id, occurred_at)
+  WHERE kind IN ('ai_turn', 'ai_error');
+)sql";
+
+constexpr const char* migration_9_pg_sql = "SELECT 1";
+
 const std::vector<migration>& sqlite_migrations() {
   static const std::vector<migration> list{
     {1, "tenants, calls, webhooks, messages, inbound messages, contacts",
@@ -393,6 +603,7 @@ ALTER TABLE messages ADD COLUMN channel TEXT NOT NULL DEFAULT 'sms';
 )sql"},
     {7, migration_7_name, migration_7_sql},
     {8, migration_8_name, migration_8_sql},
+    {9, migration_9_name, migration_9_sqlite_sql},
   };
   return list;
 }
@@ -659,6 +870,7 @@ ALTER TABLE messages ADD COLUMN channel TEXT NOT NULL DEFAULT 'sms';
 )sql"},
     {7, migration_7_name, migration_7_sql},
     {8, migration_8_name, migration_8_sql},
+    {9, migration_9_name, migration_9_pg_sql},
   };
   return list;
 }

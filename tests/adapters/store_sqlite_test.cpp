@@ -90,15 +90,18 @@ protected:
     ASSERT_EQ(rc, SQLITE_OK) << why;
   }
 
-  /// The first column of the first row of `sql` on a raw connection.
+  /// The first column of the first row of `sql` on a raw connection ("NULL"
+  /// for SQL's null, "<error>" when there is no row or the query fails).
   std::string query_raw(const std::string& sql) {
     sqlite3* db = nullptr;
     sqlite3_open(path().c_str(), &db);
     sqlite3_stmt* stmt = nullptr;
     std::string result = "<error>";
     if (sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr) == SQLITE_OK
-        && sqlite3_step(stmt) == SQLITE_ROW)
-      result = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
+        && sqlite3_step(stmt) == SQLITE_ROW) {
+      const auto* text = sqlite3_column_text(stmt, 0);
+      result = text ? reinterpret_cast<const char*>(text) : "NULL";
+    }
     sqlite3_finalize(stmt);
     sqlite3_close(db);
     return result;
@@ -356,7 +359,7 @@ TEST_F(SqliteStore, a_database_of_version_1_is_migrated_to_the_latest) {
             (std::vector<std::string>{"vip"}));
   EXPECT_GT(s->insert_run(make_run()), 0);
   EXPECT_EQ(query_raw("SELECT group_concat(version) FROM schema_migrations"),
-            "1,2,3,4,5,6,7,8");
+            "1,2,3,4,5,6,7,8,9");
 }
 
 TEST_F(SqliteStore, a_database_of_version_2_keeps_its_messages_readable) {
@@ -578,10 +581,129 @@ TEST_F(SqliteStore, a_database_of_version_3_keeps_its_rows) {
     write_version_3_rows(old, [&](const std::string& sql) { exec_raw(sql); });
   }
   auto s = open();
-  EXPECT_EQ(s->schema_version(), 8);
+  EXPECT_EQ(s->schema_version(), 9);
   EXPECT_EQ(query_raw("SELECT group_concat(version) FROM schema_migrations"),
-            "1,2,3,4,5,6,7,8");
+            "1,2,3,4,5,6,7,8,9");
   expect_version_3_rows_kept(*s);
+}
+
+TEST_F(SqliteStore, version_9_keeps_every_row_id_and_index_in_fewer_b_trees) {
+  // Version 9 rebuilds seven tables without AUTOINCREMENT and run_steps in
+  // its key's b-tree: the rows, their ids, the columns and the indexes of a
+  // version 8 database stay; new ids follow the largest; no insert writes
+  // sqlite_sequence any more; run_steps is one b-tree.
+  const std::vector<std::string> tables{"webhooks",
+                                        "messages",
+                                        "runs",
+                                        "run_steps",
+                                        "status_reports",
+                                        "conversations",
+                                        "conversation_messages",
+                                        "conversation_events"};
+  auto columns = [&](const std::string& t) {
+    return query_raw("SELECT group_concat(name || ':' || type || ':' || "
+                     "\"notnull\" || ':' || ifnull(dflt_value, '') || ':' || "
+                     "pk, ',') FROM pragma_table_info('"
+                     + t + "')");
+  };
+  // Each index's definition, its whitespace collapsed.
+  auto indexes = [&] {
+    std::string all;
+    for (const auto& t : tables)
+      all += t + ": "
+             + query_raw("SELECT group_concat(name || ' ' || sql, '; ') FROM "
+                         "(SELECT name, sql FROM sqlite_master WHERE type = "
+                         "'index' AND sql IS NOT NULL AND tbl_name = '"
+                         + t + "' ORDER BY name)")
+             + "\n";
+    std::string collapsed;
+    for (char ch : all) {
+      bool space = ch == ' ' || ch == '\n';
+      if (!space || (!collapsed.empty() && collapsed.back() != ' '))
+        collapsed += space ? ' ' : ch;
+    }
+    return collapsed;
+  };
+  std::map<std::string, std::string> columns_before;
+  std::string indexes_before;
+  std::int64_t last_message = 0;
+  std::int64_t last_run = 0;
+  std::int64_t conversation = 0;
+  {
+    sqlite_store_options options;
+    options.path = path();
+    options.migrations.assign(adapters::sqlite_migrations().begin(),
+                              adapters::sqlite_migrations().begin() + 8);
+    sqlite_store old{std::move(options)};
+    old.migrate();
+    ASSERT_EQ(old.schema_version(), 8);
+    ASSERT_TRUE(old.insert_call(make_call("CA1")));
+    old.insert_webhook({"acme", "voice", "CA1", "/v", "b1", "s1", false, 1});
+    old.insert_webhook({"acme", "status", "CA1", "/s", "b2", "s2", true, 2});
+    old.insert_message(make_message("CA1"));
+    auto sent = make_message("CA1");
+    sent.message_sid = "SM1";
+    last_message = old.insert_message(sent);
+    old.record_status(make_report("SM1", engine::message_state::delivered, 3));
+    last_run = old.insert_run(make_run());
+    old.insert_run_steps(
+      {make_step(last_run, 1), make_step(last_run, 2), make_step(last_run, 3)});
+    auto c = old.find_or_create_conversation("acme", "+15551230001",
+                                             "+15557650002", 20);
+    conversation = c.id;
+    old.insert_conversation_messages(
+      {make_transcript_line(c.id, "customer", "hi", 21)});
+    old.insert_conversation_event(make_event(c.id, "opened", 20));
+    for (const auto& t : tables)
+      columns_before[t] = columns(t);
+    indexes_before = indexes();
+  }
+  EXPECT_NE(query_raw("SELECT count(*) FROM sqlite_sequence"), "0")
+    << "version 8 counts its ids in sqlite_sequence";
+
+  auto s = open();
+  EXPECT_EQ(s->schema_version(), 9);
+  for (const auto& t : tables)
+    EXPECT_EQ(columns(t), columns_before[t]) << t;
+  EXPECT_EQ(indexes(), indexes_before);
+  EXPECT_EQ(query_raw("SELECT count(*) FROM sqlite_master WHERE sql LIKE "
+                      "'%AUTOINCREMENT%'"),
+            "0");
+  EXPECT_EQ(query_raw("SELECT count(*) FROM sqlite_master WHERE tbl_name = "
+                      "'run_steps' AND rootpage > 0"),
+            "1")
+    << "run_steps and its key are one b-tree";
+
+  // Every row is there, with its id.
+  auto hooks = s->webhooks_for("CA1");
+  ASSERT_EQ(hooks.size(), 2u);
+  EXPECT_EQ(hooks[1].body, "b2");
+  EXPECT_TRUE(hooks[1].duplicate);
+  auto messages = s->messages_for_call("CA1");
+  ASSERT_EQ(messages.size(), 2u);
+  EXPECT_EQ(messages[1].id, last_message);
+  EXPECT_EQ(s->status_reports("SM1").size(), 1u);
+  ASSERT_EQ(s->runs_for_call("CA1").size(), 1u);
+  EXPECT_EQ(s->runs_for_call("CA1")[0].id, last_run);
+  EXPECT_EQ(s->run_steps(last_run).size(), 3u);
+  EXPECT_EQ(s->find_conversation(conversation)->customer, "+15551230001");
+  EXPECT_EQ(s->conversation_messages(conversation, 10).size(), 1u);
+  EXPECT_EQ(s->conversation_events(conversation).size(), 1u);
+
+  // New ids follow the largest; nothing is counted in sqlite_sequence.
+  EXPECT_EQ(s->insert_message(make_message("CA1")), last_message + 1);
+  EXPECT_EQ(s->insert_run(make_run()), last_run + 1);
+  s->insert_webhook({"acme", "voice", "CA2", "/v", "b3", "s3", false, 4});
+  s->insert_run_steps({make_step(last_run + 1, 1)});
+  s->insert_run_steps({make_step(last_run + 1, 1, "again")});
+  ASSERT_EQ(s->run_steps(last_run + 1).size(), 1u);
+  EXPECT_EQ(s->run_steps(last_run + 1)[0].outcome, "ok")
+    << "a step recorded again keeps the first record";
+  auto other = s->find_or_create_conversation("acme", "+15551230009",
+                                              "+15557650002", 30);
+  EXPECT_EQ(other.id, conversation + 1);
+  EXPECT_EQ(other.ref, 2);
+  EXPECT_EQ(query_raw("SELECT count(*) FROM sqlite_sequence"), "0");
 }
 
 TEST_F(SqliteStore, the_conversation_queries_use_their_indexes) {

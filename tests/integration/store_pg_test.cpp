@@ -1043,12 +1043,12 @@ TEST_F(PgStore, a_version_3_schema_keeps_its_rows) {
                          [&](const std::string& sql) { schema_.exec(sql); });
   }
   auto s = open();
-  EXPECT_EQ(s->schema_version(), 8);
+  EXPECT_EQ(s->schema_version(), 9);
   EXPECT_EQ(schema_
               .exec("SELECT string_agg(version::text, ',' ORDER BY "
                     "version) FROM schema_migrations")[0][0]
               .as<std::string>(),
-            "1,2,3,4,5,6,7,8");
+            "1,2,3,4,5,6,7,8,9");
   expect_version_3_rows_kept(*s);
 }
 
