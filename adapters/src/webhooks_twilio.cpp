@@ -145,10 +145,13 @@ twilio_webhooks::twilio_webhooks(options opts,
                                  const std::vector<engine::tenant>& tenants,
                                  engine::event_sink& sink,
                                  const engine::clock& clock)
-  : opts_(std::move(opts)), sink_(sink), clock_(clock) {
+  : opts_(std::move(opts)),
+    hangup_(tw::twiml_response{}.hangup().str()),
+    sink_(sink),
+    clock_(clock) {
   for (const auto& t : tenants)
     for (const auto& n : t.numbers)
-      by_number_.emplace(n.number, t);
+      by_number_.emplace(n.number, route{t, default_answer(t)});
 }
 
 bool twilio_webhooks::owns(std::string_view path) {
@@ -267,8 +270,8 @@ void twilio_webhooks::handle(const http_request& req,
   ev.raw.body = req.body;
   ev.raw.signature = std::string{*signature};
   ev.raw.received_at = clock_.now();
-  auto tenant = by_number_.find(by_from ? ev.from : ev.to);
-  if (tenant == by_number_.end()) {
+  auto routed = by_number_.find(by_from ? ev.from : ev.to);
+  if (routed == by_number_.end()) {
     engine::log_warn("webhooks", std::string{ev.raw.kind} + " " + ev.sid
                                    + " for unknown number " + ev.to
                                    + ": rejected");
@@ -281,24 +284,24 @@ void twilio_webhooks::handle(const http_request& req,
       slot->reply(empty_twiml());
     return;
   }
-  ev.raw.tenant_id = tenant->second.id;
+  const auto& [tenant, late_answer] = routed->second;
+  ev.raw.tenant_id = tenant.id;
   switch (*what) {
     case inbound_event::kind::call_incoming: {
       // Answer in time whatever happens: the actor normally answers first.
       slot->set_deadline(opts_.answer_deadline,
-                         xml(default_answer(tenant->second)));
+                         xml(late_answer));
       auto reply = std::make_shared<slot_voice_reply>(slot);
-      sink_.deliver(tenant->second.id, std::move(ev), std::move(reply));
+      sink_.deliver(tenant.id, std::move(ev), std::move(reply));
       return;
     }
     case inbound_event::kind::dial_result:
     case inbound_event::kind::recording: {
       // The caller may still be on the line: the run that asked says what
       // comes next; if it cannot say in time, end the call politely.
-      slot->set_deadline(opts_.answer_deadline,
-                         xml(tw::twiml_response{}.hangup().str()));
+      slot->set_deadline(opts_.answer_deadline, xml(hangup_));
       auto reply = std::make_shared<slot_voice_reply>(slot);
-      sink_.deliver(tenant->second.id, std::move(ev), std::move(reply));
+      sink_.deliver(tenant.id, std::move(ev), std::move(reply));
       return;
     }
     case inbound_event::kind::call_status:
@@ -310,7 +313,7 @@ void twilio_webhooks::handle(const http_request& req,
       slot->reply(http_response::text(204, ""));
       break;
   }
-  sink_.deliver(tenant->second.id, std::move(ev), nullptr);
+  sink_.deliver(tenant.id, std::move(ev), nullptr);
 }
 
 } // namespace ringback::adapters

@@ -53,8 +53,16 @@ public:
   std::string default_answer(const engine::tenant& t) const;
 
 private:
+  /// A business number's tenant and the late answers sent on its calls,
+  /// rendered once (every incoming call and Dial callback arms one).
+  struct route {
+    engine::tenant tenant;
+    std::string default_answer;
+  };
+
   options opts_;
-  std::unordered_map<std::string, engine::tenant> by_number_;
+  std::unordered_map<std::string, route> by_number_;
+  std::string hangup_; // the late answer to a Dial callback or a recording
   engine::event_sink& sink_;
   const engine::clock& clock_;
 };
