@@ -39,18 +39,34 @@ public:
     // nop
   }
 
+  /// Binds the bytes where they are, without SQLite's copy
+  /// (`SQLITE_STATIC`): they must stay put until the statement is reset,
+  /// which every bind here meets, since it reads a record or an argument
+  /// that the caller holds across `execute` or `query` (the statement's
+  /// `statement_use`). A temporary string would be gone by the step: that
+  /// overload is deleted, so such a bind does not compile.
   binder& text(std::string_view x) {
     // A null data pointer would bind SQL NULL.
     return check(sqlite3_bind_text(stmt_, ++index_, x.empty() ? "" : x.data(),
-                                   static_cast<int>(x.size()),
-                                   SQLITE_TRANSIENT));
+                                   static_cast<int>(x.size()), SQLITE_STATIC));
   }
+  binder& text(const std::string& x) {
+    return text(std::string_view{x});
+  }
+  binder& text(const char* x) {
+    return text(std::string_view{x});
+  }
+  binder& text(std::string&&) = delete;
 
   // SQLite keeps text bytes as given (no UTF-8 check), so raw bytes are
   // bound as text: ad-hoc queries like `WHERE call_sid = 'CA..'` still match.
   binder& bytes(std::string_view x) {
     return text(x);
   }
+  binder& bytes(const std::string& x) {
+    return text(std::string_view{x});
+  }
+  binder& bytes(std::string&&) = delete;
 
   binder& int64(std::int64_t x) {
     return check(sqlite3_bind_int64(stmt_, ++index_, x));
@@ -122,7 +138,7 @@ private:
 };
 
 /// Resets a cached statement when an operation is done with it, so that it
-/// holds no read snapshot and no bound copies.
+/// holds no read snapshot and points into no bound string.
 class statement_use {
 public:
   explicit statement_use(sqlite3_stmt* stmt) : stmt_(stmt) {
