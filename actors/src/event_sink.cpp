@@ -86,8 +86,9 @@ std::string compliance_text(const engine::tenant& t,
 
 } // namespace
 
-void actor_event_sink::deliver_sms(const caf::actor& tenant,
-                                   engine::inbound_event ev) {
+void actor_event_sink::deliver_sms(
+  const caf::actor& tenant, engine::inbound_event ev,
+  std::shared_ptr<engine::voice_reply> stored) {
   const std::string tenant_id = ev.raw.tenant_id;
   engine::inbound_message m{ev.sid, tenant_id, ev.from, ev.to, ev.body,
                             ev.raw.received_at};
@@ -135,13 +136,18 @@ void actor_event_sink::deliver_sms(const caf::actor& tenant,
       r.id = db.insert_message(r);
       out->replies.push_back(std::move(r));
     },
-    [svc, tenant, out, outbox = outbox_,
-     ev = std::move(ev)](const std::string& error) mutable {
+    [svc, tenant, out, outbox = outbox_, ev = std::move(ev),
+     stored = std::move(stored)](const std::string& error) mutable {
       if (!error.empty()) {
+        // Not answered: the webhook's deadline answers 503.
         engine::log_error("ingress", "storing sms " + ev.sid
                                        + " failed: " + error);
         return;
       }
+      // The row is committed (a retry's too, earlier): the webhook's 200
+      // may go.
+      if (stored)
+        stored->answer(engine::voice_answer{});
       if (!out->first) {
         engine::log_info("ingress", "sms " + ev.sid
                                       + " is a carrier retry, ignored");
@@ -264,7 +270,7 @@ void actor_event_sink::deliver(const std::string& tenant_id,
       db.insert_webhook(raw);
     });
     if (ev.what == kind::sms) {
-      deliver_sms(tenant, std::move(ev));
+      deliver_sms(tenant, std::move(ev), std::move(reply));
       return;
     }
     caf::anon_send(tenant, event_atom_v, std::move(ev), std::move(reply));

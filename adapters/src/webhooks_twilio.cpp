@@ -304,8 +304,19 @@ void twilio_webhooks::handle(const http_request& req,
       sink_.deliver(tenant.id, std::move(ev), std::move(reply));
       return;
     }
+    case inbound_event::kind::sms: {
+      // Answered (empty TwiML) by the event sink once the message's row is
+      // stored, never before: a 200 must not stand for a text that a crash
+      // could lose unwritten. A store slower than the deadline gets a 503,
+      // which Twilio retries where the webhook URL asks it to (connection
+      // overrides); the stored row makes any retry a duplicate.
+      slot->set_deadline(opts_.answer_deadline,
+                         http_response::text(503, "not stored in time\n"));
+      auto reply = std::make_shared<slot_voice_reply>(slot);
+      sink_.deliver(tenant.id, std::move(ev), std::move(reply));
+      return;
+    }
     case inbound_event::kind::call_status:
-    case inbound_event::kind::sms:
     case inbound_event::kind::transcription:
       slot->reply(empty_twiml());
       break;

@@ -984,7 +984,8 @@ protected:
 
   void sms(const std::string& sid, const std::string& from,
            const std::string& body, const std::string& to = acme_number,
-           const std::string& tenant = "acme") {
+           const std::string& tenant = "acme",
+           std::shared_ptr<engine::voice_reply> reply = nullptr) {
     engine::inbound_event ev;
     ev.what = engine::inbound_event::kind::sms;
     ev.sid = sid;
@@ -994,7 +995,7 @@ protected:
     ev.raw.kind = "sms";
     ev.raw.tenant_id = tenant;
     ev.raw.received_at = clock_.now();
-    sink_->deliver(tenant, std::move(ev), nullptr);
+    sink_->deliver(tenant, std::move(ev), std::move(reply));
     sched_.run();
   }
 
@@ -1038,6 +1039,35 @@ TEST_F(Inbound, StopOptsOutAcrossTheTenantAndStartsNoWorkflow) {
   EXPECT_EQ((*a_->metrics)["opt_in acme keyword"], 1);
   sms("SM3", "+15552000", "please stop by tomorrow");
   EXPECT_EQ(to_tenant_, std::vector<std::string>{"please stop by tomorrow"});
+}
+
+TEST_F(Inbound, ATextIsAnsweredOnlyOnceItIsStored) {
+  // The webhook's 200 stands for a stored message: the sink answers it
+  // after the row's transaction, not when the text comes in.
+  a_->store_q.close();
+  auto reply = std::make_shared<testkit::recorded_reply>();
+  sms("SM40", "+15552400", "is anyone there?", acme_number, "acme", reply);
+  EXPECT_TRUE(reply->answers.empty()) << "not stored yet";
+  EXPECT_TRUE(to_tenant_.empty());
+  ASSERT_TRUE(a_->store_q.drain_ahead([&] { sched_.run(); }));
+  ASSERT_EQ(reply->answers.size(), 1u);
+  EXPECT_TRUE(reply->answers[0].verbs.empty()) << "an empty answer";
+  EXPECT_EQ(to_tenant_, std::vector<std::string>{"is anyone there?"});
+  // A carrier retry is answered too (its row is there), and not handed on.
+  auto again = std::make_shared<testkit::recorded_reply>();
+  sms("SM40", "+15552400", "is anyone there?", acme_number, "acme", again);
+  ASSERT_TRUE(a_->store_q.drain_ahead([&] { sched_.run(); }));
+  EXPECT_EQ(again->answers.size(), 1u);
+  EXPECT_EQ(to_tenant_.size(), 1u);
+  // So is a keyword, once the ledger has it.
+  auto stop = std::make_shared<testkit::recorded_reply>();
+  sms("SM41", "+15552400", "STOP", acme_number, "acme", stop);
+  EXPECT_TRUE(stop->answers.empty());
+  ASSERT_TRUE(a_->store_q.drain_ahead([&] { sched_.run(); }));
+  EXPECT_EQ(stop->answers.size(), 1u);
+  EXPECT_TRUE(a_->db.find_opt_out("acme", "+15552400")->opted_out);
+  a_->store_q.open();
+  sched_.run();
 }
 
 TEST_F(Inbound, AStopThatCameWhileTheStoreIsBehindStopsTheNextClaim) {

@@ -238,13 +238,38 @@ TEST_F(TwilioWebhooks, StatusCallbackCarriesStatusAndDuration) {
 }
 
 TEST_F(TwilioWebhooks, InboundSmsIsDeliveredWithItsBody) {
-  auto slot = handle(post("/webhooks/twilio/sms",
-                          {{"MessageSid", "SM1"}, {"From", "+15550100"},
-                           {"To", "+15005550001"}, {"Body", "is anyone there? <3 & co"}}));
-  EXPECT_EQ(slot->response()->status, 200);
+  auto slot = handle(
+    post("/webhooks/twilio/sms", {{"MessageSid", "SM1"},
+                                  {"From", "+15550100"},
+                                  {"To", "+15005550001"},
+                                  {"Body", "is anyone there? <3 & co"}}));
   ASSERT_EQ(sink_.delivered.size(), 1u);
   EXPECT_EQ(sink_.delivered[0].ev.sid, "SM1");
   EXPECT_EQ(sink_.delivered[0].ev.body, "is anyone there? <3 & co");
+  // Answered once the sink has stored it, with empty TwiML (no auto-reply).
+  EXPECT_FALSE(slot->response()) << "not before the message is stored";
+  ASSERT_TRUE(sink_.delivered[0].reply);
+  sink_.delivered[0].reply->answer(engine::voice_answer{});
+  auto r = slot->response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_NE(r->content_type.find("text/xml"), std::string::npos);
+  EXPECT_NE(r->body.find("<Response"), std::string::npos) << r->body;
+  EXPECT_EQ(r->body.find("<Message"), std::string::npos) << r->body;
+}
+
+TEST_F(TwilioWebhooks, InboundSmsNotStoredInTimeGets503) {
+  auto slot = handle(post("/webhooks/twilio/sms", {{"MessageSid", "SM2"},
+                                                   {"From", "+15550100"},
+                                                   {"To", "+15005550001"},
+                                                   {"Body", "hello"}}));
+  ASSERT_TRUE(slot->deadline());
+  ASSERT_TRUE(slot->expire_deadline());
+  ASSERT_TRUE(slot->response());
+  EXPECT_EQ(slot->response()->status, 503)
+    << "never a 200 for a text not stored";
+  sink_.delivered.at(0).reply->answer(engine::voice_answer{});
+  EXPECT_EQ(slot->response()->status, 503) << "the first answer wins";
 }
 
 TEST_F(TwilioWebhooks, DeliveryReportIsRoutedByTheSendingNumber) {

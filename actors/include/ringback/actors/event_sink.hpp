@@ -45,7 +45,8 @@ public:
   void record_unrouted(engine::webhook_record raw) override;
 
 private:
-  void deliver_sms(const caf::actor& tenant, engine::inbound_event ev);
+  void deliver_sms(const caf::actor& tenant, engine::inbound_event ev,
+                   std::shared_ptr<engine::voice_reply> stored);
   void deliver_status(const std::string& tenant_id, engine::inbound_event ev);
 
   services_ptr svc_;

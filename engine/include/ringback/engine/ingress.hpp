@@ -43,7 +43,8 @@ struct voice_answer {
   static voice_answer reject();
 };
 
-/// Where the answer to a voice webhook goes. Implemented by the HTTP side;
+/// Where the answer to a voice webhook goes (and an inbound SMS's empty one,
+/// given once the message is stored). Implemented by the HTTP side;
 /// thread-safe; the first answer wins (a late one is dropped, because the
 /// HTTP side already answered with its safe default).
 class voice_reply {
@@ -85,7 +86,8 @@ public:
 
   /// Delivers an event for a known tenant. `reply` is set for the voice
   /// webhooks that need an answer (call_incoming, dial_result, recording),
-  /// null otherwise.
+  /// and for an inbound SMS, whose webhook is answered (an empty answer)
+  /// once the message is stored; null otherwise.
   virtual void deliver(const std::string& tenant_id, inbound_event ev,
                        std::shared_ptr<voice_reply> reply)
     = 0;
