@@ -286,36 +286,32 @@ void twilio_webhooks::handle(const http_request& req,
   }
   const auto& [tenant, late_answer] = routed->second;
   ev.raw.tenant_id = tenant.id;
+  // The handler answers later, through the sink; `late` goes out if it
+  // has not by the deadline.
+  auto answered_later = [&](http_response late) {
+    slot->set_deadline(opts_.answer_deadline, std::move(late));
+    sink_.deliver(tenant.id, std::move(ev),
+                  std::make_shared<slot_voice_reply>(slot));
+  };
   switch (*what) {
-    case inbound_event::kind::call_incoming: {
+    case inbound_event::kind::call_incoming:
       // Answer in time whatever happens: the actor normally answers first.
-      slot->set_deadline(opts_.answer_deadline,
-                         xml(late_answer));
-      auto reply = std::make_shared<slot_voice_reply>(slot);
-      sink_.deliver(tenant.id, std::move(ev), std::move(reply));
+      answered_later(xml(late_answer));
       return;
-    }
     case inbound_event::kind::dial_result:
-    case inbound_event::kind::recording: {
+    case inbound_event::kind::recording:
       // The caller may still be on the line: the run that asked says what
       // comes next; if it cannot say in time, end the call politely.
-      slot->set_deadline(opts_.answer_deadline, xml(hangup_));
-      auto reply = std::make_shared<slot_voice_reply>(slot);
-      sink_.deliver(tenant.id, std::move(ev), std::move(reply));
+      answered_later(xml(hangup_));
       return;
-    }
-    case inbound_event::kind::sms: {
+    case inbound_event::kind::sms:
       // Answered (empty TwiML) by the event sink once the message's row is
       // stored, never before: a 200 must not stand for a text that a crash
       // could lose unwritten. A store slower than the deadline gets a 503,
       // which Twilio retries where the webhook URL asks it to (connection
       // overrides); the stored row makes any retry a duplicate.
-      slot->set_deadline(opts_.answer_deadline,
-                         http_response::text(503, "not stored in time\n"));
-      auto reply = std::make_shared<slot_voice_reply>(slot);
-      sink_.deliver(tenant.id, std::move(ev), std::move(reply));
+      answered_later(http_response::text(503, "not stored in time\n"));
       return;
-    }
     case inbound_event::kind::call_status:
     case inbound_event::kind::transcription:
       slot->reply(empty_twiml());
