@@ -625,6 +625,52 @@ bool memory_store::insert_inbound(const engine::inbound_message& m) {
   });
 }
 
+engine::inbound_claim
+memory_store::consume_inbound(std::string_view message_sid,
+                              engine::inbound_consumer consumer) {
+  return impl_->write("consume_inbound", [&](tables& db) {
+    auto i = db.inbound.find(message_sid);
+    if (i == db.inbound.end())
+      return engine::inbound_claim::unknown;
+    if ((i->second.pending & consumer) == 0)
+      return engine::inbound_claim::done_before;
+    i->second.pending
+      = static_cast<std::uint8_t>(i->second.pending & ~consumer);
+    return engine::inbound_claim::claimed;
+  });
+}
+
+void memory_store::restore_inbound(std::string_view message_sid,
+                                   engine::inbound_consumer consumer) {
+  impl_->write("restore_inbound", [&](tables& db) {
+    if (auto i = db.inbound.find(message_sid); i != db.inbound.end())
+      i->second.pending
+        = static_cast<std::uint8_t>(i->second.pending | consumer);
+  });
+}
+
+std::vector<engine::inbound_message>
+memory_store::pending_inbound(std::string_view tenant_id,
+                              std::string_view node_id, engine::epoch_ms since,
+                              engine::epoch_ms orphaned_before,
+                              std::size_t limit) {
+  return impl_->read("pending_inbound", [&](const tables& db) {
+    std::vector<engine::inbound_message> result;
+    for (const auto& [sid, m] : db.inbound)
+      if (m.pending != 0 && m.tenant_id == tenant_id && m.received_at > since
+          && (m.node_id == node_id || m.received_at < orphaned_before))
+        result.push_back(m);
+    // The map is in MessageSid order: stable keeps it among equal times.
+    std::stable_sort(result.begin(), result.end(),
+                     [](const auto& x, const auto& y) {
+                       return x.received_at < y.received_at;
+                     });
+    if (result.size() > limit)
+      result.resize(limit);
+    return result;
+  });
+}
+
 void memory_store::touch_contact(std::string_view tenant_id,
                                  std::string_view phone, engine::epoch_ms at) {
   impl_->write("touch_contact", [&](tables& db) {

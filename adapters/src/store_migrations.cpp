@@ -75,6 +75,15 @@
 // ones). The deadline indexes of conversations are led by the tenant: each
 // tenant's actor scans its own (every tenant read everyone's, up to 10,000
 // rows each, every 30 s).
+//
+// Version 10 (inbound texts survive a crash) gives each inbound text the
+// process that stored it and the consumers still to store their part of it
+// (`pending`, bits of engine::inbound_consumer: the conversations, the
+// runs). Each consumer clears its bit in the transaction that stores its
+// part; on start a tenant hands the texts still pending to their consumers
+// again. The partial index holds the pending rows only: a text leaves it
+// once both parts are stored. Older rows were handled before the upgrade
+// (0: nothing pending). The same statements in both dialects.
 
 namespace ringback::adapters {
 
@@ -149,6 +158,16 @@ CREATE UNIQUE INDEX conversations_ref_idx ON conversations (tenant_id, ref)
 // made again with version 8's definitions. PostgreSQL has neither cost (an
 // identity column keeps no side table; its primary keys are indexes anyway):
 // nothing changes there.
+// Version 10, the same statements in both dialects.
+constexpr const char* migration_10_name
+  = "inbound texts: the consumers still to store their part";
+constexpr const char* migration_10_sql = R"sql(
+ALTER TABLE inbound_messages ADD COLUMN node_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE inbound_messages ADD COLUMN pending INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX inbound_messages_pending_idx ON inbound_messages (received_at)
+  WHERE pending <> 0;
+)sql";
+
 constexpr const char* migration_9_name
   = "fewer pages per commit: no AUTOINCREMENT, run steps in their key";
 constexpr const char* migration_9_sqlite_sql = R"sql(
@@ -604,6 +623,7 @@ ALTER TABLE messages ADD COLUMN channel TEXT NOT NULL DEFAULT 'sms';
     {7, migration_7_name, migration_7_sql},
     {8, migration_8_name, migration_8_sql},
     {9, migration_9_name, migration_9_sqlite_sql},
+    {10, migration_10_name, migration_10_sql},
   };
   return list;
 }
@@ -871,6 +891,7 @@ ALTER TABLE messages ADD COLUMN channel TEXT NOT NULL DEFAULT 'sms';
     {7, migration_7_name, migration_7_sql},
     {8, migration_8_name, migration_8_sql},
     {9, migration_9_name, migration_9_pg_sql},
+    {10, migration_10_name, migration_10_sql},
   };
   return list;
 }

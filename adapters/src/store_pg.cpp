@@ -1418,6 +1418,31 @@ bool pg_store::insert_inbound(const engine::inbound_message& m) {
   });
 }
 
+engine::inbound_claim
+pg_store::consume_inbound(std::string_view message_sid,
+                          engine::inbound_consumer consumer) {
+  return impl_->guarded("consume_inbound", [&](driver& dr) {
+    return sql_ops::consume_inbound(dr, message_sid, consumer);
+  });
+}
+
+void pg_store::restore_inbound(std::string_view message_sid,
+                               engine::inbound_consumer consumer) {
+  impl_->guarded("restore_inbound", [&](driver& dr) {
+    sql_ops::restore_inbound(dr, message_sid, consumer);
+  });
+}
+
+std::vector<engine::inbound_message>
+pg_store::pending_inbound(std::string_view tenant_id, std::string_view node_id,
+                          engine::epoch_ms since,
+                          engine::epoch_ms orphaned_before, std::size_t limit) {
+  return impl_->guarded("pending_inbound", [&](driver& dr) {
+    return sql_ops::pending_inbound(dr, tenant_id, node_id, since,
+                                    orphaned_before, limit);
+  });
+}
+
 void pg_store::touch_contact(std::string_view tenant_id, std::string_view phone,
                              engine::epoch_ms at) {
   impl_->guarded("touch_contact", [&](driver& dr) {

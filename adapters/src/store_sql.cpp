@@ -32,7 +32,8 @@ namespace {
   "tenant_id, kind, call_sid, path, body, signature, duplicate, received_at"
 
 #define RINGBACK_INBOUND_COLUMNS                                               \
-  "message_sid, tenant_id, from_number, to_number, body, received_at"
+  "message_sid, tenant_id, from_number, to_number, body, received_at, "        \
+  "node_id, pending"
 
 #define RINGBACK_RUN_COLUMNS                                                   \
   "tenant_id, workflow, version, trigger_event, call_sid, contact, status, "   \
@@ -141,7 +142,8 @@ constexpr std::array<statement, sql_count> statements{{
   // while the tables are empty, when every index looks alike; with the
   // literal it could settle on calls_ringing_fallback_idx and scan every
   // ringing call for the one it updates (likewise the claim below and
-  // messages_pending_idx). PgStore.lookups_by_key_keep_their_keys_as_tables_grow
+  // messages_pending_idx).
+  // PgStore.lookups_by_key_keep_their_keys_as_tables_grow
   {sql_id::decide_outcome, "rb_decide_outcome",
    "UPDATE calls SET ended = ?2, fallback_at = ?3, fallback_checks = ?4, "
    "dial_status = ?5, dial_duration = ?6, node_id = ?7, updated_at = ?8, "
@@ -174,7 +176,7 @@ constexpr std::array<statement, sql_count> statements{{
   // statement of its own)
   {sql_id::update_message, "rb_update_message",
    RINGBACK_UPDATE_MESSAGE " RETURNING (SELECT COUNT(*) FROM status_reports "
-   "WHERE message_sid = ?4 AND ?4 <> '')",
+                           "WHERE message_sid = ?4 AND ?4 <> '')",
    RINGBACK_UPDATE_MESSAGE},
   // id -> read_message
   {sql_id::find_message, "rb_find_message",
@@ -194,7 +196,8 @@ constexpr std::array<statement, sql_count> statements{{
   // (PostgreSQL: and after the message's columns, whether the opt-out
   // ledger has its recipient opted out: 0 or 1)
   {sql_id::claim_message, "rb_claim_message",
-   RINGBACK_CLAIM_MESSAGE " RETURNING id, " RINGBACK_MESSAGE_COLUMNS
+   RINGBACK_CLAIM_MESSAGE
+   " RETURNING id, " RINGBACK_MESSAGE_COLUMNS
    ", (SELECT COUNT(*) FROM opt_outs WHERE opt_outs.tenant_id = "
    "messages.tenant_id AND opt_outs.phone = messages.to_number AND "
    "opt_outs.opted_out)",
@@ -265,11 +268,26 @@ constexpr std::array<statement, sql_count> statements{{
   // bind_inbound
   {sql_id::insert_inbound, "rb_insert_inbound",
    "INSERT INTO inbound_messages (" RINGBACK_INBOUND_COLUMNS
-   ") VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (message_sid) DO NOTHING"},
+   ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (message_sid) DO "
+   "NOTHING"},
   // message_sid -> read_inbound
   {sql_id::find_inbound, "rb_find_inbound",
    "SELECT " RINGBACK_INBOUND_COLUMNS
    " FROM inbound_messages WHERE message_sid = ?1"},
+  // message_sid, consumer bit (one row: claimed; none: read find_inbound)
+  {sql_id::consume_inbound, "rb_consume_inbound",
+   "UPDATE inbound_messages SET pending = pending - ?2 WHERE message_sid = ?1 "
+   "AND (pending & ?2) <> 0"},
+  // message_sid, consumer bit
+  {sql_id::restore_inbound, "rb_restore_inbound",
+   "UPDATE inbound_messages SET pending = pending | ?2 WHERE message_sid = ?1"},
+  // tenant_id, node_id, since, orphaned_before, limit -> read_inbound (the
+  // partial index holds the pending rows only)
+  {sql_id::pending_inbound, "rb_pending_inbound",
+   "SELECT " RINGBACK_INBOUND_COLUMNS
+   " FROM inbound_messages WHERE pending <> 0 AND received_at > ?3 AND "
+   "tenant_id = ?1 AND (node_id = ?2 OR received_at < ?4) ORDER BY "
+   "received_at, message_sid LIMIT ?5"},
   // tenant_id, phone, at (out-of-order touches keep the extremes)
   {sql_id::touch_contact, "rb_touch_contact",
    "INSERT INTO contacts (tenant_id, phone, first_seen, last_seen) "
@@ -283,8 +301,8 @@ constexpr std::array<statement, sql_count> statements{{
    "SELECT tenant_id, phone, first_seen, last_seen FROM contacts "
    "WHERE tenant_id = ?1 AND phone = ?2"},
   // bind_run -> id (SQLite: the last insert rowid)
-  {sql_id::insert_run, "rb_insert_run",
-   RINGBACK_INSERT_RUN " RETURNING id", RINGBACK_INSERT_RUN},
+  {sql_id::insert_run, "rb_insert_run", RINGBACK_INSERT_RUN " RETURNING id",
+   RINGBACK_INSERT_RUN},
   // id, bind_run_update, expected seq; the condition on seq makes the first
   // writer the only one
   {sql_id::update_run, "rb_update_run",
@@ -433,12 +451,12 @@ constexpr std::array<statement, sql_count> statements{{
   // bind_message, then the id (one taken ahead with next_ids: PostgreSQL's
   // inserts that wait in the transaction's pipeline, see store_pg.cpp)
   {sql_id::insert_message_with_id, "rb_insert_message_with_id",
-   "INSERT INTO messages (" RINGBACK_MESSAGE_COLUMNS ", id) VALUES ("
-   RINGBACK_MESSAGE_VALUES ", ?22)"},
+   "INSERT INTO messages (" RINGBACK_MESSAGE_COLUMNS
+   ", id) VALUES (" RINGBACK_MESSAGE_VALUES ", ?22)"},
   // bind_run, then the id (as above)
   {sql_id::insert_run_with_id, "rb_insert_run_with_id",
-   "INSERT INTO runs (" RINGBACK_RUN_COLUMNS ", id) VALUES ("
-   RINGBACK_RUN_VALUES ", ?16)"},
+   "INSERT INTO runs (" RINGBACK_RUN_COLUMNS
+   ", id) VALUES (" RINGBACK_RUN_VALUES ", ?16)"},
   // table, count -> that many new ids of the table's id column (PostgreSQL
   // only: SQLite hands out its ids as it inserts, in the same process)
   {sql_id::next_ids, "rb_next_ids",

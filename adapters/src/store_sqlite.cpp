@@ -706,6 +706,32 @@ bool sqlite_store::insert_inbound(const engine::inbound_message& m) {
                         [&] { return sql_ops::insert_inbound(*impl_, m); });
 }
 
+engine::inbound_claim
+sqlite_store::consume_inbound(std::string_view message_sid,
+                              engine::inbound_consumer consumer) {
+  return impl_->guarded("consume_inbound", [&] {
+    return sql_ops::consume_inbound(*impl_, message_sid, consumer);
+  });
+}
+
+void sqlite_store::restore_inbound(std::string_view message_sid,
+                                   engine::inbound_consumer consumer) {
+  impl_->guarded("restore_inbound", [&] {
+    sql_ops::restore_inbound(*impl_, message_sid, consumer);
+  });
+}
+
+std::vector<engine::inbound_message>
+sqlite_store::pending_inbound(std::string_view tenant_id,
+                              std::string_view node_id, engine::epoch_ms since,
+                              engine::epoch_ms orphaned_before,
+                              std::size_t limit) {
+  return impl_->guarded("pending_inbound", [&] {
+    return sql_ops::pending_inbound(*impl_, tenant_id, node_id, since,
+                                    orphaned_before, limit);
+  });
+}
+
 void sqlite_store::touch_contact(std::string_view tenant_id,
                                  std::string_view phone, engine::epoch_ms at) {
   impl_->guarded("touch_contact",

@@ -222,6 +222,7 @@ TEST_F(SqliteStore, the_schema_has_its_tables_and_indexes) {
     "conversations_turn_idx",
     "conversations_window_idx",
     "inbound_messages",
+    "inbound_messages_pending_idx",
     "inbound_messages_sender_idx",
     "messages",
     "messages_automated_idx",
@@ -359,7 +360,7 @@ TEST_F(SqliteStore, a_database_of_version_1_is_migrated_to_the_latest) {
             (std::vector<std::string>{"vip"}));
   EXPECT_GT(s->insert_run(make_run()), 0);
   EXPECT_EQ(query_raw("SELECT group_concat(version) FROM schema_migrations"),
-            "1,2,3,4,5,6,7,8,9");
+            "1,2,3,4,5,6,7,8,9,10");
 }
 
 TEST_F(SqliteStore, a_database_of_version_2_keeps_its_messages_readable) {
@@ -581,9 +582,9 @@ TEST_F(SqliteStore, a_database_of_version_3_keeps_its_rows) {
     write_version_3_rows(old, [&](const std::string& sql) { exec_raw(sql); });
   }
   auto s = open();
-  EXPECT_EQ(s->schema_version(), 9);
+  EXPECT_EQ(s->schema_version(), 10);
   EXPECT_EQ(query_raw("SELECT group_concat(version) FROM schema_migrations"),
-            "1,2,3,4,5,6,7,8,9");
+            "1,2,3,4,5,6,7,8,9,10");
   expect_version_3_rows_kept(*s);
 }
 
@@ -662,7 +663,7 @@ TEST_F(SqliteStore, version_9_keeps_every_row_id_and_index_in_fewer_b_trees) {
     << "version 8 counts its ids in sqlite_sequence";
 
   auto s = open();
-  EXPECT_EQ(s->schema_version(), 9);
+  EXPECT_EQ(s->schema_version(), 10);
   for (const auto& t : tables)
     EXPECT_EQ(columns(t), columns_before[t]) << t;
   EXPECT_EQ(indexes(), indexes_before);

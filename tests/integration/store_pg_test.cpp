@@ -190,7 +190,8 @@ TEST_F(PgStore, the_schema_has_its_tables_and_indexes) {
             "conversations_close_idx,conversations_customer_idx,"
             "conversations_ref_idx,conversations_turn_idx,"
             "conversations_window_idx,"
-            "inbound_messages,inbound_messages_sender_idx,messages,"
+            "inbound_messages,inbound_messages_pending_idx,"
+            "inbound_messages_sender_idx,messages,"
             "messages_automated_idx,messages_call_idx,messages_pending_idx,"
             "messages_recipient_idx,messages_sid_idx,messages_text_back_idx,"
             "opt_outs,owner_focus,"
@@ -1043,12 +1044,12 @@ TEST_F(PgStore, a_version_3_schema_keeps_its_rows) {
                          [&](const std::string& sql) { schema_.exec(sql); });
   }
   auto s = open();
-  EXPECT_EQ(s->schema_version(), 9);
+  EXPECT_EQ(s->schema_version(), 10);
   EXPECT_EQ(schema_
               .exec("SELECT string_agg(version::text, ',' ORDER BY "
                     "version) FROM schema_migrations")[0][0]
               .as<std::string>(),
-            "1,2,3,4,5,6,7,8,9");
+            "1,2,3,4,5,6,7,8,9,10");
   expect_version_3_rows_kept(*s);
 }
 

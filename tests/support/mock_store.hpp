@@ -53,6 +53,14 @@ public:
   MOCK_METHOD(std::vector<engine::opt_out_state>, opted_out, (std::string_view),
               (override));
   MOCK_METHOD(bool, insert_inbound, (const engine::inbound_message&), (override));
+  MOCK_METHOD(engine::inbound_claim, consume_inbound,
+              (std::string_view, engine::inbound_consumer), (override));
+  MOCK_METHOD(void, restore_inbound,
+              (std::string_view, engine::inbound_consumer), (override));
+  MOCK_METHOD(std::vector<engine::inbound_message>, pending_inbound,
+              (std::string_view, std::string_view, engine::epoch_ms,
+               engine::epoch_ms, std::size_t),
+              (override));
   MOCK_METHOD(void, touch_contact,
               (std::string_view, std::string_view, engine::epoch_ms), (override));
   MOCK_METHOD(std::vector<engine::message_record>, messages_for_call,
@@ -148,6 +156,9 @@ public:
     RINGBACK_DELEGATE(save_opt_out);
     RINGBACK_DELEGATE(opted_out);
     RINGBACK_DELEGATE(insert_inbound);
+    RINGBACK_DELEGATE(consume_inbound);
+    RINGBACK_DELEGATE(restore_inbound);
+    RINGBACK_DELEGATE(pending_inbound);
     RINGBACK_DELEGATE(touch_contact);
     RINGBACK_DELEGATE(messages_for_call);
     RINGBACK_DELEGATE(insert_run);

@@ -1815,6 +1815,128 @@ TYPED_TEST_P(StoreConformance, messaging_writes_roll_back_together) {
 // -- inbound messages, contacts, tenants
 // ---------------------------------------
 
+/// An inbound text as the event sink stores one: node n1, both consumers
+/// pending.
+inline engine::inbound_message
+pending_text(std::string sid, engine::epoch_ms at, std::string node = "n1",
+             std::string tenant = "acme") {
+  engine::inbound_message m{std::move(sid), std::move(tenant), "+15551230001",
+                            "+15557650002", "on my way?",      at};
+  m.node_id = std::move(node);
+  m.pending = engine::inbound_all_consumers;
+  return m;
+}
+
+TYPED_TEST_P(StoreConformance, an_inbound_text_is_consumed_once_per_consumer) {
+  auto& s = this->store();
+  ASSERT_TRUE(s.insert_inbound(pending_text("SM1", 1'700'000'000'000)));
+  auto found = s.find_inbound("SM1");
+  ASSERT_TRUE(found);
+  EXPECT_EQ(found->node_id, "n1");
+  EXPECT_EQ(found->pending, engine::inbound_all_consumers);
+  using claim = engine::inbound_claim;
+  EXPECT_EQ(s.consume_inbound("SM1", engine::inbound_conversations),
+            claim::claimed);
+  EXPECT_EQ(s.consume_inbound("SM1", engine::inbound_conversations),
+            claim::done_before);
+  EXPECT_EQ(s.find_inbound("SM1")->pending, engine::inbound_runs);
+  EXPECT_EQ(s.consume_inbound("SM1", engine::inbound_runs), claim::claimed);
+  EXPECT_EQ(s.consume_inbound("SM1", engine::inbound_runs), claim::done_before);
+  EXPECT_EQ(s.find_inbound("SM1")->pending, 0);
+  EXPECT_EQ(s.consume_inbound("SM404", engine::inbound_runs), claim::unknown);
+  // A keyword's row waits for nobody.
+  auto stop = pending_text("SM2", 1'700'000'000'001);
+  stop.pending = 0;
+  ASSERT_TRUE(s.insert_inbound(stop));
+  EXPECT_EQ(s.consume_inbound("SM2", engine::inbound_conversations),
+            claim::done_before);
+}
+
+TYPED_TEST_P(StoreConformance,
+             a_consumed_text_is_pending_again_after_restore_or_rollback) {
+  auto& s = this->store();
+  ASSERT_TRUE(s.insert_inbound(pending_text("SM1", 1'700'000'000'000)));
+  using claim = engine::inbound_claim;
+  // A consumer whose write lost a race gives its claim back.
+  s.begin();
+  EXPECT_EQ(s.consume_inbound("SM1", engine::inbound_conversations),
+            claim::claimed);
+  s.restore_inbound("SM1", engine::inbound_conversations);
+  s.commit();
+  EXPECT_EQ(s.find_inbound("SM1")->pending, engine::inbound_all_consumers);
+  // A transaction that fails takes its claim with it.
+  s.begin();
+  EXPECT_EQ(s.consume_inbound("SM1", engine::inbound_runs), claim::claimed);
+  s.rollback();
+  EXPECT_EQ(s.find_inbound("SM1")->pending, engine::inbound_all_consumers);
+  s.restore_inbound("SM1", engine::inbound_runs); // set already: unchanged
+  EXPECT_EQ(s.find_inbound("SM1")->pending, engine::inbound_all_consumers);
+  s.restore_inbound("SM404", engine::inbound_runs); // no row: nothing
+  EXPECT_FALSE(s.find_inbound("SM404"));
+}
+
+TYPED_TEST_P(StoreConformance,
+             pending_inbound_finds_this_nodes_texts_and_orphans) {
+  auto& s = this->store();
+  const engine::epoch_ms t = 1'700'000'000'000;
+  ASSERT_TRUE(s.insert_inbound(pending_text("SM1", t + 10)));       // mine
+  ASSERT_TRUE(s.insert_inbound(pending_text("SM2", t + 20, "n2"))); // recent
+  ASSERT_TRUE(s.insert_inbound(pending_text("SM3", t + 5, "n2")));  // orphan
+  ASSERT_TRUE(s.insert_inbound(pending_text("SM4", t + 1)));        // too old
+  ASSERT_TRUE(s.insert_inbound(pending_text("SM5", t + 12, "n1", "beta")));
+  ASSERT_TRUE(s.insert_inbound(pending_text("SM6", t + 11)));
+  ASSERT_EQ(s.consume_inbound("SM6", engine::inbound_conversations),
+            engine::inbound_claim::claimed);
+  ASSERT_EQ(s.consume_inbound("SM6", engine::inbound_runs),
+            engine::inbound_claim::claimed); // done
+  ASSERT_TRUE(s.insert_inbound(pending_text("SM7", t + 10)));
+  ASSERT_EQ(s.consume_inbound("SM7", engine::inbound_runs),
+            engine::inbound_claim::claimed); // half done
+  auto sids = [](const std::vector<engine::inbound_message>& xs) {
+    std::vector<std::string> out;
+    for (const auto& m : xs)
+      out.push_back(m.message_sid + ":" + std::to_string(m.pending));
+    return out;
+  };
+  using list = std::vector<std::string>;
+  EXPECT_EQ(sids(s.pending_inbound("acme", "n1", t + 1, t + 15, 100)),
+            (list{"SM3:3", "SM1:3", "SM7:1"}));
+  EXPECT_EQ(sids(s.pending_inbound("acme", "n1", t + 1, t + 15, 2)),
+            (list{"SM3:3", "SM1:3"}));
+  EXPECT_EQ(sids(s.pending_inbound("acme", "n2", t + 1, t + 6, 100)),
+            (list{"SM3:3", "SM2:3"}));
+  EXPECT_EQ(sids(s.pending_inbound("beta", "n1", 0, 0, 100)), (list{"SM5:3"}));
+  EXPECT_TRUE(s.pending_inbound("acme", "n3", t + 1, t + 5, 100).empty());
+}
+
+TYPED_TEST_P(StoreConformance, two_processes_never_both_claim_a_text) {
+  if (!TypeParam::shared)
+    GTEST_SKIP() << "instances do not share a database";
+  auto a = this->open();
+  auto b = this->open();
+  adapters::audited_store* racers[] = {a.get(), b.get()};
+  constexpr int rounds = 100;
+  int claimed_both = 0;
+  int claimed_none = 0;
+  for (int round = 0; round < rounds; ++round) {
+    auto sid = "SMrace" + std::to_string(round);
+    ASSERT_TRUE(this->store().insert_inbound(pending_text(sid, 1 + round)));
+    bool claimed[2] = {false, false};
+    auto errors = race(2, [&](int i) {
+      auto& s = *racers[i];
+      s.begin();
+      claimed[i] = s.consume_inbound(sid, engine::inbound_conversations)
+                   == engine::inbound_claim::claimed;
+      s.commit();
+    });
+    ASSERT_TRUE(errors.empty()) << errors.front();
+    claimed_both += claimed[0] && claimed[1];
+    claimed_none += !claimed[0] && !claimed[1];
+  }
+  EXPECT_EQ(claimed_both, 0);
+  EXPECT_EQ(claimed_none, 0);
+}
+
 TYPED_TEST_P(StoreConformance, insert_inbound_once_per_message_sid) {
   auto& s = this->store();
   engine::inbound_message m{"SM1",          "acme", "+15551230001",
@@ -3140,6 +3262,10 @@ REGISTER_TYPED_TEST_SUITE_P(
   gate_facts_wait_for_a_transaction_on_them, the_opt_out_ledger_round_trips,
   messaging_calls_before_migrate_throw, messaging_writes_roll_back_together,
   insert_inbound_once_per_message_sid,
+  an_inbound_text_is_consumed_once_per_consumer,
+  a_consumed_text_is_pending_again_after_restore_or_rollback,
+  pending_inbound_finds_this_nodes_texts_and_orphans,
+  two_processes_never_both_claim_a_text,
   touch_contact_keeps_first_and_last_contact,
   upsert_tenant_replaces_its_numbers, commit_publishes_the_writes,
   rollback_discards_the_writes, transaction_misuse_is_reported,

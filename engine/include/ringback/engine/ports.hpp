@@ -354,6 +354,29 @@ public:
   /// Records an inbound SMS once per MessageSid; returns false if known.
   virtual bool insert_inbound(const inbound_message& m) = 0;
 
+  /// Clears `consumer`'s bit of a stored text's `pending`, in the
+  /// consumer's transaction before it stores its part (on PostgreSQL the row
+  /// stays locked until that transaction ends, so two processes handling the
+  /// same text never both see `claimed`).
+  virtual inbound_claim
+  consume_inbound(std::string_view message_sid, inbound_consumer consumer)
+    = 0;
+
+  /// Sets `consumer`'s bit again (a consumer that claimed a text and then
+  /// stored nothing in the same transaction: its write lost a race).
+  virtual void
+  restore_inbound(std::string_view message_sid, inbound_consumer consumer)
+    = 0;
+
+  /// A tenant's texts received after `since` that some consumer has not
+  /// stored its part of: those stored by `node_id`, and those of other
+  /// processes received before `orphaned_before`; oldest first (then by
+  /// MessageSid), at most `limit`.
+  virtual std::vector<inbound_message>
+  pending_inbound(std::string_view tenant_id, std::string_view node_id,
+                  epoch_ms since, epoch_ms orphaned_before, std::size_t limit)
+    = 0;
+
   /// Remembers a customer of a tenant (first and last contact).
   virtual void touch_contact(std::string_view tenant_id, std::string_view phone,
                              epoch_ms at)

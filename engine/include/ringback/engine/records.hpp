@@ -277,7 +277,26 @@ struct message_record {
   message_channel channel = message_channel::sms;
 };
 
-/// An inbound SMS (logged; conversations come later).
+/// The parts of ringback that store something of an inbound text in
+/// transactions of their own after its row (bits of
+/// `inbound_message::pending`).
+enum inbound_consumer : std::uint8_t {
+  inbound_conversations = 1, ///< the transcript line, relay, owner's answer
+  inbound_runs = 2,          ///< the runs it resumes and the ones it starts
+};
+
+/// Both consumers: what a text that is not a keyword waits for.
+inline constexpr std::uint8_t inbound_all_consumers = inbound_conversations
+                                                      | inbound_runs;
+
+/// What `store::consume_inbound` found.
+enum class inbound_claim : std::uint8_t {
+  claimed,     ///< the consumer's bit was set and is now clear
+  done_before, ///< the bit was already clear: the part is stored
+  unknown,     ///< no row for that MessageSid (a text never stored)
+};
+
+/// An inbound SMS, stored once per MessageSid before its webhook is answered.
 struct inbound_message {
   std::string message_sid;
   std::string tenant_id;
@@ -285,6 +304,11 @@ struct inbound_message {
   std::string to;
   std::string body;
   epoch_ms received_at = 0;
+  /// The process that stored it (and hands it to its consumers).
+  std::string node_id = {};
+  /// The consumers (`inbound_consumer` bits) whose part is not stored yet;
+  /// each clears its bit in the transaction that stores its part.
+  std::uint8_t pending = 0;
 };
 
 /// Where a workflow run is in its life.

@@ -89,6 +89,15 @@ public:
   std::vector<engine::opt_out_state>
   opted_out(std::string_view tenant_id) override;
   bool insert_inbound(const engine::inbound_message& m) override;
+  engine::inbound_claim
+  consume_inbound(std::string_view message_sid,
+                  engine::inbound_consumer consumer) override;
+  void restore_inbound(std::string_view message_sid,
+                       engine::inbound_consumer consumer) override;
+  std::vector<engine::inbound_message>
+  pending_inbound(std::string_view tenant_id, std::string_view node_id,
+                  engine::epoch_ms since, engine::epoch_ms orphaned_before,
+                  std::size_t limit) override;
   void touch_contact(std::string_view tenant_id, std::string_view phone,
                      engine::epoch_ms at) override;
   std::vector<engine::message_record>

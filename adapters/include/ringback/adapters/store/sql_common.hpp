@@ -77,6 +77,9 @@ enum class sql_id : std::size_t {
   opted_out,
   insert_inbound,
   find_inbound,
+  consume_inbound,
+  restore_inbound,
+  pending_inbound,
   touch_contact,
   find_contact,
   insert_run,
@@ -386,7 +389,9 @@ void bind_inbound(Binder& b, const engine::inbound_message& m) {
     .text(m.from)
     .text(m.to)
     .text(m.body)
-    .int64(m.received_at);
+    .int64(m.received_at)
+    .text(m.node_id)
+    .int64(m.pending);
 }
 
 template <class Row>
@@ -398,6 +403,8 @@ engine::inbound_message read_inbound(const Row& r) {
   m.to = r.text(3);
   m.body = r.text(4);
   m.received_at = r.int64(5);
+  m.node_id = r.text(6);
+  m.pending = static_cast<std::uint8_t>(r.int64(7));
   return m;
 }
 
@@ -1158,6 +1165,44 @@ find_inbound(Driver& d, std::string_view sid) {
     sql_id::find_inbound, [&](auto& b) { b.text(sid); },
     [&](const auto& r) { m = read_inbound(r); });
   return m;
+}
+
+template <class Driver>
+engine::inbound_claim consume_inbound(Driver& d, std::string_view sid,
+                                      engine::inbound_consumer consumer) {
+  auto bit = static_cast<std::int64_t>(consumer);
+  if (d.execute(sql_id::consume_inbound,
+                [&](auto& b) { b.text(sid).int64(bit); })
+      == 1)
+    return engine::inbound_claim::claimed;
+  return find_inbound(d, sid) ? engine::inbound_claim::done_before
+                              : engine::inbound_claim::unknown;
+}
+
+template <class Driver>
+void restore_inbound(Driver& d, std::string_view sid,
+                     engine::inbound_consumer consumer) {
+  auto bit = static_cast<std::int64_t>(consumer);
+  d.execute(sql_id::restore_inbound, [&](auto& b) { b.text(sid).int64(bit); });
+}
+
+template <class Driver>
+std::vector<engine::inbound_message>
+pending_inbound(Driver& d, std::string_view tenant_id, std::string_view node_id,
+                engine::epoch_ms since, engine::epoch_ms orphaned_before,
+                std::size_t limit) {
+  std::vector<engine::inbound_message> xs;
+  d.query(
+    sql_id::pending_inbound,
+    [&](auto& b) {
+      b.text(tenant_id)
+        .text(node_id)
+        .int64(since)
+        .int64(orphaned_before)
+        .int64(sql_limit(limit));
+    },
+    [&](const auto& r) { xs.push_back(read_inbound(r)); });
+  return xs;
 }
 
 template <class Driver>
