@@ -36,6 +36,9 @@ constexpr std::size_t transcript_window = 30;
 /// What writing one transition did (filled on the store thread).
 struct write_result {
   bool won = false;
+  /// The job's text had its part stored already (a text handed on again
+  /// after a restart, or by another process): nothing was written.
+  bool stored_before = false;
   std::string error;
   /// The record now stored: the transition's when it won, the other
   /// writer's when it lost.
@@ -79,7 +82,21 @@ void write_transition(engine::store& db, const tenant_info& info,
                       const conversation_job& job, engine::epoch_ms now,
                       write_result& out) {
   out = write_result{};
+  // A text's part is stored once: its bit is cleared first (on PostgreSQL
+  // that locks the text's row until the commit, so a second process
+  // handling the same text waits here and then finds it done).
+  const bool from_text = !job.message_sid.empty();
+  auto claim = engine::inbound_claim::unknown;
+  if (from_text) {
+    claim = db.consume_inbound(job.message_sid, engine::inbound_conversations);
+    if (claim == engine::inbound_claim::done_before) {
+      out.stored_before = true;
+      return;
+    }
+  }
   if (!db.update_conversation(st.next, before.seq)) {
+    if (claim == engine::inbound_claim::claimed)
+      db.restore_inbound(job.message_sid, engine::inbound_conversations);
     out.rec = db.find_conversation(before.id);
     return;
   }
@@ -201,6 +218,13 @@ void next_job(conv_t* self) {
       break;
   }
   if (!step.changed) {
+    if (!job.message_sid.empty())
+      post_ahead(
+        *svc,
+        [sid = job.message_sid](engine::store& db) {
+          db.consume_inbound(sid, engine::inbound_conversations);
+        },
+        [](const std::string&) {});
     pop_job(st);
     next_job(self);
     return;
@@ -260,6 +284,16 @@ caf::behavior conversation_actor(
         // that is not due changes nothing) runs the queue again.
         self->delayed_send(self, svc->retry.base, job_atom_v,
                            conversation_job{job_kind::due, {}, {}, 0});
+        return;
+      }
+      if (res->stored_before) {
+        engine::log_info("conversation", "#" + std::to_string(st.rec.ref)
+                                           + ": text "
+                                           + st.jobs.front().message_sid
+                                           + " was handled before, skipped");
+        st.retries = 0;
+        pop_job(st);
+        next_job(self);
         return;
       }
       if (!res->won) {
@@ -384,6 +418,7 @@ public:
   /// last heard from; a problem is explained to the owner.
   void owner(const engine::inbound_event& ev) {
     auto reply = engine::parse_owner_reply(ev.body);
+    auto sid = ev.sid;
     auto found = std::make_shared<std::optional<conversation_record>>();
     auto notice = std::make_shared<std::vector<engine::message_record>>();
     auto info = info_;
@@ -394,7 +429,7 @@ public:
     auto business = ev.to;
     post_ahead(
       *svc_,
-      [found, notice, info, svc, reply, now, business](engine::store& db) {
+      [found, notice, info, svc, reply, now, business, sid](engine::store& db) {
         found->reset();
         notice->clear();
         const auto& tenant_id = info->tenant->id;
@@ -414,8 +449,11 @@ public:
           problem = "Nothing to send to #" + std::to_string((*found)->ref)
                     + ": write your text after the number.";
         if (problem.empty())
-          return;
+          return; // the conversation's transition stores the text's part
         found->reset();
+        if (db.consume_inbound(sid, engine::inbound_conversations)
+            == engine::inbound_claim::done_before)
+          return; // explained to the owner before
         conversation_record stand_in;
         stand_in.tenant_id = tenant_id;
         stand_in.business_number = business;
@@ -424,7 +462,8 @@ public:
                                      engine::send_kind::notification,
                                      "conversation/owner_help", now));
       },
-      [me, found, notice, outbox, text = reply.text](const std::string& error) {
+      [me, found, notice, outbox, text = reply.text,
+       sid](const std::string& error) {
         if (!error.empty()) {
           engine::log_error("conversation",
                             "routing the owner's reply failed: " + error);
@@ -433,13 +472,14 @@ public:
         if (!notice->empty())
           caf::anon_send(outbox, send_atom_v, *notice);
         if (*found)
-          caf::anon_send(me, job_atom_v, **found, text);
+          caf::anon_send(me, job_atom_v, **found, text, sid);
       });
   }
 
-  void owner_job(const conversation_record& rec, std::string text) {
+  void owner_job(const conversation_record& rec, std::string text,
+                 std::string sid) {
     auto& st = self_->state;
-    conversation_job job{job_kind::owner, std::move(text), {},
+    conversation_job job{job_kind::owner, std::move(text), std::move(sid),
                          svc_->clock->now()};
     if (st.live.count(rec.id) == 0) {
       st.loading[key_of(rec.id)].push_back(std::move(job));
@@ -616,8 +656,9 @@ caf::behavior conversations_actor(parent_t* self, tenant_info_ptr info,
       }
       host->adopt(*rec, key);
     },
-    [=](job_atom, const conversation_record& rec, std::string& text) {
-      host->owner_job(rec, std::move(text));
+    [=](job_atom, const conversation_record& rec, std::string& text,
+        std::string& sid) {
+      host->owner_job(rec, std::move(text), std::move(sid));
     },
     [=](arm_atom, std::int64_t id, engine::epoch_ms at) { host->arm(id, at); },
     [=](idle_atom, std::int64_t id) { host->idle(id); },

@@ -92,6 +92,14 @@ void actor_event_sink::deliver_sms(
   const std::string tenant_id = ev.raw.tenant_id;
   engine::inbound_message m{ev.sid, tenant_id, ev.from, ev.to, ev.body,
                             ev.raw.received_at};
+  m.node_id = svc_->node_id;
+  // A keyword is handled here, in the row's own transaction; any other text
+  // waits for its consumers (the conversations, the runs), each of which
+  // clears its bit when its part is stored: the tenant hands what is still
+  // pending to them again on start.
+  const auto keyword = engine::classify_keyword(m.body);
+  if (keyword.kind == engine::keyword_kind::none)
+    m.pending = engine::inbound_all_consumers;
   auto info = svc_->numbers ? svc_->numbers->find(tenant_id) : nullptr;
   auto out = std::make_shared<inbound_outcome>();
   auto svc = svc_;
@@ -101,13 +109,13 @@ void actor_event_sink::deliver_sms(
   // ledger, and a keyword's answer or a relayed reply does not wait behind
   // a backlog of audit rows.
   svc_->store->post_ahead(
-    [m, out, info, svc, node](engine::store& db) {
+    [m, keyword, out, info, svc, node](engine::store& db) {
       *out = inbound_outcome{};
       out->first = db.insert_inbound(m);
       if (!out->first)
         return;
       db.touch_contact(m.tenant_id, m.from, m.received_at);
-      out->keyword = engine::classify_keyword(m.body);
+      out->keyword = keyword;
       if (out->keyword.kind == engine::keyword_kind::none)
         return;
       if (out->keyword.kind != engine::keyword_kind::help) {

@@ -34,6 +34,8 @@ std::string cron_key(const std::string& name) {
 /// The host side of one tenant's runs; every member runs on the actor.
 class host {
 public:
+  using segments = std::vector<std::shared_ptr<stored_segment>>;
+
   host(state_t* self, tenant_info_ptr info, services_ptr svc, caf::actor outbox)
     : self_(self),
       info_(std::move(info)),
@@ -50,11 +52,18 @@ public:
   /// Starts every workflow of `trigger`.
   void start(const std::string& trigger, workflows::context vars,
              const std::string& call_sid) {
+    write(start_segments(trigger, std::move(vars), call_sid), {});
+  }
+
+  /// The first segments of every workflow of `trigger`, to write.
+  segments start_segments(const std::string& trigger, workflows::context vars,
+                          const std::string& call_sid) {
+    segments out;
     if (!svc_->workflows)
-      return;
+      return out;
     auto list = svc_->workflows->for_trigger(info_->tenant->id, trigger);
     if (list.empty())
-      return;
+      return out;
     auto t = now();
     vars = info_->with_calendar(std::move(vars), t);
     for (const auto& wf : list) {
@@ -66,13 +75,15 @@ public:
       if (auto i = vars.find("contact.phone"); i != vars.end())
         run.contact = i->second.to_text();
       ++self_->state.stats.started;
-      store(wf, r, std::move(run));
+      out.push_back(segment(wf, r, std::move(run)));
     }
+    return out;
   }
 
-  /// Writes a segment, then carries out what comes after it.
-  void store(const workflow_ptr& wf, const workflows::segment_result& r,
-             engine::run_record run) {
+  /// A segment to write: logged, with the AI events waiting for its run.
+  std::shared_ptr<stored_segment> segment(const workflow_ptr& wf,
+                                          const workflows::segment_result& r,
+                                          engine::run_record run) {
     log_segment(*wf, r,
                 who_ + (run.call_sid.empty() ? "" : " " + run.call_sid));
     auto seg = std::make_shared<stored_segment>(
@@ -81,26 +92,72 @@ public:
       seg->ai_events = std::move(i->second);
       ai_events_.erase(i);
     }
-    auto http = seg->http;
-    auto ai = seg->ai;
-    auto ids = std::make_shared<std::vector<std::int64_t>>();
-    auto won = std::make_shared<bool>(false);
+    return seg;
+  }
+
+  /// Writes a segment, then carries out what comes after it.
+  void store(const workflow_ptr& wf, const workflows::segment_result& r,
+             engine::run_record run) {
+    write({segment(wf, r, std::move(run))}, {});
+  }
+
+  /// Writes segments in one transaction, then carries out what comes after
+  /// each. With an inbound text's `sid` the transaction first clears the
+  /// runs' bit of that text, and writes nothing if it was clear already
+  /// (the text's runs were stored before: it was handed on again after a
+  /// restart); a text with no run to write still clears it.
+  void write(segments segs, std::string sid) {
+    if (segs.empty() && sid.empty())
+      return;
+    struct outcome {
+      std::vector<std::int64_t> ids;
+      bool won = false;
+      std::optional<workflows::http_action> http;
+      std::optional<workflows::ai_action> ai;
+    };
+    auto outs = std::make_shared<std::vector<outcome>>(segs.size());
+    for (std::size_t i = 0; i < segs.size(); ++i) {
+      (*outs)[i].http = segs[i]->http;
+      (*outs)[i].ai = segs[i]->ai;
+    }
+    auto before = std::make_shared<bool>(false);
     auto me = caf::actor{self_};
     svc_->store->post(
-      [seg, ids, won](engine::store& db) {
-        *won = write_segment(db, *seg, *ids);
+      [segs, outs, before, sid](engine::store& db) {
+        *before = !sid.empty()
+                  && db.consume_inbound(sid, engine::inbound_runs)
+                       == engine::inbound_claim::done_before;
+        if (*before)
+          return;
+        for (std::size_t i = 0; i < segs.size(); ++i) {
+          auto& o = (*outs)[i];
+          o.ids.clear();
+          o.won = write_segment(db, *segs[i], o.ids);
+        }
       },
-      [me, seg, ids, won, http, ai, wf](const std::string& error) {
+      [me, segs, outs, before, sid](const std::string& error) {
         if (!error.empty()) {
-          engine::log_error("workflow",
-                            wf->name + ": storing a run failed: " + error);
+          std::string names;
+          for (const auto& seg : segs)
+            names += (names.empty() ? "" : ", ") + seg->run.workflow;
+          engine::log_error("workflow", (names.empty() ? "text " + sid : names)
+                                          + ": storing failed: " + error);
           return;
         }
-        caf::anon_send(me, written_atom_v, seg, *ids, *won);
-        if (*won && http)
-          caf::anon_send(me, http_atom_v, seg->run.id, *http);
-        if (*won && ai)
-          caf::anon_send(me, ai_atom_v, seg->run.id, *ai);
+        if (*before) {
+          engine::log_info("workflow",
+                           "text " + sid + ": its runs were stored before");
+          return;
+        }
+        for (std::size_t i = 0; i < segs.size(); ++i) {
+          const auto& seg = segs[i];
+          auto& o = (*outs)[i];
+          caf::anon_send(me, written_atom_v, seg, o.ids, o.won);
+          if (o.won && o.http)
+            caf::anon_send(me, http_atom_v, seg->run.id, *o.http);
+          if (o.won && o.ai)
+            caf::anon_send(me, ai_atom_v, seg->run.id, *o.ai);
+        }
       });
   }
 
@@ -289,8 +346,20 @@ public:
   };
 
   void resume_loaded(loaded_run& l) {
+    if (auto r = resume_step(l))
+      store(r->wf, r->result, std::move(*l.run));
+  }
+
+  struct resumed {
+    workflow_ptr wf;
+    workflows::segment_result result;
+  };
+
+  /// Resumes a loaded run with its event, unless it moved on; a run whose
+  /// workflow is gone is recorded failed here (and nothing returned).
+  std::optional<resumed> resume_step(loaded_run& l) {
     if (!l.run)
-      return;
+      return std::nullopt;
     auto& run = *l.run;
     const auto kind = workflows::to_string(l.ev.what);
     bool fits = run.status == engine::run_status::waiting
@@ -302,10 +371,10 @@ public:
       // else: an AI turn answered for it is not recorded here.
       if (l.ev.what == resume_event::kind::ai)
         ai_events_.erase(run.id);
-      return;
+      return std::nullopt;
     }
     if (l.ev.what == resume_event::kind::timer && run.wake_at > now() + 5)
-      return; // re-armed later (a stale timer)
+      return std::nullopt; // re-armed later (a stale timer)
     auto wf = l.wf;
     if (!wf && l.source) {
       auto loaded = workflows::load_string(l.source->source, l.source->file);
@@ -338,42 +407,93 @@ public:
       auto expected = run.seq - 1;
       svc_->store->post(
         [run, expected](engine::store& db) { db.update_run(run, expected); });
-      return;
+      return std::nullopt;
     }
-    store(wf, r, std::move(run));
+    return resumed{std::move(wf), std::move(r)};
   }
 
-  /// Runs waiting for a reply from the sender, then sms.received.
+  /// What an inbound text found: the runs waiting for its sender's reply,
+  /// each with its workflow (as `load_and_resume` loads them).
+  struct sms_found {
+    engine::inbound_event ev;
+    std::vector<loaded_run> waiting;
+  };
+
+  /// An inbound text: the runs waiting for a reply from its sender resume
+  /// with it, then sms.received starts (not for the owner's texts: they
+  /// answer customers, which the conversations handle). Everything it
+  /// writes goes in one transaction with the text's runs bit
+  /// (`write`): a text handed on again after a restart starts and resumes
+  /// nothing twice.
   void on_sms(const engine::inbound_event& ev) {
-    auto me = caf::actor{self_};
-    auto found = std::make_shared<std::vector<engine::run_record>>();
+    const bool nothing_to_start
+      = from_owner(ev) || !svc_->workflows
+        || svc_->workflows->for_trigger(info_->tenant->id, "sms.received")
+             .empty();
+    auto out = std::make_shared<sms_found>();
+    out->ev = ev;
+    auto svc = svc_;
     auto tenant_id = info_->tenant->id;
-    auto from = ev.from;
+    auto me = caf::actor{self_};
     svc_->store->post(
-      [found, tenant_id, from](engine::store& db) {
-        *found = db.runs_waiting_for_reply(tenant_id, from);
+      [out, svc, tenant_id, nothing_to_start](engine::store& db) {
+        out->waiting.clear();
+        const auto& ev = out->ev;
+        for (auto& run : db.runs_waiting_for_reply(tenant_id, ev.from)) {
+          loaded_run l;
+          if (svc->workflows)
+            l.wf = svc->workflows->find_version(tenant_id, run.workflow,
+                                                run.version);
+          if (!l.wf)
+            l.source = db.find_workflow_version(tenant_id, run.workflow,
+                                                run.version);
+          l.run = std::move(run);
+          out->waiting.push_back(std::move(l));
+        }
+        // Nothing to resume or start: the text's runs part is this.
+        if (out->waiting.empty() && nothing_to_start)
+          db.consume_inbound(ev.sid, engine::inbound_runs);
       },
-      [me, found, ev](const std::string& error) {
-        if (!error.empty())
+      [me, out, nothing_to_start](const std::string& error) {
+        if (!error.empty()) {
+          // Still pending: handed on again at the next start.
           engine::log_error("workflow", "finding runs waiting for a reply "
                                         "failed: "
                                           + error);
-        resume_event r;
-        r.what = resume_event::kind::reply;
-        r.body = ev.body;
-        r.from = ev.from;
-        r.sid = ev.sid;
-        for (const auto& run : *found)
-          caf::anon_send(me, adopt_atom_v, run.id, r);
+          return;
+        }
+        if (out->waiting.empty() && nothing_to_start)
+          return;
+        caf::anon_send(me, loaded_atom_v, out);
       });
-    // The owner's texts answer customers (the conversations handle them):
-    // they resume runs waiting for the owner's reply but start nothing.
+  }
+
+  void sms_loaded(sms_found& f) {
+    const auto& ev = f.ev;
+    resume_event r;
+    r.what = resume_event::kind::reply;
+    r.body = ev.body;
+    r.from = ev.from;
+    r.sid = ev.sid;
+    segments segs;
+    for (auto& l : f.waiting) {
+      l.ev = r;
+      if (auto x = resume_step(l))
+        segs.push_back(segment(x->wf, x->result, std::move(*l.run)));
+    }
+    if (!from_owner(ev)) {
+      engine::inbound_message m{ev.sid, info_->tenant->id, ev.from,
+                                ev.to,  ev.body,           ev.raw.received_at};
+      for (auto& seg : start_segments(
+             "sms.received", workflows::sms_context(m, *info_->tenant), ""))
+        segs.push_back(std::move(seg));
+    }
+    write(std::move(segs), ev.sid);
+  }
+
+  bool from_owner(const engine::inbound_event& ev) const {
     const auto& owner = info_->tenant->owner_phone;
-    if (!owner.empty() && ev.from == owner)
-      return;
-    engine::inbound_message m{ev.sid, info_->tenant->id, ev.from,
-                              ev.to,  ev.body,           ev.raw.received_at};
-    start("sms.received", workflows::sms_context(m, *info_->tenant), "");
+    return !owner.empty() && ev.from == owner;
   }
 
   /// The on_transcription branch of a call's incoming run.
@@ -624,6 +744,8 @@ public:
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(
   std::shared_ptr<ringback::actors::host::loaded_run>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(
+  std::shared_ptr<ringback::actors::host::sms_found>)
 
 namespace ringback::actors {
 
@@ -669,6 +791,9 @@ caf::behavior runs_actor(caf::stateful_actor<runs_state>* self,
     },
     [=](loaded_atom, const std::shared_ptr<host::loaded_run>& l) {
       h->resume_loaded(*l);
+    },
+    [=](loaded_atom, const std::shared_ptr<host::sms_found>& f) {
+      h->sms_loaded(*f);
     },
     [=](written_atom, const std::shared_ptr<stored_segment>& seg,
         const std::vector<std::int64_t>& ids,

@@ -19,6 +19,14 @@ using state_t = caf::stateful_actor<tenant_state>;
 /// A crashing call is restored this many times, then left to the store.
 constexpr int max_restarts = 3;
 
+/// How far back a start looks for inbound texts whose parts were never
+/// stored (a consumer that kept failing leaves its text pending: this bounds
+/// how long it is retried).
+constexpr engine::epoch_ms inbound_horizon = 24 * 3600 * 1000;
+
+/// Most pending texts handed on per start.
+constexpr std::size_t inbound_limit = 100'000;
+
 /// Creates the call (incoming) or loads it (any other event) in the store and
 /// reports `(loaded_atom, sid, records, error, created)` back.
 void create_or_load(state_t* self, const services_ptr& svc,
@@ -327,6 +335,26 @@ caf::behavior tenant_actor(state_t* self,
       auto me = caf::actor{self};
       auto orphaned_before = svc->clock->now() - svc->adopt_after.count();
       auto tenant_id = tenant->id;
+      // Inbound texts stored (and answered) whose conversation or runs part
+      // was not: a crash in between. Handed to the consumers still to store
+      // theirs; each stores its part once (`consume_inbound`), so a text
+      // another process is handling meanwhile is not handled twice.
+      auto texts = std::make_shared<std::vector<engine::inbound_message>>();
+      auto since = svc->clock->now() - inbound_horizon;
+      svc->store->post(
+        [texts, svc, tenant_id, since, orphaned_before](engine::store& db) {
+          *texts = db.pending_inbound(tenant_id, svc->node_id, since,
+                                      orphaned_before, inbound_limit);
+        },
+        [me, texts](const std::string& error) {
+          if (!error.empty()) {
+            engine::log_error("tenant",
+                              "recovering inbound texts failed: " + error);
+            return;
+          }
+          if (!texts->empty())
+            caf::anon_send(me, recover_atom_v, *texts);
+        });
       svc->store->post(
         [found, svc, orphaned_before, tenant_id](engine::store& db) {
           found->clear();
@@ -348,6 +376,29 @@ caf::behavior tenant_actor(state_t* self,
         engine::log_info(component, rec.call_sid + ": resumed after restart");
         ++self->state.restored;
         spawn_call(std::move(rec), false, nullptr);
+      }
+    },
+    [=](recover_atom, std::vector<engine::inbound_message>& texts) {
+      engine::log_info(component,
+                       std::to_string(texts.size())
+                         + " inbound texts handed on again after a restart");
+      for (auto& m : texts) {
+        inbound_event ev;
+        ev.what = inbound_event::kind::sms;
+        ev.sid = m.message_sid;
+        ev.from = m.from;
+        ev.to = m.to;
+        ev.body = m.body;
+        ev.raw.tenant_id = m.tenant_id;
+        ev.raw.kind = "sms";
+        ev.raw.call_sid = m.message_sid;
+        ev.raw.received_at = m.received_at;
+        if ((m.pending & engine::inbound_runs) != 0)
+          self->send(runs, event_atom_v, ev,
+                     std::shared_ptr<engine::voice_reply>{});
+        if ((m.pending & engine::inbound_conversations) != 0)
+          self->send(conversations, event_atom_v, std::move(ev),
+                     std::shared_ptr<engine::voice_reply>{});
       }
     },
     [=](stats_atom) {

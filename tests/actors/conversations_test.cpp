@@ -348,6 +348,57 @@ TEST_F(Conversations, AnUnknownReferenceIsExplainedToTheOwner) {
   EXPECT_TRUE(texts_to(ann).empty());
 }
 
+TEST_F(Conversations, TheOwnersAnswerStoredBeforeACrashReachesTheCustomerOnce) {
+  sms(*a_, ann, "can someone come today?");
+  EXPECT_EQ(db_.find_inbound("SM1")->pending, 0) << "both parts stored";
+  a_->store_q.close();
+  sms(*a_, owner, "on my way");
+  a_->store_q.open_ahead(); // the owner's text commits, then kill -9
+  caf::anon_send_exit(a_->tenant, caf::exit_reason::kill);
+  caf::anon_send_exit(a_->outbox, caf::exit_reason::kill);
+  sched_.run();
+  EXPECT_EQ(db_.find_inbound("SM2")->pending, engine::inbound_all_consumers);
+  EXPECT_TRUE(texts_to(ann).empty());
+  auto* again = start("node-a"); // recovers
+  EXPECT_EQ(texts_to(ann), std::vector<std::string>{"on my way"});
+  EXPECT_EQ(transcript(ann),
+            (std::vector<std::string>{"customer: can someone come today?",
+                                      "owner: on my way"}));
+  EXPECT_EQ(db_.find_inbound("SM2")->pending, 0);
+  caf::anon_send(again->tenant, actors::recover_atom_v);
+  sched_.run();
+  EXPECT_EQ(texts_to(ann).size(), 1u);
+}
+
+TEST_F(Conversations, ATextHandedOnAgainIsNotHandledTwice) {
+  // What a restart or a second process does with a text it finds pending
+  // while its part is being stored meanwhile: the store has the last word.
+  sms(*a_, ann, "hi");
+  sms(*a_, owner, "#9 hello"); // explained to the owner
+  ASSERT_EQ(texts_to(owner).size(), 2u);
+  auto again = [&](const std::string& sid, const std::string& from,
+                   const std::string& body) {
+    inbound_event ev;
+    ev.what = inbound_event::kind::sms;
+    ev.sid = sid;
+    ev.from = from;
+    ev.to = business;
+    ev.body = body;
+    ev.raw.tenant_id = "acme";
+    caf::anon_send(a_->tenant, actors::event_atom_v, ev,
+                   std::shared_ptr<engine::voice_reply>{});
+    sched_.run();
+  };
+  again("SM1", ann, "hi");
+  again("SM2", owner, "#9 hello");
+  EXPECT_EQ(texts_to(owner).size(), 2u);
+  EXPECT_EQ(transcript(ann), std::vector<std::string>{"customer: hi"});
+  // A text whose part was not stored is handled (no row at all: a test's
+  // or an older process's event).
+  again("SM3", ann, "still there?");
+  EXPECT_EQ(texts_to(owner).size(), 3u);
+}
+
 TEST_F(Conversations, OwnerAndTimerRacingOnTwoProcessesHaveOneOutcome) {
   auto* b = start("node-b");
   sms(*a_, ann, "anyone there?");

@@ -1053,6 +1053,12 @@ TEST_F(Inbound, ATextIsAnsweredOnlyOnceItIsStored) {
   ASSERT_EQ(reply->answers.size(), 1u);
   EXPECT_TRUE(reply->answers[0].verbs.empty()) << "an empty answer";
   EXPECT_EQ(to_tenant_, std::vector<std::string>{"is anyone there?"});
+  // Stored with this process's name and both consumers still to store
+  // their parts (the conversations, the runs: a restart hands it on).
+  auto row = a_->db.find_inbound("SM40");
+  ASSERT_TRUE(row);
+  EXPECT_EQ(row->node_id, a_->svc->node_id);
+  EXPECT_EQ(row->pending, engine::inbound_all_consumers);
   // A carrier retry is answered too (its row is there), and not handed on.
   auto again = std::make_shared<testkit::recorded_reply>();
   sms("SM40", "+15552400", "is anyone there?", acme_number, "acme", again);
@@ -1066,6 +1072,8 @@ TEST_F(Inbound, ATextIsAnsweredOnlyOnceItIsStored) {
   ASSERT_TRUE(a_->store_q.drain_ahead([&] { sched_.run(); }));
   EXPECT_EQ(stop->answers.size(), 1u);
   EXPECT_TRUE(a_->db.find_opt_out("acme", "+15552400")->opted_out);
+  EXPECT_EQ(a_->db.find_inbound("SM41")->pending, 0) << "handled in its row's "
+                                                        "transaction";
   a_->store_q.open();
   sched_.run();
 }

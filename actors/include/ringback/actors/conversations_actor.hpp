@@ -18,7 +18,9 @@ struct conversation_job {
   enum class kind : std::uint8_t { customer, owner, due };
   kind what = kind::due;
   std::string body;        ///< customer / owner text
-  std::string message_sid; ///< customer: the inbound MessageSid
+  /// customer / owner: the inbound text's MessageSid (its part is stored
+  /// once: `store::consume_inbound` in the transition's transaction).
+  std::string message_sid;
   engine::epoch_ms at = 0;
 };
 
