@@ -345,6 +345,16 @@ caf::behavior tenant_actor(state_t* self,
         [texts, svc, tenant_id, since, orphaned_before](engine::store& db) {
           *texts = db.pending_inbound(tenant_id, svc->node_id, since,
                                       orphaned_before, inbound_limit);
+          // This process's own texts, received since it started, are in
+          // its consumers' hands already.
+          if (svc->started_at > 0)
+            texts->erase(std::remove_if(texts->begin(), texts->end(),
+                                        [&](const auto& m) {
+                                          return m.node_id == svc->node_id
+                                                 && m.received_at
+                                                      >= svc->started_at;
+                                        }),
+                         texts->end());
         },
         [me, texts](const std::string& error) {
           if (!error.empty()) {
@@ -379,6 +389,7 @@ caf::behavior tenant_actor(state_t* self,
       }
     },
     [=](recover_atom, std::vector<engine::inbound_message>& texts) {
+      self->state.texts_handed_on += texts.size();
       engine::log_info(component,
                        std::to_string(texts.size())
                          + " inbound texts handed on again after a restart");
@@ -403,8 +414,9 @@ caf::behavior tenant_actor(state_t* self,
     },
     [=](stats_atom) {
       const auto& st = self->state;
-      return tenant_stats{st.calls.size(), st.loading.size(), st.timers.size(),
-                          st.restored, st.passivated};
+      return tenant_stats{st.calls.size(),  st.loading.size(),
+                          st.timers.size(), st.restored,
+                          st.passivated,    st.texts_handed_on};
     },
   };
 }

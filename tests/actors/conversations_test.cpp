@@ -76,6 +76,7 @@ struct node {
     db.migrate();
     auto s = testkit::node_services(store_q, kv_q, carrier_q, clock,
                                     std::move(id));
+    s->started_at = clock.now();
     auto wf = workflows::load_string(ai_takeover, "ai_takeover.yaml");
     EXPECT_TRUE(wf.ok()) << workflows::to_string(wf.diagnostics);
     workflows::catalog cat;
@@ -359,6 +360,7 @@ TEST_F(Conversations, TheOwnersAnswerStoredBeforeACrashReachesTheCustomerOnce) {
   sched_.run();
   EXPECT_EQ(db_.find_inbound("SM2")->pending, engine::inbound_all_consumers);
   EXPECT_TRUE(texts_to(ann).empty());
+  advance(1s);
   auto* again = start("node-a"); // recovers
   EXPECT_EQ(texts_to(ann), std::vector<std::string>{"on my way"});
   EXPECT_EQ(transcript(ann),

@@ -316,6 +316,7 @@ struct node {
     s->public_url = base_url;
     testkit::use_test_timing(*s);
     s->run_limits = limits;
+    s->started_at = clock.now();
     workflows::catalog cat;
     for (const auto& wf : wfs)
       EXPECT_TRUE(cat.add(wf)) << workflows::to_string(cat.diagnostics());
@@ -1188,9 +1189,11 @@ TEST_F(WorkflowRuns, ATextStoredBeforeACrashIsHandledOnceAfterTheRestart) {
   EXPECT_EQ(texts().size(), 1u);
   EXPECT_EQ(relays(nodes_), 0u);
 
+  advance(1s);
   auto& again = start("node-a");
   caf::anon_send(again.tenant, actors::recover_atom_v);
   sched_.run();
+  EXPECT_EQ(tenant_of(again).texts_handed_on, 1u);
   EXPECT_EQ(texts().back(),
             std::string(owner) + ": " + caller + " wrote: My sink is leaking");
   EXPECT_EQ(the_run("CA1", "ask").status, run_status::finished);
@@ -1199,9 +1202,11 @@ TEST_F(WorkflowRuns, ATextStoredBeforeACrashIsHandledOnceAfterTheRestart) {
   EXPECT_EQ(db_.find_inbound("SM1")->pending, 0);
 
   stop(again);
+  advance(1s);
   auto& third = start("node-a");
   caf::anon_send(third.tenant, actors::recover_atom_v);
   sched_.run();
+  EXPECT_EQ(tenant_of(third).texts_handed_on, 0u);
   EXPECT_EQ(texts().size(), 2u);
   EXPECT_EQ(runs("", "inbox").size(), 1u);
   EXPECT_EQ(relays(nodes_), 1u);
@@ -1226,6 +1231,7 @@ TEST_F(WorkflowRuns, ACrashBetweenTheTwoPartsOfATextRedoesOnlyTheMissingOne) {
   EXPECT_EQ(the_run("CA1", "ask").waiting_for, "reply");
   EXPECT_TRUE(runs("", "inbox").empty());
 
+  advance(1s);
   auto& again = start("node-a");
   caf::anon_send(again.tenant, actors::recover_atom_v);
   sched_.run();
@@ -1275,6 +1281,30 @@ TEST_F(WorkflowRuns, AnotherNodeTakesOnTheTextsOfANodeThatNeverCameBack) {
   sched_.run();
   EXPECT_EQ(runs("", "inbox").size(), 1u);
   EXPECT_EQ(relays(nodes_), 1u);
+}
+
+TEST_F(WorkflowRuns, AStartHandsOnOnlyTheTextsOfEarlierProcesses) {
+  // A text this process received since it started is in its consumers'
+  // hands (here: their store jobs held) when its tenant reads what is
+  // pending: it is not handed on a second time.
+  use({inbox_yaml});
+  auto& a = start("node-a");
+  advance(1s);
+  a.store_q.close();
+  auto ev = sms_event("SM1", caller, "anyone?");
+  ev.raw.received_at = clock_.now();
+  ingress(a, ev);
+  a.store_q.open_ahead();
+  sched_.run();
+  ASSERT_EQ(db_.find_inbound("SM1")->pending, engine::inbound_all_consumers);
+  caf::anon_send(a.tenant, actors::recover_atom_v);
+  sched_.run();
+  a.store_q.open();
+  sched_.run();
+  EXPECT_EQ(tenant_of(a).texts_handed_on, 0u);
+  EXPECT_EQ(runs("", "inbox").size(), 1u);
+  EXPECT_EQ(relays(nodes_), 1u);
+  EXPECT_EQ(db_.find_inbound("SM1")->pending, 0);
 }
 
 TEST_F(WorkflowRuns, AHandledTextLeavesNothingPending) {

@@ -384,6 +384,7 @@ std::optional<std::string> service::start() {
   d.webhooks = std::make_unique<adapters::twilio_webhooks>(wo, cfg.tenants,
                                                            *d.sink, d.clock);
   // Resume what a previous run left unfinished before taking new requests.
+  svc->started_at = d.clock.now();
   caf::anon_send(d.outbox, actors::recover_atom_v);
   for (const auto& t : d.tenants)
     caf::anon_send(t, actors::recover_atom_v);

@@ -124,6 +124,8 @@ struct tenant_stats {
   /// Ringing calls whose actor was let go while quiescent (so far); such a
   /// call keeps its timer in `timers` and is not in `live_calls`.
   std::size_t passivated = 0;
+  /// Inbound texts a start handed on again (their parts not stored).
+  std::size_t texts_handed_on = 0;
 };
 
 /// Statistics a tenant's runs actor reports on `stats_atom`.

@@ -52,6 +52,10 @@ struct services {
   /// Calls whose fallback is overdue by this much are adopted from a process
   /// that did not come back.
   std::chrono::milliseconds adopt_after{std::chrono::minutes{2}};
+  /// When this process began taking requests (0: unknown). The inbound
+  /// texts it stored since are being handled: a start hands on only texts
+  /// of this node received before it.
+  engine::epoch_ms started_at = 0;
   /// A ringing call's actor that has been quiescent this long is let go (0:
   /// at once); its tenant keeps the timer and its next event reloads it from
   /// the store. nullopt: never (`calls.passivate_after: off`).

@@ -40,6 +40,8 @@ struct tenant_state {
   engine::deadline_queue idle;
   engine::epoch_ms wake_at = 0; // earliest wake-up already scheduled
   std::size_t restored = 0;
+  /// Inbound texts handed on again to their consumers at starts (so far).
+  std::size_t texts_handed_on = 0;
   std::size_t passivated = 0; // call actors let go while ringing
   caf::actor runs; // the tenant's runs actor (linked)
   caf::actor conversations; // the tenant's conversations actor (linked)
