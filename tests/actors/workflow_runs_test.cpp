@@ -470,6 +470,19 @@ protected:
            const std::string& body) {
     deliver(n, sms_event(sid, from, body));
   }
+  /// A caller's text through `n`'s ingress with its store closed, then
+  /// only its row's job run: stored and answered, its consumers' store jobs
+  /// held (a crash now loses them).
+  reply_ptr text_stored_only(node& n, const std::string& sid,
+                             const std::string& body) {
+    n.store_q.close();
+    auto ev = sms_event(sid, caller, body);
+    ev.raw.received_at = clock_.now();
+    auto answered = ingress(n, ev);
+    n.store_q.open_ahead();
+    sched_.run();
+    return answered;
+  }
 
   void transcription(node& n, const std::string& call_sid,
                      const std::string& step, const std::string& text,
@@ -1174,12 +1187,7 @@ TEST_F(WorkflowRuns, ATextStoredBeforeACrashIsHandledOnceAfterTheRestart) {
   incoming(a, "CA1");
   dial_result(a, "CA1", "no-answer");
   ASSERT_EQ(the_run("CA1", "ask").waiting_for, "reply");
-  a.store_q.close();
-  auto ev = sms_event("SM1", caller, "My sink is leaking");
-  ev.raw.received_at = clock_.now();
-  auto answered = ingress(a, ev);
-  a.store_q.open_ahead(); // the text's row commits
-  sched_.run();
+  auto answered = text_stored_only(a, "SM1", "My sink is leaking");
   EXPECT_EQ(answered->answers.size(), 1u) << "answered once stored";
   stop(a); // and the process dies before anything else does
   auto stored = db_.find_inbound("SM1");
@@ -1254,12 +1262,7 @@ TEST_F(WorkflowRuns, ACrashBetweenTheTwoPartsOfATextRedoesOnlyTheMissingOne) {
 TEST_F(WorkflowRuns, AnotherNodeTakesOnTheTextsOfANodeThatNeverCameBack) {
   use({inbox_yaml});
   auto& a = start("node-a");
-  a.store_q.close();
-  auto ev = sms_event("SM1", caller, "anyone?");
-  ev.raw.received_at = clock_.now();
-  ingress(a, ev);
-  a.store_q.open_ahead();
-  sched_.run();
+  text_stored_only(a, "SM1", "anyone?");
   stop(a);
   // Too early: node-a may be about to come back and hand it on itself.
   auto& b = start("node-b");
@@ -1290,12 +1293,7 @@ TEST_F(WorkflowRuns, AStartHandsOnOnlyTheTextsOfEarlierProcesses) {
   use({inbox_yaml});
   auto& a = start("node-a");
   advance(1s);
-  a.store_q.close();
-  auto ev = sms_event("SM1", caller, "anyone?");
-  ev.raw.received_at = clock_.now();
-  ingress(a, ev);
-  a.store_q.open_ahead();
-  sched_.run();
+  text_stored_only(a, "SM1", "anyone?");
   ASSERT_EQ(db_.find_inbound("SM1")->pending, engine::inbound_all_consumers);
   caf::anon_send(a.tenant, actors::recover_atom_v);
   sched_.run();
